@@ -1,0 +1,162 @@
+#include "gateway/config.hpp"
+
+#include <fstream>
+#include <regex>
+#include <sstream>
+
+#include "gateway/identifiers.hpp"
+
+namespace omnigate {
+namespace {
+
+bool valid_account_name(const std::string& name) {
+  static const std::regex pattern("[A-Za-z0-9_-]{1,64}");
+  return std::regex_match(name, pattern);
+}
+
+milliseconds ms_at_least(ConfigMap& map, const std::string& key, milliseconds fallback,
+                         milliseconds min) {
+  milliseconds value = map.duration(key, fallback);
+  if (value < min) {
+    map.problem(key, "must be at least " + std::to_string(min.count()) + "ms");
+    return fallback;
+  }
+  return value;
+}
+
+void read_http(ConfigMap map, HttpConfig& http) {
+  http.address = map.string("address", http.address);
+  http.port = static_cast<int>(map.integer("port", http.port, 0, 65535));
+  http.threads = static_cast<int>(map.integer("threads", http.threads, 2, 4096));
+  http.listen_backlog =
+      static_cast<int>(map.integer("listen_backlog", http.listen_backlog, 16, 65535));
+  http.tcp_nodelay = map.boolean("tcp_nodelay", http.tcp_nodelay);
+  http.keep_alive_timeout =
+      ms_at_least(map, "keep_alive_timeout", http.keep_alive_timeout, milliseconds(1000));
+  http.keep_alive_max_requests = static_cast<int>(
+      map.integer("keep_alive_max_requests", http.keep_alive_max_requests, 1, 100'000'000));
+  http.read_timeout = ms_at_least(map, "read_timeout", http.read_timeout, milliseconds(100));
+  http.write_timeout = ms_at_least(map, "write_timeout", http.write_timeout, milliseconds(100));
+  http.retry_after = ms_at_least(map, "retry_after", http.retry_after, milliseconds(1000));
+  http.max_body = map.size("max_body", http.max_body);
+  if (http.max_body < 1024) map.problem("max_body", "must be at least 1KiB");
+  http.noop_route = map.boolean("noop_route", http.noop_route);
+  map.finish();
+}
+
+void read_nats(ConfigMap map, NatsConfig& nats) {
+  nats.url = map.string("url", nats.url);
+  nats.client_name = map.string("client_name", nats.client_name);
+  nats.user = map.string("user", "");
+  nats.password = map.string("password", "");
+  nats.token = map.string("token", "");
+  nats.credentials_file = map.string("credentials_file", "");
+  nats.connect_timeout =
+      ms_at_least(map, "connect_timeout", nats.connect_timeout, milliseconds(100));
+  nats.reconnect_wait = ms_at_least(map, "reconnect_wait", nats.reconnect_wait, milliseconds(10));
+  nats.publish_timeout =
+      ms_at_least(map, "publish_timeout", nats.publish_timeout, milliseconds(100));
+  nats.ack_wait = ms_at_least(map, "ack_wait", nats.ack_wait, milliseconds(50));
+  nats.dedup_horizon = ms_at_least(map, "dedup_horizon", nats.dedup_horizon, milliseconds(1000));
+  nats.manage_streams = map.boolean("manage_streams", nats.manage_streams);
+  ConfigMap stream = map.map("stream");
+  nats.stream.name = stream.string("name", nats.stream.name);
+  nats.stream.replicas = static_cast<int>(stream.integer("replicas", 1, 1, 5));
+  nats.stream.duplicate_window = ms_at_least(stream, "duplicate_window",
+                                             nats.stream.duplicate_window, milliseconds(1000));
+  nats.stream.max_age = stream.duration("max_age", nats.stream.max_age);
+  nats.stream.max_bytes = stream.integer("max_bytes", -1, -1, INT64_MAX);
+  stream.finish();
+  if (!nats.user.empty() && nats.password.empty()) map.problem("password", "is required with user");
+  map.finish();
+}
+
+void read_identity(ConfigMap map, IdentityConfig& identity) {
+  identity.default_region = map.string("default_region", identity.default_region);
+  if (!is_supported_region(identity.default_region)) {
+    map.problem("default_region", "'" + identity.default_region +
+                                      "' is not a region libphonenumber knows (use ISO 3166 "
+                                      "alpha-2, e.g. RU, KZ, BY, DE)");
+  }
+  map.finish();
+}
+
+void read_log(ConfigMap map, LogConfig& log) {
+  log.level = map.string("level", log.level);
+  if (log.level != "debug" && log.level != "info" && log.level != "warn" && log.level != "error") {
+    map.problem("level", "must be one of debug, info, warn, error");
+  }
+  log.include_personal_data = map.boolean("include_personal_data", log.include_personal_data);
+  map.finish();
+}
+
+void read_channels(ConfigMap map, Config& config) {
+  std::vector<std::string> registered;
+  for (const auto& registration : connector_registry()) registered.push_back(registration.channel);
+  std::set<std::string> present;
+  for (const auto& name : map.keys()) present.insert(name);
+
+  for (const auto& registration : connector_registry()) {
+    std::vector<ConfigMap> accounts = map.list_of_maps(registration.channel);
+    if (!present.count(registration.channel)) continue;
+    auto connector = registration.factory();
+    std::set<std::string> seen;
+    for (auto& entry : accounts) {
+      std::string account = entry.required_string("account");
+      if (!account.empty() && !valid_account_name(account)) {
+        entry.problem("account", "'" + account + "' must match [A-Za-z0-9_-]{1,64}");
+      } else if (!account.empty() && !seen.insert(account).second) {
+        entry.problem("account", "'" + account + "' is configured twice for this channel");
+      }
+      connector->read_account(account, entry);
+      entry.finish();
+    }
+    config.connectors.push_back(std::move(connector));
+  }
+  map.finish();  // a channel nobody registered is an unknown key, with the valid list
+}
+
+}  // namespace
+
+Connector* Config::connector(std::string_view channel) const {
+  for (const auto& connector : connectors) {
+    if (connector->channel() == channel) return connector.get();
+  }
+  return nullptr;
+}
+
+Result<Config> load_config_text(const std::string& text, const std::string& file_name,
+                                ConfigContext& context) {
+  YAML::Node root;
+  try {
+    root = YAML::Load(text);
+  } catch (const YAML::Exception& e) {
+    context.problem(e.mark, "not valid YAML: " + e.msg);
+    return make_error(ErrorCode::invalid_field, "config", context.problems_text());
+  }
+  Config config;
+  config.file = file_name;
+  ConfigMap top(root, "", "", context);
+  read_http(top.map("http"), config.http);
+  read_nats(top.map("nats"), config.nats);
+  read_identity(top.map("identity"), config.identity);
+  read_log(top.map("log"), config.log);
+  read_channels(top.map("channels"), config);
+  top.finish();
+  config.known_paths = context.known_paths;
+  if (!context.problems.empty()) {
+    return make_error(ErrorCode::invalid_field, "config", context.problems_text());
+  }
+  return config;
+}
+
+Result<Config> load_config_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return make_error(ErrorCode::invalid_field, "config", path + ": cannot open file\n");
+  std::ostringstream text;
+  text << in.rdbuf();
+  ConfigContext context(path);
+  return load_config_text(text.str(), path, context);
+}
+
+}  // namespace omnigate

@@ -1,0 +1,84 @@
+// The gateway's configuration: one YAML file, see config/omnigate.example.yaml for every key.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "gateway/connector.hpp"
+#include "gateway/error.hpp"
+
+namespace omnigate {
+
+using std::chrono::milliseconds;
+
+struct HttpConfig {
+  std::string address = "0.0.0.0";
+  int port = 8080;
+  int threads = 64;  // one per concurrent keep-alive connection (cpp-httplib's model)
+  int listen_backlog = 1024;
+  bool tcp_nodelay = true;
+  milliseconds keep_alive_timeout{30'000};
+  int keep_alive_max_requests = 100'000;
+  milliseconds read_timeout{10'000};
+  milliseconds write_timeout{10'000};
+  milliseconds retry_after{5'000};
+  uint64_t max_body = 1024 * 1024;
+  bool noop_route = false;
+};
+
+struct StreamConfig {
+  std::string name = "OMNIGATE_INTERACTIONS";
+  int replicas = 1;
+  milliseconds duplicate_window{120'000};
+  milliseconds max_age{0};
+  int64_t max_bytes = -1;
+};
+
+struct NatsConfig {
+  std::string url = "nats://127.0.0.1:4222";
+  std::string client_name = "omnigate";
+  std::string user;
+  std::string password;
+  std::string token;
+  std::string credentials_file;
+  milliseconds connect_timeout{2'000};
+  milliseconds reconnect_wait{500};
+  milliseconds publish_timeout{5'000};
+  milliseconds ack_wait{2'000};
+  milliseconds dedup_horizon{7LL * 24 * 3600 * 1000};
+  bool manage_streams = true;
+  StreamConfig stream;
+};
+
+struct IdentityConfig {
+  std::string default_region = "RU";
+};
+
+struct LogConfig {
+  std::string level = "info";  // debug | info | warn | error
+  bool include_personal_data = false;
+};
+
+struct Config {
+  std::string file;
+  HttpConfig http;
+  NatsConfig nats;
+  IdentityConfig identity;
+  LogConfig log;
+  std::vector<std::unique_ptr<Connector>> connectors;  // one per configured channel
+  std::set<std::string> known_paths;                   // every key the loader knows
+
+  Connector* connector(std::string_view channel) const;
+};
+
+// Loads and validates a config file. On failure the error's detail lists every problem,
+// one per line, as "file:line:column: message".
+Result<Config> load_config_file(const std::string& path);
+Result<Config> load_config_text(const std::string& text, const std::string& file_name,
+                                ConfigContext& context);
+
+}  // namespace omnigate

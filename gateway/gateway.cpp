@@ -1,0 +1,245 @@
+#include "gateway/gateway.hpp"
+
+#include <httplib.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <regex>
+
+#include "gateway/log.hpp"
+
+namespace omnigate {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+bool valid_account_segment(const std::string& account) {
+  if (account.empty() || account.size() > 64) return false;
+  return std::all_of(account.begin(), account.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-';
+  });
+}
+
+void write_reply(const Reply& reply, httplib::Response& res) {
+  res.status = reply.status;
+  for (const auto& [name, value] : reply.headers) res.set_header(name, value);
+  res.set_content(reply.body, reply.content_type);
+}
+
+InboundRequest inbound_from(const httplib::Request& req, std::string_view account,
+                            Clock::time_point deadline) {
+  InboundRequest in;
+  in.method = req.method;
+  in.path = req.path;
+  in.account = account;
+  in.body = req.body;
+  in.remote_addr = req.remote_addr;
+  in.deadline = deadline;
+  in.headers.reserve(req.headers.size());
+  for (const auto& [name, value] : req.headers) in.headers.emplace_back(name, value);
+  for (const auto& [name, value] : req.params) in.query.emplace_back(name, value);
+  return in;
+}
+
+}  // namespace
+
+Gateway::Gateway(Config config)
+    : config_(std::move(config)), server_(std::make_unique<httplib::Server>()) {}
+
+Gateway::~Gateway() {
+  stop();
+  for (auto& connector : config_.connectors) connector->stop();
+}
+
+Result<std::unique_ptr<Gateway>> Gateway::create(Config config) {
+  std::unique_ptr<Gateway> gateway(new Gateway(std::move(config)));
+  log::set_level(gateway->config_.log.level);
+  auto publisher = Publisher::start(gateway->config_.nats, gateway->metrics_);
+  if (!publisher) return publisher.error();
+  gateway->publisher_ = std::move(publisher.value());
+  gateway->pipeline_ =
+      std::make_unique<Pipeline>(gateway->config_, *gateway->publisher_, gateway->metrics_);
+  gateway->add_builtin_routes();
+  GatewayContext context{gateway->config_, *gateway->pipeline_, gateway->metrics_};
+  for (auto& connector : gateway->config_.connectors) connector->start(context, *gateway);
+  return gateway;
+}
+
+uint64_t Gateway::body_cap_for(const std::string& method, const std::string& path) const {
+  for (const auto& route : routes_) {
+    std::string prefix = "/v1/" + route.channel + "/";
+    if (route.method == method && path.rfind(prefix, 0) == 0) {
+      return route.max_body ? route.max_body : config_.http.max_body;
+    }
+  }
+  return config_.http.max_body;
+}
+
+void Gateway::add_channel_route(RouteSpec spec) {
+  routes_.push_back(spec);
+  const std::string route_label = spec.method + " /v1/" + spec.channel + "/:account";
+  const uint64_t cap = spec.max_body ? spec.max_body : config_.http.max_body;
+  Connector* connector = config_.connector(spec.channel);
+  auto handler = [this, spec, route_label, cap, connector](const httplib::Request& req,
+                                                          httplib::Response& res) {
+    const std::string& account = req.matches[1].str();
+    Reply reply;
+    if (req.body.size() > cap) {
+      metrics_.rejected.inc({spec.channel, "payload_too_large"});
+      reply = Reply::error(make_error(ErrorCode::payload_too_large, "route",
+                                      "the body is larger than " + std::to_string(cap) +
+                                          " bytes allowed for this route"));
+    } else if (!valid_account_segment(account) || !connector || !connector->has_account(account)) {
+      reply = Reply::error(make_error(ErrorCode::unknown_account, "route",
+                                      "no " + spec.channel + " account named '" +
+                                          (valid_account_segment(account) ? account : "?") +
+                                          "' is configured"));
+    } else {
+      auto deadline = Clock::now() + config_.nats.publish_timeout;
+      reply = spec.handler(inbound_from(req, account, deadline));
+    }
+    if (reply.status == 503 || reply.status == 429) {
+      // Connectors answer with the configured Retry-After; fill it in when they did not.
+      bool has_retry = std::any_of(reply.headers.begin(), reply.headers.end(),
+                                   [](const auto& h) { return iequals(h.first, "Retry-After"); });
+      if (!has_retry) {
+        auto seconds = std::chrono::duration_cast<std::chrono::seconds>(config_.http.retry_after);
+        reply.headers.emplace_back("Retry-After", std::to_string(seconds.count()));
+      }
+    }
+    metrics_.http_requests.inc({route_label, std::to_string(reply.status)});
+    write_reply(reply, res);
+  };
+  std::string pattern = "/v1/" + spec.channel + "/([^/]+)";
+  if (spec.method == "POST") server_->Post(pattern, handler);
+  else if (spec.method == "GET") server_->Get(pattern, handler);
+  else if (spec.method == "PUT") server_->Put(pattern, handler);
+  else if (spec.method == "DELETE") server_->Delete(pattern, handler);
+  else log::error("http", "unsupported method " + spec.method + " for " + route_label);
+}
+
+void Gateway::add_builtin_routes() {
+  auto counted = [this](std::string label, std::function<Reply(const httplib::Request&)> fn) {
+    return [this, label = std::move(label), fn = std::move(fn)](const httplib::Request& req,
+                                                                httplib::Response& res) {
+      Reply reply = fn(req);
+      metrics_.http_requests.inc({label, std::to_string(reply.status)});
+      write_reply(reply, res);
+    };
+  };
+  server_->Get("/healthz", counted("GET /healthz", [](const httplib::Request&) {
+                 return Reply::json(200, {{"status", "ok"}});
+               }));
+  server_->Get("/readyz", counted("GET /readyz", [this](const httplib::Request&) {
+                 auto ready = publisher_->check_ready();
+                 if (!ready) return Reply::error(ready.error(), std::chrono::duration_cast<std::chrono::seconds>(config_.http.retry_after));
+                 return Reply::json(200, {{"status", "ready"}, {"stream", config_.nats.stream.name}});
+               }));
+  server_->Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
+    metrics_.http_requests.inc({"GET /metrics", "200"});
+    res.set_content(metrics_.render(), "text/plain; version=0.0.4; charset=utf-8");
+  });
+  if (config_.http.noop_route) {
+    // The benchmark's ceiling: the same server, plumbing and metrics, no parse or publish.
+    auto noop = counted("POST /v1/noop", [](const httplib::Request&) {
+      return Reply::json(202, {{"status", "accepted"}});
+    });
+    server_->Post("/v1/noop", noop);
+    server_->Get("/v1/noop", noop);
+  }
+}
+
+Result<int> Gateway::bind() {
+  const HttpConfig& http = config_.http;
+  server_->set_tcp_nodelay(http.tcp_nodelay);
+  // cpp-httplib serves a keep-alive connection on one pool thread for its whole life, so the
+  // pool must be as large as the number of concurrent provider connections we expect.
+  const size_t threads = static_cast<size_t>(http.threads);
+  server_->new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+  server_->set_keep_alive_max_count(static_cast<size_t>(http.keep_alive_max_requests));
+  server_->set_keep_alive_timeout(
+      std::chrono::duration_cast<std::chrono::seconds>(http.keep_alive_timeout).count());
+  server_->set_read_timeout(std::chrono::duration_cast<std::chrono::seconds>(http.read_timeout).count());
+  server_->set_write_timeout(std::chrono::duration_cast<std::chrono::seconds>(http.write_timeout).count());
+  uint64_t largest_cap = http.max_body;
+  for (const auto& route : routes_) largest_cap = std::max(largest_cap, route.max_body);
+  server_->set_payload_max_length(static_cast<size_t>(largest_cap));
+
+  // Refuse an oversized declared body before reading it.
+  server_->set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+    if (!req.has_header("Content-Length")) return httplib::Server::HandlerResponse::Unhandled;
+    uint64_t length = std::strtoull(req.get_header_value("Content-Length").c_str(), nullptr, 10);
+    uint64_t cap = body_cap_for(req.method, req.path);
+    if (length <= cap) return httplib::Server::HandlerResponse::Unhandled;
+    metrics_.http_requests.inc({req.method + " " + req.path.substr(0, req.path.rfind('/')) + "/:account", "413"});
+    write_reply(Reply::error(make_error(ErrorCode::payload_too_large, "route",
+                                        "the body is larger than " + std::to_string(cap) +
+                                            " bytes allowed for this route")),
+                res);
+    return httplib::Server::HandlerResponse::Handled;
+  });
+  // cpp-httplib calls this for every response >= 400, including the ones our handlers wrote:
+  // only the server's own errors (no route, bad request line, oversized body) get a body here.
+  server_->set_error_handler(httplib::Server::HandlerWithResponse(
+      [this](const httplib::Request& req, httplib::Response& res) {
+    if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
+    ErrorCode code = ErrorCode::not_found;
+    std::string detail = "no route for " + req.method + " " + req.path;
+    if (res.status == 413) {
+      code = ErrorCode::payload_too_large;
+      detail = "the body is larger than this server accepts";
+    } else if (res.status == 400) {
+      code = ErrorCode::bad_request;
+      detail = "malformed HTTP request";
+    } else if (res.status == 405) {
+      code = ErrorCode::method_not_allowed;
+      detail = req.method + " is not allowed on " + req.path;
+    } else if (res.status >= 500) {
+      code = ErrorCode::internal;
+      detail = "internal error";
+    }
+    metrics_.http_requests.inc({"unmatched", std::to_string(res.status)});
+    int status = res.status;
+    write_reply(Reply::error(make_error(code, "route", detail)), res);
+    res.status = status;
+    return httplib::Server::HandlerResponse::Handled;
+  }));
+  server_->set_exception_handler(
+      [this](const httplib::Request& req, httplib::Response& res, std::exception_ptr) {
+        log::error("http", "unhandled exception on " + req.method + " " + req.path);
+        metrics_.http_requests.inc({"exception", "500"});
+        write_reply(Reply::error(make_error(ErrorCode::internal, "route", "internal error")), res);
+      });
+
+  // Debian's cpp-httplib is built with a listen backlog of 5: a burst of provider connections
+  // would wait for SYN retries. We keep the socket fd and listen() again with a real backlog.
+  server_->set_socket_options([this](socket_t fd) {
+    int yes = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+    listen_fd_ = fd;
+  });
+  int port = http.port;
+  if (port == 0) {
+    port = server_->bind_to_any_port(http.address);
+    if (port < 0) port = 0;
+  } else if (!server_->bind_to_port(http.address, port)) {
+    port = 0;
+  }
+  if (port == 0) {
+    return make_error(ErrorCode::internal, "route",
+                      "cannot listen on " + http.address + ":" + std::to_string(http.port) +
+                          " (in use, or not permitted)");
+  }
+  if (listen_fd_ >= 0) ::listen(listen_fd_, http.listen_backlog);
+  return port;
+}
+
+void Gateway::serve() { server_->listen_after_bind(); }
+
+void Gateway::stop() {
+  if (server_ && server_->is_running()) server_->stop();
+}
+
+}  // namespace omnigate

@@ -1,0 +1,49 @@
+// What a connector sees of an HTTP request and hands back: plain values, no server types,
+// so handlers can be driven by tests without a socket.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "gateway/error.hpp"
+
+namespace omnigate {
+
+bool iequals(std::string_view a, std::string_view b);
+
+struct InboundRequest {
+  std::string_view method;
+  std::string_view path;
+  std::string_view account;  // the <account> path segment of /v1/<channel>/<account>
+  std::string_view body;
+  std::string_view remote_addr;
+  std::vector<std::pair<std::string_view, std::string_view>> headers;
+  std::vector<std::pair<std::string_view, std::string_view>> query;
+  // When the gateway must have answered; publishing retries stop here.
+  std::chrono::steady_clock::time_point deadline;
+
+  // First value of a header (case-insensitive name), "" when absent.
+  std::string_view header(std::string_view name) const;
+  bool has_header(std::string_view name) const;
+  std::string_view query_param(std::string_view name) const;
+};
+
+struct Reply {
+  int status = 200;
+  std::string content_type = "application/json";
+  std::string body;
+  std::vector<std::pair<std::string, std::string>> headers;
+
+  static Reply json(int status, const nlohmann::json& body);
+  static Reply text(int status, std::string body, std::string content_type = "text/plain; charset=utf-8");
+  // The JSON error format of ARCHITECTURE: {"error": {"code": ..., "message": ...}};
+  // 429 and 503 carry Retry-After.
+  static Reply error(const Error& error, std::chrono::seconds retry_after = std::chrono::seconds(5));
+};
+
+}  // namespace omnigate

@@ -1,0 +1,23 @@
+// The one place where a person's identifiers get their canonical form.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace omnigate {
+
+// True when libphonenumber knows the ISO 3166 alpha-2 region (e.g. "RU").
+bool is_supported_region(const std::string& region);
+
+// A phone number in any national or international notation → E.164 ("+79123456789"), using
+// `default_region` for numbers without a country code ("8 (912) 345-67-89" with RU).
+// nullopt when libphonenumber cannot parse it or the result is not a valid number.
+std::optional<std::string> normalize_phone(std::string_view raw, const std::string& default_region);
+
+// Trims white space, lower-cases the domain (Unicode-aware, IDNA UTS #46, so "Почта.РФ"
+// becomes "почта.рф"), keeps the local part as written, and checks the syntax.
+// nullopt when it is not an address.
+std::optional<std::string> normalize_email(std::string_view raw);
+
+}  // namespace omnigate

@@ -1,0 +1,31 @@
+// Deterministic interaction ids and the clock formats of interaction.v1.
+#pragma once
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace omnigate {
+
+// UUIDv5 (RFC 4122, SHA-1, omnigate's own namespace) over "<channel>:<account>:<native key>":
+// every retry of the same provider event gets the same id, so JetStream and the seen-bucket
+// can recognise it.
+std::string interaction_id(std::string_view channel, std::string_view account,
+                           std::string_view native_key);
+
+// A random UUIDv4, for events that carry no key of their own.
+std::string random_uuid();
+
+using SysMillis = std::chrono::sys_time<std::chrono::milliseconds>;
+
+// "2026-11-22T06:30:00.123Z"; always UTC.
+std::string format_rfc3339(SysMillis time);
+// Accepts RFC 3339 with "Z" or a numeric offset, with or without fractional seconds.
+std::optional<SysMillis> parse_rfc3339(std::string_view text);
+SysMillis now_millis();
+
+// Lower-case hex SHA-256 of bytes.
+std::string sha256_hex(std::string_view bytes);
+
+}  // namespace omnigate

@@ -1,0 +1,163 @@
+// omnigate: run the gateway, check a config, or tail the interactions stream.
+#include <pthread.h>
+#include <signal.h>
+
+#include <cstdio>
+#include <cstring>
+#include <iostream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "gateway/config.hpp"
+#include "gateway/gateway.hpp"
+#include "gateway/log.hpp"
+#include "gateway/tail.hpp"
+
+namespace {
+
+constexpr const char* kUsage = R"(omnigate - omnichannel intake gateway
+
+usage:
+  omnigate run [--config FILE]          serve (default config: config/omnigate.example.yaml)
+  omnigate check-config FILE            validate a config file without starting
+  omnigate tail [options]               print interactions from JetStream, one JSON per line
+      --config FILE      take the NATS URL and stream from this config
+      --nats URL         NATS server (default: nats.url of the config, else nats://127.0.0.1:4222)
+      --channel C --account A --kind K  filter (default: everything)
+      --durable NAME     a durable consumer: resumes where the last run stopped
+      --from-start       replay the stream (ephemeral consumer)
+      --count N          exit after N interactions
+      --idle-exit MS     exit after MS milliseconds with nothing new
+  omnigate version
+)";
+
+constexpr const char* kDefaultConfig = "config/omnigate.example.yaml";
+
+int check_config(const std::string& path) {
+  auto config = omnigate::load_config_file(path);
+  if (!config) {
+    std::fprintf(stderr, "%s", config.error().detail.c_str());
+    return 2;
+  }
+  std::printf("%s: ok (%zu channel%s", path.c_str(), config->connectors.size(),
+              config->connectors.size() == 1 ? "" : "s");
+  for (const auto& c : config->connectors) std::printf(" %.*s", int(c->channel().size()), c->channel().data());
+  std::printf(")\n");
+  return 0;
+}
+
+int run(const std::string& path) {
+  // Block the stop signals in every thread; one thread waits for them.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  auto config = omnigate::load_config_file(path);
+  if (!config) {
+    std::fprintf(stderr, "%s", config.error().detail.c_str());
+    return 2;
+  }
+  auto gateway = omnigate::Gateway::create(std::move(config.value()));
+  if (!gateway) {
+    std::fprintf(stderr, "omnigate: %s\n", gateway.error().detail.c_str());
+    return 1;
+  }
+  auto port = gateway.value()->bind();
+  if (!port) {
+    std::fprintf(stderr, "omnigate: %s\n", port.error().detail.c_str());
+    return 1;
+  }
+  const auto& http = gateway.value()->config().http;
+  omnigate::log::info("http", "listening on " + http.address + ":" + std::to_string(*port) +
+                                  " with " + std::to_string(http.threads) + " workers");
+  std::thread waiter([&] {
+    int signal_number = 0;
+    sigwait(&signals, &signal_number);
+    omnigate::log::info("main", std::string("stopping on ") + strsignal(signal_number));
+    gateway.value()->stop();
+  });
+  gateway.value()->serve();
+  pthread_kill(waiter.native_handle(), SIGTERM);  // wake the waiter if serve() ended by itself
+  waiter.join();
+  return 0;
+}
+
+int tail(const std::vector<std::string>& args) {
+  omnigate::TailOptions options;
+  std::string config_path;
+  for (size_t i = 0; i < args.size(); ++i) {
+    auto value = [&](const char* flag) -> std::string {
+      if (i + 1 >= args.size()) {
+        std::fprintf(stderr, "omnigate tail: %s needs a value\n", flag);
+        std::exit(2);
+      }
+      return args[++i];
+    };
+    const std::string& a = args[i];
+    if (a == "--config") config_path = value("--config");
+    else if (a == "--nats") options.nats_url = value("--nats");
+    else if (a == "--channel") options.channel = value("--channel");
+    else if (a == "--account") options.account = value("--account");
+    else if (a == "--kind") options.kind = value("--kind");
+    else if (a == "--durable") options.durable = value("--durable");
+    else if (a == "--from-start") options.from_start = true;
+    else if (a == "--count") options.count = std::stol(value("--count"));
+    else if (a == "--idle-exit") options.idle_exit_ms = std::stol(value("--idle-exit"));
+    else {
+      std::fprintf(stderr, "omnigate tail: unknown option %s\n%s", a.c_str(), kUsage);
+      return 2;
+    }
+  }
+  if (config_path.empty() && options.nats_url.empty()) {
+    if (FILE* f = std::fopen(kDefaultConfig, "r")) {
+      std::fclose(f);
+      config_path = kDefaultConfig;
+    }
+  }
+  if (!config_path.empty()) {
+    auto config = omnigate::load_config_file(config_path);
+    if (!config) {
+      std::fprintf(stderr, "%s", config.error().detail.c_str());
+      return 2;
+    }
+    if (options.nats_url.empty()) options.nats_url = config->nats.url;
+    options.stream = config->nats.stream.name;
+  }
+  if (options.nats_url.empty()) options.nats_url = "nats://127.0.0.1:4222";
+  return omnigate::run_tail(options);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  if (args.empty() || args[0] == "run") {
+    std::string path = kDefaultConfig;
+    if (args.size() >= 3 && args[1] == "--config") path = args[2];
+    else if (args.size() >= 2 && args[1] != "--config") path = args[1];
+    return run(path);
+  }
+  if (args[0] == "--config" && args.size() >= 2) return run(args[1]);
+  if (args[0] == "check-config") {
+    if (args.size() != 2) {
+      std::fprintf(stderr, "usage: omnigate check-config FILE\n");
+      return 2;
+    }
+    return check_config(args[1]);
+  }
+  if (args[0] == "tail") return tail(std::vector<std::string>(args.begin() + 1, args.end()));
+  if (args[0] == "version" || args[0] == "--version") {
+    std::printf("omnigate 0.1.0\n");
+    return 0;
+  }
+  if (args[0] == "help" || args[0] == "--help" || args[0] == "-h") {
+    std::printf("%s", kUsage);
+    return 0;
+  }
+  std::fprintf(stderr, "omnigate: unknown command '%s'\n%s", args[0].c_str(), kUsage);
+  return 2;
+}

@@ -1,0 +1,61 @@
+// Prometheus text-format metrics. Counters are atomics behind a label map that is read-locked
+// on the hot path (a new label set takes the write lock once).
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <map>
+#include <memory>
+#include <shared_mutex>
+#include <string>
+#include <vector>
+
+namespace omnigate {
+
+class LabeledCounter {
+ public:
+  LabeledCounter(std::string name, std::string help, std::vector<std::string> label_names);
+  void inc(const std::vector<std::string>& label_values, uint64_t by = 1);
+  uint64_t value(const std::vector<std::string>& label_values) const;
+  void render(std::string& out) const;
+
+ private:
+  std::string name_, help_;
+  std::vector<std::string> label_names_;
+  mutable std::shared_mutex mutex_;
+  std::map<std::vector<std::string>, std::unique_ptr<std::atomic<uint64_t>>> values_;
+};
+
+class Histogram {
+ public:
+  Histogram(std::string name, std::string help, std::vector<double> bounds_seconds);
+  void observe(std::chrono::nanoseconds duration);
+  uint64_t count() const { return count_.load(std::memory_order_relaxed); }
+  void render(std::string& out) const;
+
+ private:
+  std::string name_, help_;
+  std::vector<double> bounds_;
+  std::unique_ptr<std::atomic<uint64_t>[]> buckets_;  // cumulative at render time
+  std::atomic<uint64_t> count_{0};
+  std::atomic<uint64_t> sum_nanos_{0};
+};
+
+class Metrics {
+ public:
+  Metrics();
+  LabeledCounter http_requests;            // route, status
+  LabeledCounter interactions_published;   // channel, kind
+  LabeledCounter duplicates;               // channel
+  LabeledCounter rejected;                 // channel, reason (bad payloads, auth failures, spam)
+  LabeledCounter ignored_events;           // channel, type (acknowledged but not published)
+  LabeledCounter publish_failures;         // reason
+  Histogram publish_latency;
+  std::atomic<int> nats_connected{0};
+  std::atomic<uint64_t> nats_reconnects{0};
+
+  std::string render() const;
+};
+
+}  // namespace omnigate
