@@ -51,11 +51,11 @@ Reply Reply::text(int status, std::string body, std::string content_type) {
   return reply;
 }
 
-Reply Reply::error(const Error& error, std::chrono::seconds retry_after) {
+Reply Reply::error(const Error& error, std::optional<std::chrono::seconds> retry_after) {
   Reply reply = json(error.http_status(),
                      {{"error", {{"code", error.name()}, {"message", error.detail}}}});
-  if (error.http_status() == 429 || error.http_status() == 503) {
-    reply.headers.emplace_back("Retry-After", std::to_string(retry_after.count()));
+  if (retry_after && (error.http_status() == 429 || error.http_status() == 503)) {
+    reply.headers.emplace_back("Retry-After", std::to_string(retry_after->count()));
   }
   return reply;
 }

@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include <chrono>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -41,9 +42,10 @@ struct Reply {
 
   static Reply json(int status, const nlohmann::json& body);
   static Reply text(int status, std::string body, std::string content_type = "text/plain; charset=utf-8");
-  // The JSON error format of ARCHITECTURE: {"error": {"code": ..., "message": ...}};
-  // 429 and 503 carry Retry-After.
-  static Reply error(const Error& error, std::chrono::seconds retry_after = std::chrono::seconds(5));
+  // The JSON error format of ARCHITECTURE: {"error": {"code": ..., "message": ...}}.
+  // 429 and 503 carry Retry-After: `retry_after` when given, else the gateway adds the
+  // configured http.retry_after.
+  static Reply error(const Error& error, std::optional<std::chrono::seconds> retry_after = {});
 };
 
 }  // namespace omnigate

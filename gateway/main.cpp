@@ -34,11 +34,22 @@ usage:
 
 constexpr const char* kDefaultConfig = "config/omnigate.example.yaml";
 
-int check_config(const std::string& path) {
+int check_config(const std::string& path, const std::string& print_key) {
   auto config = omnigate::load_config_file(path);
   if (!config) {
     std::fprintf(stderr, "%s", config.error().detail.c_str());
     return 2;
+  }
+  if (!print_key.empty()) {
+    // For scripts (make run): the resolved value of one key, after ${ENV} substitution.
+    if (print_key == "nats.url") std::printf("%s\n", config->nats.url.c_str());
+    else if (print_key == "http.address") std::printf("%s\n", config->http.address.c_str());
+    else if (print_key == "http.port") std::printf("%d\n", config->http.port);
+    else {
+      std::fprintf(stderr, "omnigate check-config: --print supports nats.url, http.address, http.port\n");
+      return 2;
+    }
+    return 0;
   }
   std::printf("%s: ok (%zu channel%s", path.c_str(), config->connectors.size(),
               config->connectors.size() == 1 ? "" : "s");
@@ -143,11 +154,10 @@ int main(int argc, char** argv) {
   }
   if (args[0] == "--config" && args.size() >= 2) return run(args[1]);
   if (args[0] == "check-config") {
-    if (args.size() != 2) {
-      std::fprintf(stderr, "usage: omnigate check-config FILE\n");
-      return 2;
-    }
-    return check_config(args[1]);
+    if (args.size() == 2) return check_config(args[1], "");
+    if (args.size() == 4 && args[2] == "--print") return check_config(args[1], args[3]);
+    std::fprintf(stderr, "usage: omnigate check-config FILE [--print nats.url|http.address|http.port]\n");
+    return 2;
   }
   if (args[0] == "tail") return tail(std::vector<std::string>(args.begin() + 1, args.end()));
   if (args[0] == "version" || args[0] == "--version") {

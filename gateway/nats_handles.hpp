@@ -34,11 +34,11 @@ struct PubAckDeleter {
 struct StreamInfoDeleter {
   void operator()(jsStreamInfo* si) const { jsStreamInfo_Destroy(si); }
 };
+// Destroy only: natsSubscription_Unsubscribe would also delete a durable consumer that the
+// library created, and a CRM's durable must outlive the process (ephemeral consumers are
+// cleaned up by the server after their inactive threshold).
 struct SubscriptionDeleter {
-  void operator()(natsSubscription* s) const {
-    natsSubscription_Unsubscribe(s);
-    natsSubscription_Destroy(s);
-  }
+  void operator()(natsSubscription* s) const { natsSubscription_Destroy(s); }
 };
 
 using Connection = std::unique_ptr<natsConnection, ConnectionDeleter>;

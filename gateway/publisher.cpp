@@ -190,6 +190,12 @@ Status Publisher::check_ready() {
   if (!connected()) {
     return make_error(ErrorCode::not_durable, "publish", "not connected to NATS at " + config_.url);
   }
+  if (!setup_done_) {
+    // NATS may have appeared after start: create the stream now rather than on the first
+    // publish, so that readiness reflects what a publish would find.
+    std::lock_guard lock(setup_mutex_);
+    if (auto ready = ensure_ready_locked(); !ready) return ready.error();
+  }
   jsErrCode js_error = static_cast<jsErrCode>(0);
   jsStreamInfo* info = nullptr;
   natsStatus s =

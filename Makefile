@@ -1,0 +1,30 @@
+# omnigate: `make run` to try it, `make test` to prove it. Both install what is missing first.
+BUILD_DIR ?= build
+CONFIG ?= config/omnigate.example.yaml
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+
+.PHONY: all deps build run test bench format clean
+
+all: build
+
+deps:
+	@scripts/install-deps.sh
+
+build: deps
+	@cmake -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=Release >/dev/null
+	@cmake --build $(BUILD_DIR) -j $(JOBS)
+
+run: build
+	@scripts/run-local.sh $(BUILD_DIR)/omnigate $(CONFIG)
+
+test: build
+	@cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS)
+
+bench: build
+	@bench/run.sh
+
+format:
+	@clang-format -i gateway/*.cpp gateway/*.hpp connectors/*/*.cpp connectors/*/*.hpp tests/*/*.cpp tests/*/*/*.cpp tests/*/*.hpp
+
+clean:
+	rm -rf $(BUILD_DIR)

@@ -1,0 +1,117 @@
+// Nothing is answered 2xx without durability: NATS away → 503 with Retry-After and nothing in
+// the stream; NATS back → the gateway reconnects by itself and accepts again.
+#include <catch2/catch.hpp>
+
+#include "tests/integration/harness.hpp"
+
+using namespace omnigate::testing;
+using nlohmann::json;
+
+namespace {
+std::string message_body(const std::string& native_id) {
+  return R"({"kind":"message","message":{"native_id":")" + native_id + R"(","text":"Тест"}})";
+}
+}  // namespace
+
+TEST_CASE("NATS stopped: 503 with Retry-After and nothing acked; NATS back: accepted again",
+          "[integration][outage]") {
+  NatsServer nats;
+  RunningGateway gateway(test_config_yaml(nats.url()));
+  auto client = gateway.client();
+
+  REQUIRE(gateway.post_api("before", message_body("1"))->status == 202);
+
+  nats.kill();
+  // The client notices the lost connection within its ping/read cycle; until then a publish
+  // may still be attempted and must fail, never be answered 2xx.
+  auto during = gateway.post_api("during", message_body("2"));
+  REQUIRE(during);
+  CHECK(during->status == 503);
+  CHECK(during->get_header_value("Retry-After") == "7");
+  CHECK(json::parse(during->body)["error"]["code"] == "not_durable");
+  REQUIRE(eventually([&] {
+    auto ready = client.Get("/readyz");
+    return ready && ready->status == 503;
+  }));
+  CHECK(client.Get("/readyz")->get_header_value("Retry-After") == "7");
+
+  nats.start();  // same port, same store
+  REQUIRE(eventually([&] {
+    auto ready = client.Get("/readyz");
+    return ready && ready->status == 200;
+  }, std::chrono::seconds(20)));
+
+  // The provider retries what was refused; it is accepted now, once.
+  auto retried = gateway.post_api("during", message_body("2"));
+  REQUIRE(retried);
+  CHECK(retried->status == 202);
+  REQUIRE(gateway.post_api("after", message_body("3"))->status == 202);
+
+  auto messages = read_stream(nats.url());
+  std::vector<std::string> native_ids;
+  for (const auto& m : messages) native_ids.push_back(m.body["message"]["native_id"]);
+  CHECK(native_ids == std::vector<std::string>{"1", "2", "3"});
+  CHECK(gateway.gateway().metrics().nats_reconnects.load() >= 1);
+  CHECK(schema_problems(messages).empty());
+}
+
+TEST_CASE("the gateway starts while NATS is down and serves once it appears",
+          "[integration][outage]") {
+  NatsServer nats(NatsServer::Start::later);
+  RunningGateway gateway(test_config_yaml(nats.url()));
+  auto client = gateway.client();
+  CHECK(client.Get("/healthz")->status == 200);  // alive, not ready
+  CHECK(client.Get("/readyz")->status == 503);
+  auto refused = gateway.post_api("early", message_body("1"));
+  REQUIRE(refused);
+  CHECK(refused->status == 503);
+  CHECK(gateway.gateway().metrics().publish_failures.value({"disconnected"}) == 1);
+
+  nats.start();
+  REQUIRE(eventually([&] {
+    auto ready = client.Get("/readyz");
+    return ready && ready->status == 200;
+  }, std::chrono::seconds(20)));
+  auto accepted = gateway.post_api("early", message_body("1"));
+  REQUIRE(accepted);
+  CHECK(accepted->status == 202);
+  CHECK(read_stream(nats.url()).size() == 1);
+}
+
+TEST_CASE("a stream deleted under the gateway is recreated (manage_streams on)",
+          "[integration][outage]") {
+  NatsServer nats;
+  RunningGateway gateway(test_config_yaml(nats.url()));
+  REQUIRE(gateway.post_api("one", message_body("1"))->status == 202);
+
+  natsConnection* raw = nullptr;
+  REQUIRE(natsConnection_ConnectTo(&raw, nats.url().c_str()) == NATS_OK);
+  omnigate::nats::Connection connection(raw);
+  jsCtx* raw_js = nullptr;
+  natsConnection_JetStream(&raw_js, raw, nullptr);
+  omnigate::nats::JetStream js(raw_js);
+  REQUIRE(js_DeleteStream(raw_js, "OMNIGATE_INTERACTIONS", nullptr, nullptr) == NATS_OK);
+
+  auto response = gateway.post_api("two", message_body("2"));
+  REQUIRE(response);
+  CHECK(response->status == 202);
+  auto messages = read_stream(nats.url());
+  REQUIRE(messages.size() == 1);
+  CHECK(messages[0].body["message"]["native_id"] == "2");
+}
+
+TEST_CASE("with manage_streams off and no stream, the gateway is not ready and answers 503",
+          "[integration][outage]") {
+  NatsServer nats;
+  RunningGateway gateway(test_config_yaml(nats.url(), "  manage_streams: false\n"));
+  auto client = gateway.client();
+  auto ready = client.Get("/readyz");
+  REQUIRE(ready);
+  CHECK(ready->status == 503);
+  CHECK_THAT(json::parse(ready->body)["error"]["message"].get<std::string>(),
+             Catch::Contains("OMNIGATE_INTERACTIONS"));
+  auto response = gateway.post_api("x", message_body("1"));
+  REQUIRE(response);
+  CHECK(response->status == 503);
+  CHECK(response->has_header("Retry-After"));
+}
