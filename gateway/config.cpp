@@ -86,7 +86,6 @@ void read_log(ConfigMap map, LogConfig& log) {
   if (log.level != "debug" && log.level != "info" && log.level != "warn" && log.level != "error") {
     map.problem("level", "must be one of debug, info, warn, error");
   }
-  log.include_personal_data = map.boolean("include_personal_data", log.include_personal_data);
   map.finish();
 }
 

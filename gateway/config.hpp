@@ -60,7 +60,6 @@ struct IdentityConfig {
 
 struct LogConfig {
   std::string level = "info";  // debug | info | warn | error
-  bool include_personal_data = false;
 };
 
 struct Config {

@@ -1,6 +1,5 @@
 // Minimal structured logging to stderr. Messages never carry message text, phone numbers or
-// e-mail addresses: log ids, channels, accounts, codes. (log.include_personal_data exists for
-// a developer's machine only.)
+// e-mail addresses: log ids, channels, accounts, codes.
 #pragma once
 
 #include <string_view>

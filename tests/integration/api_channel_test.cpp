@@ -134,7 +134,9 @@ TEST_CASE("a retry after the stream's duplicate window is still recognised by om
   REQUIRE(retry);
   CHECK(retry->status == 202);
   CHECK(retry->body == first->body);
-  CHECK(read_stream(nats.url()).size() == 1);
+  auto messages = read_stream(nats.url());
+  CHECK(messages.size() == 1);
+  CHECK(schema_problems(messages).empty());
 }
 
 TEST_CASE("the API channel refuses what it cannot take, with the right status and nothing published",

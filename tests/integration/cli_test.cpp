@@ -99,6 +99,7 @@ TEST_CASE("tail prints interactions; a durable consumer resumes where it stopped
   lines = json_lines(leads.output);
   REQUIRE(lines.size() == 1);
   CHECK(lines[0]["lead"]["fields"]["name"] == "Анна");
+  CHECK(schema_problems(read_stream(nats.url())).empty());
 }
 
 TEST_CASE("tail says clearly when NATS is not there", "[integration][cli][tail]") {

@@ -89,6 +89,14 @@ void NatsServer::kill() {
   pid_ = -1;
 }
 
+void NatsServer::pause() {
+  if (pid_ > 0) ::kill(pid_, SIGSTOP);
+}
+
+void NatsServer::resume() {
+  if (pid_ > 0) ::kill(pid_, SIGCONT);
+}
+
 std::vector<StreamMessage> read_stream(const std::string& nats_url, const std::string& stream) {
   std::vector<StreamMessage> out;
   natsConnection* raw_connection = nullptr;

@@ -75,7 +75,9 @@ TEST_CASE("the gateway starts while NATS is down and serves once it appears",
   auto accepted = gateway.post_api("early", message_body("1"));
   REQUIRE(accepted);
   CHECK(accepted->status == 202);
-  CHECK(read_stream(nats.url()).size() == 1);
+  auto messages = read_stream(nats.url());
+  CHECK(messages.size() == 1);
+  CHECK(schema_problems(messages).empty());
 }
 
 TEST_CASE("a stream deleted under the gateway is recreated (manage_streams on)",
@@ -98,6 +100,7 @@ TEST_CASE("a stream deleted under the gateway is recreated (manage_streams on)",
   auto messages = read_stream(nats.url());
   REQUIRE(messages.size() == 1);
   CHECK(messages[0].body["message"]["native_id"] == "2");
+  CHECK(schema_problems(messages).empty());
 }
 
 TEST_CASE("with manage_streams off and no stream, the gateway is not ready and answers 503",
@@ -114,4 +117,30 @@ TEST_CASE("with manage_streams off and no stream, the gateway is not ready and a
   REQUIRE(response);
   CHECK(response->status == 503);
   CHECK(response->has_header("Retry-After"));
+}
+
+TEST_CASE("a PubAck timeout is an unknown outcome: retried with the same id, stored once",
+          "[integration][outage]") {
+  NatsServer nats;
+  // ack_wait 500ms per attempt, publish_timeout 2s per request (test_config_yaml).
+  RunningGateway gateway(test_config_yaml(nats.url()));
+  auto& metrics = gateway.gateway().metrics();
+  REQUIRE(gateway.post_api("warm-up", message_body("0"))->status == 202);
+
+  nats.pause();
+  std::thread resume_after_first_timeout([&] {
+    // Resume only once the gateway has seen an attempt time out, so the retry path runs.
+    eventually([&] { return metrics.publish_failures.value({"ack_timeout"}) >= 1; });
+    nats.resume();
+  });
+  auto response = gateway.post_api("stalled", message_body("1"));
+  resume_after_first_timeout.join();
+  REQUIRE(response);
+  CHECK(response->status == 202);
+  CHECK(metrics.publish_failures.value({"ack_timeout"}) >= 1);
+
+  auto messages = read_stream(nats.url());
+  REQUIRE(messages.size() == 2);  // warm-up + one copy of "stalled", never two
+  CHECK(messages[1].body["message"]["native_id"] == "1");
+  CHECK(schema_problems(messages).empty());
 }
