@@ -132,7 +132,9 @@ std::optional<std::chrono::milliseconds> parse_duration(const std::string& text)
   else if (unit == "h") ms_per_unit = 3'600'000;
   else if (unit == "d") ms_per_unit = 86'400'000;
   else return std::nullopt;
-  return std::chrono::milliseconds(static_cast<int64_t>(number * ms_per_unit));
+  double total = number * ms_per_unit;
+  if (!(total < 9.2e18)) return std::nullopt;  // also rejects inf and nan
+  return std::chrono::milliseconds(static_cast<int64_t>(total));
 }
 
 std::optional<uint64_t> parse_size(const std::string& text) {
@@ -149,6 +151,7 @@ std::optional<uint64_t> parse_size(const std::string& text) {
   else if (unit == "KB") factor = 1000;
   else if (unit == "MB") factor = 1000 * 1000;
   else return std::nullopt;
+  if (number > UINT64_MAX / factor) return std::nullopt;
   return number * factor;
 }
 

@@ -518,21 +518,20 @@ Result<Interaction> interaction_from_json(const json& document, ReadMode mode) {
     in.id = r.required_string("id");
     in.channel = r.required_enum("channel", kChannels);
     in.account = r.required_string("account");
-    in.received_at = r.time("received_at").value_or(SysMillis{});
+    if (auto received = r.time("received_at")) in.received_at = *received;
+    else r.fail("received_at", "is required");
   } else {
     // A submission may name its channel and account; the caller checks them against the route.
     in.channel = r.optional_enum("channel", kChannels).value_or("");
     in.account = r.string("account").value_or("");
   }
   in.kind = r.required_enum("kind", kKinds);
-  if (mode == ReadMode::full) {
-    if (!r.time("occurred_at")) r.fail("occurred_at", "is required");
-  }
-  if (mode == ReadMode::api_submission) {
-    // Optional for a submission: absent means "now".
-    in.occurred_at = r.time("occurred_at").value_or(now_millis());
+  if (auto occurred = r.time("occurred_at")) {
+    in.occurred_at = *occurred;
+  } else if (mode == ReadMode::api_submission) {
+    in.occurred_at = now_millis();  // optional for a submission: absent means "now"
   } else {
-    in.occurred_at = parse_rfc3339(document.value("occurred_at", "")).value_or(SysMillis{});
+    r.fail("occurred_at", "is required");
   }
   if (auto s = r.section("contact")) {
     in.contact = read_contact(*s);

@@ -17,7 +17,8 @@
 namespace omnigate {
 
 using OptString = std::optional<std::string>;
-using StringPairs = std::vector<std::pair<std::string, std::string>>;  // keeps order
+// Keeps the order it was built in (connectors); read back from JSON it is sorted by key.
+using StringPairs = std::vector<std::pair<std::string, std::string>>;
 
 inline constexpr std::string_view kSchemaName = "interaction.v1";
 
