@@ -4,6 +4,8 @@
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
+#include <unordered_map>
 #include <chrono>
 #include <memory>
 #include <mutex>
@@ -13,6 +15,7 @@
 #include "gateway/error.hpp"
 #include "gateway/metrics.hpp"
 #include "gateway/nats_handles.hpp"
+#include "gateway/seen_index.hpp"
 
 namespace omnigate {
 
@@ -43,11 +46,26 @@ class Publisher {
   jsCtx* jetstream() const { return jetstream_.get(); }
   // The KV bucket for poller cursors and locks (omnigate_cursors); may be null.
   kvStore* cursors() const { return cursors_.get(); }
+  const SeenIndex& seen_index() const { return seen_index_; }
 
  private:
   Publisher(const NatsConfig& config, Metrics& metrics);
   Status ensure_stream_and_buckets();
   Status ensure_ready_locked();
+  // One publish attempt's outcome, filled by the ack handler (a nats.c thread).
+  struct AckWaiter {
+    std::mutex mutex;
+    std::condition_variable done_cv;
+    bool done = false;
+    natsStatus status = NATS_OK;
+    uint64_t sequence = 0;
+    bool duplicate = false;
+  };
+  // Sends one attempt with js_PublishMsgAsync and waits for its ack until `until`.
+  natsStatus publish_attempt(const std::string& subject, const std::string& id,
+                             const std::string& payload, std::chrono::milliseconds max_wait,
+                             PublishOutcome& outcome);
+  static void on_ack(jsCtx*, natsMsg* msg, jsPubAck* ack, jsPubAckErr* error, void* self);
   static void on_disconnected(natsConnection*, void* self);
   static void on_reconnected(natsConnection*, void* self);
   static void on_connected(natsConnection*, void* self);
@@ -58,6 +76,9 @@ class Publisher {
   nats::JetStream jetstream_;
   nats::KeyValue seen_;
   nats::KeyValue cursors_;
+  SeenIndex seen_index_;
+  std::mutex waiters_mutex_;
+  std::unordered_map<natsMsg*, std::shared_ptr<AckWaiter>> waiters_;  // in-flight attempts  // declared after seen_: stopped before the bucket handle goes
   std::mutex setup_mutex_;
   std::atomic<bool> setup_done_{false};  // stream and buckets verified since the last (re)connect
 };
