@@ -57,8 +57,6 @@ void read_nats(ConfigMap map, NatsConfig& nats) {
   nats.publish_timeout =
       ms_at_least(map, "publish_timeout", nats.publish_timeout, milliseconds(100));
   nats.ack_wait = ms_at_least(map, "ack_wait", nats.ack_wait, milliseconds(50));
-  nats.dedup_horizon = ms_at_least(map, "dedup_horizon", nats.dedup_horizon, milliseconds(1000));
-  nats.manage_streams = map.boolean("manage_streams", nats.manage_streams);
   ConfigMap stream = map.map("stream");
   nats.stream.name = stream.string("name", nats.stream.name);
   nats.stream.replicas = static_cast<int>(stream.integer("replicas", 1, 1, 5));
@@ -67,6 +65,11 @@ void read_nats(ConfigMap map, NatsConfig& nats) {
   nats.stream.max_age = stream.duration("max_age", nats.stream.max_age);
   nats.stream.max_bytes = stream.integer("max_bytes", -1, -1, INT64_MAX);
   stream.finish();
+  nats.dedup_horizon = map.duration("dedup_horizon", nats.dedup_horizon);
+  if (nats.dedup_horizon.count() != 0 && nats.dedup_horizon < nats.stream.duplicate_window) {
+    map.problem("dedup_horizon", "must be 0 (off) or at least nats.stream.duplicate_window");
+  }
+  nats.manage_streams = map.boolean("manage_streams", nats.manage_streams);
   if (!nats.user.empty() && nats.password.empty()) map.problem("password", "is required with user");
   map.finish();
 }

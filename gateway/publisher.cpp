@@ -60,9 +60,6 @@ Result<std::unique_ptr<Publisher>> Publisher::start(const NatsConfig& config, Me
   if (s == NATS_OK) s = natsOptions_SetTimeout(raw_options, to_ms(config.connect_timeout));
   if (s == NATS_OK) s = natsOptions_SetMaxReconnect(raw_options, -1);
   if (s == NATS_OK) s = natsOptions_SetReconnectWait(raw_options, to_ms(config.reconnect_wait));
-  // Write each publish from the request thread instead of waking nats.c's flusher thread:
-  // one context switch less per request (measured: bench/README.md).
-  if (s == NATS_OK) s = natsOptions_SetSendAsap(raw_options, true);
   if (s == NATS_OK) s = natsOptions_SetPingInterval(raw_options, 5000);
   if (s == NATS_OK) s = natsOptions_SetMaxPingsOut(raw_options, 2);
   if (s == NATS_OK && !config.user.empty()) {
@@ -185,7 +182,7 @@ Status Publisher::ensure_stream_and_buckets() {
     }
     out.reset(kv);
   };
-  if (!seen_) {
+  if (!seen_ && config_.dedup_horizon.count() > 0) {
     bucket("omnigate_seen", config_.dedup_horizon, seen_);
     seen_index_.start(seen_.get());
   }

@@ -134,6 +134,17 @@ TEST_CASE("a retry after the stream's duplicate window is still recognised by om
   REQUIRE(retry);
   CHECK(retry->status == 202);
   CHECK(retry->body == first->body);
+
+  // Another instance behind the same load balancer, started later, learns the id from the
+  // bucket (its watcher's initial load) and recognises a retry sent to it.
+  RunningGateway second(test_config_yaml(nats.url(), "  stream:\n    duplicate_window: 1s\n"));
+  REQUIRE(eventually([&] { return second.gateway().publisher().seen_index().loaded(); }));
+  CHECK(second.gateway().publisher().seen_index().find(id).has_value());
+  auto retry_elsewhere = second.post_api("late-retry", kMessageBody);
+  REQUIRE(retry_elsewhere);
+  CHECK(retry_elsewhere->status == 202);
+  CHECK(retry_elsewhere->body == first->body);
+  CHECK(second.gateway().metrics().duplicates.value({"api"}) == 1);
   auto messages = read_stream(nats.url());
   CHECK(messages.size() == 1);
   CHECK(schema_problems(messages).empty());
@@ -269,4 +280,25 @@ TEST_CASE("one keep-alive connection carries many requests", "[integration][http
   }
   ::close(fd);
   CHECK(answered == 20);
+}
+
+TEST_CASE("with dedup_horizon 0 there is no seen bucket and the stream's window still dedups",
+          "[integration][api][dedup]") {
+  NatsServer nats;
+  RunningGateway gateway(test_config_yaml(nats.url(), "  dedup_horizon: 0\n"));
+  REQUIRE(gateway.post_api("k-1", kMessageBody)->status == 202);
+  REQUIRE(gateway.post_api("k-1", kMessageBody)->status == 202);
+  CHECK(read_stream(nats.url()).size() == 1);
+  CHECK(gateway.gateway().metrics().duplicates.value({"api"}) == 1);
+
+  natsConnection* raw = nullptr;
+  REQUIRE(natsConnection_ConnectTo(&raw, nats.url().c_str()) == NATS_OK);
+  omnigate::nats::Connection connection(raw);
+  jsCtx* raw_js = nullptr;
+  natsConnection_JetStream(&raw_js, raw, nullptr);
+  omnigate::nats::JetStream js(raw_js);
+  kvStore* raw_kv = nullptr;
+  CHECK(js_KeyValue(&raw_kv, raw_js, "omnigate_seen") != NATS_OK);
+  kvStore_Destroy(raw_kv);
+  CHECK_FALSE(gateway.gateway().publisher().seen_index().loaded());
 }

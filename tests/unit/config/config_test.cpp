@@ -555,3 +555,11 @@ TEST_CASE("parse_size at the 64-bit limit", "[config][size]") {
   CHECK(parse_size("18446744073709551615") == std::optional<uint64_t>(UINT64_MAX));
   CHECK_FALSE(parse_size("18446744073709551616").has_value());
 }
+
+TEST_CASE("dedup_horizon is 0 (off) or at least the stream's duplicate window", "[config][nats]") {
+  CHECK(load("nats:\n  dedup_horizon: 0\n").result.ok());
+  CHECK(load("nats:\n  dedup_horizon: 24h\n").result.ok());
+  auto shorter = load("nats:\n  dedup_horizon: 30s\n  stream:\n    duplicate_window: 2m\n");
+  CHECK_FALSE(shorter.result.ok());
+  CHECK_THAT(shorter.problems, Catch::Contains("file.yaml:2:18: nats.dedup_horizon: must be 0 (off) or at least"));
+}
