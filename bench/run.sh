@@ -220,7 +220,7 @@ OMNIGATE_BENCH_TOKEN=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
 export OMNIGATE_BENCH_TOKEN
 export OMNIGATE_BENCH_PORT=$GW_PORT
 export OMNIGATE_BENCH_NATS="nats://127.0.0.1:$NATS_PORT"
-export OMNIGATE_BENCH_HTTP_THREADS=$((CONN + 16 > 64 ? CONN + 16 : 64))
+export OMNIGATE_BENCH_HTTP_THREADS=${OMNIGATE_BENCH_HTTP_THREADS:-$((CONN + 16 > 64 ? CONN + 16 : 64))}
 log "starting omnigate on 127.0.0.1:$GW_PORT"
 "$OMNIGATE" run --config "$BENCH_DIR/bench.yaml" >"$TMP/omnigate.log" 2>&1 &
 GW_PID=$!
