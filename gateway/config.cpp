@@ -60,8 +60,8 @@ void read_nats(ConfigMap map, NatsConfig& nats) {
   ConfigMap stream = map.map("stream");
   nats.stream.name = stream.string("name", nats.stream.name);
   nats.stream.replicas = static_cast<int>(stream.integer("replicas", 1, 1, 5));
-  nats.stream.duplicate_window = ms_at_least(stream, "duplicate_window",
-                                             nats.stream.duplicate_window, milliseconds(1000));
+  nats.stream.duplicate_window =
+      ms_at_least(stream, "duplicate_window", nats.stream.duplicate_window, milliseconds(1000));
   nats.stream.max_age = stream.duration("max_age", nats.stream.max_age);
   nats.stream.max_bytes = stream.integer("max_bytes", -1, -1, INT64_MAX);
   stream.finish();

@@ -126,12 +126,18 @@ std::optional<std::chrono::milliseconds> parse_duration(const std::string& text)
   if (ec != std::errc() || number < 0) return std::nullopt;
   std::string unit(ptr, last);
   double ms_per_unit = 0;
-  if (unit == "ms") ms_per_unit = 1;
-  else if (unit == "s" || unit.empty()) ms_per_unit = 1000;
-  else if (unit == "m") ms_per_unit = 60'000;
-  else if (unit == "h") ms_per_unit = 3'600'000;
-  else if (unit == "d") ms_per_unit = 86'400'000;
-  else return std::nullopt;
+  if (unit == "ms")
+    ms_per_unit = 1;
+  else if (unit == "s" || unit.empty())
+    ms_per_unit = 1000;
+  else if (unit == "m")
+    ms_per_unit = 60'000;
+  else if (unit == "h")
+    ms_per_unit = 3'600'000;
+  else if (unit == "d")
+    ms_per_unit = 86'400'000;
+  else
+    return std::nullopt;
   double total = number * ms_per_unit;
   if (!(total < 9.2e18)) return std::nullopt;  // also rejects inf and nan
   return std::chrono::milliseconds(static_cast<int64_t>(total));
@@ -144,13 +150,20 @@ std::optional<uint64_t> parse_size(const std::string& text) {
   if (ec != std::errc()) return std::nullopt;
   std::string unit(ptr, last);
   uint64_t factor = 0;
-  if (unit.empty() || unit == "B") factor = 1;
-  else if (unit == "KiB") factor = 1024;
-  else if (unit == "MiB") factor = 1024 * 1024;
-  else if (unit == "GiB") factor = 1024ull * 1024 * 1024;
-  else if (unit == "KB") factor = 1000;
-  else if (unit == "MB") factor = 1000 * 1000;
-  else return std::nullopt;
+  if (unit.empty() || unit == "B")
+    factor = 1;
+  else if (unit == "KiB")
+    factor = 1024;
+  else if (unit == "MiB")
+    factor = 1024 * 1024;
+  else if (unit == "GiB")
+    factor = 1024ull * 1024 * 1024;
+  else if (unit == "KB")
+    factor = 1000;
+  else if (unit == "MB")
+    factor = 1000 * 1000;
+  else
+    return std::nullopt;
   if (number > UINT64_MAX / factor) return std::nullopt;
   return number * factor;
 }

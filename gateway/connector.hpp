@@ -21,8 +21,8 @@ class Metrics;
 using RouteHandler = std::function<Reply(const InboundRequest&)>;
 
 struct RouteSpec {
-  std::string method;   // GET, POST, ...
-  std::string channel;  // the route is /v1/<channel>/<account>
+  std::string method;     // GET, POST, ...
+  std::string channel;    // the route is /v1/<channel>/<account>
   uint64_t max_body = 0;  // 413 above this; 0 = the http.max_body default
   RouteHandler handler;
 };

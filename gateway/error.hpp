@@ -11,20 +11,20 @@
 namespace omnigate {
 
 enum class ErrorCode {
-  bad_request,           // 400: the body cannot be parsed (bad JSON, bad encoding)
-  invalid_field,         // 400: parsed, but a field has the wrong type or value
-  missing_header,        // 400: a required header (Idempotency-Key) is absent
-  unauthorized,          // 401: missing or wrong token / secret
-  forbidden,             // 403: authenticated, not allowed (e.g. bad signature on a body field)
-  not_found,             // 404: unknown route
-  unknown_account,       // 404: the route exists, the account is not configured
-  method_not_allowed,    // 405
-  payload_too_large,     // 413
-  unsupported_media,     // 415
-  unprocessable,         // 422: well-formed, but required content missing
-  rate_limited,          // 429 (+ Retry-After)
-  internal,              // 500: a bug; logged with its detail
-  not_durable,           // 503 (+ Retry-After): cannot make the interaction durable now
+  bad_request,         // 400: the body cannot be parsed (bad JSON, bad encoding)
+  invalid_field,       // 400: parsed, but a field has the wrong type or value
+  missing_header,      // 400: a required header (Idempotency-Key) is absent
+  unauthorized,        // 401: missing or wrong token / secret
+  forbidden,           // 403: authenticated, not allowed (e.g. bad signature on a body field)
+  not_found,           // 404: unknown route
+  unknown_account,     // 404: the route exists, the account is not configured
+  method_not_allowed,  // 405
+  payload_too_large,   // 413
+  unsupported_media,   // 415
+  unprocessable,       // 422: well-formed, but required content missing
+  rate_limited,        // 429 (+ Retry-After)
+  internal,            // 500: a bug; logged with its detail
+  not_durable,         // 503 (+ Retry-After): cannot make the interaction durable now
 };
 
 struct ErrorSpec {
@@ -68,6 +68,8 @@ class [[nodiscard]] Result {
 
 struct Ok {};
 using Status = Result<Ok>;
-inline Status ok_status() { return Ok{}; }
+inline Status ok_status() {
+  return Ok{};
+}
 
 }  // namespace omnigate

@@ -83,14 +83,14 @@ void Gateway::add_channel_route(RouteSpec spec) {
   const uint64_t cap = spec.max_body ? spec.max_body : config_.http.max_body;
   Connector* connector = config_.connector(spec.channel);
   auto handler = [this, spec, route_label, cap, connector](const httplib::Request& req,
-                                                          httplib::Response& res) {
+                                                           httplib::Response& res) {
     const std::string& account = req.matches[1].str();
     Reply reply;
     if (req.body.size() > cap) {
       metrics_.rejected.inc({spec.channel, "payload_too_large"});
-      reply = Reply::error(make_error(ErrorCode::payload_too_large, "route",
-                                      "the body is larger than " + std::to_string(cap) +
-                                          " bytes allowed for this route"));
+      reply = Reply::error(make_error(
+          ErrorCode::payload_too_large, "route",
+          "the body is larger than " + std::to_string(cap) + " bytes allowed for this route"));
     } else if (!valid_account_segment(account) || !connector || !connector->has_account(account)) {
       reply = Reply::error(make_error(ErrorCode::unknown_account, "route",
                                       "no " + spec.channel + " account named '" +
@@ -113,11 +113,16 @@ void Gateway::add_channel_route(RouteSpec spec) {
     write_reply(reply, res);
   };
   std::string pattern = "/v1/" + spec.channel + "/([^/]+)";
-  if (spec.method == "POST") server_->Post(pattern, handler);
-  else if (spec.method == "GET") server_->Get(pattern, handler);
-  else if (spec.method == "PUT") server_->Put(pattern, handler);
-  else if (spec.method == "DELETE") server_->Delete(pattern, handler);
-  else log::error("http", "unsupported method " + spec.method + " for " + route_label);
+  if (spec.method == "POST")
+    server_->Post(pattern, handler);
+  else if (spec.method == "GET")
+    server_->Get(pattern, handler);
+  else if (spec.method == "PUT")
+    server_->Put(pattern, handler);
+  else if (spec.method == "DELETE")
+    server_->Delete(pattern, handler);
+  else
+    log::error("http", "unsupported method " + spec.method + " for " + route_label);
 }
 
 void Gateway::add_builtin_routes() {
@@ -132,11 +137,14 @@ void Gateway::add_builtin_routes() {
   server_->Get("/healthz", counted("GET /healthz", [](const httplib::Request&) {
                  return Reply::json(200, {{"status", "ok"}});
                }));
-  server_->Get("/readyz", counted("GET /readyz", [this](const httplib::Request&) {
-                 auto ready = publisher_->check_ready();
-                 if (!ready) return Reply::error(ready.error(), std::chrono::duration_cast<std::chrono::seconds>(config_.http.retry_after));
-                 return Reply::json(200, {{"status", "ready"}, {"stream", config_.nats.stream.name}});
-               }));
+  server_->Get(
+      "/readyz", counted("GET /readyz", [this](const httplib::Request&) {
+        auto ready = publisher_->check_ready();
+        if (!ready)
+          return Reply::error(ready.error(), std::chrono::duration_cast<std::chrono::seconds>(
+                                                 config_.http.retry_after));
+        return Reply::json(200, {{"status", "ready"}, {"stream", config_.nats.stream.name}});
+      }));
   server_->Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
     metrics_.http_requests.inc({"GET /metrics", "200"});
     res.set_content(metrics_.render(), "text/plain; version=0.0.4; charset=utf-8");
@@ -161,8 +169,10 @@ Result<int> Gateway::bind() {
   server_->set_keep_alive_max_count(static_cast<size_t>(http.keep_alive_max_requests));
   server_->set_keep_alive_timeout(
       std::chrono::duration_cast<std::chrono::seconds>(http.keep_alive_timeout).count());
-  server_->set_read_timeout(std::chrono::duration_cast<std::chrono::seconds>(http.read_timeout).count());
-  server_->set_write_timeout(std::chrono::duration_cast<std::chrono::seconds>(http.write_timeout).count());
+  server_->set_read_timeout(
+      std::chrono::duration_cast<std::chrono::seconds>(http.read_timeout).count());
+  server_->set_write_timeout(
+      std::chrono::duration_cast<std::chrono::seconds>(http.write_timeout).count());
   uint64_t largest_cap = http.max_body;
   for (const auto& route : routes_) largest_cap = std::max(largest_cap, route.max_body);
   server_->set_payload_max_length(static_cast<size_t>(largest_cap));
@@ -173,7 +183,8 @@ Result<int> Gateway::bind() {
     uint64_t length = std::strtoull(req.get_header_value("Content-Length").c_str(), nullptr, 10);
     uint64_t cap = body_cap_for(req.method, req.path);
     if (length <= cap) return httplib::Server::HandlerResponse::Unhandled;
-    metrics_.http_requests.inc({req.method + " " + req.path.substr(0, req.path.rfind('/')) + "/:account", "413"});
+    metrics_.http_requests.inc(
+        {req.method + " " + req.path.substr(0, req.path.rfind('/')) + "/:account", "413"});
     write_reply(Reply::error(make_error(ErrorCode::payload_too_large, "route",
                                         "the body is larger than " + std::to_string(cap) +
                                             " bytes allowed for this route")),
@@ -184,28 +195,28 @@ Result<int> Gateway::bind() {
   // only the server's own errors (no route, bad request line, oversized body) get a body here.
   server_->set_error_handler(httplib::Server::HandlerWithResponse(
       [this](const httplib::Request& req, httplib::Response& res) {
-    if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
-    ErrorCode code = ErrorCode::not_found;
-    std::string detail = "no route for " + req.method + " " + req.path;
-    if (res.status == 413) {
-      code = ErrorCode::payload_too_large;
-      detail = "the body is larger than this server accepts";
-    } else if (res.status == 400) {
-      code = ErrorCode::bad_request;
-      detail = "malformed HTTP request";
-    } else if (res.status == 405) {
-      code = ErrorCode::method_not_allowed;
-      detail = req.method + " is not allowed on " + req.path;
-    } else if (res.status >= 500) {
-      code = ErrorCode::internal;
-      detail = "internal error";
-    }
-    metrics_.http_requests.inc({"unmatched", std::to_string(res.status)});
-    int status = res.status;
-    write_reply(Reply::error(make_error(code, "route", detail)), res);
-    res.status = status;
-    return httplib::Server::HandlerResponse::Handled;
-  }));
+        if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
+        ErrorCode code = ErrorCode::not_found;
+        std::string detail = "no route for " + req.method + " " + req.path;
+        if (res.status == 413) {
+          code = ErrorCode::payload_too_large;
+          detail = "the body is larger than this server accepts";
+        } else if (res.status == 400) {
+          code = ErrorCode::bad_request;
+          detail = "malformed HTTP request";
+        } else if (res.status == 405) {
+          code = ErrorCode::method_not_allowed;
+          detail = req.method + " is not allowed on " + req.path;
+        } else if (res.status >= 500) {
+          code = ErrorCode::internal;
+          detail = "internal error";
+        }
+        metrics_.http_requests.inc({"unmatched", std::to_string(res.status)});
+        int status = res.status;
+        write_reply(Reply::error(make_error(code, "route", detail)), res);
+        res.status = status;
+        return httplib::Server::HandlerResponse::Handled;
+      }));
   server_->set_exception_handler(
       [this](const httplib::Request& req, httplib::Response& res, std::exception_ptr) {
         log::error("http", "unhandled exception on " + req.method + " " + req.path);
@@ -236,7 +247,9 @@ Result<int> Gateway::bind() {
   return port;
 }
 
-void Gateway::serve() { server_->listen_after_bind(); }
+void Gateway::serve() {
+  server_->listen_after_bind();
+}
 
 void Gateway::stop() {
   if (server_ && server_->is_running()) server_->stop();

@@ -52,8 +52,8 @@ Reply Reply::text(int status, std::string body, std::string content_type) {
 }
 
 Reply Reply::error(const Error& error, std::optional<std::chrono::seconds> retry_after) {
-  Reply reply = json(error.http_status(),
-                     {{"error", {{"code", error.name()}, {"message", error.detail}}}});
+  Reply reply =
+      json(error.http_status(), {{"error", {{"code", error.name()}, {"message", error.detail}}}});
   if (retry_after && (error.http_status() == 429 || error.http_status() == 503)) {
     reply.headers.emplace_back("Retry-After", std::to_string(retry_after->count()));
   }

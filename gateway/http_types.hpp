@@ -41,7 +41,8 @@ struct Reply {
   std::vector<std::pair<std::string, std::string>> headers;
 
   static Reply json(int status, const nlohmann::json& body);
-  static Reply text(int status, std::string body, std::string content_type = "text/plain; charset=utf-8");
+  static Reply text(int status, std::string body,
+                    std::string content_type = "text/plain; charset=utf-8");
   // The JSON error format of ARCHITECTURE: {"error": {"code": ..., "message": ...}}.
   // 429 and 503 carry Retry-After: `retry_after` when given, else the gateway adds the
   // configured http.retry_after.

@@ -45,9 +45,8 @@ struct IdnaDeleter {
 const UIDNA* uts46() {
   static std::unique_ptr<UIDNA, IdnaDeleter> instance = [] {
     UErrorCode status = U_ZERO_ERROR;
-    UIDNA* idna = uidna_openUTS46(UIDNA_NONTRANSITIONAL_TO_UNICODE | UIDNA_CHECK_BIDI |
-                                      UIDNA_USE_STD3_RULES,
-                                  &status);
+    UIDNA* idna = uidna_openUTS46(
+        UIDNA_NONTRANSITIONAL_TO_UNICODE | UIDNA_CHECK_BIDI | UIDNA_USE_STD3_RULES, &status);
     return std::unique_ptr<UIDNA, IdnaDeleter>(U_SUCCESS(status) ? idna : nullptr);
   }();
   return instance.get();
@@ -84,12 +83,14 @@ bool is_supported_region(const std::string& region) {
   return regions.count(region) > 0;
 }
 
-std::optional<std::string> normalize_phone(std::string_view raw, const std::string& default_region) {
+std::optional<std::string> normalize_phone(std::string_view raw,
+                                           const std::string& default_region) {
   std::string_view text = trim(raw);
   if (text.empty() || text.size() > 64) return std::nullopt;
   const PhoneNumberUtil* util = PhoneNumberUtil::GetInstance();
   PhoneNumber number;
-  if (util->Parse(std::string(text), default_region, &number) != PhoneNumberUtil::NO_PARSING_ERROR) {
+  if (util->Parse(std::string(text), default_region, &number) !=
+      PhoneNumberUtil::NO_PARSING_ERROR) {
     return std::nullopt;
   }
   if (!util->IsValidNumber(number)) return std::nullopt;

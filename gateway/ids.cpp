@@ -58,10 +58,10 @@ std::string format_rfc3339(SysMillis time) {
   year_month_day ymd{day};
   hh_mm_ss hms{time - day};
   char out[32];
-  std::snprintf(out, sizeof out, "%04d-%02u-%02uT%02d:%02d:%02d.%03dZ", static_cast<int>(ymd.year()),
-                static_cast<unsigned>(ymd.month()), static_cast<unsigned>(ymd.day()),
-                static_cast<int>(hms.hours().count()), static_cast<int>(hms.minutes().count()),
-                static_cast<int>(hms.seconds().count()),
+  std::snprintf(out, sizeof out, "%04d-%02u-%02uT%02d:%02d:%02d.%03dZ",
+                static_cast<int>(ymd.year()), static_cast<unsigned>(ymd.month()),
+                static_cast<unsigned>(ymd.day()), static_cast<int>(hms.hours().count()),
+                static_cast<int>(hms.minutes().count()), static_cast<int>(hms.seconds().count()),
                 static_cast<int>(hms.subseconds().count()));
   return out;
 }
@@ -75,7 +75,8 @@ std::optional<SysMillis> parse_rfc3339(std::string_view text) {
     return std::nullopt;
   }
   int year = 0;
-  if (std::from_chars(text.data(), text.data() + 4, year).ptr != text.data() + 4) return std::nullopt;
+  if (std::from_chars(text.data(), text.data() + 4, year).ptr != text.data() + 4)
+    return std::nullopt;
   int month = two_digits(text, 5), day = two_digits(text, 8), hour = two_digits(text, 11),
       minute = two_digits(text, 14), second = two_digits(text, 17);
   if (month < 1 || day < 1 || hour < 0 || hour > 23 || minute < 0 || minute > 59 || second < 0 ||

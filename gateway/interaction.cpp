@@ -13,12 +13,16 @@ const std::vector<std::string_view> kChannels = {"telegram", "whatsapp", "vk",
                                                  "email",    "webform",  "api"};
 const std::vector<std::string_view> kKinds = {"message", "message_edit", "lead",  "consent",
                                               "status",  "reaction",     "action"};
-const std::vector<std::string_view> kIdentifierTypes = {
-    "phone",          "email",          "telegram_user_id", "telegram_username",
-    "whatsapp_wa_id", "whatsapp_user_id", "vk_user_id"};
+const std::vector<std::string_view> kIdentifierTypes = {"phone",
+                                                        "email",
+                                                        "telegram_user_id",
+                                                        "telegram_username",
+                                                        "whatsapp_wa_id",
+                                                        "whatsapp_user_id",
+                                                        "vk_user_id"};
 const std::vector<std::string_view> kAttachmentTypes = {
-    "image",   "video",     "audio",      "voice", "document", "sticker", "location",
-    "venue",   "contact",   "animation",  "video_note", "link", "other"};
+    "image", "video",   "audio",     "voice",      "document", "sticker", "location",
+    "venue", "contact", "animation", "video_note", "link",     "other"};
 const std::vector<std::string_view> kConversationTypes = {"private", "group", "channel"};
 const std::vector<std::string_view> kStatusStates = {"sent",   "delivered", "read",
                                                      "played", "failed",    "bounced"};
@@ -136,9 +140,12 @@ ojson consent_json(const Consent& consent) {
 }  // namespace
 
 ojson to_json(const Interaction& in) {
-  ojson out = {{"schema", kSchemaName},       {"id", in.id},
-               {"channel", in.channel},       {"account", in.account},
-               {"kind", in.kind},             {"occurred_at", format_rfc3339(in.occurred_at)},
+  ojson out = {{"schema", kSchemaName},
+               {"id", in.id},
+               {"channel", in.channel},
+               {"account", in.account},
+               {"kind", in.kind},
+               {"occurred_at", format_rfc3339(in.occurred_at)},
                {"received_at", format_rfc3339(in.received_at)}};
   if (in.contact) out["contact"] = contact_json(*in.contact);
   if (in.conversation) {
@@ -162,9 +169,8 @@ ojson to_json(const Interaction& in) {
     out["status"] = std::move(s);
   }
   if (in.reaction) {
-    out["reaction"] = {{"of", in.reaction->of},
-                       {"emoji", in.reaction->emoji},
-                       {"removed", in.reaction->removed}};
+    out["reaction"] = {
+        {"of", in.reaction->of}, {"emoji", in.reaction->emoji}, {"removed", in.reaction->removed}};
   }
   if (in.action) {
     ojson a = {{"type", in.action->type}};
@@ -402,7 +408,8 @@ Contact read_contact(ObjectReader& r) {
     id.value = item.string("value");
     id.verified = item.boolean("verified").value_or(false);
     id.raw = item.string("raw");
-    if (!id.value && !id.raw && !item.failed()) item.fail(item.at("value"), "value or raw is required");
+    if (!id.value && !id.raw && !item.failed())
+      item.fail(item.at("value"), "value or raw is required");
     c.identifiers.push_back(std::move(id));
   });
   c.language = r.string("language");
@@ -499,7 +506,8 @@ Status check_kind_sections(const Interaction& in) {
                       std::string(section) + ": is required when kind is " + in.kind);
   };
   if ((in.kind == "message" || in.kind == "message_edit") && !in.message) return missing("message");
-  if (in.kind == "message_edit" && in.message && !in.message->edit_of) return missing("message.edit_of");
+  if (in.kind == "message_edit" && in.message && !in.message->edit_of)
+    return missing("message.edit_of");
   if (in.kind == "lead" && !in.lead) return missing("lead");
   if (in.kind == "consent" && in.consent.empty()) return missing("consent");
   if (in.kind == "status" && !in.status) return missing("status");
@@ -518,8 +526,10 @@ Result<Interaction> interaction_from_json(const json& document, ReadMode mode) {
     in.id = r.required_string("id");
     in.channel = r.required_enum("channel", kChannels);
     in.account = r.required_string("account");
-    if (auto received = r.time("received_at")) in.received_at = *received;
-    else r.fail("received_at", "is required");
+    if (auto received = r.time("received_at"))
+      in.received_at = *received;
+    else
+      r.fail("received_at", "is required");
   } else {
     // A submission may name its channel and account; the caller checks them against the route.
     in.channel = r.optional_enum("channel", kChannels).value_or("");
@@ -587,9 +597,8 @@ Result<Interaction> interaction_from_json(const json& document, ReadMode mode) {
     in.source = read_source(*s);
     s->finish();
   }
-  r.objects("consent", [&](ObjectReader& item) {
-    in.consent.push_back(read_consent(item, in.occurred_at));
-  });
+  r.objects("consent",
+            [&](ObjectReader& item) { in.consent.push_back(read_consent(item, in.occurred_at)); });
   in.tags = r.string_array("tags");
   if (auto s = r.section("raw")) {
     RawInfo raw;

@@ -97,8 +97,8 @@ struct Source {
 };
 
 struct ConsentEvidence {
-  OptString ip, user_agent, page_url, text_id, text_version, text_sha256, policy_url,
-      native_event, submission_id, linked_interaction_id;
+  OptString ip, user_agent, page_url, text_id, text_version, text_sha256, policy_url, native_event,
+      submission_id, linked_interaction_id;
 };
 
 struct Consent {
@@ -145,7 +145,7 @@ nlohmann::ordered_json to_json(const Interaction& interaction);
 std::string serialize(const Interaction& interaction);
 
 enum class ReadMode {
-  full,         // a whole interaction.v1 document (tests, tail)
+  full,            // a whole interaction.v1 document (tests, tail)
   api_submission,  // what the API channel accepts: no schema, id, received_at, channel, account
 };
 

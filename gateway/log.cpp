@@ -18,7 +18,9 @@ void set_level(std::string_view level) {
   }
 }
 
-bool enabled(Level level) { return static_cast<int>(level) >= threshold.load(); }
+bool enabled(Level level) {
+  return static_cast<int>(level) >= threshold.load();
+}
 
 void write(Level level, std::string_view component, std::string_view message) {
   if (!enabled(level)) return;

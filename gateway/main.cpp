@@ -42,18 +42,23 @@ int check_config(const std::string& path, const std::string& print_key) {
   }
   if (!print_key.empty()) {
     // For scripts (make run): the resolved value of one key, after ${ENV} substitution.
-    if (print_key == "nats.url") std::printf("%s\n", config->nats.url.c_str());
-    else if (print_key == "http.address") std::printf("%s\n", config->http.address.c_str());
-    else if (print_key == "http.port") std::printf("%d\n", config->http.port);
+    if (print_key == "nats.url")
+      std::printf("%s\n", config->nats.url.c_str());
+    else if (print_key == "http.address")
+      std::printf("%s\n", config->http.address.c_str());
+    else if (print_key == "http.port")
+      std::printf("%d\n", config->http.port);
     else {
-      std::fprintf(stderr, "omnigate check-config: --print supports nats.url, http.address, http.port\n");
+      std::fprintf(stderr,
+                   "omnigate check-config: --print supports nats.url, http.address, http.port\n");
       return 2;
     }
     return 0;
   }
   std::printf("%s: ok (%zu channel%s", path.c_str(), config->connectors.size(),
               config->connectors.size() == 1 ? "" : "s");
-  for (const auto& c : config->connectors) std::printf(" %.*s", int(c->channel().size()), c->channel().data());
+  for (const auto& c : config->connectors)
+    std::printf(" %.*s", int(c->channel().size()), c->channel().data());
   std::printf(")\n");
   return 0;
 }
@@ -109,15 +114,24 @@ int tail(const std::vector<std::string>& args) {
       return args[++i];
     };
     const std::string& a = args[i];
-    if (a == "--config") config_path = value("--config");
-    else if (a == "--nats") options.nats_url = value("--nats");
-    else if (a == "--channel") options.channel = value("--channel");
-    else if (a == "--account") options.account = value("--account");
-    else if (a == "--kind") options.kind = value("--kind");
-    else if (a == "--durable") options.durable = value("--durable");
-    else if (a == "--from-start") options.from_start = true;
-    else if (a == "--count") options.count = std::stol(value("--count"));
-    else if (a == "--idle-exit") options.idle_exit_ms = std::stol(value("--idle-exit"));
+    if (a == "--config")
+      config_path = value("--config");
+    else if (a == "--nats")
+      options.nats_url = value("--nats");
+    else if (a == "--channel")
+      options.channel = value("--channel");
+    else if (a == "--account")
+      options.account = value("--account");
+    else if (a == "--kind")
+      options.kind = value("--kind");
+    else if (a == "--durable")
+      options.durable = value("--durable");
+    else if (a == "--from-start")
+      options.from_start = true;
+    else if (a == "--count")
+      options.count = std::stol(value("--count"));
+    else if (a == "--idle-exit")
+      options.idle_exit_ms = std::stol(value("--idle-exit"));
     else {
       std::fprintf(stderr, "omnigate tail: unknown option %s\n%s", a.c_str(), kUsage);
       return 2;
@@ -148,15 +162,18 @@ int main(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
   if (args.empty() || args[0] == "run") {
     std::string path = kDefaultConfig;
-    if (args.size() >= 3 && args[1] == "--config") path = args[2];
-    else if (args.size() >= 2 && args[1] != "--config") path = args[1];
+    if (args.size() >= 3 && args[1] == "--config")
+      path = args[2];
+    else if (args.size() >= 2 && args[1] != "--config")
+      path = args[1];
     return run(path);
   }
   if (args[0] == "--config" && args.size() >= 2) return run(args[1]);
   if (args[0] == "check-config") {
     if (args.size() == 2) return check_config(args[1], "");
     if (args.size() == 4 && args[2] == "--print") return check_config(args[1], args[3]);
-    std::fprintf(stderr, "usage: omnigate check-config FILE [--print nats.url|http.address|http.port]\n");
+    std::fprintf(stderr,
+                 "usage: omnigate check-config FILE [--print nats.url|http.address|http.port]\n");
     return 2;
   }
   if (args[0] == "tail") return tail(std::vector<std::string>(args.begin() + 1, args.end()));

@@ -120,10 +120,10 @@ Metrics::Metrics()
                      {"channel", "type"}),
       publish_failures("omnigate_publish_failures_total",
                        "Publishes that did not reach a PubAck, by reason.", {"reason"}),
-      publish_latency("omnigate_publish_duration_seconds",
-                      "Time from publish start to JetStream PubAck (including retries).",
-                      {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5,
-                       5, 10}) {}
+      publish_latency(
+          "omnigate_publish_duration_seconds",
+          "Time from publish start to JetStream PubAck (including retries).",
+          {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}) {}
 
 std::string Metrics::render() const {
   std::string out;

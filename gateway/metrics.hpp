@@ -45,12 +45,12 @@ class Histogram {
 class Metrics {
  public:
   Metrics();
-  LabeledCounter http_requests;            // route, status
-  LabeledCounter interactions_published;   // channel, kind
-  LabeledCounter duplicates;               // channel
-  LabeledCounter rejected;                 // channel, reason (bad payloads, auth failures, spam)
-  LabeledCounter ignored_events;           // channel, type (acknowledged but not published)
-  LabeledCounter publish_failures;         // reason
+  LabeledCounter http_requests;           // route, status
+  LabeledCounter interactions_published;  // channel, kind
+  LabeledCounter duplicates;              // channel
+  LabeledCounter rejected;                // channel, reason (bad payloads, auth failures, spam)
+  LabeledCounter ignored_events;          // channel, type (acknowledged but not published)
+  LabeledCounter publish_failures;        // reason
   Histogram publish_latency;
   std::atomic<int> nats_connected{0};
   std::atomic<uint64_t> nats_reconnects{0};

@@ -52,9 +52,9 @@ Interaction Pipeline::enrich(Submission submission) const {
   if (in.occurred_at == SysMillis{}) in.occurred_at = in.received_at;
   if (in.contact) normalize_identifiers(*in.contact, config_.identity.default_region);
   if (!submission.raw_bytes.empty()) {
-    in.raw = RawInfo{sha256_hex(submission.raw_bytes),
-                     submission.raw_content_type.empty() ? "application/octet-stream"
-                                                         : submission.raw_content_type};
+    in.raw = RawInfo{sha256_hex(submission.raw_bytes), submission.raw_content_type.empty()
+                                                           ? "application/octet-stream"
+                                                           : submission.raw_content_type};
   }
   std::sort(in.tags.begin(), in.tags.end());
   in.tags.erase(std::unique(in.tags.begin(), in.tags.end()), in.tags.end());

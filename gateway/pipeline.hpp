@@ -13,8 +13,8 @@ namespace omnigate {
 class Publisher;
 
 struct Submission {
-  Interaction interaction;  // channel, account, kind and content filled by the connector
-  std::string native_key;   // the provider's event key; the id derives from it
+  Interaction interaction;     // channel, account, kind and content filled by the connector
+  std::string native_key;      // the provider's event key; the id derives from it
   std::string_view raw_bytes;  // the provider's bytes, for raw.sha256 (may be empty)
   std::string raw_content_type;
 };

@@ -10,9 +10,13 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-std::string nats_text(natsStatus status) { return natsStatus_GetText(status); }
+std::string nats_text(natsStatus status) {
+  return natsStatus_GetText(status);
+}
 
-int64_t to_ms(std::chrono::milliseconds d) { return static_cast<int64_t>(d.count()); }
+int64_t to_ms(std::chrono::milliseconds d) {
+  return static_cast<int64_t>(d.count());
+}
 
 }  // namespace
 
@@ -65,12 +69,16 @@ Result<std::unique_ptr<Publisher>> Publisher::start(const NatsConfig& config, Me
   if (s == NATS_OK && !config.user.empty()) {
     s = natsOptions_SetUserInfo(raw_options, config.user.c_str(), config.password.c_str());
   }
-  if (s == NATS_OK && !config.token.empty()) s = natsOptions_SetToken(raw_options, config.token.c_str());
+  if (s == NATS_OK && !config.token.empty())
+    s = natsOptions_SetToken(raw_options, config.token.c_str());
   if (s == NATS_OK && !config.credentials_file.empty()) {
-    s = natsOptions_SetUserCredentialsFromFiles(raw_options, config.credentials_file.c_str(), nullptr);
+    s = natsOptions_SetUserCredentialsFromFiles(raw_options, config.credentials_file.c_str(),
+                                                nullptr);
   }
-  if (s == NATS_OK) s = natsOptions_SetDisconnectedCB(raw_options, &Publisher::on_disconnected, p.get());
-  if (s == NATS_OK) s = natsOptions_SetReconnectedCB(raw_options, &Publisher::on_reconnected, p.get());
+  if (s == NATS_OK)
+    s = natsOptions_SetDisconnectedCB(raw_options, &Publisher::on_disconnected, p.get());
+  if (s == NATS_OK)
+    s = natsOptions_SetReconnectedCB(raw_options, &Publisher::on_reconnected, p.get());
   // Start even when NATS is down: keep trying in the background, answer 503 meanwhile.
   if (s == NATS_OK) {
     s = natsOptions_SetRetryOnFailedConnect(raw_options, true, &Publisher::on_connected, p.get());
@@ -89,7 +97,8 @@ Result<std::unique_ptr<Publisher>> Publisher::start(const NatsConfig& config, Me
   if (s == NATS_OK) {
     metrics.nats_connected = 1;
   } else {
-    log::warn("nats", "NATS at " + config.url + " is not reachable yet; retrying in the background");
+    log::warn("nats",
+              "NATS at " + config.url + " is not reachable yet; retrying in the background");
   }
 
   jsOptions js_options;
@@ -143,8 +152,8 @@ Status Publisher::ensure_stream_and_buckets() {
       s = js_UpdateStream(&info, jetstream_.get(), &cfg, nullptr, &js_error);
       if (s != NATS_OK) {
         // The stream exists; a setting we cannot change (e.g. storage) is an operator matter.
-        log::warn("nats", "stream " + sc.name + " exists but could not be updated: " +
-                              nats_GetLastError(nullptr));
+        log::warn("nats", "stream " + sc.name +
+                              " exists but could not be updated: " + nats_GetLastError(nullptr));
         s = NATS_OK;
       }
     }
@@ -326,14 +335,13 @@ Result<PublishOutcome> Publisher::publish(const std::string& subject, const std:
   }
 
   while (true) {
-    auto remaining =
-        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+    auto remaining = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
     if (remaining.count() <= 0) {
       return not_durable("timeout", "no PubAck from JetStream before the request deadline");
     }
     PublishOutcome outcome;
-    natsStatus s = publish_attempt(subject, id, payload,
-                                   std::min(config_.ack_wait, remaining), outcome);
+    natsStatus s =
+        publish_attempt(subject, id, payload, std::min(config_.ack_wait, remaining), outcome);
     if (s == NATS_OK) {
       if (seen_) {
         // Fire-and-forget: the stream's duplicate window covers the moment until it lands.

@@ -4,12 +4,12 @@
 #pragma once
 
 #include <atomic>
-#include <condition_variable>
-#include <unordered_map>
 #include <chrono>
+#include <condition_variable>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <unordered_map>
 
 #include "gateway/config.hpp"
 #include "gateway/error.hpp"
@@ -78,7 +78,9 @@ class Publisher {
   nats::KeyValue cursors_;
   SeenIndex seen_index_;
   std::mutex waiters_mutex_;
-  std::unordered_map<natsMsg*, std::shared_ptr<AckWaiter>> waiters_;  // in-flight attempts  // declared after seen_: stopped before the bucket handle goes
+  std::unordered_map<natsMsg*, std::shared_ptr<AckWaiter>>
+      waiters_;  // in-flight attempts  // declared after seen_: stopped before the bucket handle
+                 // goes
   std::mutex setup_mutex_;
   std::atomic<bool> setup_done_{false};  // stream and buckets verified since the last (re)connect
 };

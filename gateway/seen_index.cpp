@@ -11,7 +11,9 @@ namespace omnigate {
 
 SeenIndex::SeenIndex(std::chrono::milliseconds horizon) : horizon_(horizon) {}
 
-SeenIndex::~SeenIndex() { stop(); }
+SeenIndex::~SeenIndex() {
+  stop();
+}
 
 std::optional<SeenIndex::Key> SeenIndex::key_of(const std::string& id) {
   uuid_t bytes;
@@ -34,8 +36,7 @@ void SeenIndex::insert(const std::string& id, uint64_t sequence,
                        std::chrono::system_clock::time_point at) {
   auto key = key_of(id);
   if (!key) return;
-  int64_t seconds =
-      std::chrono::duration_cast<std::chrono::seconds>(at.time_since_epoch()).count();
+  int64_t seconds = std::chrono::duration_cast<std::chrono::seconds>(at.time_since_epoch()).count();
   std::unique_lock lock(mutex_);
   entries_.insert_or_assign(*key, Entry{sequence, seconds});
 }
@@ -46,9 +47,8 @@ size_t SeenIndex::size() const {
 }
 
 void SeenIndex::prune(std::chrono::system_clock::time_point now) {
-  int64_t oldest = std::chrono::duration_cast<std::chrono::seconds>(
-                       (now - horizon_).time_since_epoch())
-                       .count();
+  int64_t oldest =
+      std::chrono::duration_cast<std::chrono::seconds>((now - horizon_).time_since_epoch()).count();
   std::unique_lock lock(mutex_);
   std::erase_if(entries_, [oldest](const auto& item) { return item.second.at_seconds < oldest; });
 }
@@ -76,7 +76,8 @@ void SeenIndex::watch_loop(kvStore* bucket) {
     if (s != NATS_OK) {
       // NATS away or the bucket gone: lookups fall back to the bucket until we are back.
       loaded_ = false;
-      for (int i = 0; i < 10 && !stopping_; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      for (int i = 0; i < 10 && !stopping_; ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
       continue;
     }
     watcher_ = watcher;
@@ -94,7 +95,8 @@ void SeenIndex::watch_loop(kvStore* bucket) {
       if (s != NATS_OK) break;
       if (entry == nullptr) {  // the initial state is complete
         if (!loaded_.exchange(true)) {
-          log::info("dedup", "seen index loaded: " + std::to_string(size()) + " ids within the horizon");
+          log::info("dedup",
+                    "seen index loaded: " + std::to_string(size()) + " ids within the horizon");
         }
         continue;
       }

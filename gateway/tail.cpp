@@ -9,7 +9,9 @@
 namespace omnigate {
 namespace {
 volatile std::sig_atomic_t stop_requested = 0;
-void on_signal(int) { stop_requested = 1; }
+void on_signal(int) {
+  stop_requested = 1;
+}
 }  // namespace
 
 int run_tail(const TailOptions& options) {
@@ -27,8 +29,8 @@ int run_tail(const TailOptions& options) {
   natsConnection_JetStream(&raw_js, raw_connection, nullptr);
   nats::JetStream js(raw_js);
 
-  std::string subject = "omnigate.interactions." + options.channel + "." + options.account + "." +
-                        options.kind;
+  std::string subject =
+      "omnigate.interactions." + options.channel + "." + options.account + "." + options.kind;
   if (options.channel == "*" && options.account == "*" && options.kind == "*") {
     subject = "omnigate.interactions.>";
   }
@@ -60,7 +62,8 @@ int run_tail(const TailOptions& options) {
   long idle_ms = 0;
   while (!stop_requested && (options.count < 0 || printed < options.count)) {
     nats::MsgList list;
-    int batch = options.count < 0 ? 64 : static_cast<int>(std::min<long>(64, options.count - printed));
+    int batch =
+        options.count < 0 ? 64 : static_cast<int>(std::min<long>(64, options.count - printed));
     s = natsSubscription_Fetch(list.get(), sub.get(), batch, 500, &js_error);
     if (s == NATS_TIMEOUT) {
       idle_ms += 500;

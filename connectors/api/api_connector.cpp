@@ -38,8 +38,8 @@ class ApiConnector : public Connector {
   void start(GatewayContext& context, Router& router) override {
     pipeline_ = &context.pipeline;
     metrics_ = &context.metrics;
-    router.add_channel_route(
-        {"POST", "api", max_body_, [this](const InboundRequest& request) { return handle(request); }});
+    router.add_channel_route({"POST", "api", max_body_,
+                              [this](const InboundRequest& request) { return handle(request); }});
   }
 
  private:

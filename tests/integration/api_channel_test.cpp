@@ -61,7 +61,9 @@ TEST_CASE("an API interaction is normalized, published with its id and readable 
   CHECK(doc["occurred_at"] == "2026-11-22T09:30:00.000Z");
   const json& ids = doc["contact"]["identifiers"];
   REQUIRE(ids.size() == 3);
-  CHECK(ids[0] == json{{"type", "phone"}, {"value", "+79123456789"}, {"verified", false},
+  CHECK(ids[0] == json{{"type", "phone"},
+                       {"value", "+79123456789"},
+                       {"verified", false},
                        {"raw", "8 (912) 345-67-89"}});
   CHECK(ids[1]["value"] == "Ivan.Petrov@example.ru");
   CHECK_FALSE(ids[2].contains("value"));  // garbage keeps its raw text only
@@ -103,8 +105,7 @@ TEST_CASE("the same Idempotency-Key twice gives one message and the same answer"
 TEST_CASE("a retry after the stream's duplicate window is still recognised by omnigate_seen",
           "[integration][api][dedup]") {
   NatsServer nats;
-  RunningGateway gateway(
-      test_config_yaml(nats.url(), "  stream:\n    duplicate_window: 1s\n"));
+  RunningGateway gateway(test_config_yaml(nats.url(), "  stream:\n    duplicate_window: 1s\n"));
 
   auto first = gateway.post_api("late-retry", kMessageBody);
   REQUIRE(first);
@@ -150,8 +151,9 @@ TEST_CASE("a retry after the stream's duplicate window is still recognised by om
   CHECK(schema_problems(messages).empty());
 }
 
-TEST_CASE("the API channel refuses what it cannot take, with the right status and nothing published",
-          "[integration][api][errors]") {
+TEST_CASE(
+    "the API channel refuses what it cannot take, with the right status and nothing published",
+    "[integration][api][errors]") {
   NatsServer nats;
   RunningGateway gateway(test_config_yaml(nats.url()));
   auto client = gateway.client();
@@ -169,10 +171,22 @@ TEST_CASE("the API channel refuses what it cannot take, with the right status an
     std::string message_part;
   };
   std::vector<Row> rows = {
-      {"wrong token", "/v1/api/crm", {{"Authorization", "Bearer nope-nope-nope-nope"}, {"Idempotency-Key", "k"}},
-       kMessageBody, "application/json", 401, "unauthorized", "bearer token"},
-      {"no token", "/v1/api/crm", {{"Idempotency-Key", "k"}}, kMessageBody, "application/json", 401,
-       "unauthorized", "bearer token"},
+      {"wrong token",
+       "/v1/api/crm",
+       {{"Authorization", "Bearer nope-nope-nope-nope"}, {"Idempotency-Key", "k"}},
+       kMessageBody,
+       "application/json",
+       401,
+       "unauthorized",
+       "bearer token"},
+      {"no token",
+       "/v1/api/crm",
+       {{"Idempotency-Key", "k"}},
+       kMessageBody,
+       "application/json",
+       401,
+       "unauthorized",
+       "bearer token"},
       {"unknown account", "/v1/api/shop", auth, kMessageBody, "application/json", 404,
        "unknown_account", "shop"},
       {"bad JSON", "/v1/api/crm", auth, R"({"kind": "message",})", "application/json", 400,
@@ -182,15 +196,22 @@ TEST_CASE("the API channel refuses what it cannot take, with the right status an
       {"bad identifier type", "/v1/api/crm", auth,
        R"({"kind":"message","message":{"native_id":"1"},"contact":{"identifiers":[{"type":"ip","value":"1.2.3.4"}]}})",
        "application/json", 400, "invalid_field", "contact.identifiers[0].type"},
-      {"unknown field", "/v1/api/crm", auth, R"({"kind":"message","message":{"native_id":"1"},"priority":1})",
-       "application/json", 400, "invalid_field", "priority: unknown field"},
+      {"unknown field", "/v1/api/crm", auth,
+       R"({"kind":"message","message":{"native_id":"1"},"priority":1})", "application/json", 400,
+       "invalid_field", "priority: unknown field"},
       {"id is the gateway's", "/v1/api/crm", auth,
        R"({"id":"x","kind":"message","message":{"native_id":"1"}})", "application/json", 400,
        "invalid_field", "id: unknown field"},
-      {"missing Idempotency-Key", "/v1/api/crm", {{"Authorization", "Bearer " + kApiToken}},
-       kMessageBody, "application/json", 400, "missing_header", "Idempotency-Key"},
-      {"not JSON content type", "/v1/api/crm", auth, "kind=message", "application/x-www-form-urlencoded",
-       415, "unsupported_media_type", "application/json"},
+      {"missing Idempotency-Key",
+       "/v1/api/crm",
+       {{"Authorization", "Bearer " + kApiToken}},
+       kMessageBody,
+       "application/json",
+       400,
+       "missing_header",
+       "Idempotency-Key"},
+      {"not JSON content type", "/v1/api/crm", auth, "kind=message",
+       "application/x-www-form-urlencoded", 415, "unsupported_media_type", "application/json"},
       {"too large", "/v1/api/crm", auth, std::string(5000, ' ') + kMessageBody, "application/json",
        413, "payload_too_large", "4096"},
   };
@@ -233,10 +254,14 @@ TEST_CASE("health, readiness and metrics endpoints", "[integration][http]") {
   auto metrics = client.Get("/metrics");
   REQUIRE(metrics);
   CHECK(metrics->status == 200);
-  CHECK_THAT(metrics->get_header_value("Content-Type"), Catch::StartsWith("text/plain; version=0.0.4"));
+  CHECK_THAT(metrics->get_header_value("Content-Type"),
+             Catch::StartsWith("text/plain; version=0.0.4"));
   const std::string& text = metrics->body;
-  CHECK_THAT(text, Catch::Contains(R"(omnigate_http_requests_total{route="POST /v1/api/:account",status="202"} 2)"));
-  CHECK_THAT(text, Catch::Contains(R"(omnigate_interactions_published_total{channel="api",kind="message"} 1)"));
+  CHECK_THAT(text,
+             Catch::Contains(
+                 R"(omnigate_http_requests_total{route="POST /v1/api/:account",status="202"} 2)"));
+  CHECK_THAT(text, Catch::Contains(
+                       R"(omnigate_interactions_published_total{channel="api",kind="message"} 1)"));
   CHECK_THAT(text, Catch::Contains(R"(omnigate_duplicates_total{channel="api"} 1)"));
   CHECK_THAT(text, Catch::Contains("omnigate_publish_duration_seconds_count 2"));
   CHECK_THAT(text, Catch::Contains("omnigate_nats_connected 1"));
@@ -256,7 +281,8 @@ TEST_CASE("one keep-alive connection carries many requests", "[integration][http
   int answered = 0;
   std::string buffer;
   for (int i = 0; i < 20; ++i) {
-    REQUIRE(::send(fd, request.data(), request.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(request.size()));
+    REQUIRE(::send(fd, request.data(), request.size(), MSG_NOSIGNAL) ==
+            static_cast<ssize_t>(request.size()));
     // Read one whole response: headers, then Content-Length bytes of body.
     while (true) {
       size_t end = buffer.find("\r\n\r\n");

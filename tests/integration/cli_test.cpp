@@ -104,8 +104,8 @@ TEST_CASE("tail prints interactions; a durable consumer resumes where it stopped
 
 TEST_CASE("tail says clearly when NATS is not there", "[integration][cli][tail]") {
   int port = free_tcp_port();
-  auto result = run_command(std::string(OMNIGATE_BINARY) + " tail --nats nats://127.0.0.1:" +
-                            std::to_string(port) + " --count 1");
+  auto result = run_command(std::string(OMNIGATE_BINARY) +
+                            " tail --nats nats://127.0.0.1:" + std::to_string(port) + " --count 1");
   CHECK(result.exit_code == 1);
   CHECK_THAT(result.output, Catch::Contains("cannot connect to NATS"));
 }

@@ -51,7 +51,9 @@ NatsServer::NatsServer(Start when) : port_(free_tcp_port()) {
   if (when == Start::now) start();
 }
 
-NatsServer::~NatsServer() { kill(); }
+NatsServer::~NatsServer() {
+  kill();
+}
 
 void NatsServer::start() {
   pid_ = ::fork();
@@ -149,8 +151,7 @@ std::string schema_problems(const std::vector<StreamMessage>& messages) {
   }
   std::string source = OMNIGATE_SOURCE_DIR;
   std::string command = "node " + source + "/tests/schema/validate.mjs " + source +
-                        "/schemas/interaction.v1.schema.json " + ndjson + " > " + report +
-                        " 2>&1";
+                        "/schemas/interaction.v1.schema.json " + ndjson + " > " + report + " 2>&1";
   int status = std::system(command.c_str());
   if (status == 0) return "";
   std::ifstream in(report);
@@ -165,7 +166,9 @@ std::string test_config_yaml(const std::string& nats_url, const std::string& ext
          "  threads: 8\n"
          "  retry_after: 7s\n"
          "nats:\n"
-         "  url: " + nats_url + "\n"
+         "  url: " +
+         nats_url +
+         "\n"
          "  connect_timeout: 500ms\n"
          "  reconnect_wait: 100ms\n"
          "  publish_timeout: 2s\n"
@@ -176,7 +179,9 @@ std::string test_config_yaml(const std::string& nats_url, const std::string& ext
          "channels:\n"
          "  api:\n"
          "    - account: crm\n"
-         "      token: " + kApiToken + "\n"
+         "      token: " +
+         kApiToken +
+         "\n"
          "      max_body: 4KiB\n" +
          extra;
 }

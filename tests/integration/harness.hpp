@@ -40,8 +40,8 @@ class NatsServer {
   explicit NatsServer(Start when = Start::now);
   ~NatsServer();
   void start();
-  void stop();  // SIGTERM and wait: a clean shutdown, the store survives
-  void kill();  // SIGKILL: the process dies mid-flight
+  void stop();    // SIGTERM and wait: a clean shutdown, the store survives
+  void kill();    // SIGKILL: the process dies mid-flight
   void pause();   // SIGSTOP: the server holds every request, as a stalled node would
   void resume();  // SIGCONT
   std::string url() const { return "nats://127.0.0.1:" + std::to_string(port_); }

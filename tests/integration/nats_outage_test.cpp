@@ -36,10 +36,12 @@ TEST_CASE("NATS stopped: 503 with Retry-After and nothing acked; NATS back: acce
   CHECK(client.Get("/readyz")->get_header_value("Retry-After") == "7");
 
   nats.start();  // same port, same store
-  REQUIRE(eventually([&] {
-    auto ready = client.Get("/readyz");
-    return ready && ready->status == 200;
-  }, std::chrono::seconds(20)));
+  REQUIRE(eventually(
+      [&] {
+        auto ready = client.Get("/readyz");
+        return ready && ready->status == 200;
+      },
+      std::chrono::seconds(20)));
 
   // The provider retries what was refused; it is accepted now, once.
   auto retried = gateway.post_api("during", message_body("2"));
@@ -68,10 +70,12 @@ TEST_CASE("the gateway starts while NATS is down and serves once it appears",
   CHECK(gateway.gateway().metrics().publish_failures.value({"disconnected"}) == 1);
 
   nats.start();
-  REQUIRE(eventually([&] {
-    auto ready = client.Get("/readyz");
-    return ready && ready->status == 200;
-  }, std::chrono::seconds(20)));
+  REQUIRE(eventually(
+      [&] {
+        auto ready = client.Get("/readyz");
+        return ready && ready->status == 200;
+      },
+      std::chrono::seconds(20)));
   auto accepted = gateway.post_api("early", message_body("1"));
   REQUIRE(accepted);
   CHECK(accepted->status == 202);

@@ -47,9 +47,10 @@ TEST_CASE("an Idempotency-Key is 1 to 255 printable ASCII characters", "[api][id
   }
 }
 
-TEST_CASE("a valid submission becomes channel api, the route's account, keyed by the "
-          "Idempotency-Key",
-          "[api][parse]") {
+TEST_CASE(
+    "a valid submission becomes channel api, the route's account, keyed by the "
+    "Idempotency-Key",
+    "[api][parse]") {
   const std::string body = kMessageBody;
   auto submission = parse_submission(body, "crm-import", "order-42");
   INFO((submission ? std::string() : submission.error().detail));
@@ -106,7 +107,8 @@ TEST_CASE("malformed JSON is bad_request with line and column", "[api][parse]") 
   CHECK(submission.error().detail.find("json.exception") == std::string::npos);
 }
 
-TEST_CASE("a body that is JSON but not an object is invalid_field, not an exception", "[api][parse]") {
+TEST_CASE("a body that is JSON but not an object is invalid_field, not an exception",
+          "[api][parse]") {
   auto body = GENERATE(as<std::string>{}, "[]", "42", "\"text\"", "null");
   CAPTURE(body);
   omnigate::Result<omnigate::Submission> submission =
@@ -169,8 +171,8 @@ TEST_CASE("a submission without the section its kind needs is invalid_field nami
 }
 
 TEST_CASE("a submission with a non-string occurred_at is invalid_field", "[api][parse]") {
-  auto submission =
-      parse_submission(R"({"kind":"message","occurred_at":5,"message":{"native_id":"1"}})", "a", "k");
+  auto submission = parse_submission(
+      R"({"kind":"message","occurred_at":5,"message":{"native_id":"1"}})", "a", "k");
   REQUIRE_FALSE(submission.ok());
   CHECK(submission.error().detail.rfind("occurred_at: must be a string", 0) == 0);
 }

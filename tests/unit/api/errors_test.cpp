@@ -62,7 +62,8 @@ TEST_CASE("spec_of maps every ErrorCode to its name and HTTP status", "[errors]"
   CHECK(names.size() == kCodes.size());  // names are unique metric labels
 }
 
-TEST_CASE("Reply::error is {\"error\": {\"code\", \"message\"}} with the code's status", "[errors]") {
+TEST_CASE("Reply::error is {\"error\": {\"code\", \"message\"}} with the code's status",
+          "[errors]") {
   for (const auto& row : kCodes) {
     CAPTURE(row.name);
     Error error = omnigate::make_error(row.code, "parse", "message.text: must be a string \"x\"");
@@ -82,7 +83,8 @@ TEST_CASE("Reply::error is {\"error\": {\"code\", \"message\"}} with the code's 
 TEST_CASE("Retry-After is sent exactly with 429 and 503, with the value given", "[errors]") {
   for (const auto& row : kCodes) {
     CAPTURE(row.name);
-    Reply reply = Reply::error(omnigate::make_error(row.code, "publish", "d"), std::chrono::seconds(7));
+    Reply reply =
+        Reply::error(omnigate::make_error(row.code, "publish", "d"), std::chrono::seconds(7));
     int retry_after_headers = 0;
     for (const auto& [name, value] : reply.headers) {
       if (omnigate::iequals(name, "Retry-After")) {
@@ -107,14 +109,19 @@ TEST_CASE("Reply::error without a retry_after leaves Retry-After to the gateway"
 
 TEST_CASE("Reply::json survives invalid UTF-8 in a value", "[errors]") {
   Reply reply;
-  REQUIRE_NOTHROW(reply = Reply::json(400, {{"bad", std::string("a\xff" "b")}}));
-  CHECK(json::parse(reply.body)["bad"] == "a\xEF\xBF\xBD" "b");  // U+FFFD
+  REQUIRE_NOTHROW(reply = Reply::json(400, {{"bad", std::string("a\xff"
+                                                                "b")}}));
+  CHECK(json::parse(reply.body)["bad"] ==
+        "a\xEF\xBF\xBD"
+        "b");  // U+FFFD
 }
 
 TEST_CASE("request headers are found case-insensitively, query parameters exactly", "[http]") {
   omnigate::InboundRequest request;
-  request.headers = {{"Content-Type", "application/json"}, {"idempotency-key", "k1"},
-                     {"X-Dup", "first"}, {"x-dup", "second"}};
+  request.headers = {{"Content-Type", "application/json"},
+                     {"idempotency-key", "k1"},
+                     {"X-Dup", "first"},
+                     {"x-dup", "second"}};
   request.query = {{"Token", "T"}, {"token", "t"}};
   CHECK(request.header("content-type") == "application/json");
   CHECK(request.header("IDEMPOTENCY-KEY") == "k1");

@@ -80,15 +80,17 @@ struct TempFile {
   ~TempFile() { std::filesystem::remove(path); }
 };
 
-std::string api_channel(const std::string& entries) { return "channels:\n  api:\n" + entries; }
+std::string api_channel(const std::string& entries) {
+  return "channels:\n  api:\n" + entries;
+}
 
 }  // namespace
 
 // --------------------------------------------------------------------------- the example
 
 TEST_CASE("config/omnigate.example.yaml loads and documents every known key", "[config][example]") {
-  std::string text = read_text(std::filesystem::path(OMNIGATE_SOURCE_DIR) / "config" /
-                               "omnigate.example.yaml");
+  std::string text =
+      read_text(std::filesystem::path(OMNIGATE_SOURCE_DIR) / "config" / "omnigate.example.yaml");
   auto loaded = load(text, {{"OMNIGATE_API_TOKEN", kToken}});
   INFO(loaded.problems);
   REQUIRE(loaded.result.ok());
@@ -111,14 +113,14 @@ TEST_CASE("config/omnigate.example.yaml loads and documents every known key", "[
 }
 
 TEST_CASE("the example's values are what the loader reads", "[config][example]") {
-  std::string text = read_text(std::filesystem::path(OMNIGATE_SOURCE_DIR) / "config" /
-                               "omnigate.example.yaml");
+  std::string text =
+      read_text(std::filesystem::path(OMNIGATE_SOURCE_DIR) / "config" / "omnigate.example.yaml");
   auto loaded = load(text, {{"OMNIGATE_API_TOKEN", kToken}, {"OMNIGATE_HTTP_PORT", "9090"}});
   INFO(loaded.problems);
   REQUIRE(loaded.result.ok());
   const Config& config = loaded.result.value();
   CHECK(config.http.address == "127.0.0.1");  // ${OMNIGATE_HTTP_ADDRESS:-127.0.0.1}
-  CHECK(config.http.port == 9090);             // from the environment
+  CHECK(config.http.port == 9090);            // from the environment
   CHECK(config.http.max_body == 1024 * 1024);
   CHECK(config.nats.url == "nats://127.0.0.1:4222");
   CHECK(config.nats.dedup_horizon == hours(7 * 24));
@@ -130,8 +132,8 @@ TEST_CASE("the example's values are what the loader reads", "[config][example]")
 }
 
 TEST_CASE("the example without OMNIGATE_API_TOKEN fails naming the variable", "[config][example]") {
-  std::string text = read_text(std::filesystem::path(OMNIGATE_SOURCE_DIR) / "config" /
-                               "omnigate.example.yaml");
+  std::string text =
+      read_text(std::filesystem::path(OMNIGATE_SOURCE_DIR) / "config" / "omnigate.example.yaml");
   auto loaded = load(text);
   REQUIRE_FALSE(loaded.result.ok());
   CHECK(loaded.problems.find("environment variable OMNIGATE_API_TOKEN is not set") !=
@@ -196,7 +198,8 @@ TEST_CASE("unknown keys are reported at every level, one problem per line", "[co
   CAPTURE(loaded.problems);
   CHECK(loaded.problems.find("file.yaml:1:1: unknown key 'htp' (did you mean 'http'?)") !=
         std::string::npos);
-  CHECK(loaded.problems.find("file.yaml:5:5: unknown key 'nam' in nats.stream (did you mean 'name'?)") !=
+  CHECK(loaded.problems.find(
+            "file.yaml:5:5: unknown key 'nam' in nats.stream (did you mean 'name'?)") !=
         std::string::npos);
   CHECK(loaded.problems.find("file.yaml:7:3: unknown key 'levle' in log (did you mean 'level'?)") !=
         std::string::npos);
@@ -232,9 +235,11 @@ TEST_CASE("a value of the wrong type names the key and its line", "[config][type
       {"http", "port", "70000", "http.port: must be between 0 and 65535"},
       {"http", "tcp_nodelay", "maybe", "http.tcp_nodelay: must be true or false, got 'maybe'"},
       {"http", "keep_alive_timeout", "5 parsecs",
-       "http.keep_alive_timeout: must be a duration such as 500ms, 5s, 2m, 24h or 7d, got '5 parsecs'"},
+       "http.keep_alive_timeout: must be a duration such as 500ms, 5s, 2m, 24h or 7d, got '5 "
+       "parsecs'"},
       {"http", "keep_alive_timeout", "10ms", "http.keep_alive_timeout: must be at least 1000ms"},
-      {"http", "max_body", "lots", "http.max_body: must be a size such as 65536, 64KiB or 1MiB, got 'lots'"},
+      {"http", "max_body", "lots",
+       "http.max_body: must be a size such as 65536, 64KiB or 1MiB, got 'lots'"},
       {"http", "max_body", "10", "http.max_body: must be at least 1KiB"},
       {"http", "address", "[a, b]", "http.address: must be a single value, not a list or mapping"},
       {"log", "level", "verbose", "log.level: must be one of debug, info, warn, error"},
@@ -242,7 +247,8 @@ TEST_CASE("a value of the wrong type names the key and its line", "[config][type
       {"nats", "user", "svc", "nats.password: is required with user"},
   };
   for (const auto& row : rows) {
-    std::string text = "# comment line\n" + row.section + ":\n  " + row.key + ": " + row.value + "\n";
+    std::string text =
+        "# comment line\n" + row.section + ":\n  " + row.key + ": " + row.value + "\n";
     CAPTURE(text);
     auto loaded = load(text);
     REQUIRE_FALSE(loaded.result.ok());
@@ -281,7 +287,7 @@ TEST_CASE("booleans accept true/false, yes/no, on/off", "[config][types]") {
     std::string text;
     bool value;
   };
-  const std::vector<Row> rows = {{"true", true}, {"yes", true},  {"on", true},
+  const std::vector<Row> rows = {{"true", true},   {"yes", true}, {"on", true},
                                  {"false", false}, {"no", false}, {"off", false}};
   for (const auto& row : rows) {
     CAPTURE(row.text);
@@ -328,7 +334,8 @@ TEST_CASE("${VAR:-default} uses the default when the variable is unset or empty"
 }
 
 TEST_CASE("a substituted value is then parsed by the key's type", "[config][env]") {
-  auto good = load("http:\n  port: ${PORT}\n  keep_alive_timeout: ${KA:-45s}\n", {{"PORT", "9091"}});
+  auto good =
+      load("http:\n  port: ${PORT}\n  keep_alive_timeout: ${KA:-45s}\n", {{"PORT", "9091"}});
   INFO(good.problems);
   REQUIRE(good.result.ok());
   CHECK(good.result->http.port == 9091);
@@ -388,8 +395,10 @@ TEST_CASE("substitute_env works on a bare string", "[config][env]") {
     return std::nullopt;
   };
   YAML::Mark mark;
-  CHECK(omnigate::substitute_env("no variables", mark, context) == std::optional<std::string>("no variables"));
-  CHECK(omnigate::substitute_env("${A}${A}-${B:-2}", mark, context) == std::optional<std::string>("11-2"));
+  CHECK(omnigate::substitute_env("no variables", mark, context) ==
+        std::optional<std::string>("no variables"));
+  CHECK(omnigate::substitute_env("${A}${A}-${B:-2}", mark, context) ==
+        std::optional<std::string>("11-2"));
   CHECK(context.problems.empty());
   CHECK_FALSE(omnigate::substitute_env("${B}", mark, context).has_value());
   REQUIRE(context.problems.size() == 1);
@@ -418,7 +427,8 @@ TEST_CASE("an unknown channel is listed with the valid channels", "[config][chan
   auto loaded = load("channels:\n  telegrm:\n    - account: x\n");
   REQUIRE_FALSE(loaded.result.ok());
   CAPTURE(loaded.problems);
-  CHECK(loaded.problems.find("file.yaml:2:3: unknown key 'telegrm' in channels") != std::string::npos);
+  CHECK(loaded.problems.find("file.yaml:2:3: unknown key 'telegrm' in channels") !=
+        std::string::npos);
   CHECK(loaded.problems.find("valid keys: ") != std::string::npos);
   CHECK(loaded.problems.find("api") != std::string::npos);
 }
@@ -429,18 +439,21 @@ TEST_CASE("channel account entries are validated", "[config][channels]") {
   };
   const std::vector<Row> rows = {
       {"duplicate account",
-       "    - account: crm\n      token: " + kToken + "\n    - account: crm\n      token: " + kToken + "\n",
+       "    - account: crm\n      token: " + kToken +
+           "\n    - account: crm\n      token: " + kToken + "\n",
        "channels.api[1].account: 'crm' is configured twice for this channel"},
       {"account with a space", "    - account: a b\n      token: " + kToken + "\n",
        "channels.api[0].account: 'a b' must match [A-Za-z0-9_-]{1,64}"},
       {"account with a colon (would make ids ambiguous)",
        "    - account: \"a:b\"\n      token: " + kToken + "\n",
        "channels.api[0].account: 'a:b' must match"},
-      {"account longer than 64", "    - account: " + std::string(65, 'a') + "\n      token: " + kToken + "\n",
+      {"account longer than 64",
+       "    - account: " + std::string(65, 'a') + "\n      token: " + kToken + "\n",
        "must match [A-Za-z0-9_-]{1,64}"},
       {"missing account", "    - token: " + kToken + "\n", "channels.api[0].account: is required"},
       {"missing token", "    - account: crm\n", "channels.api[0].token: is required"},
-      {"empty token", "    - account: crm\n      token: \"\"\n", "channels.api[0].token: must not be empty"},
+      {"empty token", "    - account: crm\n      token: \"\"\n",
+       "channels.api[0].token: must not be empty"},
       {"short token", "    - account: crm\n      token: short-token-15c\n",
        "channels.api[0].token: must be at least 16 characters"},
       {"unknown key in an account",
@@ -479,8 +492,8 @@ TEST_CASE("parse_duration reads ms, s, m, h, d and bare seconds", "[config][dura
     milliseconds expected;
   };
   const std::vector<Row> rows = {
-      {"250ms", milliseconds(250)}, {"5s", seconds(5)},      {"2m", minutes(2)},
-      {"168h", hours(168)},         {"7d", hours(7 * 24)},   {"30", seconds(30)},
+      {"250ms", milliseconds(250)}, {"5s", seconds(5)},           {"2m", minutes(2)},
+      {"168h", hours(168)},         {"7d", hours(7 * 24)},        {"30", seconds(30)},
       {"0", milliseconds(0)},       {"1.5s", milliseconds(1500)}, {"0.5ms", milliseconds(0)},
       {"0ms", milliseconds(0)},
   };
@@ -500,8 +513,9 @@ TEST_CASE("parse_duration rejects what is not a duration", "[config][duration]")
 }
 
 TEST_CASE("parse_duration rejects non-finite and overflowing numbers", "[config][duration]") {
-  // Regression (fixed): from_chars(double) accepts "inf", "nan" and 1e30; the cast to int64 is undefined and
-  // yields INT64_MIN on x86, a negative duration (nats.stream.max_age has no lower bound).
+  // Regression (fixed): from_chars(double) accepts "inf", "nan" and 1e30; the cast to int64 is
+  // undefined and yields INT64_MIN on x86, a negative duration (nats.stream.max_age has no lower
+  // bound).
   auto text = GENERATE(as<std::string>{}, "inf", "nan", "infinity", "1e30d", "1e300");
   CAPTURE(text);
   auto parsed = parse_duration(text);
@@ -521,10 +535,10 @@ TEST_CASE("parse_size reads bytes and binary and decimal units", "[config][size]
     uint64_t expected;
   };
   const std::vector<Row> rows = {
-      {"1048576", 1048576},          {"0", 0},
-      {"10B", 10},                   {"512KiB", 512 * 1024},
-      {"1MiB", 1024 * 1024},         {"2GiB", 2ull * 1024 * 1024 * 1024},
-      {"1KB", 1000},                 {"3MB", 3'000'000},
+      {"1048576", 1048576},  {"0", 0},
+      {"10B", 10},           {"512KiB", 512 * 1024},
+      {"1MiB", 1024 * 1024}, {"2GiB", 2ull * 1024 * 1024 * 1024},
+      {"1KB", 1000},         {"3MB", 3'000'000},
   };
   for (const auto& row : rows) {
     CAPTURE(row.text);
@@ -535,16 +549,17 @@ TEST_CASE("parse_size reads bytes and binary and decimal units", "[config][size]
 }
 
 TEST_CASE("parse_size rejects what is not a size", "[config][size]") {
-  auto text = GENERATE(as<std::string>{}, "", "lots", "MiB", "-1", "1.5MiB", "1 MiB", "1mib",
-                       "1kb", "1TiB", "1MiBs", "+5");
+  auto text = GENERATE(as<std::string>{}, "", "lots", "MiB", "-1", "1.5MiB", "1 MiB", "1mib", "1kb",
+                       "1TiB", "1MiBs", "+5");
   CAPTURE(text);
   CHECK_FALSE(parse_size(text).has_value());
 }
 
 TEST_CASE("parse_size rejects sizes that overflow 64 bits", "[config][size]") {
-  // Regression (fixed): number * factor is unchecked and wraps ("18446744073709551615KiB" → 18446744073709550592).
-  auto text = GENERATE(as<std::string>{}, "18446744073709551615KiB", "17179869184GiB",
-                       "20000000000000MB");
+  // Regression (fixed): number * factor is unchecked and wraps ("18446744073709551615KiB" →
+  // 18446744073709550592).
+  auto text =
+      GENERATE(as<std::string>{}, "18446744073709551615KiB", "17179869184GiB", "20000000000000MB");
   CAPTURE(text);
   auto parsed = parse_size(text);
   CAPTURE(parsed.value_or(0));
@@ -561,5 +576,6 @@ TEST_CASE("dedup_horizon is 0 (off) or at least the stream's duplicate window", 
   CHECK(load("nats:\n  dedup_horizon: 24h\n").result.ok());
   auto shorter = load("nats:\n  dedup_horizon: 30s\n  stream:\n    duplicate_window: 2m\n");
   CHECK_FALSE(shorter.result.ok());
-  CHECK_THAT(shorter.problems, Catch::Contains("file.yaml:2:18: nats.dedup_horizon: must be 0 (off) or at least"));
+  CHECK_THAT(shorter.problems,
+             Catch::Contains("file.yaml:2:18: nats.dedup_horizon: must be 0 (off) or at least"));
 }

@@ -22,8 +22,8 @@ using omnigate::SysMillis;
 namespace {
 
 // omnigate's UUID namespace, as bytes: 6f6d6e69-6761-5465-8000-696e7465726e.
-constexpr std::array<unsigned char, 16> kNamespace = {0x6f, 0x6d, 0x6e, 0x69, 0x67, 0x61, 0x54, 0x65,
-                                                      0x80, 0x00, 0x69, 0x6e, 0x74, 0x65, 0x72, 0x6e};
+constexpr std::array<unsigned char, 16> kNamespace = {
+    0x6f, 0x6d, 0x6e, 0x69, 0x67, 0x61, 0x54, 0x65, 0x80, 0x00, 0x69, 0x6e, 0x74, 0x65, 0x72, 0x6e};
 
 // RFC 4122 §4.3 computed independently of libuuid: SHA-1(namespace || name), then the
 // version (5) and variant (10xx) bits.
@@ -36,11 +36,10 @@ std::string reference_uuid_v5(const std::string& name) {
   digest[6] = static_cast<unsigned char>((digest[6] & 0x0f) | 0x50);
   digest[8] = static_cast<unsigned char>((digest[8] & 0x3f) | 0x80);
   char out[37];
-  std::snprintf(out, sizeof out,
-                "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", digest[0],
-                digest[1], digest[2], digest[3], digest[4], digest[5], digest[6], digest[7],
-                digest[8], digest[9], digest[10], digest[11], digest[12], digest[13], digest[14],
-                digest[15]);
+  std::snprintf(
+      out, sizeof out, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+      digest[0], digest[1], digest[2], digest[3], digest[4], digest[5], digest[6], digest[7],
+      digest[8], digest[9], digest[10], digest[11], digest[12], digest[13], digest[14], digest[15]);
   return out;
 }
 
@@ -82,22 +81,23 @@ TEST_CASE("interaction_id is a lower-case version-5 UUID with the RFC 4122 varia
   CAPTURE(key);
   std::string id = interaction_id("api", "acc", key);
   REQUIRE(std::regex_match(id, shape));
-  CHECK(id[14] == '5');                                        // version nibble
+  CHECK(id[14] == '5');                                          // version nibble
   CHECK(std::string("89ab").find(id[19]) != std::string::npos);  // variant 10xx
 }
 
 TEST_CASE("interaction_id changes when the channel, the account or the key changes", "[ids]") {
   std::set<std::string> ids = {
-      interaction_id("api", "acc", "key"),      interaction_id("telegram", "acc", "key"),
-      interaction_id("api", "acc2", "key"),     interaction_id("api", "acc", "key2"),
-      interaction_id("api", "acc", "Key"),      interaction_id("api", "Acc", "key"),
+      interaction_id("api", "acc", "key"),  interaction_id("telegram", "acc", "key"),
+      interaction_id("api", "acc2", "key"), interaction_id("api", "acc", "key2"),
+      interaction_id("api", "acc", "Key"),  interaction_id("api", "Acc", "key"),
   };
   CHECK(ids.size() == 6);
 }
 
-TEST_CASE("interaction_id hashes the joined string, so a ':' moved between account and key "
-          "collides (accounts cannot contain ':', see the config tests)",
-          "[ids]") {
+TEST_CASE(
+    "interaction_id hashes the joined string, so a ':' moved between account and key "
+    "collides (accounts cannot contain ':', see the config tests)",
+    "[ids]") {
   // Documented behaviour: the name is "<channel>:<account>:<key>" without escaping. Config
   // validation restricts accounts to [A-Za-z0-9_-]{1,64} and channels are fixed names, so
   // only the key (the last part) can contain ':' and real ids cannot collide this way.
@@ -106,7 +106,8 @@ TEST_CASE("interaction_id hashes the joined string, so a ':' moved between accou
 }
 
 TEST_CASE("random_uuid is a fresh lower-case version-4 UUID each time", "[ids]") {
-  static const std::regex shape("^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$");
+  static const std::regex shape(
+      "^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$");
   std::string a = omnigate::random_uuid(), b = omnigate::random_uuid();
   CHECK(std::regex_match(a, shape));
   CHECK(std::regex_match(b, shape));
@@ -157,8 +158,8 @@ TEST_CASE("parse_rfc3339 accepts 1 to 9 fractional digits and keeps milliseconds
     int millis;
   };
   const std::vector<Row> rows = {
-      {".1", 100},       {".12", 120},       {".123", 123},       {".1234", 123},
-      {".12345", 123},   {".123456", 123},   {".1234567", 123},   {".12345678", 123},
+      {".1", 100},         {".12", 120},        {".123", 123},     {".1234", 123},
+      {".12345", 123},     {".123456", 123},    {".1234567", 123}, {".12345678", 123},
       {".123456789", 123}, {".999999999", 999}, {".000000001", 0},
   };
   for (const auto& row : rows) {
@@ -171,19 +172,19 @@ TEST_CASE("parse_rfc3339 accepts 1 to 9 fractional digits and keeps milliseconds
 }
 
 TEST_CASE("parse_rfc3339 accepts a lower-case z", "[ids][time]") {
-  CHECK(parse_rfc3339("2026-11-22T09:30:00z") == std::optional<SysMillis>(at(2026, 11, 22, 9, 30, 0)));
+  CHECK(parse_rfc3339("2026-11-22T09:30:00z") ==
+        std::optional<SysMillis>(at(2026, 11, 22, 9, 30, 0)));
   CHECK(parse_rfc3339("2026-11-22t09:30:00.5z") ==
         std::optional<SysMillis>(at(2026, 11, 22, 9, 30, 0, 500)));
 }
 
 TEST_CASE("parse_rfc3339 rejects what is not an RFC 3339 date-time", "[ids][time]") {
-  auto text = GENERATE(as<std::string>{}, "2026-13-01T00:00:00Z", "2026-02-30T00:00:00Z",
-                       "2026-00-10T00:00:00Z", "2026-11-00T00:00:00Z", "2026-11-22T24:00:00Z",
-                       "2026-11-22T09:60:00Z", "2026-11-22 09:30", "yesterday",
-                       "2026-11-22T09:30:00", "2026-11-22T09:30:00.123", "2026-11-22T09:30:00.Z",
-                       "2026-11-22T09:30:00+0300", "2026-11-22T09:30:00+03", "2026-11-22T09:30:00Zjunk",
-                       "2026-11-22T09:30:00 Z", "2026-11-22", "", "2026/11/22T09:30:00Z",
-                       "2026-11-22T9:30:00Z");
+  auto text = GENERATE(
+      as<std::string>{}, "2026-13-01T00:00:00Z", "2026-02-30T00:00:00Z", "2026-00-10T00:00:00Z",
+      "2026-11-00T00:00:00Z", "2026-11-22T24:00:00Z", "2026-11-22T09:60:00Z", "2026-11-22 09:30",
+      "yesterday", "2026-11-22T09:30:00", "2026-11-22T09:30:00.123", "2026-11-22T09:30:00.Z",
+      "2026-11-22T09:30:00+0300", "2026-11-22T09:30:00+03", "2026-11-22T09:30:00Zjunk",
+      "2026-11-22T09:30:00 Z", "2026-11-22", "", "2026/11/22T09:30:00Z", "2026-11-22T9:30:00Z");
   CAPTURE(text);
   CHECK_FALSE(parse_rfc3339(text).has_value());
 }

@@ -41,8 +41,8 @@ std::vector<Bucket> buckets_of(const std::string& text, const std::string& name)
     if (line.rfind(prefix, 0) != 0) continue;
     size_t close = line.find("\"} ", prefix.size());
     REQUIRE(close != std::string::npos);
-    out.push_back({line.substr(prefix.size(), close - prefix.size()),
-                   std::stoull(line.substr(close + 3))});
+    out.push_back(
+        {line.substr(prefix.size(), close - prefix.size()), std::stoull(line.substr(close + 3))});
   }
   return out;
 }
@@ -115,11 +115,11 @@ TEST_CASE("label values escape backslash, double quote and newline", "[metrics]"
 
 TEST_CASE("histogram buckets are cumulative and end with +Inf equal to _count", "[metrics]") {
   Histogram histogram("latency_seconds", "Latency.", {0.001, 0.01, 0.1, 1});
-  histogram.observe(microseconds(300));   // ≤ 0.001
-  histogram.observe(milliseconds(1));     // exactly on a bound: le is inclusive
-  histogram.observe(milliseconds(5));     // ≤ 0.01
-  histogram.observe(milliseconds(500));   // ≤ 1
-  histogram.observe(seconds(3));          // above every bound: only +Inf
+  histogram.observe(microseconds(300));  // ≤ 0.001
+  histogram.observe(milliseconds(1));    // exactly on a bound: le is inclusive
+  histogram.observe(milliseconds(5));    // ≤ 0.01
+  histogram.observe(milliseconds(500));  // ≤ 1
+  histogram.observe(seconds(3));         // above every bound: only +Inf
   histogram.observe(seconds(3));
   CHECK(histogram.count() == 6);
   std::string text;

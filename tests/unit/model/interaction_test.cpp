@@ -100,7 +100,8 @@ Interaction full_interaction() {
   message.group_id = "album-1";
   message.forwarded = {{"from", "someone"}};
   in.message = message;
-  in.lead = omnigate::Lead{"callback", {{"comment", "после 17:00"}, {"email", "a@b.ru"}, {"name", "Ольга"}}};
+  in.lead = omnigate::Lead{"callback",
+                           {{"comment", "после 17:00"}, {"email", "a@b.ru"}, {"name", "Ольга"}}};
   in.status = omnigate::StatusUpdate{"out-1", "failed", "+79123456789", {{"code", 131026}}};
   in.reaction = omnigate::Reaction{"4710", "👍", false};
   in.action = omnigate::Action{"button", "buy:42", "Купить", "4709"};
@@ -210,11 +211,13 @@ TEST_CASE("serialize writes no empty strings for an interaction with every secti
   CHECK(out["contact"]["identifiers"][2]["raw"] == "not an address");
 }
 
-TEST_CASE("message text with quotes, backslash, control characters, Cyrillic and emoji "
-          "round-trips through the serializer exactly",
-          "[model]") {
+TEST_CASE(
+    "message text with quotes, backslash, control characters, Cyrillic and emoji "
+    "round-trips through the serializer exactly",
+    "[model]") {
   auto text = GENERATE(as<std::string>{}, "say \"hi\"", "C:\\path\\to", "line1\nline2\r\n\ttab",
-                       std::string("ctl\x01\x1f end"), "Привет, мир", "👍🏽 🇷🇺 family: 👨‍👩‍👧",
+                       std::string("ctl\x01\x1f end"), "Привет, мир",
+                       "👍🏽 🇷🇺 family: 👨‍👩‍👧",
                        std::string("nul\0inside", 10), "</script><!-- -->", "");
   CAPTURE(text);
   Interaction in = minimal("message");
@@ -241,9 +244,10 @@ TEST_CASE("a full interaction round-trips: to_json, read in full mode, to_json a
   CHECK(read->consent[0].captured_at == original.consent[0].captured_at);
 }
 
-TEST_CASE("every example in schemas/examples reads in full mode and serializes to the same "
-          "document",
-          "[model][schema]") {
+TEST_CASE(
+    "every example in schemas/examples reads in full mode and serializes to the same "
+    "document",
+    "[model][schema]") {
   namespace fs = std::filesystem;
   fs::path dir = fs::path(OMNIGATE_SOURCE_DIR) / "schemas" / "examples";
   int seen = 0;
@@ -371,7 +375,10 @@ TEST_CASE("reader errors name the path of the offending field", "[model][reader]
        "message.edit_of: is required when kind is message_edit"},
       {"missing id", [](json& d) { d.erase("id"); }, "id: is required"},
       {"missing occurred_at", [](json& d) { d.erase("occurred_at"); }, "occurred_at: is required"},
-      {"tags with an empty string", [](json& d) { d["tags"] = json::array({"a", ""}); },
+      {"tags with an empty string",
+       [](json& d) {
+         d["tags"] = json::array({"a", ""});
+       },
        "tags[1]: must be a non-empty string"},
   };
   for (const auto& row : rows) {
@@ -397,9 +404,9 @@ TEST_CASE("the base reader document is itself valid", "[model][reader]") {
 
 TEST_CASE("a full-mode document with a non-string occurred_at is an error, not an exception",
           "[model][reader]") {
-  // Regression (fixed): interaction_from_json(full) re-reads occurred_at with document.value("occurred_at", ""),
-  // which throws nlohmann::json::type_error when the field is not a string (or when the document
-  // is not an object) instead of returning the reader's error.
+  // Regression (fixed): interaction_from_json(full) re-reads occurred_at with
+  // document.value("occurred_at", ""), which throws nlohmann::json::type_error when the field is
+  // not a string (or when the document is not an object) instead of returning the reader's error.
   auto bad = GENERATE(json(5), json(true), json::array());
   CAPTURE(bad.dump());
   json document = base_document();
@@ -412,7 +419,8 @@ TEST_CASE("a full-mode document with a non-string occurred_at is an error, not a
 
 TEST_CASE("a full-mode document that is not an object is an error, not an exception",
           "[model][reader]") {
-  // Regression (fixed): same document.value(...) call; json::value() on an array throws type_error 306.
+  // Regression (fixed): same document.value(...) call; json::value() on an array throws type_error
+  // 306.
   auto document = GENERATE(json::array(), json("text"), json(1));
   CAPTURE(document.dump());
   omnigate::Result<Interaction> read = omnigate::make_error(ErrorCode::internal, "", "not run");
@@ -423,7 +431,8 @@ TEST_CASE("a full-mode document that is not an object is an error, not an except
 
 TEST_CASE("a full-mode document without received_at is rejected like the schema does",
           "[model][reader]") {
-  // Regression (fixed): the schema requires received_at, the full-mode reader defaults it to the epoch.
+  // Regression (fixed): the schema requires received_at, the full-mode reader defaults it to the
+  // epoch.
   json document = base_document();
   document.erase("received_at");
   auto read = interaction_from_json(document, ReadMode::full);
@@ -454,7 +463,10 @@ TEST_CASE("check_kind_sections requires the section named after each kind", "[mo
          in.message = message_with_id("2");
          in.message->edit_of = "1";
        }},
-      {"lead", "lead", [](Interaction& in) { in.lead = omnigate::Lead{"callback", {}}; }},
+      {"lead", "lead",
+       [](Interaction& in) {
+         in.lead = omnigate::Lead{"callback", {}};
+       }},
       {"consent", "consent",
        [](Interaction& in) {
          omnigate::Consent c;
@@ -465,7 +477,10 @@ TEST_CASE("check_kind_sections requires the section named after each kind", "[mo
          in.consent.push_back(c);
        }},
       {"status", "status", [](Interaction& in) { in.status = status_of("o", "read"); }},
-      {"reaction", "reaction", [](Interaction& in) { in.reaction = omnigate::Reaction{"1", "👍"}; }},
+      {"reaction", "reaction",
+       [](Interaction& in) {
+         in.reaction = omnigate::Reaction{"1", "👍"};
+       }},
       {"action", "action", [](Interaction& in) { in.action = action_of("button"); }},
   };
   REQUIRE(rows.size() == omnigate::kKinds.size());
@@ -483,9 +498,10 @@ TEST_CASE("check_kind_sections requires the section named after each kind", "[mo
   }
 }
 
-TEST_CASE("check_kind_sections: message_edit needs message.edit_of, other kinds allow extra "
-          "sections",
-          "[model][kinds]") {
+TEST_CASE(
+    "check_kind_sections: message_edit needs message.edit_of, other kinds allow extra "
+    "sections",
+    "[model][kinds]") {
   Interaction edit = minimal("message_edit");
   edit.message = message_with_id("2");
   auto status = omnigate::check_kind_sections(edit);
