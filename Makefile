@@ -1,20 +1,24 @@
 # omnigate: `make run` to try it, `make test` to prove it. Both install what is missing first.
+MAKEFLAGS += --no-print-directory
 BUILD_DIR ?= build
 CONFIG ?= config/omnigate.example.yaml
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 
-.PHONY: all deps build run test bench format clean
+.PHONY: all deps configure build run test bench format clean
 
 all: build
 
 deps:
 	@scripts/install-deps.sh
 
-build: deps
-	@cmake -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=Release >/dev/null
+build: configure
 	@cmake --build $(BUILD_DIR) -j $(JOBS)
 
-run: build
+configure: deps
+	@cmake -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=Release >/dev/null
+
+run: configure
+	@cmake --build $(BUILD_DIR) -j $(JOBS) --target omnigate
 	@scripts/run-local.sh $(BUILD_DIR)/omnigate $(CONFIG)
 
 test: build

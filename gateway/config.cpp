@@ -152,13 +152,39 @@ Result<Config> load_config_text(const std::string& text, const std::string& file
   return config;
 }
 
-Result<Config> load_config_file(const std::string& path) {
+namespace {
+std::optional<std::string> read_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
-  if (!in) return make_error(ErrorCode::invalid_field, "config", path + ": cannot open file\n");
+  if (!in) return std::nullopt;
   std::ostringstream text;
   text << in.rdbuf();
+  return text.str();
+}
+}  // namespace
+
+Result<Config> load_config_file(const std::string& path) {
+  auto text = read_file(path);
+  if (!text) return make_error(ErrorCode::invalid_field, "config", path + ": cannot open file\n");
   ConfigContext context(path);
-  return load_config_text(text.str(), path, context);
+  return load_config_text(*text, path, context);
+}
+
+Result<NatsConfig> load_nats_config_file(const std::string& path) {
+  auto text = read_file(path);
+  if (!text) return make_error(ErrorCode::invalid_field, "config", path + ": cannot open file\n");
+  ConfigContext context(path);
+  NatsConfig nats;
+  try {
+    YAML::Node root = YAML::Load(*text);
+    if (root.IsMap() && root["nats"])
+      read_nats(ConfigMap(root["nats"], "nats", "nats", context), nats);
+  } catch (const YAML::Exception& e) {
+    context.problem(e.mark, "not valid YAML: " + e.msg);
+  }
+  if (!context.problems.empty()) {
+    return make_error(ErrorCode::invalid_field, "config", context.problems_text());
+  }
+  return nats;
 }
 
 }  // namespace omnigate

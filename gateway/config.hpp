@@ -77,6 +77,8 @@ struct Config {
 // Loads and validates a config file. On failure the error's detail lists every problem,
 // one per line, as "file:line:column: message".
 Result<Config> load_config_file(const std::string& path);
+// Only the nats: section (for `omnigate tail`, which must not need the channels' secrets).
+Result<NatsConfig> load_nats_config_file(const std::string& path);
 Result<Config> load_config_text(const std::string& text, const std::string& file_name,
                                 ConfigContext& context);
 

@@ -144,13 +144,13 @@ int tail(const std::vector<std::string>& args) {
     }
   }
   if (!config_path.empty()) {
-    auto config = omnigate::load_config_file(config_path);
-    if (!config) {
-      std::fprintf(stderr, "%s", config.error().detail.c_str());
+    auto nats = omnigate::load_nats_config_file(config_path);
+    if (!nats) {
+      std::fprintf(stderr, "%s", nats.error().detail.c_str());
       return 2;
     }
-    if (options.nats_url.empty()) options.nats_url = config->nats.url;
-    options.stream = config->nats.stream.name;
+    if (options.nats_url.empty()) options.nats_url = nats->url;
+    options.stream = nats->stream.name;
   }
   if (options.nats_url.empty()) options.nats_url = "nats://127.0.0.1:4222";
   return omnigate::run_tail(options);

@@ -102,6 +102,21 @@ TEST_CASE("tail prints interactions; a durable consumer resumes where it stopped
   CHECK(schema_problems(read_stream(nats.url())).empty());
 }
 
+TEST_CASE("tail --config needs only the nats section, not the channels' secrets",
+          "[integration][cli][tail]") {
+  NatsServer nats;
+  RunningGateway gateway(test_config_yaml(nats.url()));
+  REQUIRE(gateway.post_api("c-1", body_with_kind("message", "1"))->status == 202);
+  // A second terminal after `make run`: OMNIGATE_API_TOKEN is not exported there.
+  auto result = run_command("env -u OMNIGATE_API_TOKEN OMNIGATE_NATS_URL=" + nats.url() + " " +
+                            std::string(OMNIGATE_BINARY) + " tail --config " + OMNIGATE_SOURCE_DIR +
+                            "/config/omnigate.example.yaml --from-start --count 1");
+  CHECK(result.exit_code == 0);
+  auto lines = json_lines(result.output);
+  REQUIRE(lines.size() == 1);
+  CHECK(lines[0]["message"]["native_id"] == "1");
+}
+
 TEST_CASE("tail says clearly when NATS is not there", "[integration][cli][tail]") {
   int port = free_tcp_port();
   auto result = run_command(std::string(OMNIGATE_BINARY) +
