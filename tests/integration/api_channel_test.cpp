@@ -113,14 +113,9 @@ TEST_CASE("a retry after the stream's duplicate window is still recognised by om
   std::string id = omnigate::interaction_id("api", "crm", "late-retry");
 
   // The seen record is written without waiting; wait until it is there.
-  natsConnection* raw = nullptr;
-  REQUIRE(natsConnection_ConnectTo(&raw, nats.url().c_str()) == NATS_OK);
-  omnigate::nats::Connection connection(raw);
-  jsCtx* raw_js = nullptr;
-  natsConnection_JetStream(&raw_js, raw, nullptr);
-  omnigate::nats::JetStream js(raw_js);
+  NatsClient client(nats.url());
   kvStore* raw_kv = nullptr;
-  REQUIRE(js_KeyValue(&raw_kv, raw_js, "omnigate_seen") == NATS_OK);
+  REQUIRE(js_KeyValue(&raw_kv, client.jetstream(), "omnigate_seen") == NATS_OK);
   omnigate::nats::KeyValue kv(raw_kv);
   REQUIRE(eventually([&] {
     kvEntry* entry = nullptr;
@@ -317,14 +312,9 @@ TEST_CASE("with dedup_horizon 0 there is no seen bucket and the stream's window 
   CHECK(read_stream(nats.url()).size() == 1);
   CHECK(gateway.gateway().metrics().duplicates.value({"api"}) == 1);
 
-  natsConnection* raw = nullptr;
-  REQUIRE(natsConnection_ConnectTo(&raw, nats.url().c_str()) == NATS_OK);
-  omnigate::nats::Connection connection(raw);
-  jsCtx* raw_js = nullptr;
-  natsConnection_JetStream(&raw_js, raw, nullptr);
-  omnigate::nats::JetStream js(raw_js);
+  NatsClient client(nats.url());
   kvStore* raw_kv = nullptr;
-  CHECK(js_KeyValue(&raw_kv, raw_js, "omnigate_seen") != NATS_OK);
+  CHECK(js_KeyValue(&raw_kv, client.jetstream(), "omnigate_seen") != NATS_OK);
   kvStore_Destroy(raw_kv);
   CHECK_FALSE(gateway.gateway().publisher().seen_index().loaded());
 }

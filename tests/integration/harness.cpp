@@ -99,16 +99,22 @@ void NatsServer::resume() {
   if (pid_ > 0) ::kill(pid_, SIGCONT);
 }
 
+NatsClient::NatsClient(const std::string& url) {
+  natsConnection* raw_connection = nullptr;
+  if (natsConnection_ConnectTo(&raw_connection, url.c_str()) != NATS_OK) {
+    throw std::runtime_error("cannot connect to " + url);
+  }
+  connection_.reset(raw_connection);
+  jsCtx* raw_js = nullptr;
+  if (natsConnection_JetStream(&raw_js, raw_connection, nullptr) != NATS_OK) {
+    throw std::runtime_error("cannot create a JetStream context on " + url);
+  }
+  jetstream_.reset(raw_js);
+}
+
 std::vector<StreamMessage> read_stream(const std::string& nats_url, const std::string& stream) {
   std::vector<StreamMessage> out;
-  natsConnection* raw_connection = nullptr;
-  if (natsConnection_ConnectTo(&raw_connection, nats_url.c_str()) != NATS_OK) {
-    throw std::runtime_error("read_stream: cannot connect to " + nats_url);
-  }
-  nats::Connection connection(raw_connection);
-  jsCtx* raw_js = nullptr;
-  natsConnection_JetStream(&raw_js, raw_connection, nullptr);
-  nats::JetStream js(raw_js);
+  NatsClient client(nats_url);
   jsSubOptions options;
   jsSubOptions_Init(&options);
   options.Stream = stream.c_str();
@@ -116,8 +122,8 @@ std::vector<StreamMessage> read_stream(const std::string& nats_url, const std::s
   options.Config.AckPolicy = js_AckNone;
   natsSubscription* raw_sub = nullptr;
   jsErrCode js_error{};
-  if (js_PullSubscribe(&raw_sub, js.get(), "omnigate.interactions.>", nullptr, nullptr, &options,
-                       &js_error) != NATS_OK) {
+  if (js_PullSubscribe(&raw_sub, client.jetstream(), "omnigate.interactions.>", nullptr, nullptr,
+                       &options, &js_error) != NATS_OK) {
     throw std::runtime_error("read_stream: cannot subscribe to " + stream);
   }
   nats::Subscription sub(raw_sub);

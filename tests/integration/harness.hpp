@@ -54,6 +54,18 @@ class NatsServer {
   int pid_ = -1;
 };
 
+// A test's own NATS connection and JetStream context, to look behind the gateway's back.
+class NatsClient {
+ public:
+  explicit NatsClient(const std::string& url);
+  natsConnection* connection() const { return connection_.get(); }
+  jsCtx* jetstream() const { return jetstream_.get(); }
+
+ private:
+  nats::Connection connection_;
+  nats::JetStream jetstream_;
+};
+
 struct StreamMessage {
   std::string subject;
   std::string msg_id;

@@ -90,13 +90,9 @@ TEST_CASE("a stream deleted under the gateway is recreated (manage_streams on)",
   RunningGateway gateway(test_config_yaml(nats.url()));
   REQUIRE(gateway.post_api("one", message_body("1"))->status == 202);
 
-  natsConnection* raw = nullptr;
-  REQUIRE(natsConnection_ConnectTo(&raw, nats.url().c_str()) == NATS_OK);
-  omnigate::nats::Connection connection(raw);
-  jsCtx* raw_js = nullptr;
-  natsConnection_JetStream(&raw_js, raw, nullptr);
-  omnigate::nats::JetStream js(raw_js);
-  REQUIRE(js_DeleteStream(raw_js, "OMNIGATE_INTERACTIONS", nullptr, nullptr) == NATS_OK);
+  NatsClient client(nats.url());
+  REQUIRE(js_DeleteStream(client.jetstream(), "OMNIGATE_INTERACTIONS", nullptr, nullptr) ==
+          NATS_OK);
 
   auto response = gateway.post_api("two", message_body("2"));
   REQUIRE(response);
