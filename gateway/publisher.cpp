@@ -25,10 +25,24 @@ Publisher::Publisher(const NatsConfig& config, Metrics& metrics)
 
 Publisher::~Publisher() {
   seen_index_.stop();
+  if (connection_) {
+    // Closing queues the disconnected and closed callbacks on nats.c's callback thread; they
+    // hold `this`. They run in order, so once the closed callback has run none is left.
+    natsConnection_Close(connection_.get());
+    std::unique_lock lock(closed_mutex_);
+    closed_cv_.wait_for(lock, std::chrono::seconds(5), [&] { return closed_; });
+  }
   seen_.reset();
   cursors_.reset();
   jetstream_.reset();
   connection_.reset();
+}
+
+void Publisher::on_closed(natsConnection*, void* self) {
+  auto* p = static_cast<Publisher*>(self);
+  std::lock_guard lock(p->closed_mutex_);
+  p->closed_ = true;
+  p->closed_cv_.notify_all();
 }
 
 void Publisher::on_connected(natsConnection*, void* self) {
@@ -79,6 +93,7 @@ Result<std::unique_ptr<Publisher>> Publisher::start(const NatsConfig& config, Me
     s = natsOptions_SetDisconnectedCB(raw_options, &Publisher::on_disconnected, p.get());
   if (s == NATS_OK)
     s = natsOptions_SetReconnectedCB(raw_options, &Publisher::on_reconnected, p.get());
+  if (s == NATS_OK) s = natsOptions_SetClosedCB(raw_options, &Publisher::on_closed, p.get());
   // Start even when NATS is down: keep trying in the background, answer 503 meanwhile.
   if (s == NATS_OK) {
     s = natsOptions_SetRetryOnFailedConnect(raw_options, true, &Publisher::on_connected, p.get());

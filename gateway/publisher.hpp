@@ -67,6 +67,7 @@ class Publisher {
                              PublishOutcome& outcome);
   static void on_ack(jsCtx*, natsMsg* msg, jsPubAck* ack, jsPubAckErr* error, void* self);
   static void on_disconnected(natsConnection*, void* self);
+  static void on_closed(natsConnection*, void* self);
   static void on_reconnected(natsConnection*, void* self);
   static void on_connected(natsConnection*, void* self);
 
@@ -77,6 +78,9 @@ class Publisher {
   nats::KeyValue seen_;
   nats::KeyValue cursors_;
   SeenIndex seen_index_;
+  std::mutex closed_mutex_;
+  std::condition_variable closed_cv_;
+  bool closed_ = false;
   std::mutex waiters_mutex_;
   std::unordered_map<natsMsg*, std::shared_ptr<AckWaiter>>
       waiters_;  // in-flight attempts  // declared after seen_: stopped before the bucket handle
