@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "gateway/identifiers.hpp"
+#include "gateway/ids.hpp"
 
 namespace omnigate {
 namespace {
@@ -41,6 +42,14 @@ void read_http(ConfigMap map, HttpConfig& http) {
   http.max_body = map.size("max_body", http.max_body);
   if (http.max_body < 1024) map.problem("max_body", "must be at least 1KiB");
   http.noop_route = map.boolean("noop_route", http.noop_route);
+  http.public_url = map.string("public_url", http.public_url);
+  while (!http.public_url.empty() && http.public_url.back() == '/') http.public_url.pop_back();
+  if (http.public_url.rfind("http://", 0) != 0 && http.public_url.rfind("https://", 0) != 0) {
+    map.problem("public_url", "must start with http:// or https://");
+  }
+  if (auto bad = TrustedProxies::parse(map.string_list("trusted_proxies"), http.trusted_proxies)) {
+    map.problem("trusted_proxies", "'" + *bad + "' is not an IP address or CIDR (10.0.0.0/8)");
+  }
   map.finish();
 }
 
@@ -84,6 +93,65 @@ void read_identity(ConfigMap map, IdentityConfig& identity) {
   map.finish();
 }
 
+void read_template(ConfigMap map, MailTemplate& out) {
+  out.subject = map.string("subject", out.subject);
+  out.text = map.string("text", out.text);
+  map.finish();
+}
+
+void read_consent(ConfigMap map, ConsentConfig& consent) {
+  consent.signing_key = map.string("signing_key", "");
+  if (!consent.signing_key.empty() && consent.signing_key.size() < 32) {
+    map.problem("signing_key", "must be at least 32 characters (use `openssl rand -hex 32`)");
+  }
+  consent.links_token = map.string("links_token", "");
+  if (!consent.links_token.empty() && consent.links_token.size() < 16) {
+    map.problem("links_token", "must be at least 16 characters");
+  }
+  consent.confirm_ttl = ms_at_least(map, "confirm_ttl", consent.confirm_ttl, milliseconds(60'000));
+  static const std::regex word("[a-z][a-z0-9_]{0,63}");
+  std::set<std::string> ids;
+  for (auto& entry : map.list_of_maps("texts")) {
+    ConsentText text;
+    text.id = entry.required_string("id");
+    if (!text.id.empty() && !ids.insert(text.id).second) entry.problem("id", "is used twice");
+    text.version = entry.required_string("version");
+    text.purpose = entry.required_string("purpose");
+    if (!text.purpose.empty() && !std::regex_match(text.purpose, word)) {
+      entry.problem("purpose", "must match [a-z][a-z0-9_]*, e.g. processing or marketing");
+    }
+    text.channels = entry.string_list("channels");
+    if (text.channels.empty()) entry.problem("channels", "must list at least one channel (email, phone, sms, ...)");
+    for (const auto& channel : text.channels) {
+      if (!std::regex_match(channel, word)) entry.problem("channels", "'" + channel + "' must match [a-z][a-z0-9_]*");
+    }
+    text.text = entry.required_string("text");
+    text.policy_url = entry.string("policy_url", "");
+    text.sha256 = sha256_hex(text.text);
+    entry.finish();
+    consent.texts.push_back(std::move(text));
+  }
+  ConfigMap smtp = map.map("smtp");
+  consent.smtp.url = smtp.string("url", "");
+  if (!consent.smtp.url.empty() && consent.smtp.url.rfind("smtp://", 0) != 0 &&
+      consent.smtp.url.rfind("smtps://", 0) != 0) {
+    smtp.problem("url", "must start with smtp:// or smtps://");
+  }
+  consent.smtp.username = smtp.string("username", "");
+  consent.smtp.password = smtp.string("password", "");
+  consent.smtp.from = smtp.string("from", "");
+  if (!consent.smtp.url.empty() && consent.smtp.from.empty()) smtp.problem("from", "is required with url");
+  consent.smtp.timeout = ms_at_least(smtp, "timeout", consent.smtp.timeout, milliseconds(100));
+  smtp.finish();
+  consent.confirmation_ru = default_confirmation_template("ru");
+  consent.confirmation_en = default_confirmation_template("en");
+  ConfigMap templates = map.map("confirmation_email");
+  read_template(templates.map("ru"), consent.confirmation_ru);
+  read_template(templates.map("en"), consent.confirmation_en);
+  templates.finish();
+  map.finish();
+}
+
 void read_log(ConfigMap map, LogConfig& log) {
   log.level = map.string("level", log.level);
   if (log.level != "debug" && log.level != "info" && log.level != "warn" && log.level != "error") {
@@ -120,6 +188,13 @@ void read_channels(ConfigMap map, Config& config) {
 
 }  // namespace
 
+const ConsentText* ConsentConfig::text(std::string_view id) const {
+  for (const auto& text : texts) {
+    if (text.id == id) return &text;
+  }
+  return nullptr;
+}
+
 Connector* Config::connector(std::string_view channel) const {
   for (const auto& connector : connectors) {
     if (connector->channel() == channel) return connector.get();
@@ -142,9 +217,11 @@ Result<Config> load_config_text(const std::string& text, const std::string& file
   read_http(top.map("http"), config.http);
   read_nats(top.map("nats"), config.nats);
   read_identity(top.map("identity"), config.identity);
+  read_consent(top.map("consent"), config.consent);
   read_log(top.map("log"), config.log);
   read_channels(top.map("channels"), config);
   top.finish();
+  for (const auto& connector : config.connectors) connector->check(config, context);
   config.known_paths = context.known_paths;
   if (!context.problems.empty()) {
     return make_error(ErrorCode::invalid_field, "config", context.problems_text());

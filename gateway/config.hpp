@@ -8,7 +8,9 @@
 #include <string>
 #include <vector>
 
+#include "gateway/client_ip.hpp"
 #include "gateway/connector.hpp"
+#include "gateway/mailer.hpp"
 #include "gateway/error.hpp"
 
 namespace omnigate {
@@ -28,6 +30,10 @@ struct HttpConfig {
   milliseconds retry_after{5'000};
   uint64_t max_body = 1024 * 1024;
   bool noop_route = false;
+  // The gateway's address as the Internet sees it: the base of links in e-mails (double
+  // opt-in, unsubscribe) and of webhook URLs registered with providers.
+  std::string public_url = "http://127.0.0.1:8080";
+  TrustedProxies trusted_proxies;
 };
 
 struct StreamConfig {
@@ -58,6 +64,28 @@ struct IdentityConfig {
   std::string default_region = "RU";
 };
 
+// A consent text as shown to people: the evidence records its id, version and SHA-256.
+struct ConsentText {
+  std::string id, version, purpose;
+  std::vector<std::string> channels;
+  std::string text;
+  std::string policy_url;
+  std::string sha256;  // of `text`, exactly as configured (UTF-8)
+};
+
+struct ConsentConfig {
+  // Signs confirmation and unsubscribe links and web form render tokens (HMAC-SHA256).
+  std::string signing_key;
+  // Bearer token for POST /v1/consent/links (CRMs minting unsubscribe links); empty = route off.
+  std::string links_token;
+  milliseconds confirm_ttl{72LL * 3600 * 1000};
+  std::vector<ConsentText> texts;
+  SmtpConfig smtp;  // url empty = no double opt-in e-mails can be sent
+  MailTemplate confirmation_ru, confirmation_en;
+
+  const ConsentText* text(std::string_view id) const;
+};
+
 struct LogConfig {
   std::string level = "info";  // debug | info | warn | error
 };
@@ -67,6 +95,7 @@ struct Config {
   HttpConfig http;
   NatsConfig nats;
   IdentityConfig identity;
+  ConsentConfig consent;
   LogConfig log;
   std::vector<std::unique_ptr<Connector>> connectors;  // one per configured channel
   std::set<std::string> known_paths;                   // every key the loader knows

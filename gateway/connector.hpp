@@ -17,6 +17,7 @@ namespace omnigate {
 struct Config;
 class Pipeline;
 class Metrics;
+class ConsentService;
 
 using RouteHandler = std::function<Reply(const InboundRequest&)>;
 
@@ -34,13 +35,17 @@ class Router {
   virtual ~Router() = default;
   // `/v1/<channel>/<account>` with the account segment checked against [A-Za-z0-9_-]{1,64}.
   virtual void add_channel_route(RouteSpec spec) = 0;
+  // A fixed path outside /v1/<channel>/ (consent pages, static assets); request.account is "".
+  virtual void add_route(std::string method, std::string path, uint64_t max_body,
+                         RouteHandler handler) = 0;
 };
 
-// What a started connector may use.
+// What a started connector may use; it lives as long as the gateway.
 struct GatewayContext {
   const Config& config;
   Pipeline& pipeline;
   Metrics& metrics;
+  ConsentService& consent;
 };
 
 class Connector {
@@ -51,6 +56,9 @@ class Connector {
   // connector reads its own keys from `entry` (unknown keys are rejected after this returns).
   virtual void read_account(const std::string& account, ConfigMap& entry) = 0;
   virtual bool has_account(std::string_view account) const = 0;
+  // After every section is read: checks that need the rest of the config (e.g. consent texts
+  // a form refers to). Report with context.problem(mark, ...) using marks kept while reading.
+  virtual void check(const Config& config, ConfigContext& context) const {}
   // Declares routes and starts background work (pollers).
   virtual void start(GatewayContext& context, Router& router) = 0;
   virtual void stop() {}

@@ -40,6 +40,9 @@ InboundRequest inbound_from(const httplib::Request& req, std::string_view accoun
   in.headers.reserve(req.headers.size());
   for (const auto& [name, value] : req.headers) in.headers.emplace_back(name, value);
   for (const auto& [name, value] : req.params) in.query.emplace_back(name, value);
+  for (const auto& [name, field] : req.files) {
+    if (field.filename.empty()) in.multipart.emplace_back(name, field.content);
+  }
   return in;
 }
 
@@ -61,47 +64,43 @@ Result<std::unique_ptr<Gateway>> Gateway::create(Config config) {
   gateway->publisher_ = std::move(publisher.value());
   gateway->pipeline_ =
       std::make_unique<Pipeline>(gateway->config_, *gateway->publisher_, gateway->metrics_);
+  gateway->consent_ = std::make_unique<ConsentService>(gateway->config_, *gateway->pipeline_,
+                                                       gateway->metrics_);
   gateway->add_builtin_routes();
-  GatewayContext context{gateway->config_, *gateway->pipeline_, gateway->metrics_};
-  for (auto& connector : gateway->config_.connectors) connector->start(context, *gateway);
+  if (!gateway->config_.consent.signing_key.empty()) gateway->consent_->register_routes(*gateway);
+  // Connectors keep the context for their lifetime: the gateway owns it.
+  gateway->context_ = std::make_unique<GatewayContext>(GatewayContext{
+      gateway->config_, *gateway->pipeline_, gateway->metrics_, *gateway->consent_});
+  for (auto& connector : gateway->config_.connectors) connector->start(*gateway->context_, *gateway);
   return gateway;
 }
 
 uint64_t Gateway::body_cap_for(const std::string& method, const std::string& path) const {
   for (const auto& route : routes_) {
-    std::string prefix = "/v1/" + route.channel + "/";
-    if (route.method == method && path.rfind(prefix, 0) == 0) {
+    bool is_prefix = !route.path.empty() && route.path.back() == '/';
+    bool matches = is_prefix ? path.rfind(route.path, 0) == 0 : path == route.path;
+    if (route.method == method && matches) {
       return route.max_body ? route.max_body : config_.http.max_body;
     }
   }
   return config_.http.max_body;
 }
 
-void Gateway::add_channel_route(RouteSpec spec) {
-  routes_.push_back(spec);
-  const std::string route_label = spec.method + " /v1/" + spec.channel + "/:account";
-  const uint64_t cap = spec.max_body ? spec.max_body : config_.http.max_body;
-  Connector* connector = config_.connector(spec.channel);
-  auto handler = [this, spec, route_label, cap, connector](const httplib::Request& req,
-                                                           httplib::Response& res) {
-    const std::string& account = req.matches[1].str();
+void Gateway::register_handler(const std::string& method, const std::string& pattern,
+                               const std::string& label, uint64_t cap,
+                               std::function<Reply(const httplib::Request&, Clock::time_point)> fn) {
+  auto handler = [this, label, cap, fn = std::move(fn)](const httplib::Request& req,
+                                                        httplib::Response& res) {
     Reply reply;
     if (req.body.size() > cap) {
-      metrics_.rejected.inc({spec.channel, "payload_too_large"});
       reply = Reply::error(make_error(
           ErrorCode::payload_too_large, "route",
           "the body is larger than " + std::to_string(cap) + " bytes allowed for this route"));
-    } else if (!valid_account_segment(account) || !connector || !connector->has_account(account)) {
-      reply = Reply::error(make_error(ErrorCode::unknown_account, "route",
-                                      "no " + spec.channel + " account named '" +
-                                          (valid_account_segment(account) ? account : "?") +
-                                          "' is configured"));
     } else {
-      auto deadline = Clock::now() + config_.nats.publish_timeout;
-      reply = spec.handler(inbound_from(req, account, deadline));
+      reply = fn(req, Clock::now() + config_.nats.publish_timeout);
     }
     if (reply.status == 503 || reply.status == 429) {
-      // Connectors answer with the configured Retry-After; fill it in when they did not.
+      // Handlers may set their own Retry-After; fill in the configured one when they did not.
       bool has_retry = std::any_of(reply.headers.begin(), reply.headers.end(),
                                    [](const auto& h) { return iequals(h.first, "Retry-After"); });
       if (!has_retry) {
@@ -109,20 +108,47 @@ void Gateway::add_channel_route(RouteSpec spec) {
         reply.headers.emplace_back("Retry-After", std::to_string(seconds.count()));
       }
     }
-    metrics_.http_requests.inc({route_label, std::to_string(reply.status)});
+    metrics_.http_requests.inc({label, std::to_string(reply.status)});
     write_reply(reply, res);
   };
-  std::string pattern = "/v1/" + spec.channel + "/([^/]+)";
-  if (spec.method == "POST")
-    server_->Post(pattern, handler);
-  else if (spec.method == "GET")
-    server_->Get(pattern, handler);
-  else if (spec.method == "PUT")
-    server_->Put(pattern, handler);
-  else if (spec.method == "DELETE")
-    server_->Delete(pattern, handler);
-  else
-    log::error("http", "unsupported method " + spec.method + " for " + route_label);
+  if (method == "POST") server_->Post(pattern, handler);
+  else if (method == "GET") server_->Get(pattern, handler);
+  else if (method == "PUT") server_->Put(pattern, handler);
+  else if (method == "DELETE") server_->Delete(pattern, handler);
+  else if (method == "OPTIONS") server_->Options(pattern, handler);
+  else log::error("http", "unsupported method " + method + " for " + label);
+}
+
+void Gateway::add_channel_route(RouteSpec spec) {
+  routes_.push_back({spec.method, "/v1/" + spec.channel + "/", spec.max_body});
+  const uint64_t cap = spec.max_body ? spec.max_body : config_.http.max_body;
+  Connector* connector = config_.connector(spec.channel);
+  auto handle = [this, spec, connector](const httplib::Request& req, Clock::time_point deadline) {
+    const std::string& account = req.matches[1].str();
+    if (!valid_account_segment(account) || !connector || !connector->has_account(account)) {
+      return Reply::error(make_error(ErrorCode::unknown_account, "route",
+                                     "no " + spec.channel + " account named '" +
+                                         (valid_account_segment(account) ? account : "?") +
+                                         "' is configured"));
+    }
+    return spec.handler(inbound_from(req, account, deadline));
+  };
+  register_handler(spec.method, "/v1/" + spec.channel + "/([^/]+)",
+                   spec.method + " /v1/" + spec.channel + "/:account", cap, handle);
+}
+
+void Gateway::add_route(std::string method, std::string path, uint64_t max_body,
+                        RouteHandler handler) {
+  routes_.push_back({method, path, max_body});
+  const uint64_t cap = max_body ? max_body : config_.http.max_body;
+  // httplib matches routes as regular expressions: escape the fixed path.
+  static const std::regex special(R"([.^$|()\[\]{}*+?\\])");
+  std::string pattern = std::regex_replace(path, special, R"(\$&)");
+  auto handle = [handler = std::move(handler)](const httplib::Request& req,
+                                               Clock::time_point deadline) {
+    return handler(inbound_from(req, "", deadline));
+  };
+  register_handler(method, pattern, method + " " + path, cap, handle);
 }
 
 void Gateway::add_builtin_routes() {

@@ -3,11 +3,14 @@
 // and status, and turns every failure into the JSON error format.
 #pragma once
 
+#include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "gateway/config.hpp"
+#include "gateway/consent.hpp"
 #include "gateway/connector.hpp"
 #include "gateway/metrics.hpp"
 #include "gateway/pipeline.hpp"
@@ -15,6 +18,7 @@
 
 namespace httplib {
 class Server;
+struct Request;
 }
 
 namespace omnigate {
@@ -36,18 +40,33 @@ class Gateway : public Router {
   Publisher& publisher() { return *publisher_; }
 
   void add_channel_route(RouteSpec spec) override;
+  void add_route(std::string method, std::string path, uint64_t max_body,
+                 RouteHandler handler) override;
 
  private:
   explicit Gateway(Config config);
   void add_builtin_routes();
   uint64_t body_cap_for(const std::string& method, const std::string& path) const;
+  // One wrapper for every route: body cap, Retry-After on 429/503, metrics by route/status.
+  void register_handler(
+      const std::string& method, const std::string& pattern, const std::string& label,
+      uint64_t cap,
+      std::function<Reply(const httplib::Request&, std::chrono::steady_clock::time_point)> fn);
+
+  struct RouteCap {
+    std::string method;
+    std::string path;  // exact path, or a prefix ending in '/' (channel routes)
+    uint64_t max_body;
+  };
 
   Config config_;
   Metrics metrics_;
   std::unique_ptr<Publisher> publisher_;
   std::unique_ptr<Pipeline> pipeline_;
+  std::unique_ptr<ConsentService> consent_;
+  std::unique_ptr<GatewayContext> context_;
   std::unique_ptr<httplib::Server> server_;
-  std::vector<RouteSpec> routes_;
+  std::vector<RouteCap> routes_;
   int listen_fd_ = -1;
 };
 

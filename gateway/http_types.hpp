@@ -25,6 +25,8 @@ struct InboundRequest {
   std::string_view remote_addr;
   std::vector<std::pair<std::string_view, std::string_view>> headers;
   std::vector<std::pair<std::string_view, std::string_view>> query;
+  // multipart/form-data fields as parsed by the server (name, content); files are not kept.
+  std::vector<std::pair<std::string_view, std::string_view>> multipart;
   // When the gateway must have answered; publishing retries stop here.
   std::chrono::steady_clock::time_point deadline;
 
@@ -32,7 +34,14 @@ struct InboundRequest {
   std::string_view header(std::string_view name) const;
   bool has_header(std::string_view name) const;
   std::string_view query_param(std::string_view name) const;
+  // The media type of Content-Type, lower-cased, without parameters ("application/json").
+  std::string media_type() const;
 };
+
+// Decodes an application/x-www-form-urlencoded body (or query string) into ordered pairs.
+std::vector<std::pair<std::string, std::string>> parse_urlencoded(std::string_view text);
+std::string url_encode(std::string_view text);
+std::string html_escape(std::string_view text);
 
 struct Reply {
   int status = 200;
@@ -46,6 +55,8 @@ struct Reply {
   // The JSON error format of ARCHITECTURE: {"error": {"code": ..., "message": ...}}.
   // 429 and 503 carry Retry-After: `retry_after` when given, else the gateway adds the
   // configured http.retry_after.
+  static Reply html(int status, std::string body);
+  static Reply redirect(std::string location);  // 303 See Other
   static Reply error(const Error& error, std::optional<std::chrono::seconds> retry_after = {});
 };
 

@@ -120,6 +120,8 @@ Metrics::Metrics()
                      {"channel", "type"}),
       publish_failures("omnigate_publish_failures_total",
                        "Publishes that did not reach a PubAck, by reason.", {"reason"}),
+      consent_emails("omnigate_consent_emails_total",
+                     "Double opt-in confirmation e-mails, by result.", {"result"}),
       publish_latency(
           "omnigate_publish_duration_seconds",
           "Time from publish start to JetStream PubAck (including retries).",
@@ -134,6 +136,7 @@ std::string Metrics::render() const {
   rejected.render(out);
   ignored_events.render(out);
   publish_failures.render(out);
+  consent_emails.render(out);
   publish_latency.render(out);
   header(out, "omnigate_nats_connected", "1 when connected to NATS, else 0.", "gauge");
   out += "omnigate_nats_connected " + std::to_string(nats_connected.load()) + "\n";

@@ -51,6 +51,7 @@ class Metrics {
   LabeledCounter rejected;                // channel, reason (bad payloads, auth failures, spam)
   LabeledCounter ignored_events;          // channel, type (acknowledged but not published)
   LabeledCounter publish_failures;        // reason
+  LabeledCounter consent_emails;          // result: sent | failed | no_smtp | queue_full
   Histogram publish_latency;
   std::atomic<int> nats_connected{0};
   std::atomic<uint64_t> nats_reconnects{0};

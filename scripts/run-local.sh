@@ -8,11 +8,11 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 mkdir -p var
 
-# A development API token, generated once, kept out of the repository.
-if [ ! -f var/dev.env ]; then
-  umask 077
-  echo "OMNIGATE_API_TOKEN=$(openssl rand -hex 24)" > var/dev.env
-fi
+# Development secrets, generated once, kept out of the repository.
+touch var/dev.env
+chmod 600 var/dev.env
+grep -q '^OMNIGATE_API_TOKEN=' var/dev.env || echo "OMNIGATE_API_TOKEN=$(openssl rand -hex 24)" >> var/dev.env
+grep -q '^OMNIGATE_CONSENT_KEY=' var/dev.env || echo "OMNIGATE_CONSENT_KEY=$(openssl rand -hex 32)" >> var/dev.env
 set -a
 # shellcheck disable=SC1091
 . var/dev.env

@@ -29,6 +29,7 @@ namespace {
 using Env = std::map<std::string, std::string>;
 
 const std::string kToken = "0123456789abcdef-test-token";
+const std::string kSigningKey = "signing-key-0123456789abcdef-0123456789";
 
 struct Loaded {
   omnigate::Result<Config> result;
@@ -91,7 +92,7 @@ std::string api_channel(const std::string& entries) {
 TEST_CASE("config/omnigate.example.yaml loads and documents every known key", "[config][example]") {
   std::string text =
       read_text(std::filesystem::path(OMNIGATE_SOURCE_DIR) / "config" / "omnigate.example.yaml");
-  auto loaded = load(text, {{"OMNIGATE_API_TOKEN", kToken}});
+  auto loaded = load(text, {{"OMNIGATE_API_TOKEN", kToken}, {"OMNIGATE_CONSENT_KEY", kSigningKey}});
   INFO(loaded.problems);
   REQUIRE(loaded.result.ok());
   const Config& config = loaded.result.value();
@@ -115,7 +116,7 @@ TEST_CASE("config/omnigate.example.yaml loads and documents every known key", "[
 TEST_CASE("the example's values are what the loader reads", "[config][example]") {
   std::string text =
       read_text(std::filesystem::path(OMNIGATE_SOURCE_DIR) / "config" / "omnigate.example.yaml");
-  auto loaded = load(text, {{"OMNIGATE_API_TOKEN", kToken}, {"OMNIGATE_HTTP_PORT", "9090"}});
+  auto loaded = load(text, {{"OMNIGATE_API_TOKEN", kToken}, {"OMNIGATE_CONSENT_KEY", kSigningKey}, {"OMNIGATE_HTTP_PORT", "9090"}});
   INFO(loaded.problems);
   REQUIRE(loaded.result.ok());
   const Config& config = loaded.result.value();

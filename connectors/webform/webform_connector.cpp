@@ -1,0 +1,405 @@
+// Web forms: POST /v1/webform/<account> from a site's form (plain HTML, or enhanced by
+// /omnigate-forms.js), with consent evidence, double opt-in and spam defences.
+#include <cmath>
+#include <map>
+#include <mutex>
+#include <unordered_map>
+
+#include "connectors/webform/webform_form.hpp"
+#include "gateway/connector.hpp"
+#include "gateway/consent.hpp"
+#include "gateway/log.hpp"
+#include "gateway/metrics.hpp"
+#include "gateway/pipeline.hpp"
+
+namespace omnigate::webform {
+
+extern const std::string_view kEmbedScript;
+extern const std::string_view kDemoPage;
+
+namespace {
+
+using json = nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+std::string origin_of(std::string_view url) {
+  size_t scheme = url.find("://");
+  if (scheme == std::string_view::npos) return "";
+  size_t path = url.find('/', scheme + 3);
+  return std::string(url.substr(0, path));
+}
+
+std::string replace_all(std::string text, const std::string& from, const std::string& to) {
+  for (size_t pos = text.find(from); pos != std::string::npos; pos = text.find(from, pos + to.size())) {
+    text.replace(pos, from.size(), to);
+  }
+  return text;
+}
+
+// Counts submissions per (form, client IP) in one-minute windows.
+class RateLimiter {
+ public:
+  // Seconds until the caller may try again, or 0 when this request is allowed.
+  int64_t admit(const std::string& key, int per_minute) {
+    int64_t minute = std::chrono::duration_cast<std::chrono::minutes>(
+                         std::chrono::system_clock::now().time_since_epoch())
+                         .count();
+    std::lock_guard lock(mutex_);
+    if (windows_.size() > 100'000) {
+      std::erase_if(windows_, [&](const auto& item) { return item.second.minute != minute; });
+    }
+    Window& w = windows_[key];
+    if (w.minute != minute) w = {minute, 0};
+    if (w.count >= per_minute) {
+      auto next = std::chrono::system_clock::time_point(std::chrono::minutes(minute + 1));
+      auto wait = std::chrono::duration_cast<std::chrono::seconds>(next - std::chrono::system_clock::now());
+      return std::max<int64_t>(1, wait.count());
+    }
+    ++w.count;
+    return 0;
+  }
+
+ private:
+  struct Window {
+    int64_t minute = 0;
+    int count = 0;
+  };
+  std::mutex mutex_;
+  std::unordered_map<std::string, Window> windows_;
+};
+
+class WebformConnector : public Connector {
+ public:
+  std::string_view channel() const override { return "webform"; }
+
+  void read_account(const std::string& account, ConfigMap& entry) override {
+    FormConfig form;
+    form.account = account;
+    form.title = entry.string("title", account);
+    form.allowed_origins = entry.string_list("allowed_origins");
+    form.success_url = entry.string("success_url", "");
+    ConfigMap fields = entry.map("fields");
+    form.name_field = fields.string("name", form.name_field);
+    form.phone_field = fields.string("phone", form.phone_field);
+    form.email_field = fields.string("email", form.email_field);
+    form.comment_field = fields.string("comment", form.comment_field);
+    fields.finish();
+    form.required = entry.string_list("required");
+    for (auto& item : entry.list_of_maps("consents")) {
+      FormConsent c;
+      c.mark = item.mark();
+      c.field = item.required_string("field");
+      c.text_id = item.required_string("text");
+      c.double_opt_in = item.boolean("double_opt_in", false);
+      c.required = item.boolean("required", false);
+      item.finish();
+      form.consents.push_back(std::move(c));
+    }
+    form.honeypot = entry.string("honeypot", form.honeypot);
+    form.min_fill_time = entry.duration("min_fill_time", form.min_fill_time);
+    form.require_render_token = entry.boolean("require_render_token", false);
+    form.rate_limit_per_minute =
+        static_cast<int>(entry.integer("rate_limit_per_minute", form.rate_limit_per_minute, 1, 100000));
+    form.language = entry.string("language", form.language);
+    if (form.language != "ru" && form.language != "en") entry.problem("language", "must be ru or en");
+    form.demo = entry.boolean("demo", false);
+    form.max_body = entry.size("max_body", form.max_body);
+    max_body_ = std::max(max_body_, form.max_body);
+    forms_[account] = std::move(form);
+  }
+
+  bool has_account(std::string_view account) const override {
+    return forms_.find(std::string(account)) != forms_.end();
+  }
+
+  void check(const Config& config, ConfigContext& context) const override {
+    if (config.consent.signing_key.empty()) {
+      context.problem(YAML::Mark(), "channels.webform: consent.signing_key is required (it signs "
+                                    "render tokens and confirmation links)");
+    }
+    for (const auto& [account, form] : forms_) {
+      for (const auto& c : form.consents) {
+        const ConsentText* text = config.consent.text(c.text_id);
+        if (!text) {
+          std::string known;
+          for (const auto& t : config.consent.texts) known += (known.empty() ? "" : ", ") + t.id;
+          context.problem(c.mark, "channels.webform " + account + ": consent text '" + c.text_id +
+                                      "' is not in consent.texts (known: " + known + ")");
+        } else if (c.double_opt_in && config.consent.smtp.url.empty()) {
+          context.problem(c.mark, "channels.webform " + account + ": double_opt_in needs consent.smtp.url");
+        }
+      }
+    }
+  }
+
+  void start(GatewayContext& context, Router& router) override {
+    context_ = &context;
+    router.add_channel_route({"POST", "webform", max_body_, [this](const InboundRequest& r) { return submit(r); }});
+    router.add_channel_route({"GET", "webform", 0, [this](const InboundRequest& r) { return describe(r); }});
+    router.add_channel_route({"OPTIONS", "webform", 0, [this](const InboundRequest& r) { return preflight(r); }});
+    router.add_route("GET", "/omnigate-forms.js", 0, [](const InboundRequest&) {
+      Reply reply = Reply::text(200, std::string(kEmbedScript), "application/javascript; charset=utf-8");
+      reply.headers.emplace_back("Cache-Control", "public, max-age=300");
+      reply.headers.emplace_back("Access-Control-Allow-Origin", "*");
+      return reply;
+    });
+    for (const auto& [account, form] : forms_) {
+      if (!form.demo) continue;
+      router.add_route("GET", "/demo/" + account, 0,
+                       [this, &form = form](const InboundRequest&) { return demo_page(form); });
+    }
+  }
+
+ private:
+  const FormConfig& form_of(const InboundRequest& request) const {
+    return forms_.at(std::string(request.account));
+  }
+
+  // The origin may post when it is listed, or is the gateway itself (its demo pages).
+  bool origin_allowed(const FormConfig& form, std::string_view origin) const {
+    if (origin.empty()) return true;  // not a browser's cross-origin request
+    if (origin == origin_of(context_->config.http.public_url)) return true;
+    return std::find(form.allowed_origins.begin(), form.allowed_origins.end(), origin) !=
+           form.allowed_origins.end();
+  }
+
+  static void add_cors(Reply& reply, std::string_view origin) {
+    if (origin.empty()) return;
+    reply.headers.emplace_back("Access-Control-Allow-Origin", std::string(origin));
+    reply.headers.emplace_back("Vary", "Origin");
+    // The embed script waits as long as the gateway asks before retrying a 429/503.
+    reply.headers.emplace_back("Access-Control-Expose-Headers", "Retry-After");
+  }
+
+  Reply reject(const Error& error, const char* reason, std::string_view origin) {
+    context_->metrics.rejected.inc({"webform", reason});
+    Reply reply = Reply::error(error);
+    add_cors(reply, origin);
+    return reply;
+  }
+
+  Reply preflight(const InboundRequest& request) {
+    const FormConfig& form = form_of(request);
+    std::string_view origin = request.header("Origin");
+    if (!origin_allowed(form, origin)) {
+      return reject(make_error(ErrorCode::forbidden, "route", "origin not allowed for this form"),
+                    "origin", {});
+    }
+    Reply reply = Reply::text(204, "");
+    add_cors(reply, origin);
+    reply.headers.emplace_back("Access-Control-Allow-Methods", "GET, POST, OPTIONS");
+    reply.headers.emplace_back("Access-Control-Allow-Headers", "Content-Type, Accept, Idempotency-Key");
+    reply.headers.emplace_back("Access-Control-Max-Age", "600");
+    return reply;
+  }
+
+  std::string render_token(const FormConfig& form) const {
+    LinkClaims claims;
+    claims.kind = "render";
+    claims.channel = "webform";
+    claims.account = form.account;
+    claims.issued_at_ms = now_millis().time_since_epoch().count();
+    claims.expires_at = claims.issued_at_ms / 1000 + 24 * 3600;
+    return context_->consent.sign(claims);
+  }
+
+  // What the embed script needs: a render token, the fill-time minimum and the exact consent
+  // texts (so that the page shows the text whose hash the evidence records).
+  Reply describe(const InboundRequest& request) {
+    const FormConfig& form = form_of(request);
+    std::string_view origin = request.header("Origin");
+    if (!origin_allowed(form, origin)) {
+      return reject(make_error(ErrorCode::forbidden, "route", "origin not allowed for this form"),
+                    "origin", {});
+    }
+    json consents = json::array();
+    for (const auto& c : form.consents) {
+      const ConsentText* text = context_->config.consent.text(c.text_id);
+      consents.push_back({{"field", c.field},
+                          {"text_id", text->id},
+                          {"version", text->version},
+                          {"text", text->text},
+                          {"policy_url", text->policy_url},
+                          {"purpose", text->purpose},
+                          {"required", c.required},
+                          {"double_opt_in", c.double_opt_in}});
+    }
+    Reply reply = Reply::json(200, {{"render_token", render_token(form)},
+                                    {"min_fill_ms", form.min_fill_time.count()},
+                                    {"consents", consents},
+                                    {"language", form.language}});
+    reply.headers.emplace_back("Cache-Control", "no-store");
+    add_cors(reply, origin);
+    return reply;
+  }
+
+  Reply demo_page(const FormConfig& form) {
+    std::string boxes;
+    for (const auto& c : form.consents) {
+      const ConsentText* text = context_->config.consent.text(c.text_id);
+      boxes += "<label class=\"consent\"><input type=\"checkbox\" name=\"" + html_escape(c.field) +
+               "\" value=\"yes\"" + (c.required ? " required" : "") + "> <span data-omnigate-consent-text=\"" +
+               html_escape(c.field) + "\">" + html_escape(text->text) + "</span>";
+      if (!text->policy_url.empty()) {
+        boxes += " <a data-omnigate-policy=\"" + html_escape(c.field) + "\" href=\"" +
+                 html_escape(text->policy_url) + "\" target=\"_blank\" rel=\"noopener\">" +
+                 (form.language == "ru" ? "Политика" : "Policy") + "</a>";
+      }
+      boxes += "</label>\n";
+    }
+    std::string html(kDemoPage);
+    html = replace_all(html, "{{form_action}}", html_escape("/v1/webform/" + form.account));
+    html = replace_all(html, "{{script_url}}", "/omnigate-forms.js");
+    html = replace_all(html, "{{honeypot}}", html_escape(form.honeypot));
+    html = replace_all(html, "{{title}}", html_escape(form.title));
+    html = replace_all(html, "{{consent_checkboxes}}", boxes);
+    return Reply::html(200, std::move(html));
+  }
+
+  bool wants_json(const InboundRequest& request) const {
+    return request.header("Accept").find("application/json") != std::string_view::npos ||
+           request.media_type() == "application/json";
+  }
+
+  Reply success(const InboundRequest& request, const FormConfig& form, const std::string& id,
+                std::string_view origin) {
+    Reply reply;
+    if (wants_json(request)) {
+      reply = Reply::json(202, {{"id", id}, {"status", "accepted"}});
+    } else if (!form.success_url.empty()) {
+      reply = Reply::redirect(form.success_url);
+    } else {
+      bool ru = form.language == "ru";
+      reply = Reply::html(200, std::string("<!doctype html><meta charset=\"utf-8\"><title>") +
+                                   (ru ? "Спасибо" : "Thank you") + "</title><h1>" +
+                                   (ru ? "Спасибо! Мы получили вашу заявку." : "Thank you! We got your request.") +
+                                   "</h1>");
+    }
+    add_cors(reply, origin);
+    return reply;
+  }
+
+  Reply submit(const InboundRequest& request) {
+    const FormConfig& form = form_of(request);
+    std::string_view origin = request.header("Origin");
+    if (!origin_allowed(form, origin)) {
+      return reject(make_error(ErrorCode::forbidden, "route", "origin not allowed for this form"),
+                    "origin", {});
+    }
+    const Config& config = context_->config;
+    std::string ip = config.http.trusted_proxies.client_ip(request.remote_addr, request.header("X-Forwarded-For"));
+    if (int64_t wait = limiter_.admit(form.account + "|" + ip, form.rate_limit_per_minute); wait > 0) {
+      Reply reply = reject(make_error(ErrorCode::rate_limited, "route",
+                                      (form.language == "ru"
+                                           ? "Слишком много заявок с вашего адреса. Попробуйте через "
+                                           : "Too many submissions from your address. Try again in ") +
+                                          std::to_string(wait) + (form.language == "ru" ? " с." : " s.")),
+                           "rate_limited", origin);
+      reply.headers.emplace_back("Retry-After", std::to_string(wait));
+      return reply;
+    }
+    auto fields = read_fields(request.media_type(), request.body, request.multipart);
+    if (!fields) return reject(fields.error(), fields.error().name().data(), origin);
+
+    auto field = [&](std::string_view name) -> std::string_view {
+      for (const auto& [k, v] : fields.value()) {
+        if (k == name) return v;
+      }
+      return {};
+    };
+    // A bot fills the hidden field: answer like a success so it learns nothing; publish nothing.
+    if (!field(form.honeypot).empty()) {
+      context_->metrics.rejected.inc({"webform", "honeypot"});
+      return success(request, form, random_uuid(), origin);
+    }
+    std::string_view token = field(kRenderTokenField);
+    if (!token.empty()) {
+      auto claims = context_->consent.verify(token, "render");
+      if (!claims || claims->account != form.account) {
+        return reject(make_error(ErrorCode::bad_request, "verify",
+                                 "the form's render token is not valid; reload the page"),
+                      "render_token", origin);
+      }
+      int64_t elapsed_ms = now_millis().time_since_epoch().count() - claims->issued_at_ms;
+      if (elapsed_ms < form.min_fill_time.count()) {
+        // Faster than a person types: maybe a bot, maybe a fast person. Never drop silently.
+        int64_t wait = static_cast<int64_t>(std::ceil((form.min_fill_time.count() - elapsed_ms) / 1000.0));
+        Reply reply = reject(make_error(ErrorCode::rate_limited, "verify",
+                                        form.language == "ru"
+                                            ? "Форма отправлена слишком быстро. Подождите пару секунд и отправьте ещё раз."
+                                            : "The form was sent too fast. Wait a moment and send it again."),
+                             "too_fast", origin);
+        reply.headers.emplace_back("Retry-After", std::to_string(std::max<int64_t>(1, wait)));
+        return reply;
+      }
+    } else if (form.require_render_token) {
+      return reject(make_error(ErrorCode::bad_request, "verify",
+                               "this form must be sent by the page that shows it (render token missing)"),
+                    "render_token", origin);
+    }
+
+    SubmissionContext submission_context;
+    submission_context.client_ip = ip;
+    submission_context.user_agent = std::string(request.header("User-Agent"));
+    submission_context.referer_header = std::string(request.header("Referer"));
+    submission_context.idempotency_key = std::string(request.header("Idempotency-Key"));
+    submission_context.now = now_millis();
+    NormalizedForm normalized = normalize_form(form, config.consent, fields.value(), submission_context);
+    if (!normalized.missing.empty()) {
+      std::string list;
+      for (const auto& name : normalized.missing) list += (list.empty() ? "" : ", ") + name;
+      context_->metrics.rejected.inc({"webform", "required_missing"});
+      Reply reply = Reply::json(422, {{"error",
+                                       {{"code", "unprocessable"},
+                                        {"message", (form.language == "ru" ? "Заполните обязательные поля: "
+                                                                           : "Please fill in: ") + list},
+                                        {"fields", normalized.missing}}}});
+      add_cors(reply, origin);
+      return reply;
+    }
+    normalized.submission.raw_bytes = request.body;
+    normalized.submission.raw_content_type = request.media_type();
+    auto accepted = context_->pipeline.submit(std::move(normalized.submission), request.deadline);
+    if (!accepted) {
+      Reply reply = Reply::error(accepted.error());
+      add_cors(reply, origin);
+      return reply;
+    }
+    if (!accepted->duplicate && !normalized.pending.empty() && normalized.email) {
+      LinkClaims claims;
+      claims.kind = "confirm";
+      claims.channel = "webform";
+      claims.account = form.account;
+      claims.email = *normalized.email;
+      claims.submission_id = normalized.submission_id;
+      claims.linked_interaction_id = accepted->id;
+      claims.language = form.language;
+      claims.issued_at_ms = now_millis().time_since_epoch().count();
+      claims.expires_at = claims.issued_at_ms / 1000 +
+                          std::chrono::duration_cast<std::chrono::seconds>(config.consent.confirm_ttl).count();
+      std::string quoted;
+      for (const FormConsent* c : normalized.pending) {
+        const ConsentText* text = config.consent.text(c->text_id);
+        claims.purposes.push_back(text->purpose);
+        claims.channels.insert(claims.channels.end(), text->channels.begin(), text->channels.end());
+        claims.text_ids.push_back(text->id);
+        quoted += (quoted.empty() ? "" : "\n\n") + text->text;
+      }
+      std::sort(claims.channels.begin(), claims.channels.end());
+      claims.channels.erase(std::unique(claims.channels.begin(), claims.channels.end()), claims.channels.end());
+      context_->consent.request_confirmation(claims, form.title, quoted);
+    }
+    return success(request, form, accepted->id, origin);
+  }
+
+  std::map<std::string, FormConfig, std::less<>> forms_;
+  uint64_t max_body_ = 64 * 1024;
+  GatewayContext* context_ = nullptr;
+  RateLimiter limiter_;
+};
+
+}  // namespace
+
+OMNIGATE_REGISTER_CONNECTOR("webform", WebformConnector);
+
+}  // namespace omnigate::webform

@@ -1,0 +1,214 @@
+#include "connectors/webform/webform_form.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <regex>
+
+#include "gateway/identifiers.hpp"
+
+namespace omnigate::webform {
+namespace {
+
+std::string_view value_of(const Fields& fields, std::string_view name) {
+  for (const auto& [key, value] : fields) {
+    if (key == name) return value;
+  }
+  return {};
+}
+
+std::string trimmed(std::string_view text) {
+  const char* space = " \t\r\n";
+  size_t first = text.find_first_not_of(space);
+  if (first == std::string_view::npos) return "";
+  size_t last = text.find_last_not_of(space);
+  return std::string(text.substr(first, last - first + 1));
+}
+
+// The schema wants URIs: keep what a browser sends (already percent-encoded), drop the rest.
+OptString web_url(std::string_view text) {
+  std::string url = trimmed(text);
+  if (url.size() > 2048 || (url.rfind("http://", 0) != 0 && url.rfind("https://", 0) != 0)) {
+    return std::nullopt;
+  }
+  for (unsigned char c : url) {
+    if (c <= 0x20 || c >= 0x7f || c == '"' || c == '<' || c == '>' || c == '\\') return std::nullopt;
+  }
+  return url;
+}
+
+bool valid_submission_id(std::string_view id) {
+  static const std::regex pattern("[A-Za-z0-9_.:-]{1,128}");
+  return std::regex_match(id.begin(), id.end(), pattern);
+}
+
+void read_utm(Utm& utm, const Fields& source) {
+  auto take = [&](const char* key, OptString& out) {
+    std::string v = trimmed(value_of(source, key));
+    if (!v.empty() && !out) out = v;
+  };
+  take("utm_source", utm.source);
+  take("utm_medium", utm.medium);
+  take("utm_campaign", utm.campaign);
+  take("utm_content", utm.content);
+  take("utm_term", utm.term);
+}
+
+}  // namespace
+
+bool checkbox_ticked(std::string_view value) {
+  std::string v = trimmed(value);
+  std::transform(v.begin(), v.end(), v.begin(), [](unsigned char c) { return std::tolower(c); });
+  return v == "yes" || v == "on" || v == "true" || v == "1" || v == "да";
+}
+
+NormalizedForm normalize_form(const FormConfig& form, const ConsentConfig& consent_config,
+                              const Fields& fields, const SubmissionContext& context) {
+  NormalizedForm out;
+  std::string submission_id(value_of(fields, kSubmissionIdField));
+  if (!valid_submission_id(submission_id)) submission_id = context.idempotency_key;
+  if (!valid_submission_id(submission_id)) submission_id = random_uuid();
+  out.submission_id = submission_id;
+
+  for (const auto& name : form.required) {
+    if (trimmed(value_of(fields, name)).empty()) out.missing.push_back(name);
+  }
+  for (const auto& c : form.consents) {
+    if (c.required && !checkbox_ticked(value_of(fields, c.field))) out.missing.push_back(c.field);
+  }
+
+  Interaction& in = out.submission.interaction;
+  in.channel = "webform";
+  in.account = form.account;
+  in.kind = "lead";
+  in.occurred_at = context.now;
+
+  // Identifiers: raw text here; the pipeline normalizes them (E.164, e-mail domain).
+  Contact contact;
+  std::string name = trimmed(value_of(fields, form.name_field));
+  if (!name.empty()) contact.display_name = name;
+  std::string phone = trimmed(value_of(fields, form.phone_field));
+  if (!phone.empty()) contact.identifiers.push_back({"phone", std::nullopt, false, phone});
+  std::string email = trimmed(value_of(fields, form.email_field));
+  if (!email.empty()) {
+    contact.identifiers.push_back({"email", std::nullopt, false, email});
+    out.email = normalize_email(email);
+  }
+  contact.language = form.language;
+  in.contact = std::move(contact);
+
+  // What the person wrote, minus what is recorded elsewhere (identifiers, consent, tracking).
+  Lead lead;
+  lead.form = form.account;
+  for (const auto& [key, value] : fields) {
+    bool special = key.rfind('_', 0) == 0 || key.rfind("utm_", 0) == 0 || key == form.honeypot ||
+                   key == form.phone_field || key == form.email_field ||
+                   std::any_of(form.consents.begin(), form.consents.end(),
+                               [&](const FormConsent& c) { return c.field == key; });
+    std::string v = trimmed(value);
+    if (special || v.empty()) continue;
+    if (std::any_of(lead.fields.begin(), lead.fields.end(), [&](auto& f) { return f.first == key; })) continue;
+    lead.fields.emplace_back(key, v);
+  }
+  in.lead = std::move(lead);
+
+  // Where they came from: UTM from the fields, else from the page URL's query string.
+  Source source;
+  OptString page_url = web_url(value_of(fields, kPageUrlField));
+  if (!page_url) page_url = web_url(context.referer_header);
+  source.page_url = page_url;
+  source.referrer = web_url(value_of(fields, kReferrerField));
+  read_utm(source.utm, fields);
+  if (page_url) {
+    size_t query = page_url->find('?');
+    if (query != std::string::npos) {
+      std::string_view rest(*page_url);
+      rest = rest.substr(query + 1, rest.find('#', query) == std::string_view::npos
+                                        ? std::string_view::npos
+                                        : rest.find('#', query) - query - 1);
+      read_utm(source.utm, parse_urlencoded(rest));
+    }
+  }
+  in.source = std::move(source);
+
+  // Consent: one entry per ticked box; an unticked box records nothing (no pre-ticked consent).
+  for (const auto& c : form.consents) {
+    if (!checkbox_ticked(value_of(fields, c.field))) continue;
+    const ConsentText* text = consent_config.text(c.text_id);
+    if (text == nullptr) continue;  // rejected by check-config; never reached in a running gateway
+    Consent entry;
+    entry.purpose = text->purpose;
+    entry.status = c.double_opt_in ? "pending" : "granted";
+    entry.channels = text->channels;
+    entry.method = "web_form_checkbox";
+    entry.captured_at = context.now;
+    ConsentEvidence& e = entry.evidence;
+    if (!context.client_ip.empty()) e.ip = context.client_ip;
+    if (!context.user_agent.empty()) e.user_agent = context.user_agent;
+    e.page_url = page_url;
+    e.text_id = text->id;
+    e.text_version = text->version;
+    e.text_sha256 = text->sha256;
+    if (!text->policy_url.empty()) e.policy_url = text->policy_url;
+    e.submission_id = submission_id;
+    in.consent.push_back(std::move(entry));
+    if (c.double_opt_in) out.pending.push_back(&c);
+  }
+  out.submission.native_key = submission_id;
+  return out;
+}
+
+Result<Fields> read_fields(const std::string& media_type, std::string_view body,
+                           const std::vector<std::pair<std::string_view, std::string_view>>& multipart) {
+  if (media_type == "application/x-www-form-urlencoded") return parse_urlencoded(body);
+  if (media_type == "multipart/form-data") {
+    Fields out;
+    for (const auto& [name, value] : multipart) out.emplace_back(std::string(name), std::string(value));
+    return out;
+  }
+  if (media_type == "text/plain") {
+    // An HTML form with enctype="text/plain": one "name=value" per line.
+    Fields out;
+    size_t pos = 0;
+    while (pos < body.size()) {
+      size_t end = body.find('\n', pos);
+      if (end == std::string_view::npos) end = body.size();
+      std::string_view line = body.substr(pos, end - pos);
+      if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+      size_t eq = line.find('=');
+      if (eq != std::string_view::npos) {
+        out.emplace_back(std::string(line.substr(0, eq)), std::string(line.substr(eq + 1)));
+      }
+      pos = end + 1;
+    }
+    return out;
+  }
+  if (media_type == "application/json") {
+    nlohmann::json document;
+    try {
+      document = nlohmann::json::parse(body.begin(), body.end());
+    } catch (const nlohmann::json::parse_error& e) {
+      std::string what = e.what();
+      if (auto p = what.find("] "); p != std::string::npos) what = what.substr(p + 2);
+      return make_error(ErrorCode::bad_request, "parse", "the body is not valid JSON: " + what);
+    }
+    if (!document.is_object()) {
+      return make_error(ErrorCode::bad_request, "parse", "the JSON body must be an object of fields");
+    }
+    Fields out;
+    for (auto it = document.begin(); it != document.end(); ++it) {
+      const auto& v = it.value();
+      if (v.is_string()) out.emplace_back(it.key(), v.get<std::string>());
+      else if (v.is_boolean()) out.emplace_back(it.key(), v.get<bool>() ? "yes" : "");
+      else if (v.is_number()) out.emplace_back(it.key(), v.dump());
+      else if (v.is_null()) continue;
+      else return make_error(ErrorCode::invalid_field, "parse", it.key() + ": must be a string, number or boolean");
+    }
+    return out;
+  }
+  return make_error(ErrorCode::unsupported_media, "route",
+                    "send the form as application/x-www-form-urlencoded, multipart/form-data or "
+                    "application/json");
+}
+
+}  // namespace omnigate::webform

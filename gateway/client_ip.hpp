@@ -1,0 +1,33 @@
+// The address of the person behind a request. X-Forwarded-For is honoured only for hops that are
+// configured trusted proxies (http.trusted_proxies), so a client cannot forge the IP that ends up
+// in consent evidence.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace omnigate {
+
+class TrustedProxies {
+ public:
+  // Parses CIDRs ("10.0.0.0/8", "127.0.0.1", "::1/128"); returns the first invalid one, if any.
+  static std::optional<std::string> parse(const std::vector<std::string>& cidrs,
+                                          TrustedProxies& out);
+  bool trusts(std::string_view ip) const;
+  // Walks X-Forwarded-For from the right while the hop is trusted; the first untrusted address
+  // is the client. Without trusted proxies this is the socket's peer address.
+  std::string client_ip(std::string_view remote_addr, std::string_view x_forwarded_for) const;
+
+ private:
+  struct Network {
+    std::array<uint8_t, 16> address{};
+    int prefix = 0;  // in bits, over the 16-byte (v4-mapped) form
+  };
+  std::vector<Network> networks_;
+};
+
+}  // namespace omnigate

@@ -1,0 +1,344 @@
+#include "gateway/consent.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include "gateway/identifiers.hpp"
+#include "gateway/log.hpp"
+#include "gateway/secrets.hpp"
+
+namespace omnigate {
+namespace {
+
+using json = nlohmann::json;
+
+int64_t unix_now() {
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string join(const std::vector<std::string>& items, const char* separator) {
+  std::string out;
+  for (const auto& item : items) {
+    if (!out.empty()) out += separator;
+    out += item;
+  }
+  return out;
+}
+
+bool russian(const std::string& language) { return language.rfind("ru", 0) == 0; }
+
+// A small page in the person's language; every dynamic part is escaped.
+Reply page(int status, const std::string& language, const std::string& title,
+           const std::string& body_html) {
+  std::string html = "<!doctype html><html lang=\"" + html_escape(language) +
+                     "\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" "
+                     "content=\"width=device-width,initial-scale=1\"><title>" +
+                     html_escape(title) +
+                     "</title><style>body{font:17px/1.5 system-ui,sans-serif;max-width:32rem;"
+                     "margin:10vh auto;padding:0 1rem;color:#1d2330}h1{font-size:1.4rem}"
+                     "button{font:inherit;padding:.6rem 1.2rem;border:0;border-radius:.4rem;"
+                     "background:#1f6feb;color:#fff;cursor:pointer}</style></head><body><h1>" +
+                     html_escape(title) + "</h1>" + body_html + "</body></html>";
+  return Reply::html(status, std::move(html));
+}
+
+Reply not_durable_page(const std::string& language) {
+  bool ru = russian(language);
+  return page(503, language, ru ? "Попробуйте ещё раз через минуту" : "Please try again in a minute",
+              ru ? "<p>Сейчас мы не можем сохранить ваш ответ. Откройте ссылку ещё раз чуть позже.</p>"
+                 : "<p>We cannot record your answer right now. Please open the link again shortly.</p>");
+}
+
+Reply bad_link_page(const Error& error, const std::string& language) {
+  bool ru = russian(language);
+  if (error.detail == "expired") {
+    return page(410, language, ru ? "Ссылка устарела" : "This link has expired",
+                ru ? "<p>Срок действия ссылки истёк. Отправьте форму ещё раз — мы пришлём новую.</p>"
+                   : "<p>The link has expired. Submit the form again and we will send a new one.</p>");
+  }
+  return page(400, language, ru ? "Ссылка недействительна" : "This link is not valid",
+              ru ? "<p>Ссылка повреждена или не наша. Скопируйте её из письма целиком.</p>"
+                 : "<p>The link is damaged or not ours. Copy it from the e-mail in full.</p>");
+}
+
+}  // namespace
+
+ConsentService::ConsentService(const Config& config, Pipeline& pipeline, Metrics& metrics)
+    : config_(config), pipeline_(pipeline), metrics_(metrics) {
+  if (!config_.consent.smtp.url.empty()) {
+    mail_ = std::make_unique<MailQueue>(config_.consent.smtp, [this](bool delivered) {
+      metrics_.consent_emails.inc({delivered ? "sent" : "failed"});
+    });
+  }
+}
+
+ConsentService::~ConsentService() = default;
+
+std::string ConsentService::sign(const LinkClaims& c) const {
+  json payload = {{"k", c.kind},     {"ch", c.channel},    {"a", c.account},
+                  {"e", c.email},    {"p", c.purposes},    {"c", c.channels},
+                  {"t", c.text_ids}, {"s", c.submission_id}, {"l", c.linked_interaction_id},
+                  {"lg", c.language}, {"n", c.nonce},      {"i", c.issued_at_ms},
+                  {"x", c.expires_at}};
+  return sign_token(config_.consent.signing_key, payload.dump());
+}
+
+Result<LinkClaims> ConsentService::verify(std::string_view token, std::string_view kind) const {
+  auto forged = make_error(ErrorCode::forbidden, "verify", "forged");
+  auto payload = verify_token(config_.consent.signing_key, token);
+  if (!payload) return forged;
+  json j = json::parse(*payload, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) return forged;
+  LinkClaims c;
+  try {
+    c.kind = j.at("k").get<std::string>();
+    c.channel = j.at("ch").get<std::string>();
+    c.account = j.at("a").get<std::string>();
+    c.email = j.at("e").get<std::string>();
+    c.purposes = j.at("p").get<std::vector<std::string>>();
+    c.channels = j.at("c").get<std::vector<std::string>>();
+    c.text_ids = j.at("t").get<std::vector<std::string>>();
+    c.submission_id = j.at("s").get<std::string>();
+    c.linked_interaction_id = j.at("l").get<std::string>();
+    c.language = j.at("lg").get<std::string>();
+    c.nonce = j.at("n").get<std::string>();
+    c.issued_at_ms = j.at("i").get<int64_t>();
+    c.expires_at = j.at("x").get<int64_t>();
+  } catch (const json::exception&) {
+    return forged;  // signed by us but not this shape: treat as not ours
+  }
+  if (c.kind != kind) return forged;
+  if (c.expires_at != 0 && unix_now() > c.expires_at) {
+    return make_error(ErrorCode::invalid_field, "verify", "expired");
+  }
+  return c;
+}
+
+std::string ConsentService::confirm_url(const LinkClaims& claims) const {
+  return config_.http.public_url + "/v1/consent/confirm?token=" + url_encode(sign(claims));
+}
+
+std::string ConsentService::unsubscribe_url(const LinkClaims& claims) const {
+  return config_.http.public_url + "/v1/consent/unsubscribe?token=" + url_encode(sign(claims));
+}
+
+bool ConsentService::request_confirmation(const LinkClaims& claims, const std::string& form_title,
+                                          const std::string& consent_text) {
+  if (!mail_) {
+    metrics_.consent_emails.inc({"no_smtp"});
+    log::warn("consent", "double opt-in requested by " + claims.channel + "/" + claims.account +
+                             " but consent.smtp.url is not configured");
+    return false;
+  }
+  const MailTemplate& t =
+      russian(claims.language) ? config_.consent.confirmation_ru : config_.consent.confirmation_en;
+  int64_t hours = std::chrono::duration_cast<std::chrono::hours>(config_.consent.confirm_ttl).count();
+  std::vector<std::pair<std::string, std::string>> vars = {
+      {"link", confirm_url(claims)},
+      {"form", form_title},
+      {"consent_text", consent_text},
+      {"expires_hours", std::to_string(hours)}};
+  OutgoingMail mail{claims.email, render_template(t.subject, vars), render_template(t.text, vars), {}};
+  if (!mail_->enqueue(std::move(mail))) {
+    metrics_.consent_emails.inc({"queue_full"});
+    return false;
+  }
+  return true;
+}
+
+LinkClaims ConsentService::unsubscribe_claims(const std::string& channel, const std::string& account,
+                                              const std::string& email,
+                                              std::vector<std::string> purposes,
+                                              std::vector<std::string> channels,
+                                              const std::string& language) const {
+  LinkClaims c;
+  c.kind = "unsubscribe";
+  c.channel = channel;
+  c.account = account;
+  c.email = email;
+  c.purposes = std::move(purposes);
+  c.channels = std::move(channels);
+  c.language = language.empty() ? "ru" : language;
+  c.nonce = random_uuid();
+  c.issued_at_ms = now_millis().time_since_epoch().count();
+  return c;
+}
+
+ConsentEvidence ConsentService::click_evidence(const InboundRequest& request) const {
+  ConsentEvidence e;
+  e.ip = config_.http.trusted_proxies.client_ip(request.remote_addr,
+                                                request.header("X-Forwarded-For"));
+  if (auto ua = request.header("User-Agent"); !ua.empty()) e.user_agent = std::string(ua);
+  return e;
+}
+
+void ConsentService::register_routes(Router& router) {
+  router.add_route("GET", "/v1/consent/confirm", 0,
+                   [this](const InboundRequest& r) { return confirm(r); });
+  router.add_route("GET", "/v1/consent/unsubscribe", 0,
+                   [this](const InboundRequest& r) { return unsubscribe_page(r); });
+  router.add_route("POST", "/v1/consent/unsubscribe", 4096,
+                   [this](const InboundRequest& r) { return unsubscribe(r); });
+  router.add_route("POST", "/v1/consent/links", 16 * 1024,
+                   [this](const InboundRequest& r) { return mint_links(r); });
+}
+
+Reply ConsentService::confirm(const InboundRequest& request) {
+  auto claims = verify(request.query_param("token"), "confirm");
+  if (!claims) {
+    metrics_.rejected.inc({"consent", claims.error().detail == "expired" ? "expired" : "forged"});
+    return bad_link_page(claims.error(), "ru");
+  }
+  const LinkClaims& c = claims.value();
+  Interaction in;
+  in.channel = c.channel;
+  in.account = c.account;
+  in.kind = "consent";
+  in.occurred_at = now_millis();
+  Contact contact;
+  // The click proves control of the address.
+  contact.identifiers.push_back({"email", c.email, true, std::nullopt});
+  in.contact = std::move(contact);
+  ConsentEvidence clicked = click_evidence(request);
+  for (size_t i = 0; i < c.purposes.size(); ++i) {
+    Consent consent;
+    consent.purpose = c.purposes[i];
+    consent.status = "granted";
+    consent.channels = c.channels;
+    consent.method = "double_opt_in";
+    consent.captured_at = in.occurred_at;
+    consent.evidence = clicked;
+    consent.evidence.submission_id = c.submission_id;
+    if (!c.linked_interaction_id.empty()) consent.evidence.linked_interaction_id = c.linked_interaction_id;
+    consent.evidence.native_event = "double_opt_in_click";
+    if (i < c.text_ids.size()) {
+      consent.evidence.text_id = c.text_ids[i];
+      if (const ConsentText* text = config_.consent.text(c.text_ids[i])) {
+        consent.evidence.text_version = text->version;
+        consent.evidence.text_sha256 = text->sha256;
+        if (!text->policy_url.empty()) consent.evidence.policy_url = text->policy_url;
+      }
+    }
+    in.consent.push_back(std::move(consent));
+  }
+  Submission submission;
+  submission.interaction = std::move(in);
+  submission.native_key = "confirm:" + c.submission_id + ":" + join(c.purposes, ",");
+  auto accepted = pipeline_.submit(std::move(submission), request.deadline);
+  if (!accepted) return not_durable_page(c.language);
+  bool ru = russian(c.language);
+  if (accepted->duplicate) {
+    return page(200, c.language, ru ? "Подписка уже подтверждена" : "Already confirmed",
+                ru ? "<p>Вы уже подтвердили этот адрес. Ничего делать не нужно.</p>"
+                   : "<p>You have already confirmed this address. Nothing else to do.</p>");
+  }
+  return page(200, c.language, ru ? "Спасибо, подписка подтверждена" : "Thank you, you are subscribed",
+              ru ? "<p>Адрес " + html_escape(c.email) + " подтверждён.</p>"
+                 : "<p>The address " + html_escape(c.email) + " is confirmed.</p>");
+}
+
+Reply ConsentService::unsubscribe_page(const InboundRequest& request) {
+  std::string_view token = request.query_param("token");
+  auto claims = verify(token, "unsubscribe");
+  if (!claims) return bad_link_page(claims.error(), "ru");
+  bool ru = russian(claims->language);
+  std::string action = "/v1/consent/unsubscribe?token=" + url_encode(token);
+  return page(200, claims->language, ru ? "Отписаться?" : "Unsubscribe?",
+              "<p>" +
+                  (ru ? "Больше не присылать на " + html_escape(claims->email) + " сообщения: "
+                      : "Stop sending " + html_escape(claims->email) + " messages for: ") +
+                  html_escape(join(claims->purposes, ", ")) + ".</p><form method=\"post\" action=\"" +
+                  html_escape(action) + "\"><button type=\"submit\">" +
+                  (ru ? "Отписаться" : "Unsubscribe") + "</button></form>");
+}
+
+Reply ConsentService::unsubscribe(const InboundRequest& request) {
+  auto claims = verify(request.query_param("token"), "unsubscribe");
+  if (!claims) {
+    metrics_.rejected.inc({"consent", claims.error().detail == "expired" ? "expired" : "forged"});
+    return bad_link_page(claims.error(), "ru");
+  }
+  const LinkClaims& c = claims.value();
+  // RFC 8058: a mail client posts "List-Unsubscribe=One-Click" without showing our page.
+  bool one_click = request.body.find("List-Unsubscribe=One-Click") != std::string_view::npos;
+  Interaction in;
+  in.channel = c.channel;
+  in.account = c.account;
+  in.kind = "consent";
+  in.occurred_at = now_millis();
+  Contact contact;
+  contact.identifiers.push_back({"email", c.email, false, std::nullopt});
+  in.contact = std::move(contact);
+  ConsentEvidence clicked = click_evidence(request);
+  for (const auto& purpose : c.purposes) {
+    Consent consent;
+    consent.purpose = purpose;
+    consent.status = "withdrawn";
+    consent.channels = c.channels;
+    consent.method = "unsubscribe_link";
+    consent.captured_at = in.occurred_at;
+    consent.evidence = clicked;
+    consent.evidence.native_event = one_click ? "list_unsubscribe_one_click" : "unsubscribe_page";
+    in.consent.push_back(std::move(consent));
+  }
+  Submission submission;
+  submission.interaction = std::move(in);
+  submission.native_key = "unsubscribe:" + c.nonce;
+  auto accepted = pipeline_.submit(std::move(submission), request.deadline);
+  if (!accepted) return not_durable_page(c.language);
+  bool ru = russian(c.language);
+  return page(200, c.language, ru ? "Вы отписались" : "You are unsubscribed",
+              ru ? "<p>Мы больше не будем присылать такие сообщения на " + html_escape(c.email) + ".</p>"
+                 : "<p>We will not send such messages to " + html_escape(c.email) + " any more.</p>");
+}
+
+Reply ConsentService::mint_links(const InboundRequest& request) {
+  const std::string& expected = config_.consent.links_token;
+  if (expected.empty()) {
+    return Reply::error(make_error(ErrorCode::not_found, "route",
+                                   "POST /v1/consent/links is off: set consent.links_token"));
+  }
+  if (!constant_time_equals(bearer_token(request.header("Authorization")), expected)) {
+    return Reply::error(make_error(ErrorCode::unauthorized, "verify", "missing or wrong bearer token"));
+  }
+  json body = json::parse(request.body, nullptr, false);
+  if (body.is_discarded() || !body.is_object()) {
+    return Reply::error(make_error(ErrorCode::bad_request, "parse", "the body must be a JSON object"));
+  }
+  auto text_field = [&](const char* key) {
+    auto it = body.find(key);
+    return it != body.end() && it->is_string() ? it->get<std::string>() : std::string();
+  };
+  auto list_field = [&](const char* key) {
+    std::vector<std::string> out;
+    auto it = body.find(key);
+    if (it != body.end() && it->is_array()) {
+      for (const auto& v : *it) {
+        if (v.is_string()) out.push_back(v.get<std::string>());
+      }
+    }
+    return out;
+  };
+  std::string channel = text_field("channel").empty() ? "webform" : text_field("channel");
+  std::string account = text_field("account");
+  Connector* connector = config_.connector(channel);
+  if (!connector || !connector->has_account(account)) {
+    return Reply::error(make_error(ErrorCode::invalid_field, "parse",
+                                   "account: no " + channel + " account named '" + account + "'"));
+  }
+  auto email = normalize_email(text_field("email"));
+  if (!email) return Reply::error(make_error(ErrorCode::invalid_field, "parse", "email: not an e-mail address"));
+  auto purposes = list_field("purposes");
+  auto channels = list_field("channels");
+  if (purposes.empty()) purposes = {"marketing"};
+  if (channels.empty()) channels = {"email"};
+  LinkClaims claims = unsubscribe_claims(channel, account, *email, purposes, channels,
+                                         text_field("language"));
+  std::string url = unsubscribe_url(claims);
+  return Reply::json(201, {{"unsubscribe_url", url},
+                           {"list_unsubscribe", "<" + url + ">"},
+                           {"list_unsubscribe_post", "List-Unsubscribe=One-Click"}});
+}
+
+}  // namespace omnigate

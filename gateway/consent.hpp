@@ -1,0 +1,76 @@
+// Consent across channels: signed confirmation and unsubscribe links, the pages behind them,
+// the double opt-in e-mail, and the `consent` interactions they publish.
+//
+//   GET  /v1/consent/confirm?token=      double opt-in click → consent granted (double_opt_in)
+//   GET  /v1/consent/unsubscribe?token=  a page with one button
+//   POST /v1/consent/unsubscribe?token=  → consent withdrawn (unsubscribe_link); RFC 8058 one-click
+//   POST /v1/consent/links               a CRM mints unsubscribe links (bearer consent.links_token)
+//
+// Tokens are HMAC-signed claims (consent.signing_key): they need no server-side state, and the
+// interaction id derives from the claims, so a second click publishes nothing new.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "gateway/config.hpp"
+#include "gateway/connector.hpp"
+#include "gateway/mailer.hpp"
+#include "gateway/metrics.hpp"
+#include "gateway/pipeline.hpp"
+
+namespace omnigate {
+
+struct LinkClaims {
+  std::string kind;  // "confirm" | "unsubscribe" | "render"
+  std::string channel, account;
+  std::string email;
+  std::vector<std::string> purposes, channels, text_ids;
+  std::string submission_id;      // confirm: the form submission
+  std::string linked_interaction_id;  // confirm: the lead that carried the pending consent
+  std::string language = "ru";
+  std::string nonce;       // unsubscribe: makes each minted link its own event
+  int64_t issued_at_ms = 0;
+  int64_t expires_at = 0;  // unix seconds; 0 = never
+};
+
+class ConsentService {
+ public:
+  ConsentService(const Config& config, Pipeline& pipeline, Metrics& metrics);
+  ~ConsentService();
+
+  std::string sign(const LinkClaims& claims) const;
+  // forbidden (forged or not this kind) or invalid_field "expired" (410 at the page level).
+  Result<LinkClaims> verify(std::string_view token, std::string_view kind) const;
+
+  std::string confirm_url(const LinkClaims& claims) const;
+  std::string unsubscribe_url(const LinkClaims& claims) const;
+
+  // Sends the double opt-in e-mail for the pending consents of a durable lead. Returns false
+  // when no SMTP server is configured or the queue is full (counted in metrics).
+  bool request_confirmation(const LinkClaims& claims, const std::string& form_title,
+                            const std::string& consent_text);
+
+  // Mints an unsubscribe link for (channel, account, email, purposes, channels).
+  LinkClaims unsubscribe_claims(const std::string& channel, const std::string& account,
+                                const std::string& email, std::vector<std::string> purposes,
+                                std::vector<std::string> channels, const std::string& language) const;
+
+  void register_routes(Router& router);
+  const ConsentConfig& config() const { return config_.consent; }
+
+ private:
+  Reply confirm(const InboundRequest& request);
+  Reply unsubscribe_page(const InboundRequest& request);
+  Reply unsubscribe(const InboundRequest& request);
+  Reply mint_links(const InboundRequest& request);
+  ConsentEvidence click_evidence(const InboundRequest& request) const;
+
+  const Config& config_;
+  Pipeline& pipeline_;
+  Metrics& metrics_;
+  std::unique_ptr<MailQueue> mail_;
+};
+
+}  // namespace omnigate

@@ -1,0 +1,103 @@
+// Outgoing mail: the double opt-in confirmation a web form sends before a subscription counts.
+// The message is built with GMime (no hand-made MIME: encoded-words, folding and transfer
+// encodings are where hand-built mail goes wrong) and sent over SMTP with libcurl. Nothing here
+// logs or returns a recipient address: errors name the SMTP stage and the curl error only.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstddef>
+#include <deque>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "gateway/error.hpp"
+
+namespace omnigate {
+
+struct SmtpConfig {
+  // smtp://host:port (STARTTLS when the server offers it, CURLUSESSL_TRY) or smtps://host:port.
+  std::string url;
+  std::string username, password;  // empty username = no AUTH
+  std::string from;                // "Shop <noreply@example.ru>"; the display name may be Cyrillic
+  std::chrono::milliseconds timeout{10'000};  // one whole attempt, connect to QUIT
+};
+
+struct OutgoingMail {
+  std::string to;       // the address only: "user@example.ru"
+  std::string subject;  // UTF-8
+  std::string text;     // UTF-8 plain text; "\n", "\r\n" or "\r" line ends
+  // Extra headers, e.g. List-Unsubscribe. Names that build_message sets itself (From, To, Cc,
+  // Bcc, Subject, Date, Message-ID, MIME-Version, Content-*) and values with CR or LF are
+  // rejected: they would let form input rewrite the envelope or inject headers.
+  std::vector<std::pair<std::string, std::string>> headers;
+};
+
+// RFC 5322 message bytes: From, To, Subject (RFC 2047-encoded when not ASCII), Date, Message-ID
+// (@ the From domain), MIME-Version, text/plain; charset=utf-8 with the quoted-printable or
+// base64 transfer encoding GMime finds best for 7-bit transport; CRLF line endings.
+// Returns "" when config.from, mail.to or a header is unusable; send_mail reports why.
+std::string build_message(const SmtpConfig& config, const OutgoingMail& mail);
+
+// Sends one message (MAIL FROM = the From address, RCPT TO = mail.to, DATA = build_message).
+// Error codes: invalid_field (mail.to is not an address), internal (config.from, config.url or
+// the credentials are unusable, or a header is), unprocessable (the server answered 5xx:
+// retrying will not help), not_durable (anything else: connection, timeout, TLS, 4xx; worth a
+// retry). The detail names the SMTP stage,
+// the reply code and the curl error, never the recipient.
+Status send_mail(const SmtpConfig& config, const OutgoingMail& mail);
+
+// A background sender for the request path: enqueue() returns at once, one worker thread sends.
+// A transient failure (not_durable) is retried once per `backoff` entry, waiting that long first;
+// a permanent one (bad address, 5xx) is not. `on_result(delivered)` is called on the worker
+// thread exactly once per accepted mail, after its last attempt; it must not throw or block long.
+class MailQueue {
+ public:
+  static constexpr std::size_t capacity = 1000;  // pending mails, the one being sent excluded
+
+  MailQueue(SmtpConfig config, std::function<void(bool delivered)> on_result,
+            std::vector<std::chrono::milliseconds> backoff = {std::chrono::seconds(1),
+                                                              std::chrono::seconds(5),
+                                                              std::chrono::seconds(25)});
+  // Lets the current attempt finish (at most config.timeout), cuts a backoff wait short, and
+  // reports every mail not delivered with on_result(false).
+  ~MailQueue();
+  MailQueue(const MailQueue&) = delete;
+  MailQueue& operator=(const MailQueue&) = delete;
+
+  // False when the queue is full or shutting down; the caller decides what the form answers.
+  bool enqueue(OutgoingMail mail);
+
+ private:
+  void run();
+  // Every attempt for one mail; true when delivered. Called without the lock held.
+  bool deliver(const OutgoingMail& mail);
+
+  const SmtpConfig config_;
+  const std::function<void(bool)> on_result_;
+  const std::vector<std::chrono::milliseconds> backoff_;
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  std::deque<OutgoingMail> pending_;
+  bool stopping_ = false;
+  std::thread worker_;  // last: started once everything above exists
+};
+
+// Replaces "{{name}}" (spaces inside the braces allowed) from `vars` in one pass, so a value that
+// itself contains "{{...}}" (form input) is never expanded. Unknown placeholders stay as written.
+std::string render_template(const std::string& text,
+                            const std::vector<std::pair<std::string, std::string>>& vars);
+
+struct MailTemplate {
+  std::string subject, text;
+};
+
+// The built-in confirmation mail, with placeholders {{link}}, {{form}}, {{consent_text}} and
+// {{expires_hours}}: "en" (also "en-US", "EN") in English, anything else in Russian.
+MailTemplate default_confirmation_template(const std::string& language);
+
+}  // namespace omnigate
