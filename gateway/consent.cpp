@@ -65,7 +65,7 @@ Reply bad_link_page(const Error& error, const std::string& language) {
 }  // namespace
 
 ConsentService::ConsentService(const Config& config, Pipeline& pipeline, Metrics& metrics)
-    : config_(config), pipeline_(pipeline), metrics_(metrics) {
+    : config_(config), links_(config), pipeline_(pipeline), metrics_(metrics) {
   if (!config_.consent.smtp.url.empty()) {
     mail_ = std::make_unique<MailQueue>(config_.consent.smtp, [this](bool delivered) {
       metrics_.consent_emails.inc({delivered ? "sent" : "failed"});
@@ -75,7 +75,7 @@ ConsentService::ConsentService(const Config& config, Pipeline& pipeline, Metrics
 
 ConsentService::~ConsentService() = default;
 
-std::string ConsentService::sign(const LinkClaims& c) const {
+std::string ConsentLinks::sign(const LinkClaims& c) const {
   json payload = {{"k", c.kind},     {"ch", c.channel},    {"a", c.account},
                   {"e", c.email},    {"p", c.purposes},    {"c", c.channels},
                   {"t", c.text_ids}, {"s", c.submission_id}, {"l", c.linked_interaction_id},
@@ -84,7 +84,7 @@ std::string ConsentService::sign(const LinkClaims& c) const {
   return sign_token(config_.consent.signing_key, payload.dump());
 }
 
-Result<LinkClaims> ConsentService::verify(std::string_view token, std::string_view kind) const {
+Result<LinkClaims> ConsentLinks::verify(std::string_view token, std::string_view kind) const {
   auto forged = make_error(ErrorCode::forbidden, "verify", "forged");
   auto payload = verify_token(config_.consent.signing_key, token);
   if (!payload) return forged;
@@ -115,11 +115,11 @@ Result<LinkClaims> ConsentService::verify(std::string_view token, std::string_vi
   return c;
 }
 
-std::string ConsentService::confirm_url(const LinkClaims& claims) const {
+std::string ConsentLinks::confirm_url(const LinkClaims& claims) const {
   return config_.http.public_url + "/v1/consent/confirm?token=" + url_encode(sign(claims));
 }
 
-std::string ConsentService::unsubscribe_url(const LinkClaims& claims) const {
+std::string ConsentLinks::unsubscribe_url(const LinkClaims& claims) const {
   return config_.http.public_url + "/v1/consent/unsubscribe?token=" + url_encode(sign(claims));
 }
 
@@ -135,7 +135,7 @@ bool ConsentService::request_confirmation(const LinkClaims& claims, const std::s
       russian(claims.language) ? config_.consent.confirmation_ru : config_.consent.confirmation_en;
   int64_t hours = std::chrono::duration_cast<std::chrono::hours>(config_.consent.confirm_ttl).count();
   std::vector<std::pair<std::string, std::string>> vars = {
-      {"link", confirm_url(claims)},
+      {"link", links_.confirm_url(claims)},
       {"form", form_title},
       {"consent_text", consent_text},
       {"expires_hours", std::to_string(hours)}};
@@ -147,7 +147,7 @@ bool ConsentService::request_confirmation(const LinkClaims& claims, const std::s
   return true;
 }
 
-LinkClaims ConsentService::unsubscribe_claims(const std::string& channel, const std::string& account,
+LinkClaims ConsentLinks::unsubscribe_claims(const std::string& channel, const std::string& account,
                                               const std::string& email,
                                               std::vector<std::string> purposes,
                                               std::vector<std::string> channels,
@@ -185,7 +185,7 @@ void ConsentService::register_routes(Router& router) {
 }
 
 Reply ConsentService::confirm(const InboundRequest& request) {
-  auto claims = verify(request.query_param("token"), "confirm");
+  auto claims = links_.verify(request.query_param("token"), "confirm");
   if (!claims) {
     metrics_.rejected.inc({"consent", claims.error().detail == "expired" ? "expired" : "forged"});
     return bad_link_page(claims.error(), "ru");
@@ -240,7 +240,7 @@ Reply ConsentService::confirm(const InboundRequest& request) {
 
 Reply ConsentService::unsubscribe_page(const InboundRequest& request) {
   std::string_view token = request.query_param("token");
-  auto claims = verify(token, "unsubscribe");
+  auto claims = links_.verify(token, "unsubscribe");
   if (!claims) return bad_link_page(claims.error(), "ru");
   bool ru = russian(claims->language);
   std::string action = "/v1/consent/unsubscribe?token=" + url_encode(token);
@@ -254,7 +254,7 @@ Reply ConsentService::unsubscribe_page(const InboundRequest& request) {
 }
 
 Reply ConsentService::unsubscribe(const InboundRequest& request) {
-  auto claims = verify(request.query_param("token"), "unsubscribe");
+  auto claims = links_.verify(request.query_param("token"), "unsubscribe");
   if (!claims) {
     metrics_.rejected.inc({"consent", claims.error().detail == "expired" ? "expired" : "forged"});
     return bad_link_page(claims.error(), "ru");
@@ -333,9 +333,9 @@ Reply ConsentService::mint_links(const InboundRequest& request) {
   auto channels = list_field("channels");
   if (purposes.empty()) purposes = {"marketing"};
   if (channels.empty()) channels = {"email"};
-  LinkClaims claims = unsubscribe_claims(channel, account, *email, purposes, channels,
-                                         text_field("language"));
-  std::string url = unsubscribe_url(claims);
+  LinkClaims claims = links_.unsubscribe_claims(channel, account, *email, purposes, channels,
+                                                text_field("language"));
+  std::string url = links_.unsubscribe_url(claims);
   return Reply::json(201, {{"unsubscribe_url", url},
                            {"list_unsubscribe", "<" + url + ">"},
                            {"list_unsubscribe_post", "List-Unsubscribe=One-Click"}});

@@ -35,27 +35,35 @@ struct LinkClaims {
   int64_t expires_at = 0;  // unix seconds; 0 = never
 };
 
+// Signs and reads link claims; needs only the config (the consent-link CLI uses it alone).
+class ConsentLinks {
+ public:
+  explicit ConsentLinks(const Config& config) : config_(config) {}
+  std::string sign(const LinkClaims& claims) const;
+  // forbidden (forged or not this kind) or invalid_field "expired" (410 at the page level).
+  Result<LinkClaims> verify(std::string_view token, std::string_view kind) const;
+  std::string confirm_url(const LinkClaims& claims) const;
+  std::string unsubscribe_url(const LinkClaims& claims) const;
+  // Claims of a new unsubscribe link for (channel, account, email, purposes, channels).
+  LinkClaims unsubscribe_claims(const std::string& channel, const std::string& account,
+                                const std::string& email, std::vector<std::string> purposes,
+                                std::vector<std::string> channels, const std::string& language) const;
+
+ private:
+  const Config& config_;
+};
+
 class ConsentService {
  public:
   ConsentService(const Config& config, Pipeline& pipeline, Metrics& metrics);
   ~ConsentService();
 
-  std::string sign(const LinkClaims& claims) const;
-  // forbidden (forged or not this kind) or invalid_field "expired" (410 at the page level).
-  Result<LinkClaims> verify(std::string_view token, std::string_view kind) const;
-
-  std::string confirm_url(const LinkClaims& claims) const;
-  std::string unsubscribe_url(const LinkClaims& claims) const;
+  const ConsentLinks& links() const { return links_; }
 
   // Sends the double opt-in e-mail for the pending consents of a durable lead. Returns false
   // when no SMTP server is configured or the queue is full (counted in metrics).
   bool request_confirmation(const LinkClaims& claims, const std::string& form_title,
                             const std::string& consent_text);
-
-  // Mints an unsubscribe link for (channel, account, email, purposes, channels).
-  LinkClaims unsubscribe_claims(const std::string& channel, const std::string& account,
-                                const std::string& email, std::vector<std::string> purposes,
-                                std::vector<std::string> channels, const std::string& language) const;
 
   void register_routes(Router& router);
   const ConsentConfig& config() const { return config_.consent; }
@@ -68,6 +76,7 @@ class ConsentService {
   ConsentEvidence click_evidence(const InboundRequest& request) const;
 
   const Config& config_;
+  ConsentLinks links_;
   Pipeline& pipeline_;
   Metrics& metrics_;
   std::unique_ptr<MailQueue> mail_;

@@ -38,6 +38,7 @@ class Gateway : public Router {
   Metrics& metrics() { return metrics_; }
   const Config& config() const { return config_; }
   Publisher& publisher() { return *publisher_; }
+  ConsentService& consent() { return *consent_; }
 
   void add_channel_route(RouteSpec spec) override;
   void add_route(std::string method, std::string path, uint64_t max_body,

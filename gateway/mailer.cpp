@@ -201,9 +201,9 @@ Result<Composed> compose(const SmtpConfig& config, const OutgoingMail& mail) {
   // 7-bit: some relays still mangle 8bit bodies, so GMime picks quoted-printable (mostly
   // Latin text) or base64 (mostly Cyrillic, where QP would triple the size); plain ASCII stays
   // 7bit.
-  g_mime_part_set_content_encoding(
-      GMIME_PART(part.get()),
-      g_mime_part_get_best_content_encoding(GMIME_PART(part.get()), GMIME_ENCODING_CONSTRAINT_7BIT));
+  g_mime_part_set_content_encoding(GMIME_PART(part.get()),
+                                   g_mime_part_get_best_content_encoding(
+                                       GMIME_PART(part.get()), GMIME_ENCODING_CONSTRAINT_7BIT));
 
   GPtr<GMimeMessage> message(g_mime_message_new(FALSE));
   const Sender& from = *sender;
@@ -294,13 +294,15 @@ int on_curl_debug(CURL*, curl_infotype type, char* data, size_t size, void* user
       transcript->last_command = stage;
     }
   } else if (type == CURLINFO_HEADER_IN && line.size() >= 3 &&
-             std::all_of(line.begin(), line.begin() + 3, [](char c) { return c >= '0' && c <= '9'; })) {
+             std::all_of(line.begin(), line.begin() + 3,
+                         [](char c) { return c >= '0' && c <= '9'; })) {
     transcript->greeted = true;
     transcript->reply = std::stoi(std::string(line.substr(0, 3)));
     // "550-5.1.1 ..." or "550 5.1.1 ...": class.subject.detail, digits only.
     std::string_view rest = line.substr(std::min<size_t>(4, line.size()));
     size_t end = 0;
-    while (end < rest.size() && (std::isdigit(static_cast<unsigned char>(rest[end])) || rest[end] == '.')) {
+    while (end < rest.size() &&
+           (std::isdigit(static_cast<unsigned char>(rest[end])) || rest[end] == '.')) {
       ++end;
     }
     std::string_view status = rest.substr(0, end);
@@ -450,8 +452,8 @@ void MailQueue::run() {
   dropped.swap(pending_);
   lock.unlock();
   if (!dropped.empty()) {
-    log::warn(kComponent, "shutting down: " + std::to_string(dropped.size()) +
-                              " queued mail(s) not sent");
+    log::warn(kComponent,
+              "shutting down: " + std::to_string(dropped.size()) + " queued mail(s) not sent");
   }
   for (size_t i = 0; i < dropped.size(); ++i) {
     if (on_result_) on_result_(false);
@@ -497,7 +499,8 @@ std::string render_template(const std::string& text,
     std::string_view name(text.data() + open + 2, close - open - 2);
     while (!name.empty() && name.front() == ' ') name.remove_prefix(1);
     while (!name.empty() && name.back() == ' ') name.remove_suffix(1);
-    auto var = std::find_if(vars.begin(), vars.end(), [&](const auto& v) { return v.first == name; });
+    auto var =
+        std::find_if(vars.begin(), vars.end(), [&](const auto& v) { return v.first == name; });
     if (var != vars.end()) {
       out += var->second;
       pos = close + 2;

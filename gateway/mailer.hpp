@@ -60,9 +60,8 @@ class MailQueue {
   static constexpr std::size_t capacity = 1000;  // pending mails, the one being sent excluded
 
   MailQueue(SmtpConfig config, std::function<void(bool delivered)> on_result,
-            std::vector<std::chrono::milliseconds> backoff = {std::chrono::seconds(1),
-                                                              std::chrono::seconds(5),
-                                                              std::chrono::seconds(25)});
+            std::vector<std::chrono::milliseconds> backoff = {
+                std::chrono::seconds(1), std::chrono::seconds(5), std::chrono::seconds(25)});
   // Lets the current attempt finish (at most config.timeout), cuts a backoff wait short, and
   // reports every mail not delivered with on_result(false).
   ~MailQueue();

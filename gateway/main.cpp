@@ -10,6 +10,8 @@
 #include <vector>
 
 #include "gateway/config.hpp"
+#include "gateway/consent.hpp"
+#include "gateway/identifiers.hpp"
 #include "gateway/gateway.hpp"
 #include "gateway/log.hpp"
 #include "gateway/tail.hpp"
@@ -29,6 +31,13 @@ usage:
       --from-start       replay the stream (ephemeral consumer)
       --count N          exit after N interactions
       --idle-exit MS     exit after MS milliseconds with nothing new
+  omnigate consent-link --account A --email E [options]
+                                        print an unsubscribe link for a CRM mailing
+      --config FILE      (default config/omnigate.example.yaml): signing key, public URL
+      --channel C        channel of the withdrawal (default webform; the account must exist)
+      --purpose P        repeatable (default marketing)
+      --via C            channel being unsubscribed from, repeatable (default email)
+      --language ru|en   language of the page (default ru)
   omnigate version
 )";
 
@@ -156,6 +165,61 @@ int tail(const std::vector<std::string>& args) {
   return omnigate::run_tail(options);
 }
 
+int consent_link(const std::vector<std::string>& args) {
+  std::string config_path = kDefaultConfig, channel = "webform", account, email, language = "ru";
+  std::vector<std::string> purposes, via;
+  for (size_t i = 0; i < args.size(); ++i) {
+    auto value = [&](const char* flag) -> std::string {
+      if (i + 1 >= args.size()) {
+        std::fprintf(stderr, "omnigate consent-link: %s needs a value\n", flag);
+        std::exit(2);
+      }
+      return args[++i];
+    };
+    const std::string& a = args[i];
+    if (a == "--config") config_path = value("--config");
+    else if (a == "--channel") channel = value("--channel");
+    else if (a == "--account") account = value("--account");
+    else if (a == "--email") email = value("--email");
+    else if (a == "--purpose") purposes.push_back(value("--purpose"));
+    else if (a == "--via") via.push_back(value("--via"));
+    else if (a == "--language") language = value("--language");
+    else {
+      std::fprintf(stderr, "omnigate consent-link: unknown option %s\n%s", a.c_str(), kUsage);
+      return 2;
+    }
+  }
+  auto config = omnigate::load_config_file(config_path);
+  if (!config) {
+    std::fprintf(stderr, "%s", config.error().detail.c_str());
+    return 2;
+  }
+  if (config->consent.signing_key.empty()) {
+    std::fprintf(stderr, "omnigate consent-link: consent.signing_key is not configured\n");
+    return 2;
+  }
+  omnigate::Connector* connector = config->connector(channel);
+  if (!connector || !connector->has_account(account)) {
+    std::fprintf(stderr, "omnigate consent-link: no %s account named '%s' in %s\n", channel.c_str(),
+                 account.c_str(), config_path.c_str());
+    return 2;
+  }
+  auto normalized = omnigate::normalize_email(email);
+  if (!normalized) {
+    std::fprintf(stderr, "omnigate consent-link: --email is not an e-mail address\n");
+    return 2;
+  }
+  if (purposes.empty()) purposes = {"marketing"};
+  if (via.empty()) via = {"email"};
+  // Signing needs only the config: no NATS, no running gateway.
+  omnigate::ConsentLinks links(*config);
+  auto claims = links.unsubscribe_claims(channel, account, *normalized, purposes, via, language);
+  std::string url = links.unsubscribe_url(claims);
+  std::printf("%s\nList-Unsubscribe: <%s>\nList-Unsubscribe-Post: List-Unsubscribe=One-Click\n",
+              url.c_str(), url.c_str());
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -177,6 +241,9 @@ int main(int argc, char** argv) {
     return 2;
   }
   if (args[0] == "tail") return tail(std::vector<std::string>(args.begin() + 1, args.end()));
+  if (args[0] == "consent-link") {
+    return consent_link(std::vector<std::string>(args.begin() + 1, args.end()));
+  }
   if (args[0] == "version" || args[0] == "--version") {
     std::printf("omnigate 0.1.0\n");
     return 0;

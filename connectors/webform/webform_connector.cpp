@@ -200,7 +200,7 @@ class WebformConnector : public Connector {
     claims.account = form.account;
     claims.issued_at_ms = now_millis().time_since_epoch().count();
     claims.expires_at = claims.issued_at_ms / 1000 + 24 * 3600;
-    return context_->consent.sign(claims);
+    return context_->consent.links().sign(claims);
   }
 
   // What the embed script needs: a render token, the fill-time minimum and the exact consent
@@ -314,7 +314,7 @@ class WebformConnector : public Connector {
     }
     std::string_view token = field(kRenderTokenField);
     if (!token.empty()) {
-      auto claims = context_->consent.verify(token, "render");
+      auto claims = context_->consent.links().verify(token, "render");
       if (!claims || claims->account != form.account) {
         return reject(make_error(ErrorCode::bad_request, "verify",
                                  "the form's render token is not valid; reload the page"),
