@@ -1,0 +1,385 @@
+#include "connectors/telegram/telegram_parse.hpp"
+
+#include <simdjson.h>
+#include <unicode/unistr.h>
+
+#include <nlohmann/json.hpp>
+
+#include "gateway/http_types.hpp"
+#include "gateway/secrets.hpp"
+
+namespace omnigate::telegram {
+namespace {
+
+using simdjson::dom::element;
+
+// Optional access to a DOM node: a missing key or a wrong type reads as absent.
+class Node {
+ public:
+  Node() = default;
+  explicit Node(element e) : e_(e), present_(!e.is_null()) {}
+  Node operator[](std::string_view key) const {
+    element child;
+    if (!present_ || e_.at_key(key).get(child) != simdjson::SUCCESS) return Node();
+    return Node(child);
+  }
+  bool present() const { return present_; }
+  OptString str() const {
+    std::string_view v;
+    if (!present_ || e_.get_string().get(v) != simdjson::SUCCESS) return std::nullopt;
+    return std::string(v);
+  }
+  std::optional<int64_t> i64() const {
+    int64_t v;
+    if (!present_ || e_.get_int64().get(v) != simdjson::SUCCESS) return std::nullopt;
+    return v;
+  }
+  std::optional<double> num() const {
+    double v;
+    if (!present_ || e_.get_double().get(v) != simdjson::SUCCESS) return std::nullopt;
+    return v;
+  }
+  OptString id_text() const {  // ids are integers in the Bot API; interaction.v1 keeps strings
+    if (auto v = i64()) return std::to_string(*v);
+    return str();
+  }
+  std::vector<Node> array() const {
+    std::vector<Node> out;
+    simdjson::dom::array a;
+    if (!present_ || e_.get_array().get(a) != simdjson::SUCCESS) return out;
+    for (element item : a) out.emplace_back(item);
+    return out;
+  }
+  nlohmann::json to_json() const {
+    if (!present_) return nullptr;
+    return nlohmann::json::parse(simdjson::minify(e_), nullptr, false);
+  }
+
+ private:
+  element e_;
+  bool present_ = false;
+};
+
+SysMillis from_unix(int64_t seconds) { return SysMillis(std::chrono::seconds(seconds)); }
+
+std::string fold_case(std::string_view text) {
+  std::string out;
+  icu::UnicodeString::fromUTF8(icu::StringPiece(text.data(), static_cast<int32_t>(text.size())))
+      .foldCase()
+      .toUTF8String(out);
+  return out;
+}
+
+std::string trim(std::string_view s) {
+  const char* space = " \t\r\n";
+  size_t first = s.find_first_not_of(space);
+  if (first == std::string_view::npos) return "";
+  return std::string(s.substr(first, s.find_last_not_of(space) - first + 1));
+}
+
+// The sender as a contact: the user id is Telegram's own, so it is verified.
+Contact contact_of(const Node& user) {
+  Contact contact;
+  std::string name = user["first_name"].str().value_or("");
+  if (auto last = user["last_name"].str()) name += (name.empty() ? "" : " ") + *last;
+  if (!name.empty()) contact.display_name = name;
+  if (auto id = user["id"].id_text()) contact.identifiers.push_back({"telegram_user_id", *id, true, std::nullopt});
+  if (auto username = user["username"].str()) {
+    contact.identifiers.push_back({"telegram_username", *username, true, std::nullopt});
+  }
+  if (auto language = user["language_code"].str()) contact.language = *language;
+  return contact;
+}
+
+Conversation conversation_of(const Node& chat) {
+  Conversation c;
+  c.id = chat["id"].id_text();
+  std::string type = chat["type"].str().value_or("");
+  if (type == "private") c.type = "private";
+  else if (type == "group" || type == "supergroup") c.type = "group";
+  else if (type == "channel") c.type = "channel";
+  return c;
+}
+
+nlohmann::json file_ref(const Node& file) {
+  nlohmann::json ref = nlohmann::json::object();
+  if (auto id = file["file_id"].str()) ref["file_id"] = *id;
+  if (auto unique = file["file_unique_id"].str()) ref["file_unique_id"] = *unique;
+  return ref;
+}
+
+Attachment file_attachment(const Node& file, std::string type, OptString default_mime) {
+  Attachment a;
+  a.type = std::move(type);
+  a.mime_type = file["mime_type"].str();
+  if (!a.mime_type) a.mime_type = default_mime;
+  a.file_name = file["file_name"].str();
+  if (auto size = file["file_size"].i64(); size && *size >= 0) a.size = *size;
+  a.provider_ref = file_ref(file);
+  return a;
+}
+
+void add_attachments(const Node& msg, Message& message) {
+  // photo[] holds the sizes of one picture; the largest is the last, but do not rely on order.
+  auto sizes = msg["photo"].array();
+  if (!sizes.empty()) {
+    const Node* best = &sizes.front();
+    for (const auto& s : sizes) {
+      auto area = [](const Node& n) { return n["width"].i64().value_or(0) * n["height"].i64().value_or(0); };
+      if (area(s) > area(*best)) best = &s;
+    }
+    Attachment a = file_attachment(*best, "image", "image/jpeg");
+    if (auto w = (*best)["width"].i64()) a.provider_ref["width"] = *w;
+    if (auto h = (*best)["height"].i64()) a.provider_ref["height"] = *h;
+    message.attachments.push_back(std::move(a));
+  }
+  if (auto d = msg["document"]; d.present()) message.attachments.push_back(file_attachment(d, "document", std::nullopt));
+  if (auto v = msg["voice"]; v.present()) message.attachments.push_back(file_attachment(v, "voice", "audio/ogg"));
+  if (auto v = msg["audio"]; v.present()) message.attachments.push_back(file_attachment(v, "audio", "audio/mpeg"));
+  if (auto v = msg["video"]; v.present()) message.attachments.push_back(file_attachment(v, "video", "video/mp4"));
+  if (auto v = msg["video_note"]; v.present()) message.attachments.push_back(file_attachment(v, "video_note", "video/mp4"));
+  // An animation message also carries `document`: keep only the animation.
+  if (auto v = msg["animation"]; v.present()) {
+    std::erase_if(message.attachments, [](const Attachment& a) { return a.type == "document"; });
+    message.attachments.push_back(file_attachment(v, "animation", "video/mp4"));
+  }
+  if (auto s = msg["sticker"]; s.present()) {
+    const char* mime = s["is_video"].present() && s["is_video"].to_json() == true ? "video/webm"
+                       : s["is_animated"].present() && s["is_animated"].to_json() == true
+                           ? "application/x-tgsticker"
+                           : "image/webp";
+    Attachment a = file_attachment(s, "sticker", std::string(mime));
+    if (auto emoji = s["emoji"].str()) a.caption = *emoji;
+    message.attachments.push_back(std::move(a));
+  }
+  Node venue = msg["venue"];
+  Node location = venue.present() ? venue["location"] : msg["location"];
+  if (location.present()) {
+    Attachment a;
+    a.type = venue.present() ? "venue" : "location";
+    a.location = {{"latitude", location["latitude"].num().value_or(0)},
+                  {"longitude", location["longitude"].num().value_or(0)}};
+    if (venue.present()) {
+      if (auto t = venue["title"].str()) a.location["title"] = *t;
+      if (auto ad = venue["address"].str()) a.location["address"] = *ad;
+    }
+    message.attachments.push_back(std::move(a));
+  }
+  if (auto c = msg["contact"]; c.present()) {
+    Attachment a;
+    a.type = "contact";
+    std::string name = c["first_name"].str().value_or("");
+    if (auto last = c["last_name"].str()) name += (name.empty() ? "" : " ") + *last;
+    a.contact = nlohmann::json::object();
+    if (!name.empty()) a.contact["name"] = name;
+    if (auto phone = c["phone_number"].str()) a.contact["phone"] = *phone;
+    if (auto vcard = c["vcard"].str()) a.contact["vcard"] = *vcard;
+    if (auto uid = c["user_id"].id_text()) a.contact["user_id"] = *uid;
+    message.attachments.push_back(std::move(a));
+  }
+}
+
+Consent telegram_consent(std::string purpose, std::string status, std::string method,
+                         SysMillis at, std::string native_event) {
+  Consent c;
+  c.purpose = std::move(purpose);
+  c.status = std::move(status);
+  c.channels = {"telegram"};
+  c.method = std::move(method);
+  c.captured_at = at;
+  c.evidence.native_event = std::move(native_event);
+  return c;
+}
+
+Result<Interaction> message_interaction(const Node& msg, bool edited, const BotSettings& bot) {
+  auto message_id = msg["message_id"].i64();
+  Node chat = msg["chat"];
+  auto date = msg["date"].i64();
+  std::string which = edited ? "edited_message" : "message";
+  if (!message_id) return make_error(ErrorCode::invalid_field, "parse", which + ".message_id: is required");
+  if (!chat.present() || !chat["id"].i64()) return make_error(ErrorCode::invalid_field, "parse", which + ".chat.id: is required");
+  if (!date) return make_error(ErrorCode::invalid_field, "parse", which + ".date: is required");
+
+  Interaction in;
+  in.channel = "telegram";
+  in.account = bot.account;
+  in.kind = edited ? "message_edit" : "message";
+  in.occurred_at = from_unix(edited ? msg["edit_date"].i64().value_or(*date) : *date);
+  Node from = msg["from"];
+  if (from.present()) in.contact = contact_of(from);
+  Conversation conversation = conversation_of(chat);
+  if (auto reply = msg["reply_to_message"]["message_id"].i64()) conversation.reply_to = std::to_string(*reply);
+  if (auto thread = msg["message_thread_id"].i64()) conversation.thread_id = std::to_string(*thread);
+  in.conversation = std::move(conversation);
+
+  Message message;
+  message.native_id = std::to_string(*message_id);
+  Node entities = msg["entities"];
+  message.text = msg["text"].str();
+  if (!message.text) {
+    message.text = msg["caption"].str();
+    entities = msg["caption_entities"];
+  }
+  if (entities.present()) message.entities = entities.to_json();  // offsets in UTF-16 units, as sent
+  message.group_id = msg["media_group_id"].str();
+  if (edited) message.edit_of = message.native_id;  // Telegram edits keep the message id
+  Node origin = msg["forward_origin"];
+  if (origin.present()) {
+    message.forwarded = origin.to_json();
+  } else if (msg["forward_date"].present()) {  // Bot API before 7.0
+    message.forwarded = nlohmann::json::object();
+    message.forwarded["date"] = msg["forward_date"].i64().value_or(0);
+    if (auto name = msg["forward_sender_name"].str()) message.forwarded["sender_name"] = *name;
+    if (auto id = msg["forward_from"]["id"].id_text()) message.forwarded["from_user_id"] = *id;
+    if (auto id = msg["forward_from_chat"]["id"].id_text()) message.forwarded["from_chat_id"] = *id;
+  }
+  add_attachments(msg, message);
+
+  // The user shared their own contact: Telegram vouches for that phone number.
+  Node shared = msg["contact"];
+  if (shared.present() && from.present() && shared["user_id"].i64() &&
+      shared["user_id"].i64() == from["id"].i64()) {
+    if (auto phone = shared["phone_number"].str()) {
+      std::string raw = *phone;
+      if (!raw.empty() && raw.front() != '+') raw = "+" + raw;  // the API sends it without '+'
+      if (!in.contact) in.contact = Contact{};
+      in.contact->identifiers.push_back({"phone", std::nullopt, true, raw});
+    }
+  }
+
+  if (!edited && message.text && conversation_of(chat).type == std::optional<std::string>("private")) {
+    if (auto payload = start_payload(*message.text)) {
+      Source source;
+      if (!payload->empty()) {
+        source.deep_link = *payload;
+        if (auto pairs = decode_deep_link(*payload)) {
+          for (auto& [key, value] : *pairs) {
+            if (key == "utm_source") source.utm.source = value;
+            else if (key == "utm_medium") source.utm.medium = value;
+            else if (key == "utm_campaign") source.utm.campaign = value;
+            else if (key == "utm_content") source.utm.content = value;
+            else if (key == "utm_term") source.utm.term = value;
+            else source.params.emplace_back(key, value);
+          }
+        }
+      }
+      in.source = std::move(source);
+      in.consent.push_back(telegram_consent("service", "granted", "platform_event", in.occurred_at, "start"));
+    } else {
+      std::string folded = fold_case(trim(*message.text));
+      for (const auto& word : bot.stop_words) {
+        if (folded == fold_case(word)) {
+          in.consent.push_back(
+              telegram_consent("marketing", "withdrawn", "keyword", in.occurred_at, "stop_word"));
+          break;
+        }
+      }
+    }
+  }
+  in.message = std::move(message);
+  return in;
+}
+
+}  // namespace
+
+std::optional<std::string> start_payload(std::string_view text) {
+  if (text == "/start") return std::string();
+  if (text.rfind("/start ", 0) != 0) return std::nullopt;
+  return trim(text.substr(7));
+}
+
+std::optional<std::vector<std::pair<std::string, std::string>>> decode_deep_link(std::string_view payload) {
+  auto decoded = base64url_decode(payload);
+  if (!decoded || decoded->find('=') == std::string::npos) return std::nullopt;
+  for (unsigned char c : *decoded) {
+    if (c < 0x20 || c == 0x7f) return std::nullopt;  // binary: not the key=value convention
+  }
+  auto pairs = parse_urlencoded(*decoded);
+  if (pairs.empty()) return std::nullopt;
+  return pairs;
+}
+
+Result<ParsedUpdate> parse_update(std::string_view body, const BotSettings& bot, SysMillis now) {
+  thread_local simdjson::dom::parser parser;
+  element root;
+  if (parser.parse(body.data(), body.size()).get(root) != simdjson::SUCCESS || !root.is_object()) {
+    return make_error(ErrorCode::bad_request, "parse", "the body is not a JSON object (a Telegram Update)");
+  }
+  Node update(root);
+  auto update_id = update["update_id"].i64();
+  if (!update_id) return make_error(ErrorCode::bad_request, "parse", "update_id: is required and must be an integer");
+  ParsedUpdate out;
+  out.update_id = *update_id;
+
+  auto publish = [&](Interaction in) {
+    Submission s;
+    s.interaction = std::move(in);
+    s.native_key = std::to_string(*update_id);
+    s.raw_bytes = body;
+    s.raw_content_type = "application/json";
+    out.submission = std::move(s);
+  };
+
+  for (const char* key : {"message", "edited_message"}) {
+    if (Node msg = update[key]; msg.present()) {
+      auto in = message_interaction(msg, std::string_view(key) == "edited_message", bot);
+      if (!in) return in.error();
+      publish(std::move(in.value()));
+      return out;
+    }
+  }
+  if (Node q = update["callback_query"]; q.present()) {
+    Interaction in;
+    in.channel = "telegram";
+    in.account = bot.account;
+    in.kind = "action";
+    in.occurred_at = now;  // a callback query carries no time of its own
+    if (q["from"].present()) in.contact = contact_of(q["from"]);
+    if (q["message"]["chat"].present()) in.conversation = conversation_of(q["message"]["chat"]);
+    Action action;
+    action.type = "button";
+    action.data = q["data"].str();
+    if (auto of = q["message"]["message_id"].i64()) action.of = std::to_string(*of);
+    in.action = std::move(action);
+    publish(std::move(in));
+    return out;
+  }
+  if (Node m = update["my_chat_member"]; m.present()) {
+    if (m["chat"]["type"].str() != std::optional<std::string>("private")) {
+      out.ignored_type = "my_chat_member_group";
+      return out;
+    }
+    std::string status = m["new_chat_member"]["status"].str().value_or("");
+    if (status != "kicked" && status != "member") {
+      out.ignored_type = "my_chat_member_" + (status.empty() ? std::string("unknown") : status);
+      return out;
+    }
+    Interaction in;
+    in.channel = "telegram";
+    in.account = bot.account;
+    in.kind = "consent";
+    in.occurred_at = from_unix(m["date"].i64().value_or(
+        std::chrono::duration_cast<std::chrono::seconds>(now.time_since_epoch()).count()));
+    if (m["from"].present()) in.contact = contact_of(m["from"]);
+    in.conversation = conversation_of(m["chat"]);
+    // Blocking the bot stops every message: service consent for Telegram is withdrawn.
+    in.consent.push_back(telegram_consent("service", status == "kicked" ? "withdrawn" : "granted",
+                                          "platform_event", in.occurred_at,
+                                          status == "kicked" ? "bot_blocked" : "bot_unblocked"));
+    publish(std::move(in));
+    return out;
+  }
+  for (const char* key : {"channel_post", "edited_channel_post", "message_reaction",
+                          "message_reaction_count", "inline_query", "chosen_inline_result",
+                          "shipping_query", "pre_checkout_query", "poll", "poll_answer",
+                          "chat_member", "chat_join_request"}) {
+    if (update[key].present()) {
+      out.ignored_type = key;
+      return out;
+    }
+  }
+  out.ignored_type = "unknown";
+  return out;
+}
+
+}  // namespace omnigate::telegram

@@ -1,0 +1,39 @@
+// Telegram Bot API Update → interaction.v1: a pure function of (bytes, bot config, clock).
+// Facts about the payloads: ../../../shared/design/CHANNELS.md (Telegram Bot API).
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "gateway/pipeline.hpp"
+
+namespace omnigate::telegram {
+
+struct BotSettings {
+  std::string account;
+  // A message whose whole text is one of these (case-insensitive) withdraws marketing consent
+  // for Telegram.
+  std::vector<std::string> stop_words = {"stop", "стоп", "отписаться", "unsubscribe"};
+};
+
+struct ParsedUpdate {
+  int64_t update_id = 0;
+  // Absent when the update is acknowledged but not published (channel posts, reactions,
+  // membership changes in groups, types we do not know); `ignored_type` names it for metrics.
+  std::optional<Submission> submission;
+  std::string ignored_type;
+};
+
+// bad_request for bytes that are not a JSON object or have no integer update_id;
+// invalid_field when a message lacks what every message has (message_id, chat, date).
+Result<ParsedUpdate> parse_update(std::string_view body, const BotSettings& bot, SysMillis now);
+
+// "/start <payload>": the payload, when the text is a deep-link start.
+std::optional<std::string> start_payload(std::string_view text);
+// Decodes the base64url "key=value&key=value" convention of deep-link payloads into pairs;
+// nullopt when the payload is not that (then it is kept only as source.deep_link).
+std::optional<std::vector<std::pair<std::string, std::string>>> decode_deep_link(std::string_view payload);
+
+}  // namespace omnigate::telegram
