@@ -18,12 +18,12 @@ namespace omnigate {
 using std::chrono::milliseconds;
 
 struct HttpConfig {
-  std::string address = "0.0.0.0";
+  std::string address = "127.0.0.1";
   int port = 8080;
   int threads = 64;  // one per concurrent keep-alive connection (cpp-httplib's model)
   int listen_backlog = 1024;
   bool tcp_nodelay = true;
-  milliseconds keep_alive_timeout{30'000};
+  milliseconds keep_alive_timeout{5'000};
   int keep_alive_max_requests = 100'000;
   milliseconds read_timeout{10'000};
   milliseconds write_timeout{10'000};
@@ -74,7 +74,7 @@ struct ConsentText {
 };
 
 struct ConsentConfig {
-  // Signs confirmation and unsubscribe links and web form render tokens (HMAC-SHA256).
+  // Seals confirmation and unsubscribe links and web form render tokens (AES-256-GCM).
   std::string signing_key;
   // Bearer token for POST /v1/consent/links (CRMs minting unsubscribe links); empty = route off.
   std::string links_token;

@@ -81,12 +81,13 @@ std::string ConsentLinks::sign(const LinkClaims& c) const {
                   {"t", c.text_ids}, {"s", c.submission_id}, {"l", c.linked_interaction_id},
                   {"lg", c.language}, {"n", c.nonce},      {"i", c.issued_at_ms},
                   {"x", c.expires_at}};
-  return sign_token(config_.consent.signing_key, payload.dump());
+  return seal_token(config_.consent.signing_key,
+                    payload.dump(-1, ' ', false, json::error_handler_t::replace));
 }
 
 Result<LinkClaims> ConsentLinks::verify(std::string_view token, std::string_view kind) const {
   auto forged = make_error(ErrorCode::forbidden, "verify", "forged");
-  auto payload = verify_token(config_.consent.signing_key, token);
+  auto payload = open_token(config_.consent.signing_key, token);
   if (!payload) return forged;
   json j = json::parse(*payload, nullptr, false);
   if (j.is_discarded() || !j.is_object()) return forged;
@@ -168,13 +169,17 @@ LinkClaims ConsentLinks::unsubscribe_claims(const std::string& channel, const st
 ConsentEvidence ConsentService::click_evidence(const InboundRequest& request) const {
   ConsentEvidence e;
   e.ip = config_.http.trusted_proxies.client_ip(request.remote_addr,
-                                                request.header("X-Forwarded-For"));
+                                                request.header_joined("X-Forwarded-For"));
   if (auto ua = request.header("User-Agent"); !ua.empty()) e.user_agent = std::string(ua);
   return e;
 }
 
 void ConsentService::register_routes(Router& router) {
+  // GET only shows a button; the POST records the consent. Mail security scanners open
+  // every link in a message, and an opened link must not become a "confirmed" consent.
   router.add_route("GET", "/v1/consent/confirm", 0,
+                   [this](const InboundRequest& r) { return confirm_page(r); });
+  router.add_route("POST", "/v1/consent/confirm", 4096,
                    [this](const InboundRequest& r) { return confirm(r); });
   router.add_route("GET", "/v1/consent/unsubscribe", 0,
                    [this](const InboundRequest& r) { return unsubscribe_page(r); });
@@ -236,6 +241,21 @@ Reply ConsentService::confirm(const InboundRequest& request) {
   return page(200, c.language, ru ? "Спасибо, подписка подтверждена" : "Thank you, you are subscribed",
               ru ? "<p>Адрес " + html_escape(c.email) + " подтверждён.</p>"
                  : "<p>The address " + html_escape(c.email) + " is confirmed.</p>");
+}
+
+Reply ConsentService::confirm_page(const InboundRequest& request) {
+  std::string_view token = request.query_param("token");
+  auto claims = links_.verify(token, "confirm");
+  if (!claims) return bad_link_page(claims.error(), "ru");
+  bool ru = russian(claims->language);
+  std::string action = "/v1/consent/confirm?token=" + url_encode(token);
+  return page(200, claims->language, ru ? "Подтвердите подписку" : "Confirm your subscription",
+              "<p>" +
+                  (ru ? "Подтвердите, что адрес " + html_escape(claims->email) + " ваш и вы согласны: "
+                      : "Confirm that " + html_escape(claims->email) + " is yours and you agree to: ") +
+                  html_escape(join(claims->purposes, ", ")) + ".</p><form method=\"post\" action=\"" +
+                  html_escape(action) + "\"><button type=\"submit\">" +
+                  (ru ? "Подтвердить" : "Confirm") + "</button></form>");
 }
 
 Reply ConsentService::unsubscribe_page(const InboundRequest& request) {

@@ -1,13 +1,15 @@
 // Consent across channels: signed confirmation and unsubscribe links, the pages behind them,
 // the double opt-in e-mail, and the `consent` interactions they publish.
 //
-//   GET  /v1/consent/confirm?token=      double opt-in click → consent granted (double_opt_in)
+//   GET  /v1/consent/confirm?token=      a page with one button (scanners open links: no effect)
+//   POST /v1/consent/confirm?token=      the button → consent granted (double_opt_in)
 //   GET  /v1/consent/unsubscribe?token=  a page with one button
 //   POST /v1/consent/unsubscribe?token=  → consent withdrawn (unsubscribe_link); RFC 8058 one-click
 //   POST /v1/consent/links               a CRM mints unsubscribe links (bearer consent.links_token)
 //
-// Tokens are HMAC-signed claims (consent.signing_key): they need no server-side state, and the
-// interaction id derives from the claims, so a second click publishes nothing new.
+// Tokens are sealed claims (AES-256-GCM under consent.signing_key): no server-side state, the
+// e-mail inside is not readable from the link, and the interaction id derives from the claims,
+// so a second click publishes nothing new.
 #pragma once
 
 #include <memory>
@@ -69,6 +71,7 @@ class ConsentService {
   const ConsentConfig& config() const { return config_.consent; }
 
  private:
+  Reply confirm_page(const InboundRequest& request);
   Reply confirm(const InboundRequest& request);
   Reply unsubscribe_page(const InboundRequest& request);
   Reply unsubscribe(const InboundRequest& request);

@@ -23,6 +23,16 @@ std::string_view InboundRequest::header(std::string_view name) const {
   return {};
 }
 
+std::string InboundRequest::header_joined(std::string_view name) const {
+  std::string out;
+  for (const auto& [key, value] : headers) {
+    if (!iequals(key, name)) continue;
+    if (!out.empty()) out += ", ";
+    out += value;
+  }
+  return out;
+}
+
 bool InboundRequest::has_header(std::string_view name) const {
   for (const auto& entry : headers) {
     if (iequals(entry.first, name)) return true;

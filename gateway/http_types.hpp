@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include <chrono>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -33,6 +34,8 @@ struct InboundRequest {
   // First value of a header (case-insensitive name), "" when absent.
   std::string_view header(std::string_view name) const;
   bool has_header(std::string_view name) const;
+  // Every value of a repeated header joined with ", " (X-Forwarded-For added by several proxies).
+  std::string header_joined(std::string_view name) const;
   std::string_view query_param(std::string_view name) const;
   // The media type of Content-Type, lower-cased, without parameters ("application/json").
   std::string media_type() const;
@@ -48,6 +51,10 @@ struct Reply {
   std::string content_type = "application/json";
   std::string body;
   std::vector<std::pair<std::string, std::string>> headers;
+  // Set for a body that is produced while it is sent (a proxied file): called once with a
+  // writer; returns false when the transfer failed (the connection is then cut).
+  using Writer = std::function<bool(std::string_view chunk)>;
+  std::function<bool(const Writer& write)> stream;
 
   static Reply json(int status, const nlohmann::json& body);
   static Reply text(int status, std::string body,

@@ -3,6 +3,7 @@
 #include <phonenumbers/phonenumber.pb.h>
 #include <phonenumbers/phonenumberutil.h>
 #include <unicode/uidna.h>
+#include <unicode/unistr.h>
 
 #include <cctype>
 #include <memory>
@@ -24,7 +25,29 @@ std::string_view trim(std::string_view text) {
 
 // RFC 5322 dot-atom local part, plus UTF-8 (RFC 6531); quoted local parts are rare enough in
 // intake forms that we treat them as invalid rather than guess.
+// Well-formed UTF-8 (lead and continuation bytes); the JSON we publish must not carry raw
+// invalid bytes from an address.
+bool valid_utf8(std::string_view text) {
+  size_t i = 0;
+  while (i < text.size()) {
+    auto c = static_cast<unsigned char>(text[i]);
+    size_t extra = 0;
+    if (c < 0x80) extra = 0;
+    else if (c >= 0xc2 && c <= 0xdf) extra = 1;
+    else if (c >= 0xe0 && c <= 0xef) extra = 2;
+    else if (c >= 0xf0 && c <= 0xf4) extra = 3;
+    else return false;
+    if (i + extra >= text.size() && extra > 0) return false;
+    for (size_t k = 1; k <= extra; ++k) {
+      if ((static_cast<unsigned char>(text[i + k]) & 0xc0) != 0x80) return false;
+    }
+    i += extra + 1;
+  }
+  return true;
+}
+
 bool valid_local_part(std::string_view local) {
+  if (!valid_utf8(local)) return false;
   if (local.empty() || local.size() > 64) return false;
   if (local.front() == '.' || local.back() == '.') return false;
   static constexpr std::string_view specials = "!#$%&'*+/=?^_`{|}~-.";
@@ -76,6 +99,14 @@ std::optional<std::string> normalize_domain(std::string_view domain) {
 }
 
 }  // namespace
+
+std::string fold_case(std::string_view text) {
+  std::string out;
+  icu::UnicodeString::fromUTF8(icu::StringPiece(text.data(), static_cast<int32_t>(text.size())))
+      .foldCase()
+      .toUTF8String(out);
+  return out;
+}
 
 bool is_supported_region(const std::string& region) {
   std::set<std::string> regions;

@@ -20,4 +20,7 @@ std::optional<std::string> normalize_phone(std::string_view raw, const std::stri
 // nullopt when it is not an address.
 std::optional<std::string> normalize_email(std::string_view raw);
 
+// Unicode case folding (ICU): "СТОП" and "стоп", "Да" and "да" compare equal after it.
+std::string fold_case(std::string_view text);
+
 }  // namespace omnigate

@@ -24,4 +24,11 @@ std::string sign_token(std::string_view key, std::string_view payload);
 // The payload when the signature is valid (constant-time compare), else nullopt.
 std::optional<std::string> verify_token(std::string_view key, std::string_view token);
 
+// Sealed tokens: AES-256-GCM under a key derived from `key` (SHA-256), random 96-bit nonce,
+// base64url(nonce | ciphertext | tag). Confidential (an e-mail address in a link is not
+// readable in a proxy's access log) and tamper-proof (the tag). nullopt for anything not
+// sealed by us under this key, including non-canonical encodings.
+std::string seal_token(std::string_view key, std::string_view payload);
+std::optional<std::string> open_token(std::string_view key, std::string_view token);
+
 }  // namespace omnigate

@@ -1,9 +1,13 @@
 // Web forms: POST /v1/webform/<account> from a site's form (plain HTML, or enhanced by
 // /omnigate-forms.js), with consent evidence, double opt-in and spam defences.
+#include <arpa/inet.h>
+
 #include <cmath>
+#include <cstring>
 #include <map>
 #include <mutex>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "connectors/webform/webform_form.hpp"
 #include "gateway/connector.hpp"
@@ -36,36 +40,78 @@ std::string replace_all(std::string text, const std::string& from, const std::st
   return text;
 }
 
-// Counts submissions per (form, client IP) in one-minute windows.
+// Counts submissions per (form, client) in one-minute windows. An IPv6 client counts by its
+// /64 (one subscriber's network), so rotating addresses inside it does not buy more posts.
 class RateLimiter {
  public:
+  static std::string client_key(const std::string& ip) {
+    in6_addr v6;
+    if (inet_pton(AF_INET6, ip.c_str(), &v6) != 1) return ip;  // IPv4 (or not an address)
+    std::memset(v6.s6_addr + 8, 0, 8);  // keep the /64
+    char text[INET6_ADDRSTRLEN];
+    return inet_ntop(AF_INET6, &v6, text, sizeof text) ? std::string(text) + "/64" : ip;
+  }
+
   // Seconds until the caller may try again, or 0 when this request is allowed.
   int64_t admit(const std::string& key, int per_minute) {
     int64_t minute = std::chrono::duration_cast<std::chrono::minutes>(
                          std::chrono::system_clock::now().time_since_epoch())
                          .count();
     std::lock_guard lock(mutex_);
-    if (windows_.size() > 100'000) {
-      std::erase_if(windows_, [&](const auto& item) { return item.second.minute != minute; });
+    if (minute != current_minute_) {  // one sweep per minute: every window is stale now
+      windows_.clear();
+      current_minute_ = minute;
     }
-    Window& w = windows_[key];
-    if (w.minute != minute) w = {minute, 0};
-    if (w.count >= per_minute) {
-      auto next = std::chrono::system_clock::time_point(std::chrono::minutes(minute + 1));
-      auto wait = std::chrono::duration_cast<std::chrono::seconds>(next - std::chrono::system_clock::now());
-      return std::max<int64_t>(1, wait.count());
+    auto it = windows_.find(key);
+    if (it == windows_.end()) {
+      if (windows_.size() >= kMaxClients) return seconds_to_next_minute(minute);  // under attack
+      it = windows_.emplace(key, 0).first;
     }
-    ++w.count;
+    if (it->second >= per_minute) return seconds_to_next_minute(minute);
+    ++it->second;
     return 0;
   }
 
  private:
-  struct Window {
-    int64_t minute = 0;
-    int count = 0;
-  };
+  static constexpr size_t kMaxClients = 200'000;
+  static int64_t seconds_to_next_minute(int64_t minute) {
+    auto next = std::chrono::system_clock::time_point(std::chrono::minutes(minute + 1));
+    auto wait = std::chrono::duration_cast<std::chrono::seconds>(next - std::chrono::system_clock::now());
+    return std::max<int64_t>(1, wait.count());
+  }
   std::mutex mutex_;
-  std::unordered_map<std::string, Window> windows_;
+  int64_t current_minute_ = 0;
+  std::unordered_map<std::string, int> windows_;
+};
+
+// Remembers which submissions got a confirmation e-mail and when each address last got one:
+// a retried submission still gets its mail once, and nobody can flood an address through a
+// form (one confirmation per address per hour).
+class ConfirmationLedger {
+ public:
+  enum class Decision { send, already_sent, recipient_limited };
+  Decision claim(const std::string& submission, const std::string& email) {
+    auto now = std::chrono::steady_clock::now();
+    std::lock_guard lock(mutex_);
+    if (submissions_.size() > kMax || recipients_.size() > kMax) {
+      std::erase_if(recipients_, [&](const auto& r) { return now - r.second > std::chrono::hours(1); });
+      if (submissions_.size() > kMax) submissions_.clear();
+    }
+    if (submissions_.count(submission)) return Decision::already_sent;
+    auto last = recipients_.find(email);
+    if (last != recipients_.end() && now - last->second < std::chrono::hours(1)) {
+      return Decision::recipient_limited;
+    }
+    submissions_.insert(submission);
+    recipients_[email] = now;
+    return Decision::send;
+  }
+
+ private:
+  static constexpr size_t kMax = 100'000;
+  std::mutex mutex_;
+  std::unordered_set<std::string> submissions_;
+  std::unordered_map<std::string, std::chrono::steady_clock::time_point> recipients_;
 };
 
 class WebformConnector : public Connector {
@@ -287,8 +333,16 @@ class WebformConnector : public Connector {
                     "origin", {});
     }
     const Config& config = context_->config;
-    std::string ip = config.http.trusted_proxies.client_ip(request.remote_addr, request.header("X-Forwarded-For"));
-    if (int64_t wait = limiter_.admit(form.account + "|" + ip, form.rate_limit_per_minute); wait > 0) {
+    std::string ip = config.http.trusted_proxies.client_ip(request.remote_addr, request.header_joined("X-Forwarded-For"));
+    if (request.body.size() > form.max_body) {
+      return reject(make_error(ErrorCode::payload_too_large, "route",
+                               "the body is larger than " + std::to_string(form.max_body) +
+                                   " bytes allowed for this form"),
+                    "payload_too_large", origin);
+    }
+    if (int64_t wait = limiter_.admit(form.account + "|" + RateLimiter::client_key(ip),
+                                      form.rate_limit_per_minute);
+        wait > 0) {
       Reply reply = reject(make_error(ErrorCode::rate_limited, "route",
                                       (form.language == "ru"
                                            ? "Слишком много заявок с вашего адреса. Попробуйте через "
@@ -300,6 +354,11 @@ class WebformConnector : public Connector {
     }
     auto fields = read_fields(request.media_type(), request.body, request.multipart);
     if (!fields) return reject(fields.error(), fields.error().name().data(), origin);
+    if (fields->size() > kMaxFields) {
+      return reject(make_error(ErrorCode::bad_request, "parse",
+                               "more than " + std::to_string(kMaxFields) + " fields"),
+                    "too_many_fields", origin);
+    }
 
     auto field = [&](std::string_view name) -> std::string_view {
       for (const auto& [k, v] : fields.value()) {
@@ -365,7 +424,24 @@ class WebformConnector : public Connector {
       add_cors(reply, origin);
       return reply;
     }
-    if (!accepted->duplicate && !normalized.pending.empty() && normalized.email) {
+    // The confirmation is owed to the submission, not to this delivery: a retry of a stored
+    // submission whose mail was never sent (the first answer was lost) sends it now.
+    std::string confirmation;
+    if (!normalized.pending.empty() && normalized.email) {
+      switch (ledger_.claim(normalized.submission_id, *normalized.email)) {
+        case ConfirmationLedger::Decision::already_sent:
+          confirmation = "sent";
+          break;
+        case ConfirmationLedger::Decision::recipient_limited:
+          confirmation = "limited";
+          context_->metrics.consent_emails.inc({"recipient_limited"});
+          break;
+        case ConfirmationLedger::Decision::send:
+          confirmation = "send";
+          break;
+      }
+    }
+    if (confirmation == "send") {
       LinkClaims claims;
       claims.kind = "confirm";
       claims.channel = "webform";
@@ -387,15 +463,22 @@ class WebformConnector : public Connector {
       }
       std::sort(claims.channels.begin(), claims.channels.end());
       claims.channels.erase(std::unique(claims.channels.begin(), claims.channels.end()), claims.channels.end());
-      context_->consent.request_confirmation(claims, form.title, quoted);
+      confirmation = context_->consent.request_confirmation(claims, form.title, quoted) ? "sent" : "not_sent";
     }
-    return success(request, form, accepted->id, origin);
+    Reply reply = success(request, form, accepted->id, origin);
+    if (!confirmation.empty() && reply.status == 202) {
+      // The lead is durable either way; tell the page whether a confirmation e-mail is coming.
+      reply = Reply::json(202, {{"id", accepted->id}, {"status", "accepted"}, {"confirmation", confirmation}});
+      add_cors(reply, origin);
+    }
+    return reply;
   }
 
   std::map<std::string, FormConfig, std::less<>> forms_;
   uint64_t max_body_ = 64 * 1024;
   GatewayContext* context_ = nullptr;
   RateLimiter limiter_;
+  ConfirmationLedger ledger_;
 };
 
 }  // namespace

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <regex>
+#include <unordered_set>
 
 #include "gateway/identifiers.hpp"
 
@@ -28,6 +29,8 @@ std::string trimmed(std::string_view text) {
 // The schema wants URIs: keep what a browser sends (already percent-encoded), drop the rest.
 OptString web_url(std::string_view text) {
   std::string url = trimmed(text);
+  // A fragment never reaches the server in real navigation and can hold tokens (OAuth).
+  if (size_t hash = url.find('#'); hash != std::string::npos) url.resize(hash);
   if (url.size() > 2048 || (url.rfind("http://", 0) != 0 && url.rfind("https://", 0) != 0)) {
     return std::nullopt;
   }
@@ -57,8 +60,7 @@ void read_utm(Utm& utm, const Fields& source) {
 }  // namespace
 
 bool checkbox_ticked(std::string_view value) {
-  std::string v = trimmed(value);
-  std::transform(v.begin(), v.end(), v.begin(), [](unsigned char c) { return std::tolower(c); });
+  std::string v = fold_case(trimmed(value));
   return v == "yes" || v == "on" || v == "true" || v == "1" || v == "да";
 }
 
@@ -100,6 +102,7 @@ NormalizedForm normalize_form(const FormConfig& form, const ConsentConfig& conse
   // What the person wrote, minus what is recorded elsewhere (identifiers, consent, tracking).
   Lead lead;
   lead.form = form.account;
+  std::unordered_set<std::string_view> seen_keys;
   for (const auto& [key, value] : fields) {
     bool special = key.rfind('_', 0) == 0 || key.rfind("utm_", 0) == 0 || key == form.honeypot ||
                    key == form.phone_field || key == form.email_field ||
@@ -107,7 +110,7 @@ NormalizedForm normalize_form(const FormConfig& form, const ConsentConfig& conse
                                [&](const FormConsent& c) { return c.field == key; });
     std::string v = trimmed(value);
     if (special || v.empty()) continue;
-    if (std::any_of(lead.fields.begin(), lead.fields.end(), [&](auto& f) { return f.first == key; })) continue;
+    if (!seen_keys.insert(key).second) continue;  // the first value of a repeated field
     lead.fields.emplace_back(key, v);
   }
   in.lead = std::move(lead);

@@ -40,6 +40,9 @@ struct FormConfig {
   uint64_t max_body = 64 * 1024;
 };
 
+// More fields than any real form has: refused (400) before any per-field work.
+inline constexpr size_t kMaxFields = 200;
+
 // Field names the embed script adds; they are read, never stored as lead fields.
 inline constexpr const char* kSubmissionIdField = "_submission_id";
 inline constexpr const char* kRenderTokenField = "_render_token";

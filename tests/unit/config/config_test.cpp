@@ -92,7 +92,7 @@ std::string api_channel(const std::string& entries) {
 TEST_CASE("config/omnigate.example.yaml loads and documents every known key", "[config][example]") {
   std::string text =
       read_text(std::filesystem::path(OMNIGATE_SOURCE_DIR) / "config" / "omnigate.example.yaml");
-  auto loaded = load(text, {{"OMNIGATE_API_TOKEN", kToken}, {"OMNIGATE_CONSENT_KEY", kSigningKey}});
+  auto loaded = load(text, {{"OMNIGATE_API_TOKEN", kToken}, {"OMNIGATE_CONSENT_KEY", kSigningKey}, {"TELEGRAM_WEBHOOK_SECRET", "test_secret_123"}});
   INFO(loaded.problems);
   REQUIRE(loaded.result.ok());
   const Config& config = loaded.result.value();
@@ -116,7 +116,7 @@ TEST_CASE("config/omnigate.example.yaml loads and documents every known key", "[
 TEST_CASE("the example's values are what the loader reads", "[config][example]") {
   std::string text =
       read_text(std::filesystem::path(OMNIGATE_SOURCE_DIR) / "config" / "omnigate.example.yaml");
-  auto loaded = load(text, {{"OMNIGATE_API_TOKEN", kToken}, {"OMNIGATE_CONSENT_KEY", kSigningKey}, {"OMNIGATE_HTTP_PORT", "9090"}});
+  auto loaded = load(text, {{"OMNIGATE_API_TOKEN", kToken}, {"OMNIGATE_CONSENT_KEY", kSigningKey}, {"TELEGRAM_WEBHOOK_SECRET", "test_secret_123"}, {"OMNIGATE_HTTP_PORT", "9090"}});
   INFO(loaded.problems);
   REQUIRE(loaded.result.ok());
   const Config& config = loaded.result.value();
@@ -129,7 +129,10 @@ TEST_CASE("the example's values are what the loader reads", "[config][example]")
   REQUIRE(config.connector("api") != nullptr);
   CHECK(config.connector("api")->has_account("crm-import"));
   CHECK_FALSE(config.connector("api")->has_account("other"));
-  CHECK(config.connector("telegram") == nullptr);
+  REQUIRE(config.connector("telegram") != nullptr);
+  CHECK(config.connector("telegram")->has_account("shopbot"));
+  REQUIRE(config.connector("webform") != nullptr);
+  CHECK(config.connector("webform")->has_account("callback"));
 }
 
 TEST_CASE("the example without OMNIGATE_API_TOKEN fails naming the variable", "[config][example]") {
@@ -154,7 +157,8 @@ TEST_CASE("an empty file gives the documented defaults and no connectors", "[con
   CHECK(config.http.port == 8080);
   CHECK(config.http.threads == 64);
   CHECK(config.http.tcp_nodelay);
-  CHECK(config.http.keep_alive_timeout == seconds(30));
+  CHECK(config.http.address == "127.0.0.1");
+  CHECK(config.http.keep_alive_timeout == seconds(5));
   CHECK(config.http.max_body == 1024 * 1024);
   CHECK(config.nats.stream.name == "OMNIGATE_INTERACTIONS");
   CHECK(config.nats.stream.replicas == 1);
