@@ -28,8 +28,11 @@ if [ ${#missing[@]} -gt 0 ]; then
   "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# npm packages of the test tools (ajv), pinned by package-lock.json.
-if [ -f "$root/tests/schema/package-lock.json" ] && [ ! -d "$root/tests/schema/node_modules" ]; then
-  echo "install-deps: npm ci in tests/schema"
-  (cd "$root/tests/schema" && npm ci --silent --no-audit --no-fund)
-fi
+# npm packages of the test tools (ajv; playwright-core, smtp-server, mailparser), pinned by
+# each directory's package-lock.json.
+for dir in tests/schema tests/browser; do
+  if [ -f "$root/$dir/package-lock.json" ] && [ ! -d "$root/$dir/node_modules" ]; then
+    echo "install-deps: npm ci in $dir"
+    (cd "$root/$dir" && npm ci --silent --no-audit --no-fund)
+  fi
+done

@@ -13,6 +13,7 @@ touch var/dev.env
 chmod 600 var/dev.env
 grep -q '^OMNIGATE_API_TOKEN=' var/dev.env || echo "OMNIGATE_API_TOKEN=$(openssl rand -hex 24)" >> var/dev.env
 grep -q '^OMNIGATE_CONSENT_KEY=' var/dev.env || echo "OMNIGATE_CONSENT_KEY=$(openssl rand -hex 32)" >> var/dev.env
+grep -q '^TELEGRAM_WEBHOOK_SECRET=' var/dev.env || echo "TELEGRAM_WEBHOOK_SECRET=$(openssl rand -hex 24)" >> var/dev.env
 set -a
 # shellcheck disable=SC1091
 . var/dev.env
@@ -26,7 +27,9 @@ nats_host="${hostport%%:*}"; nats_port="${hostport##*:}"
 [ "$nats_port" = "$hostport" ] && nats_port=4222
 
 nats_pid=""
+sink_pid=""
 cleanup() {
+  if [ -n "$sink_pid" ]; then kill "$sink_pid" 2>/dev/null || true; wait "$sink_pid" 2>/dev/null || true; fi
   if [ -n "$nats_pid" ]; then kill "$nats_pid" 2>/dev/null || true; wait "$nats_pid" 2>/dev/null || true; fi
 }
 trap cleanup EXIT INT TERM
@@ -46,6 +49,19 @@ else
   echo "omnigate: NATS at $nats_url is not reachable yet; omnigate will keep trying (503 until then)"
 fi
 
+# A local SMTP sink for the double opt-in e-mails (consent.smtp.url defaults to port 2525):
+# every message is saved as var/mail/NNNN.eml and logged with its subject.
+if port_open 127.0.0.1 2525; then
+  echo "omnigate: using the SMTP server already listening on 127.0.0.1:2525"
+elif [ -d tests/browser/node_modules ]; then
+  node tests/browser/smtp-sink.mjs --port 2525 --dir var/mail &
+  sink_pid=$!
+  for _ in $(seq 1 50); do port_open 127.0.0.1 2525 && break; sleep 0.1; done
+  port_open 127.0.0.1 2525 || echo "omnigate: the mail sink did not start; confirmation e-mails will fail" >&2
+else
+  echo "omnigate: no mail sink (tests/browser/node_modules is missing: run scripts/install-deps.sh)"
+fi
+
 shown_host="$http_addr"; [ "$shown_host" = "0.0.0.0" ] && shown_host=127.0.0.1
 cat <<TXT
 
@@ -62,6 +78,8 @@ cat <<TXT
   Watch interactions arrive (another terminal):
 
     $binary tail --config $config
+
+  Demo form: http://$shown_host:$http_port/demo/callback   (confirmation e-mails land in var/mail/)
 
   Health: http://$shown_host:$http_port/readyz   Metrics: http://$shown_host:$http_port/metrics
   (The API token is in var/dev.env.)
