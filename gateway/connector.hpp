@@ -18,6 +18,7 @@ struct Config;
 class Pipeline;
 class Metrics;
 class ConsentService;
+class CursorStore;
 
 using RouteHandler = std::function<Reply(const InboundRequest&)>;
 
@@ -36,6 +37,7 @@ class Router {
   // `/v1/<channel>/<account>` with the account segment checked against [A-Za-z0-9_-]{1,64}.
   virtual void add_channel_route(RouteSpec spec) = 0;
   // A fixed path outside /v1/<channel>/ (consent pages, static assets); request.account is "".
+  // A path ending in "/*" matches everything below it; the handler reads request.path.
   virtual void add_route(std::string method, std::string path, uint64_t max_body,
                          RouteHandler handler) = 0;
 };
@@ -46,6 +48,7 @@ struct GatewayContext {
   Pipeline& pipeline;
   Metrics& metrics;
   ConsentService& consent;
+  CursorStore& cursors;
 };
 
 class Connector {
@@ -62,6 +65,11 @@ class Connector {
   // Declares routes and starts background work (pollers).
   virtual void start(GatewayContext& context, Router& router) = 0;
   virtual void stop() {}
+  // `omnigate <channel> <args...>`: operator commands (e.g. registering a webhook). Returns a
+  // process exit code; 2 with a usage line for unknown arguments.
+  virtual int command(const std::vector<std::string>& args, const Config& config) {
+    return 2;
+  }
 };
 
 using ConnectorFactory = std::function<std::unique_ptr<Connector>()>;

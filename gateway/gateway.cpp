@@ -25,6 +25,15 @@ bool valid_account_segment(const std::string& account) {
 void write_reply(const Reply& reply, httplib::Response& res) {
   res.status = reply.status;
   for (const auto& [name, value] : reply.headers) res.set_header(name, value);
+  if (reply.stream) {
+    auto stream = reply.stream;
+    res.set_chunked_content_provider(reply.content_type, [stream](size_t, httplib::DataSink& sink) {
+      bool ok = stream([&sink](std::string_view chunk) { return sink.write(chunk.data(), chunk.size()); });
+      if (ok) sink.done();
+      return ok;
+    });
+    return;
+  }
   res.set_content(reply.body, reply.content_type);
 }
 
@@ -69,21 +78,23 @@ Result<std::unique_ptr<Gateway>> Gateway::create(Config config) {
   gateway->add_builtin_routes();
   if (!gateway->config_.consent.signing_key.empty()) gateway->consent_->register_routes(*gateway);
   // Connectors keep the context for their lifetime: the gateway owns it.
+  gateway->cursors_ = std::make_unique<CursorStore>(*gateway->publisher_);
   gateway->context_ = std::make_unique<GatewayContext>(GatewayContext{
-      gateway->config_, *gateway->pipeline_, gateway->metrics_, *gateway->consent_});
+      gateway->config_, *gateway->pipeline_, gateway->metrics_, *gateway->consent_,
+      *gateway->cursors_});
   for (auto& connector : gateway->config_.connectors) connector->start(*gateway->context_, *gateway);
   return gateway;
 }
 
-uint64_t Gateway::body_cap_for(const std::string& method, const std::string& path) const {
+Gateway::RouteCap Gateway::route_for(const std::string& method, const std::string& path) const {
   for (const auto& route : routes_) {
     bool is_prefix = !route.path.empty() && route.path.back() == '/';
     bool matches = is_prefix ? path.rfind(route.path, 0) == 0 : path == route.path;
     if (route.method == method && matches) {
-      return route.max_body ? route.max_body : config_.http.max_body;
+      return {route.method, route.path, route.max_body ? route.max_body : config_.http.max_body};
     }
   }
-  return config_.http.max_body;
+  return {method, "unmatched", config_.http.max_body};
 }
 
 void Gateway::register_handler(const std::string& method, const std::string& pattern,
@@ -143,7 +154,12 @@ void Gateway::add_route(std::string method, std::string path, uint64_t max_body,
   const uint64_t cap = max_body ? max_body : config_.http.max_body;
   // httplib matches routes as regular expressions: escape the fixed path.
   static const std::regex special(R"([.^$|()\[\]{}*+?\\])");
-  std::string pattern = std::regex_replace(path, special, R"(\$&)");
+  bool prefix = path.size() >= 2 && path.compare(path.size() - 2, 2, "/*") == 0;
+  if (prefix) {
+    path.pop_back();  // ".../" : body caps and metrics treat it as a prefix
+    routes_.back().path = path;
+  }
+  std::string pattern = std::regex_replace(path, special, R"(\$&)") + (prefix ? ".+" : "");
   auto handle = [handler = std::move(handler)](const httplib::Request& req,
                                                Clock::time_point deadline) {
     return handler(inbound_from(req, "", deadline));
@@ -207,10 +223,11 @@ Result<int> Gateway::bind() {
   server_->set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
     if (!req.has_header("Content-Length")) return httplib::Server::HandlerResponse::Unhandled;
     uint64_t length = std::strtoull(req.get_header_value("Content-Length").c_str(), nullptr, 10);
-    uint64_t cap = body_cap_for(req.method, req.path);
+    RouteCap route = route_for(req.method, req.path);
+    uint64_t cap = route.max_body;
     if (length <= cap) return httplib::Server::HandlerResponse::Unhandled;
-    metrics_.http_requests.inc(
-        {req.method + " " + req.path.substr(0, req.path.rfind('/')) + "/:account", "413"});
+    // The label is the route, never the request's own path: labels must stay a bounded set.
+    metrics_.http_requests.inc({route.method + " " + route.path, "413"});
     write_reply(Reply::error(make_error(ErrorCode::payload_too_large, "route",
                                         "the body is larger than " + std::to_string(cap) +
                                             " bytes allowed for this route")),

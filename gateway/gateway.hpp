@@ -11,6 +11,7 @@
 
 #include "gateway/config.hpp"
 #include "gateway/consent.hpp"
+#include "gateway/cursor_store.hpp"
 #include "gateway/connector.hpp"
 #include "gateway/metrics.hpp"
 #include "gateway/pipeline.hpp"
@@ -47,7 +48,6 @@ class Gateway : public Router {
  private:
   explicit Gateway(Config config);
   void add_builtin_routes();
-  uint64_t body_cap_for(const std::string& method, const std::string& path) const;
   // One wrapper for every route: body cap, Retry-After on 429/503, metrics by route/status.
   void register_handler(
       const std::string& method, const std::string& pattern, const std::string& label,
@@ -59,12 +59,15 @@ class Gateway : public Router {
     std::string path;  // exact path, or a prefix ending in '/' (channel routes)
     uint64_t max_body;
   };
+  // The route a request would reach (for body caps before the body is read), or "unmatched".
+  RouteCap route_for(const std::string& method, const std::string& path) const;
 
   Config config_;
   Metrics metrics_;
   std::unique_ptr<Publisher> publisher_;
   std::unique_ptr<Pipeline> pipeline_;
   std::unique_ptr<ConsentService> consent_;
+  std::unique_ptr<CursorStore> cursors_;
   std::unique_ptr<GatewayContext> context_;
   std::unique_ptr<httplib::Server> server_;
   std::vector<RouteCap> routes_;

@@ -38,6 +38,10 @@ usage:
       --purpose P        repeatable (default marketing)
       --via C            channel being unsubscribed from, repeatable (default email)
       --language ru|en   language of the page (default ru)
+  omnigate <channel> <command> [--config FILE]
+                                        a channel's operator commands, e.g.
+                                        omnigate telegram set-webhook <account>
+                                        omnigate telegram info <account>
   omnigate version
 )";
 
@@ -220,6 +224,38 @@ int consent_link(const std::vector<std::string>& args) {
   return 0;
 }
 
+// `omnigate <channel> <command> ... [--config FILE]`: handed to the channel's connector.
+int channel_command(const std::vector<std::string>& args) {
+  std::string config_path = kDefaultConfig;
+  std::vector<std::string> rest;
+  for (size_t i = 1; i < args.size(); ++i) {
+    if (args[i] == "--config" && i + 1 < args.size()) {
+      config_path = args[++i];
+    } else {
+      rest.push_back(args[i]);
+    }
+  }
+  auto config = omnigate::load_config_file(config_path);
+  if (!config) {
+    std::fprintf(stderr, "%s", config.error().detail.c_str());
+    return 2;
+  }
+  omnigate::Connector* connector = config->connector(args[0]);
+  if (connector == nullptr) {
+    std::fprintf(stderr, "omnigate: no %s accounts are configured in %s\n", args[0].c_str(),
+                 config_path.c_str());
+    return 2;
+  }
+  return connector->command(rest, config.value());
+}
+
+bool is_registered_channel(const std::string& name) {
+  for (const auto& registration : omnigate::connector_registry()) {
+    if (registration.channel == name) return true;
+  }
+  return false;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -244,6 +280,7 @@ int main(int argc, char** argv) {
   if (args[0] == "consent-link") {
     return consent_link(std::vector<std::string>(args.begin() + 1, args.end()));
   }
+  if (is_registered_channel(args[0])) return channel_command(args);
   if (args[0] == "version" || args[0] == "--version") {
     std::printf("omnigate 0.1.0\n");
     return 0;

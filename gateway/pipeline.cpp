@@ -45,12 +45,12 @@ std::string subject_for(const Interaction& interaction) {
 Pipeline::Pipeline(const Config& config, Publisher& publisher, Metrics& metrics)
     : config_(config), publisher_(publisher), metrics_(metrics) {}
 
-Interaction Pipeline::enrich(Submission submission) const {
+Interaction enrich(Submission submission, const IdentityConfig& identity) {
   Interaction in = std::move(submission.interaction);
   in.id = interaction_id(in.channel, in.account, submission.native_key);
   in.received_at = now_millis();
   if (in.occurred_at == SysMillis{}) in.occurred_at = in.received_at;
-  if (in.contact) normalize_identifiers(*in.contact, config_.identity.default_region);
+  if (in.contact) normalize_identifiers(*in.contact, identity.default_region);
   if (!submission.raw_bytes.empty()) {
     in.raw = RawInfo{sha256_hex(submission.raw_bytes), submission.raw_content_type.empty()
                                                            ? "application/octet-stream"
@@ -63,7 +63,7 @@ Interaction Pipeline::enrich(Submission submission) const {
 
 Result<Accepted> Pipeline::submit(Submission submission,
                                   std::chrono::steady_clock::time_point deadline) {
-  Interaction in = enrich(std::move(submission));
+  Interaction in = enrich(std::move(submission), config_.identity);
   std::string payload = serialize(in);
   auto started = std::chrono::steady_clock::now();
   auto outcome = publisher_.publish(subject_for(in), in.id, payload, deadline);

@@ -30,6 +30,10 @@ struct Accepted {
 // Duplicate identifiers are merged (verified wins).
 void normalize_identifiers(Contact& contact, const std::string& default_region);
 
+// What the pipeline publishes for a submission (pure but for the clock): id, received_at,
+// raw hash, canonical identifiers, sorted unique tags.
+Interaction enrich(Submission submission, const IdentityConfig& identity);
+
 // The NATS subject of an interaction: omnigate.interactions.<channel>.<account>.<kind>.
 std::string subject_for(const Interaction& interaction);
 
@@ -39,9 +43,6 @@ class Pipeline {
 
   // Fills id, received_at and raw; normalizes; publishes; waits for the PubAck.
   Result<Accepted> submit(Submission submission, std::chrono::steady_clock::time_point deadline);
-
-  // Enrichment only (pure): what submit() publishes. Exposed for fixture tests.
-  Interaction enrich(Submission submission) const;
 
  private:
   const Config& config_;

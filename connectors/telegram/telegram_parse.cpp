@@ -1,11 +1,11 @@
 #include "connectors/telegram/telegram_parse.hpp"
 
 #include <simdjson.h>
-#include <unicode/unistr.h>
 
 #include <nlohmann/json.hpp>
 
 #include "gateway/http_types.hpp"
+#include "gateway/identifiers.hpp"
 #include "gateway/secrets.hpp"
 
 namespace omnigate::telegram {
@@ -61,14 +61,6 @@ class Node {
 };
 
 SysMillis from_unix(int64_t seconds) { return SysMillis(std::chrono::seconds(seconds)); }
-
-std::string fold_case(std::string_view text) {
-  std::string out;
-  icu::UnicodeString::fromUTF8(icu::StringPiece(text.data(), static_cast<int32_t>(text.size())))
-      .foldCase()
-      .toUTF8String(out);
-  return out;
-}
 
 std::string trim(std::string_view s) {
   const char* space = " \t\r\n";
@@ -208,8 +200,16 @@ Result<Interaction> message_interaction(const Node& msg, bool edited, const BotS
   Node from = msg["from"];
   if (from.present()) in.contact = contact_of(from);
   Conversation conversation = conversation_of(chat);
-  if (auto reply = msg["reply_to_message"]["message_id"].i64()) conversation.reply_to = std::to_string(*reply);
-  if (auto thread = msg["message_thread_id"].i64()) conversation.thread_id = std::to_string(*thread);
+  // In a forum, every topic message "replies" to the topic's first message: that is the
+  // thread, not a reply. Outside forums message_thread_id marks reply chains, not topics.
+  bool topic_message = msg["is_topic_message"].present() && msg["is_topic_message"].to_json() == true;
+  auto thread = msg["message_thread_id"].i64();
+  if (auto reply = msg["reply_to_message"]["message_id"].i64()) {
+    bool topic_root = msg["reply_to_message"]["forum_topic_created"].present() ||
+                      (topic_message && thread && *reply == *thread);
+    if (!topic_root) conversation.reply_to = std::to_string(*reply);
+  }
+  if (topic_message && thread) conversation.thread_id = std::to_string(*thread);
   in.conversation = std::move(conversation);
 
   Message message;

@@ -1,0 +1,257 @@
+// Telegram bots: the webhook POST /v1/telegram/<account> (or long polling), and a media proxy
+// GET /v1/media/telegram/<account>/<file_id> so a CRM can show files without the bot token.
+#include <cstdio>
+#include <map>
+#include <memory>
+#include <regex>
+
+#include "connectors/telegram/bot_api.hpp"
+#include "connectors/telegram/telegram_parse.hpp"
+#include "connectors/telegram/telegram_poller.hpp"
+#include "gateway/config.hpp"
+#include "gateway/connector.hpp"
+#include "gateway/log.hpp"
+#include "gateway/metrics.hpp"
+#include "gateway/pipeline.hpp"
+#include "gateway/secrets.hpp"
+
+namespace omnigate::telegram {
+namespace {
+
+using std::chrono::milliseconds;
+
+struct BotConfig {
+  BotSettings settings;
+  std::string token;
+  std::string secret_token;
+  std::string mode = "webhook";  // webhook | poll
+  std::string api_url = "https://api.telegram.org";
+  PollSettings poll;
+  std::string media_token;
+  int max_connections = 40;
+  uint64_t max_body = 1024 * 1024;
+};
+
+// Content-Type for a proxied file, from Telegram's file_path extension.
+std::string mime_for(const std::string& path) {
+  static const std::map<std::string, std::string> types = {
+      {"jpg", "image/jpeg"},  {"jpeg", "image/jpeg"}, {"png", "image/png"},
+      {"webp", "image/webp"}, {"gif", "image/gif"},   {"mp4", "video/mp4"},
+      {"webm", "video/webm"}, {"oga", "audio/ogg"},   {"ogg", "audio/ogg"},
+      {"mp3", "audio/mpeg"},  {"m4a", "audio/mp4"},   {"pdf", "application/pdf"},
+      {"tgs", "application/x-tgsticker"}};
+  size_t dot = path.rfind('.');
+  if (dot == std::string::npos) return "application/octet-stream";
+  std::string ext = path.substr(dot + 1);
+  for (char& c : ext) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  auto it = types.find(ext);
+  return it == types.end() ? "application/octet-stream" : it->second;
+}
+
+class TelegramConnector : public Connector {
+ public:
+  std::string_view channel() const override { return "telegram"; }
+
+  void read_account(const std::string& account, ConfigMap& entry) override {
+    BotConfig bot;
+    bot.settings.account = account;
+    bot.token = entry.required_string("token");
+    static const std::regex token_shape("[0-9]+:[A-Za-z0-9_-]{20,}");
+    if (!bot.token.empty() && !std::regex_match(bot.token, token_shape)) {
+      entry.problem("token", "does not look like a bot token from @BotFather (123456:ABC...)");
+    }
+    bot.mode = entry.string("mode", bot.mode);
+    if (bot.mode != "webhook" && bot.mode != "poll") entry.problem("mode", "must be webhook or poll");
+    bot.secret_token = entry.string("secret_token", "");
+    static const std::regex secret_shape("[A-Za-z0-9_-]{1,256}");
+    if (bot.mode == "webhook" && bot.secret_token.empty()) {
+      entry.problem("secret_token", "is required in webhook mode (Telegram sends it with every update)");
+    } else if (!bot.secret_token.empty() && !std::regex_match(bot.secret_token, secret_shape)) {
+      entry.problem("secret_token", "must be 1-256 characters of A-Z a-z 0-9 _ - (Telegram's rule)");
+    }
+    bot.api_url = entry.string("api_url", bot.api_url);
+    bot.poll.poll_timeout = entry.duration("poll_timeout", bot.poll.poll_timeout);
+    if (bot.poll.poll_timeout > milliseconds(50'000)) entry.problem("poll_timeout", "must be at most 50s");
+    bot.poll.allowed_updates = entry.string_list("allowed_updates");
+    bool custom_stop_words = entry.has("stop_words");
+    auto stop_words = entry.string_list("stop_words");
+    if (custom_stop_words) bot.settings.stop_words = std::move(stop_words);
+    bot.media_token = entry.string("media_token", "");
+    if (!bot.media_token.empty() && bot.media_token.size() < 16) {
+      entry.problem("media_token", "must be at least 16 characters");
+    }
+    bot.max_connections = static_cast<int>(entry.integer("max_connections", bot.max_connections, 1, 100));
+    bot.max_body = entry.size("max_body", bot.max_body);
+    max_body_ = std::max(max_body_, bot.max_body);
+    bots_[account] = std::move(bot);
+  }
+
+  bool has_account(std::string_view account) const override {
+    return bots_.find(std::string(account)) != bots_.end();
+  }
+
+  void start(GatewayContext& context, Router& router) override {
+    context_ = &context;
+    router.add_channel_route({"POST", "telegram", max_body_, [this](const InboundRequest& r) { return webhook(r); }});
+    router.add_route("GET", "/v1/media/telegram/*", 0, [this](const InboundRequest& r) { return media(r); });
+    for (auto& [account, bot] : bots_) {
+      if (bot.mode != "poll") continue;
+      auto poller = std::make_unique<Poller>(context, bot.settings, BotApi(bot.api_url, bot.token), bot.poll);
+      poller->start();
+      pollers_.push_back(std::move(poller));
+    }
+  }
+
+  void stop() override {
+    for (auto& poller : pollers_) poller->stop();
+    pollers_.clear();
+  }
+
+  int command(const std::vector<std::string>& args, const Config& config) override {
+    auto usage = [] {
+      std::fprintf(stderr,
+                   "usage: omnigate telegram set-webhook|delete-webhook|info <account> [--config FILE]\n");
+      return 2;
+    };
+    if (args.size() != 2) return usage();
+    auto it = bots_.find(args[1]);
+    if (it == bots_.end()) {
+      std::fprintf(stderr, "omnigate telegram: no bot account named '%s'\n", args[1].c_str());
+      return 2;
+    }
+    const BotConfig& bot = it->second;
+    BotApi api(bot.api_url, bot.token);
+    if (args[0] == "set-webhook") {
+      if (bot.mode != "webhook") {
+        std::fprintf(stderr, "omnigate telegram: %s is configured with mode: poll; set mode: webhook first\n",
+                     args[1].c_str());
+        return 2;
+      }
+      std::string url = config.http.public_url + "/v1/telegram/" + args[1];
+      nlohmann::json params = {{"url", url},
+                               {"secret_token", bot.secret_token},
+                               {"max_connections", bot.max_connections}};
+      if (!bot.poll.allowed_updates.empty()) params["allowed_updates"] = bot.poll.allowed_updates;
+      auto r = api.call("setWebhook", params, milliseconds(15'000));
+      return report(r, "webhook set to " + url);
+    }
+    if (args[0] == "delete-webhook") {
+      return report(api.call("deleteWebhook", nlohmann::json::object(), milliseconds(15'000)),
+                    "webhook deleted (getUpdates polling is possible now)");
+    }
+    if (args[0] == "info") {
+      auto r = api.call("getWebhookInfo", nlohmann::json::object(), milliseconds(15'000));
+      if (report(r, "") != 0) return 1;
+      const auto& info = r.result;
+      std::printf("url:                  %s\n", info.value("url", "").c_str());
+      std::printf("pending updates:      %d\n", info.value("pending_update_count", 0));
+      std::printf("max connections:      %d\n", info.value("max_connections", 0));
+      if (info.contains("last_error_date")) {
+        auto when = SysMillis(std::chrono::seconds(info.value("last_error_date", 0LL)));
+        std::printf("last error:           %s %s\n", format_rfc3339(when).c_str(),
+                    info.value("last_error_message", "").c_str());
+      } else {
+        std::printf("last error:           none\n");
+      }
+      if (info.contains("allowed_updates")) std::printf("allowed updates:      %s\n", info["allowed_updates"].dump().c_str());
+      return 0;
+    }
+    return usage();
+  }
+
+ private:
+  static int report(const ApiResponse& r, const std::string& success) {
+    if (!r.transport_ok) {
+      std::fprintf(stderr, "omnigate telegram: the Bot API is not reachable: %s\n", r.transport_error.c_str());
+      return 1;
+    }
+    if (!r.ok) {
+      std::fprintf(stderr, "omnigate telegram: the Bot API refused (%d): %s\n", r.error_code, r.description.c_str());
+      return 1;
+    }
+    if (!success.empty()) std::printf("%s\n", success.c_str());
+    return 0;
+  }
+
+  Reply reject(const Error& error, const char* reason) {
+    context_->metrics.rejected.inc({"telegram", reason});
+    return Reply::error(error);
+  }
+
+  Reply webhook(const InboundRequest& request) {
+    const BotConfig& bot = bots_.at(std::string(request.account));
+    if (bot.mode != "webhook") {
+      return reject(make_error(ErrorCode::not_found, "route",
+                               "this bot is configured for long polling, not a webhook"),
+                    "wrong_mode");
+    }
+    if (!constant_time_equals(request.header("X-Telegram-Bot-Api-Secret-Token"), bot.secret_token)) {
+      return reject(make_error(ErrorCode::unauthorized, "verify",
+                               "X-Telegram-Bot-Api-Secret-Token does not match this bot's secret_token"),
+                    "unauthorized");
+    }
+    auto parsed = parse_update(request.body, bot.settings, now_millis());
+    if (!parsed) return reject(parsed.error(), parsed.error().name().data());
+    if (!parsed->submission) {
+      context_->metrics.ignored_events.inc({"telegram", parsed->ignored_type});
+      return Reply::json(200, {{"ok", true}});
+    }
+    auto accepted = context_->pipeline.submit(std::move(*parsed->submission), request.deadline);
+    if (!accepted) return Reply::error(accepted.error());  // Telegram retries a non-2xx
+    return Reply::json(200, {{"ok", true}});
+  }
+
+  // GET /v1/media/telegram/<account>/<file_id>
+  Reply media(const InboundRequest& request) {
+    static const std::regex path("/v1/media/telegram/([A-Za-z0-9_-]{1,64})/([A-Za-z0-9_-]{1,512})");
+    std::cmatch match;
+    std::string p(request.path);
+    if (!std::regex_match(p.c_str(), match, path)) {
+      return Reply::error(make_error(ErrorCode::not_found, "route",
+                                     "expected /v1/media/telegram/<account>/<file_id>"));
+    }
+    auto it = bots_.find(match[1].str());
+    if (it == bots_.end()) {
+      return Reply::error(make_error(ErrorCode::unknown_account, "route", "no telegram account named '" + match[1].str() + "'"));
+    }
+    const BotConfig& bot = it->second;
+    if (bot.media_token.empty()) {
+      return Reply::error(make_error(ErrorCode::not_found, "route",
+                                     "the media proxy is off for this bot (set media_token)"));
+    }
+    if (!constant_time_equals(bearer_token(request.header("Authorization")), bot.media_token)) {
+      return reject(make_error(ErrorCode::unauthorized, "verify", "missing or wrong bearer token"), "unauthorized");
+    }
+    BotApi api(bot.api_url, bot.token);
+    auto file = api.call("getFile", {{"file_id", match[2].str()}}, milliseconds(15'000));
+    if (!file.transport_ok) {
+      return Reply::error(make_error(ErrorCode::not_durable, "media", "Telegram is not reachable: " + file.transport_error));
+    }
+    if (!file.ok || !file.result.is_object() || !file.result.contains("file_path")) {
+      // "Bad Request: invalid file_id", or a file above the Bot API's 20 MB download limit.
+      return Reply::error(make_error(ErrorCode::not_found, "media", "Telegram cannot serve this file: " + file.description));
+    }
+    std::string file_path = file.result.value("file_path", "");
+    Reply reply;
+    reply.status = 200;
+    reply.content_type = mime_for(file_path);
+    reply.headers.emplace_back("Cache-Control", "private, max-age=3600");
+    reply.stream = [api, file_path](const Reply::Writer& write) {
+      auto status = api.download(file_path, [](int, const std::string&) {}, write, milliseconds(120'000));
+      if (!status) log::warn("telegram", "media proxy: " + status.error().detail);
+      return static_cast<bool>(status);
+    };
+    return reply;
+  }
+
+  std::map<std::string, BotConfig, std::less<>> bots_;
+  uint64_t max_body_ = 1024 * 1024;
+  GatewayContext* context_ = nullptr;
+  std::vector<std::unique_ptr<Poller>> pollers_;
+};
+
+}  // namespace
+
+OMNIGATE_REGISTER_CONNECTOR("telegram", TelegramConnector);
+
+}  // namespace omnigate::telegram
