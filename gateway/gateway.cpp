@@ -11,6 +11,14 @@
 #include "gateway/log.hpp"
 
 namespace omnigate {
+
+// The body of a request as its handler sees it, read by us (see register_handler).
+struct RequestBody {
+  std::string data;
+  std::vector<httplib::MultipartFormData> parts;
+  bool too_large = false;
+};
+
 namespace {
 
 using Clock = std::chrono::steady_clock;
@@ -37,20 +45,20 @@ void write_reply(const Reply& reply, httplib::Response& res) {
   res.set_content(reply.body, reply.content_type);
 }
 
-InboundRequest inbound_from(const httplib::Request& req, std::string_view account,
-                            Clock::time_point deadline) {
+InboundRequest inbound_from(const httplib::Request& req, const RequestBody& body,
+                            std::string_view account, Clock::time_point deadline) {
   InboundRequest in;
   in.method = req.method;
   in.path = req.path;
   in.account = account;
-  in.body = req.body;
+  in.body = body.data;
   in.remote_addr = req.remote_addr;
   in.deadline = deadline;
   in.headers.reserve(req.headers.size());
   for (const auto& [name, value] : req.headers) in.headers.emplace_back(name, value);
   for (const auto& [name, value] : req.params) in.query.emplace_back(name, value);
-  for (const auto& [name, field] : req.files) {
-    if (field.filename.empty()) in.multipart.emplace_back(name, field.content);
+  for (const auto& part : body.parts) {
+    if (part.filename.empty()) in.multipart.emplace_back(part.name, part.content);
   }
   return in;
 }
@@ -97,18 +105,18 @@ Gateway::RouteCap Gateway::route_for(const std::string& method, const std::strin
   return {method, "unmatched", config_.http.max_body};
 }
 
-void Gateway::register_handler(const std::string& method, const std::string& pattern,
-                               const std::string& label, uint64_t cap,
-                               std::function<Reply(const httplib::Request&, Clock::time_point)> fn) {
-  auto handler = [this, label, cap, fn = std::move(fn)](const httplib::Request& req,
-                                                        httplib::Response& res) {
+void Gateway::register_handler(
+    const std::string& method, const std::string& pattern, const std::string& label, uint64_t cap,
+    std::function<Reply(const httplib::Request&, const RequestBody&, Clock::time_point)> fn) {
+  auto respond = [this, label, cap, fn](const httplib::Request& req, const RequestBody& body,
+                                        httplib::Response& res) {
     Reply reply;
-    if (req.body.size() > cap) {
+    if (body.too_large || body.data.size() > cap) {
       reply = Reply::error(make_error(
           ErrorCode::payload_too_large, "route",
           "the body is larger than " + std::to_string(cap) + " bytes allowed for this route"));
     } else {
-      reply = fn(req, Clock::now() + config_.nats.publish_timeout);
+      reply = fn(req, body, Clock::now() + config_.nats.publish_timeout);
     }
     if (reply.status == 503 || reply.status == 429) {
       // Handlers may set their own Retry-After; fill in the configured one when they did not.
@@ -122,11 +130,51 @@ void Gateway::register_handler(const std::string& method, const std::string& pat
     metrics_.http_requests.inc({label, std::to_string(reply.status)});
     write_reply(reply, res);
   };
-  if (method == "POST") server_->Post(pattern, handler);
-  else if (method == "GET") server_->Get(pattern, handler);
-  else if (method == "PUT") server_->Put(pattern, handler);
-  else if (method == "DELETE") server_->Delete(pattern, handler);
-  else if (method == "OPTIONS") server_->Options(pattern, handler);
+  if (method == "POST" || method == "PUT") {
+    // We read bodies ourselves: Debian's cpp-httplib refuses urlencoded bodies above 8 KB
+    // before any handler runs (a long Cyrillic comment is ~6 bytes a letter), and reading
+    // lets the route's own cap stop an oversized body early.
+    auto reading = [respond, cap](const httplib::Request& req, httplib::Response& res,
+                                  const httplib::ContentReader& reader) {
+      RequestBody body;
+      uint64_t received = 0;
+      auto within_cap = [&](size_t n) {
+        received += n;
+        if (received > cap) body.too_large = true;
+        return !body.too_large;
+      };
+      if (req.is_multipart_form_data()) {
+        reader(
+            [&](const httplib::MultipartFormData& part) {
+              body.parts.push_back(part);
+              return true;
+            },
+            [&](const char* data, size_t n) {
+              if (!within_cap(n)) return false;
+              body.parts.back().content.append(data, n);
+              return true;
+            });
+      } else {
+        reader([&](const char* data, size_t n) {
+          if (!within_cap(n)) return false;
+          body.data.append(data, n);
+          return true;
+        });
+      }
+      respond(req, body, res);
+    };
+    if (method == "POST") server_->Post(pattern, reading);
+    else server_->Put(pattern, reading);
+    return;
+  }
+  auto plain = [respond](const httplib::Request& req, httplib::Response& res) {
+    RequestBody body;
+    body.data = req.body;
+    respond(req, body, res);
+  };
+  if (method == "GET") server_->Get(pattern, plain);
+  else if (method == "DELETE") server_->Delete(pattern, plain);
+  else if (method == "OPTIONS") server_->Options(pattern, plain);
   else log::error("http", "unsupported method " + method + " for " + label);
 }
 
@@ -134,7 +182,8 @@ void Gateway::add_channel_route(RouteSpec spec) {
   routes_.push_back({spec.method, "/v1/" + spec.channel + "/", spec.max_body});
   const uint64_t cap = spec.max_body ? spec.max_body : config_.http.max_body;
   Connector* connector = config_.connector(spec.channel);
-  auto handle = [this, spec, connector](const httplib::Request& req, Clock::time_point deadline) {
+  auto handle = [this, spec, connector](const httplib::Request& req, const RequestBody& body,
+                                        Clock::time_point deadline) {
     const std::string& account = req.matches[1].str();
     if (!valid_account_segment(account) || !connector || !connector->has_account(account)) {
       return Reply::error(make_error(ErrorCode::unknown_account, "route",
@@ -142,7 +191,7 @@ void Gateway::add_channel_route(RouteSpec spec) {
                                          (valid_account_segment(account) ? account : "?") +
                                          "' is configured"));
     }
-    return spec.handler(inbound_from(req, account, deadline));
+    return spec.handler(inbound_from(req, body, account, deadline));
   };
   register_handler(spec.method, "/v1/" + spec.channel + "/([^/]+)",
                    spec.method + " /v1/" + spec.channel + "/:account", cap, handle);
@@ -161,8 +210,8 @@ void Gateway::add_route(std::string method, std::string path, uint64_t max_body,
   }
   std::string pattern = std::regex_replace(path, special, R"(\$&)") + (prefix ? ".+" : "");
   auto handle = [handler = std::move(handler)](const httplib::Request& req,
-                                               Clock::time_point deadline) {
-    return handler(inbound_from(req, "", deadline));
+                                               const RequestBody& body, Clock::time_point deadline) {
+    return handler(inbound_from(req, body, "", deadline));
   };
   register_handler(method, pattern, method + " " + path, cap, handle);
 }

@@ -24,6 +24,8 @@ struct Request;
 
 namespace omnigate {
 
+struct RequestBody;
+
 class Gateway : public Router {
  public:
   // Connects to NATS (or keeps trying), starts the connectors, declares every route.
@@ -49,10 +51,11 @@ class Gateway : public Router {
   explicit Gateway(Config config);
   void add_builtin_routes();
   // One wrapper for every route: body cap, Retry-After on 429/503, metrics by route/status.
-  void register_handler(
-      const std::string& method, const std::string& pattern, const std::string& label,
-      uint64_t cap,
-      std::function<Reply(const httplib::Request&, std::chrono::steady_clock::time_point)> fn);
+  void register_handler(const std::string& method, const std::string& pattern,
+                        const std::string& label, uint64_t cap,
+                        std::function<Reply(const httplib::Request&, const RequestBody&,
+                                            std::chrono::steady_clock::time_point)>
+                            fn);
 
   struct RouteCap {
     std::string method;

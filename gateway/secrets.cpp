@@ -2,7 +2,6 @@
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <openssl/rand.h>
 
 #include <memory>
@@ -30,14 +29,6 @@ std::string_view bearer_token(std::string_view header) {
   while (!token.empty() && token.front() == ' ') token.remove_prefix(1);
   while (!token.empty() && token.back() == ' ') token.remove_suffix(1);
   return token;
-}
-
-std::string hmac_sha256(std::string_view key, std::string_view data) {
-  unsigned char out[EVP_MAX_MD_SIZE];
-  unsigned int length = 0;
-  HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
-       reinterpret_cast<const unsigned char*>(data.data()), data.size(), out, &length);
-  return std::string(reinterpret_cast<char*>(out), length);
 }
 
 std::string base64url_encode(std::string_view bytes) {
@@ -73,24 +64,6 @@ std::optional<std::string> base64url_decode(std::string_view text) {
   // Only the canonical spelling: unused trailing bits must be zero, so one token has one text.
   if (base64url_encode(out) != text) return std::nullopt;
   return out;
-}
-
-std::string sign_token(std::string_view key, std::string_view payload) {
-  std::string body = base64url_encode(payload);
-  return body + "." + base64url_encode(hmac_sha256(key, body));
-}
-
-std::optional<std::string> verify_token(std::string_view key, std::string_view token) {
-  size_t dot = token.find('.');
-  if (dot == std::string_view::npos || key.empty()) return std::nullopt;
-  std::string_view body = token.substr(0, dot);
-  auto mac = base64url_decode(token.substr(dot + 1));
-  std::string expected = hmac_sha256(key, body);
-  if (!mac || mac->size() != expected.size() ||
-      CRYPTO_memcmp(mac->data(), expected.data(), expected.size()) != 0) {
-    return std::nullopt;
-  }
-  return base64url_decode(body);
 }
 
 namespace {

@@ -13,16 +13,9 @@ bool constant_time_equals(std::string_view presented, std::string_view expected)
 // The token of an "Authorization: Bearer <token>" header, "" when absent or malformed.
 std::string_view bearer_token(std::string_view authorization_header);
 
-// Raw 32-byte HMAC-SHA256 of `data` under `key`.
-std::string hmac_sha256(std::string_view key, std::string_view data);
 // RFC 4648 §5 base64url without padding.
 std::string base64url_encode(std::string_view bytes);
 std::optional<std::string> base64url_decode(std::string_view text);
-
-// Signed, self-contained tokens: base64url(payload) "." base64url(HMAC-SHA256(key, that)).
-std::string sign_token(std::string_view key, std::string_view payload);
-// The payload when the signature is valid (constant-time compare), else nullopt.
-std::optional<std::string> verify_token(std::string_view key, std::string_view token);
 
 // Sealed tokens: AES-256-GCM under a key derived from `key` (SHA-256), random 96-bit nonce,
 // base64url(nonce | ciphertext | tag). Confidential (an e-mail address in a link is not
