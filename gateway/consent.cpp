@@ -189,34 +189,30 @@ void ConsentService::register_routes(Router& router) {
                    [this](const InboundRequest& r) { return mint_links(r); });
 }
 
-Reply ConsentService::confirm(const InboundRequest& request) {
-  auto claims = links_.verify(request.query_param("token"), "confirm");
-  if (!claims) {
-    metrics_.rejected.inc({"consent", claims.error().detail == "expired" ? "expired" : "forged"});
-    return bad_link_page(claims.error(), "ru");
-  }
-  const LinkClaims& c = claims.value();
+Interaction ConsentService::consent_interaction(const LinkClaims& c, const InboundRequest& request,
+                                               const std::string& status, const std::string& method,
+                                               const std::string& native_event) const {
   Interaction in;
   in.channel = c.channel;
   in.account = c.account;
   in.kind = "consent";
   in.occurred_at = now_millis();
   Contact contact;
-  // The click proves control of the address.
-  contact.identifiers.push_back({"email", c.email, true, std::nullopt});
+  // A confirmation click proves control of the address; an unsubscribe click does not need to.
+  contact.identifiers.push_back({"email", c.email, method == "double_opt_in", std::nullopt});
   in.contact = std::move(contact);
   ConsentEvidence clicked = click_evidence(request);
   for (size_t i = 0; i < c.purposes.size(); ++i) {
     Consent consent;
     consent.purpose = c.purposes[i];
-    consent.status = "granted";
+    consent.status = status;
     consent.channels = c.channels;
-    consent.method = "double_opt_in";
+    consent.method = method;
     consent.captured_at = in.occurred_at;
     consent.evidence = clicked;
-    consent.evidence.submission_id = c.submission_id;
+    consent.evidence.native_event = native_event;
+    if (!c.submission_id.empty()) consent.evidence.submission_id = c.submission_id;
     if (!c.linked_interaction_id.empty()) consent.evidence.linked_interaction_id = c.linked_interaction_id;
-    consent.evidence.native_event = "double_opt_in_click";
     if (i < c.text_ids.size()) {
       consent.evidence.text_id = c.text_ids[i];
       if (const ConsentText* text = config_.consent.text(c.text_ids[i])) {
@@ -227,8 +223,44 @@ Reply ConsentService::confirm(const InboundRequest& request) {
     }
     in.consent.push_back(std::move(consent));
   }
+  return in;
+}
+
+Reply ConsentService::button_page(const InboundRequest& request, std::string_view kind,
+                                  const ButtonPage& ru_text, const ButtonPage& en_text) const {
+  std::string_view token = request.query_param("token");
+  auto claims = links_.verify(token, kind);
+  if (!claims) return bad_link_page(claims.error(), "ru");
+  const ButtonPage& t = russian(claims->language) ? ru_text : en_text;
+  std::string action = "/v1/consent/" + std::string(kind) + "?token=" + url_encode(token);
+  return page(200, claims->language, t.title,
+              "<p>" + t.before_email + html_escape(claims->email) + t.after_email +
+                  html_escape(join(claims->purposes, ", ")) + ".</p><form method=\"post\" action=\"" +
+                  html_escape(action) + "\"><button type=\"submit\">" + t.button +
+                  "</button></form>");
+}
+
+Reply ConsentService::confirm_page(const InboundRequest& request) {
+  return button_page(request, "confirm",
+                     {"Подтвердите подписку", "Подтвердите, что адрес ", " ваш и вы согласны: ", "Подтвердить"},
+                     {"Confirm your subscription", "Confirm that ", " is yours and you agree to: ", "Confirm"});
+}
+
+Reply ConsentService::unsubscribe_page(const InboundRequest& request) {
+  return button_page(request, "unsubscribe",
+                     {"Отписаться?", "Больше не присылать на ", " сообщения: ", "Отписаться"},
+                     {"Unsubscribe?", "Stop sending ", " messages for: ", "Unsubscribe"});
+}
+
+Reply ConsentService::confirm(const InboundRequest& request) {
+  auto claims = links_.verify(request.query_param("token"), "confirm");
+  if (!claims) {
+    metrics_.rejected.inc({"consent", claims.error().detail == "expired" ? "expired" : "forged"});
+    return bad_link_page(claims.error(), "ru");
+  }
+  const LinkClaims& c = claims.value();
   Submission submission;
-  submission.interaction = std::move(in);
+  submission.interaction = consent_interaction(c, request, "granted", "double_opt_in", "double_opt_in_click");
   submission.native_key = "confirm:" + c.submission_id + ":" + join(c.purposes, ",");
   auto accepted = pipeline_.submit(std::move(submission), request.deadline);
   if (!accepted) return not_durable_page(c.language);
@@ -243,36 +275,6 @@ Reply ConsentService::confirm(const InboundRequest& request) {
                  : "<p>The address " + html_escape(c.email) + " is confirmed.</p>");
 }
 
-Reply ConsentService::confirm_page(const InboundRequest& request) {
-  std::string_view token = request.query_param("token");
-  auto claims = links_.verify(token, "confirm");
-  if (!claims) return bad_link_page(claims.error(), "ru");
-  bool ru = russian(claims->language);
-  std::string action = "/v1/consent/confirm?token=" + url_encode(token);
-  return page(200, claims->language, ru ? "Подтвердите подписку" : "Confirm your subscription",
-              "<p>" +
-                  (ru ? "Подтвердите, что адрес " + html_escape(claims->email) + " ваш и вы согласны: "
-                      : "Confirm that " + html_escape(claims->email) + " is yours and you agree to: ") +
-                  html_escape(join(claims->purposes, ", ")) + ".</p><form method=\"post\" action=\"" +
-                  html_escape(action) + "\"><button type=\"submit\">" +
-                  (ru ? "Подтвердить" : "Confirm") + "</button></form>");
-}
-
-Reply ConsentService::unsubscribe_page(const InboundRequest& request) {
-  std::string_view token = request.query_param("token");
-  auto claims = links_.verify(token, "unsubscribe");
-  if (!claims) return bad_link_page(claims.error(), "ru");
-  bool ru = russian(claims->language);
-  std::string action = "/v1/consent/unsubscribe?token=" + url_encode(token);
-  return page(200, claims->language, ru ? "Отписаться?" : "Unsubscribe?",
-              "<p>" +
-                  (ru ? "Больше не присылать на " + html_escape(claims->email) + " сообщения: "
-                      : "Stop sending " + html_escape(claims->email) + " messages for: ") +
-                  html_escape(join(claims->purposes, ", ")) + ".</p><form method=\"post\" action=\"" +
-                  html_escape(action) + "\"><button type=\"submit\">" +
-                  (ru ? "Отписаться" : "Unsubscribe") + "</button></form>");
-}
-
 Reply ConsentService::unsubscribe(const InboundRequest& request) {
   auto claims = links_.verify(request.query_param("token"), "unsubscribe");
   if (!claims) {
@@ -282,28 +284,10 @@ Reply ConsentService::unsubscribe(const InboundRequest& request) {
   const LinkClaims& c = claims.value();
   // RFC 8058: a mail client posts "List-Unsubscribe=One-Click" without showing our page.
   bool one_click = request.body.find("List-Unsubscribe=One-Click") != std::string_view::npos;
-  Interaction in;
-  in.channel = c.channel;
-  in.account = c.account;
-  in.kind = "consent";
-  in.occurred_at = now_millis();
-  Contact contact;
-  contact.identifiers.push_back({"email", c.email, false, std::nullopt});
-  in.contact = std::move(contact);
-  ConsentEvidence clicked = click_evidence(request);
-  for (const auto& purpose : c.purposes) {
-    Consent consent;
-    consent.purpose = purpose;
-    consent.status = "withdrawn";
-    consent.channels = c.channels;
-    consent.method = "unsubscribe_link";
-    consent.captured_at = in.occurred_at;
-    consent.evidence = clicked;
-    consent.evidence.native_event = one_click ? "list_unsubscribe_one_click" : "unsubscribe_page";
-    in.consent.push_back(std::move(consent));
-  }
   Submission submission;
-  submission.interaction = std::move(in);
+  submission.interaction = consent_interaction(
+      c, request, "withdrawn", "unsubscribe_link",
+      one_click ? "list_unsubscribe_one_click" : "unsubscribe_page");
   submission.native_key = "unsubscribe:" + c.nonce;
   auto accepted = pipeline_.submit(std::move(submission), request.deadline);
   if (!accepted) return not_durable_page(c.language);

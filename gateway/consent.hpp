@@ -71,6 +71,17 @@ class ConsentService {
   const ConsentConfig& config() const { return config_.consent; }
 
  private:
+  struct ButtonPage {
+    std::string title, before_email, after_email, button;
+  };
+  // A page naming the address and purposes with one POST button (scanners open links; only a
+  // person's click counts).
+  Reply button_page(const InboundRequest& request, std::string_view kind, const ButtonPage& ru,
+                    const ButtonPage& en) const;
+  // The consent interaction of a link click: one entry per purpose, with the click's evidence.
+  Interaction consent_interaction(const LinkClaims& claims, const InboundRequest& request,
+                                  const std::string& status, const std::string& method,
+                                  const std::string& native_event) const;
   Reply confirm_page(const InboundRequest& request);
   Reply confirm(const InboundRequest& request);
   Reply unsubscribe_page(const InboundRequest& request);
