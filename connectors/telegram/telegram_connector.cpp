@@ -1,6 +1,10 @@
 // Telegram bots: the webhook POST /v1/telegram/<account> (or long polling), and a media proxy
 // GET /v1/media/telegram/<account>/<file_id> so a CRM can show files without the bot token.
+#include <condition_variable>
 #include <cstdio>
+#include <deque>
+#include <mutex>
+#include <thread>
 #include <map>
 #include <memory>
 #include <regex>
@@ -71,7 +75,9 @@ class TelegramConnector : public Connector {
     }
     bot.api_url = entry.string("api_url", bot.api_url);
     bot.poll.poll_timeout = entry.duration("poll_timeout", bot.poll.poll_timeout);
-    if (bot.poll.poll_timeout > milliseconds(50'000)) entry.problem("poll_timeout", "must be at most 50s");
+    if (bot.poll.poll_timeout > milliseconds(50'000) || bot.poll.poll_timeout < milliseconds(1000)) {
+      entry.problem("poll_timeout", "must be between 1s and 50s (0 would be short polling: a busy loop)");
+    }
     bot.poll.allowed_updates = entry.string_list("allowed_updates");
     bool custom_stop_words = entry.has("stop_words");
     auto stop_words = entry.string_list("stop_words");
@@ -130,8 +136,9 @@ class TelegramConnector : public Connector {
       std::string url = config.http.public_url + "/v1/telegram/" + args[1];
       nlohmann::json params = {{"url", url},
                                {"secret_token", bot.secret_token},
-                               {"max_connections", bot.max_connections}};
-      if (!bot.poll.allowed_updates.empty()) params["allowed_updates"] = bot.poll.allowed_updates;
+                               {"max_connections", bot.max_connections},
+                               // Always sent: left out, Telegram keeps the previous filter.
+                               {"allowed_updates", bot.poll.allowed_updates}};
       auto r = api.call("setWebhook", params, milliseconds(15'000));
       return report(r, "webhook set to " + url);
     }
@@ -232,17 +239,104 @@ class TelegramConnector : public Connector {
       return Reply::error(make_error(ErrorCode::not_found, "media", "Telegram cannot serve this file: " + file.description));
     }
     std::string file_path = file.result.value("file_path", "");
+    // Download on a worker through a bounded queue, and answer only once the file server has
+    // answered: a download that fails before its first byte must be an error status the CRM
+    // can act on, not a 200 and a cut connection.
+    auto transfer = std::make_shared<FileTransfer>();
+    transfer->start(BotApi(bot.api_url, bot.token), file_path);
+    if (!transfer->wait_for_start(milliseconds(30'000))) {
+      return Reply::error(make_error(ErrorCode::not_durable, "media",
+                                     "Telegram's file server did not deliver the file: " +
+                                         transfer->error_text()));
+    }
     Reply reply;
     reply.status = 200;
     reply.content_type = mime_for(file_path);
     reply.headers.emplace_back("Cache-Control", "private, max-age=3600");
-    reply.stream = [api, file_path](const Reply::Writer& write) {
-      auto status = api.download(file_path, [](int, const std::string&) {}, write, milliseconds(120'000));
-      if (!status) log::warn("telegram", "media proxy: " + status.error().detail);
-      return static_cast<bool>(status);
-    };
+    reply.stream = [transfer](const Reply::Writer& write) { return transfer->drain(write); };
     return reply;
   }
+
+  // One proxied file: a worker downloads into a bounded queue; the HTTP thread drains it.
+  class FileTransfer {
+   public:
+    ~FileTransfer() {
+      {
+        std::lock_guard lock(mutex_);
+        cancelled_ = true;
+      }
+      changed_.notify_all();
+      if (worker_.joinable()) worker_.join();
+    }
+
+    void start(BotApi api, std::string file_path) {
+      worker_ = std::thread([this, api = std::move(api), file_path = std::move(file_path)] {
+        auto status = api.download(
+            file_path,
+            [this](int, const std::string&) {
+              std::lock_guard lock(mutex_);
+              started_ = true;
+              changed_.notify_all();
+            },
+            [this](std::string_view chunk) {
+              std::unique_lock lock(mutex_);
+              changed_.wait(lock, [&] { return queued_ < kMaxQueued || cancelled_; });
+              if (cancelled_) return false;
+              chunks_.emplace_back(chunk);
+              queued_ += chunk.size();
+              changed_.notify_all();
+              return true;
+            },
+            milliseconds(120'000));
+        std::lock_guard lock(mutex_);
+        done_ = true;
+        if (!status) {
+          failed_ = true;
+          error_ = status.error().detail;
+          log::warn("telegram", "media proxy: " + error_);
+        }
+        changed_.notify_all();
+      });
+    }
+
+    // True once the first byte (or a complete empty file) arrived; false on failure or timeout.
+    bool wait_for_start(milliseconds timeout) {
+      std::unique_lock lock(mutex_);
+      changed_.wait_for(lock, timeout, [&] { return started_ || done_; });
+      return started_ || (done_ && !failed_);
+    }
+
+    std::string error_text() {
+      std::lock_guard lock(mutex_);
+      return error_.empty() ? "no answer in time" : error_;
+    }
+
+    bool drain(const Reply::Writer& write) {
+      while (true) {
+        std::string chunk;
+        {
+          std::unique_lock lock(mutex_);
+          changed_.wait(lock, [&] { return !chunks_.empty() || done_; });
+          if (chunks_.empty()) return !failed_;
+          chunk = std::move(chunks_.front());
+          chunks_.pop_front();
+          queued_ -= chunk.size();
+          changed_.notify_all();
+        }
+        if (!write(chunk)) return false;  // the client went away; the destructor cancels
+      }
+    }
+
+   private:
+    static constexpr size_t kMaxQueued = 1024 * 1024;
+    std::mutex mutex_;
+    std::condition_variable changed_;
+    std::deque<std::string> chunks_;
+    size_t queued_ = 0;
+    bool started_ = false, done_ = false, failed_ = false, cancelled_ = false;
+    std::string error_;
+    std::thread worker_;
+  };
 
   std::map<std::string, BotConfig, std::less<>> bots_;
   uint64_t max_body_ = 1024 * 1024;

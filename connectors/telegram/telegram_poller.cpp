@@ -50,10 +50,16 @@ void Poller::run() {
     if (!pause(milliseconds(1000))) return;
   }
   log::info("telegram", who + ": long polling from offset " + std::to_string(offset));
-  const auto timeout_s = std::chrono::duration_cast<std::chrono::seconds>(settings_.poll_timeout).count();
+  // At least 1 s: timeout 0 is short polling, a busy loop.
+  const auto timeout_s = std::max<int64_t>(
+      1, std::chrono::duration_cast<std::chrono::seconds>(settings_.poll_timeout).count());
   while (!stopping_) {
-    nlohmann::json params = {{"offset", offset}, {"limit", 100}, {"timeout", timeout_s}};
-    if (!settings_.allowed_updates.empty()) params["allowed_updates"] = settings_.allowed_updates;
+    // allowed_updates is always sent: left out, Telegram keeps whatever filter was set before
+    // (an empty list means its default set).
+    nlohmann::json params = {{"offset", offset},
+                             {"limit", 100},
+                             {"timeout", timeout_s},
+                             {"allowed_updates", settings_.allowed_updates}};
     ApiResponse r = api_.call("getUpdates", params, settings_.poll_timeout + milliseconds(15'000), &stopping_);
     if (stopping_) return;
     if (!r.transport_ok) {
