@@ -6,8 +6,9 @@
 #
 # Starts its own nats-server (JetStream, temp store dir) and its own omnigate on free
 # loopback ports, runs (a) wrk against POST /v1/noop, (b) wrk against the API channel,
-# (c) build/jetstream_publish_bench against the same nats-server, and prints a markdown
-# report to stdout and bench/results/latest.md. Progress goes to stderr.
+# (d) wrk against POST /v1/noop with the Telegram request (d0), then against the Telegram
+# webhook, (c) build/jetstream_publish_bench against the same nats-server, and prints a
+# markdown report to stdout and bench/results/latest.md. Progress goes to stderr.
 # Exit status: 0 when every scenario was measured (whatever the PASS/MISS verdicts),
 # nonzero when the build, a server or a measurement failed.
 set -euo pipefail
@@ -19,8 +20,8 @@ DURATION=${BENCH_SECONDS:-10}
 CONN=${BENCH_CONNECTIONS:-32}
 WRK_THREADS=2
 
-# Targets (see README): API ≥ 50% of no-op req/s, API p99 ≤ 20 ms at 32 connections,
-# RSS ≤ 64 MB idle and ≤ 256 MB under load.
+# Targets (see README): API and Telegram ≥ 50% of no-op req/s (each against a no-op run with
+# its own bytes), p99 ≤ 20 ms at 32 connections, RSS ≤ 64 MB idle and ≤ 256 MB under load.
 TARGET_RATIO=0.50
 TARGET_P99_MS=20
 TARGET_RSS_IDLE_MB=64
@@ -218,6 +219,9 @@ GW_PORT=$(free_port)
 while [[ $GW_PORT == "$NATS_PORT" ]]; do GW_PORT=$(free_port); done
 OMNIGATE_BENCH_TOKEN=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
 export OMNIGATE_BENCH_TOKEN
+# The Telegram bot's secret_token (A-Z a-z 0-9 _ -, 1-256 characters): hex, random per run.
+OMNIGATE_BENCH_TG_SECRET=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
+export OMNIGATE_BENCH_TG_SECRET
 export OMNIGATE_BENCH_PORT=$GW_PORT
 export OMNIGATE_BENCH_NATS="nats://127.0.0.1:$NATS_PORT"
 export OMNIGATE_BENCH_HTTP_THREADS=${OMNIGATE_BENCH_HTTP_THREADS:-$((CONN + 16 > 64 ? CONN + 16 : 64))}
@@ -258,10 +262,34 @@ API_REQS=$W_REQS
 [[ -n $API_RPS ]] || FAILED+=("API: no wrk result")
 # The gateway's own counters: every 202 of the API run should be one new published message.
 curl -fsS --max-time 2 "$URL/metrics" >"$TMP/metrics.txt" 2>/dev/null || true
-metric_sum() { awk -v m="$1" 'index($0, m) == 1 { s += $NF; n++ } END { if (n) printf "%d", s }' "$TMP/metrics.txt"; }
+# Sum of the samples whose line starts with $1 (a metric name, optionally with labels), in $2.
+metric_sum() { awk -v m="$1" 'index($0, m) == 1 { s += $NF; n++ } END { if (n) printf "%d", s }' "${2:-$TMP/metrics.txt}"; }
 GW_PUBLISHED=$(metric_sum omnigate_interactions_published_total)
 GW_DUPLICATES=$(metric_sum omnigate_duplicates_total)
 GW_PUB_FAILURES=$(metric_sum omnigate_publish_failures_total)
+
+# (d) first the no-op route with the Telegram request (same bytes, same wrk Lua work: its own
+# ceiling, the webhook body and headers differ from the API's), then the webhook itself.
+log "(d0) no-op route, Telegram request: ${wrk_cmd[*]} -s bench/noop_telegram.lua"
+run_load tgnoop "${wrk_cmd[@]}" -s "$BENCH_DIR/noop_telegram.lua" "$URL" ||
+  FAILED+=("no-op with the Telegram request: wrk exited nonzero")
+parse_wrk "$TMP/tgnoop.out"
+TGNOOP_RPS=$W_RPS TGNOOP_P50=$W_P50 TGNOOP_P99=$W_P99 TGNOOP_NON2XX=$W_NON2XX TGNOOP_SOCKERR=$W_SOCKERR
+[[ -n $TGNOOP_RPS ]] || FAILED+=("no-op with the Telegram request: no wrk result")
+
+log "(d) Telegram webhook: ${wrk_cmd[*]} -s bench/telegram_update.lua"
+run_load tg "${wrk_cmd[@]}" -s "$BENCH_DIR/telegram_update.lua" "$URL" || FAILED+=("Telegram: wrk exited nonzero")
+parse_wrk "$TMP/tg.out"
+TG_RPS=$W_RPS TG_P50=$W_P50 TG_P99=$W_P99 TG_NON2XX=$W_NON2XX TG_SOCKERR=$W_SOCKERR
+TG_REQS=$W_REQS
+[[ -n $TG_RPS ]] || FAILED+=("Telegram: no wrk result")
+curl -fsS --max-time 2 "$URL/metrics" >"$TMP/metrics-tg.txt" 2>/dev/null || true
+TG_PUBLISHED=$(metric_sum 'omnigate_interactions_published_total{channel="telegram"' "$TMP/metrics-tg.txt")
+TG_DUPLICATES=$(metric_sum 'omnigate_duplicates_total{channel="telegram"' "$TMP/metrics-tg.txt")
+TG_REJECTED=$(metric_sum 'omnigate_rejected_total{channel="telegram"' "$TMP/metrics-tg.txt")
+TG_IGNORED=$(metric_sum 'omnigate_ignored_events_total{channel="telegram"' "$TMP/metrics-tg.txt")
+TG_PUB_FAILURES_ALL=$(metric_sum omnigate_publish_failures_total "$TMP/metrics-tg.txt")
+TG_PUB_FAILURES=$(( ${TG_PUB_FAILURES_ALL:-0} - ${GW_PUB_FAILURES:-0} ))
 
 log "(c) raw JetStream: jetstream_publish_bench --threads $CONN --seconds $DURATION"
 run_load raw "$RAW_BENCH" --url "$OMNIGATE_BENCH_NATS" --threads "$CONN" --seconds "$DURATION" ||
@@ -282,8 +310,11 @@ kill -0 "$GW_PID" 2>/dev/null || GW_ALIVE=no
 read -r NOOP_CPU_GW NOOP_CPU_NATS NOOP_CPU_LOAD NOOP_CPU_ALL NOOP_CPU_OTHER <"$TMP/noop.cpu" || true
 read -r API_CPU_GW API_CPU_NATS API_CPU_LOAD API_CPU_ALL API_CPU_OTHER <"$TMP/api.cpu" || true
 read -r RAW_CPU_GW RAW_CPU_NATS RAW_CPU_LOAD RAW_CPU_ALL RAW_CPU_OTHER <"$TMP/raw.cpu" || true
+read -r TGNOOP_CPU_GW TGNOOP_CPU_NATS TGNOOP_CPU_LOAD TGNOOP_CPU_ALL TGNOOP_CPU_OTHER <"$TMP/tgnoop.cpu" || true
+read -r TG_CPU_GW TG_CPU_NATS TG_CPU_LOAD TG_CPU_ALL TG_CPU_OTHER <"$TMP/tg.cpu" || true
 
 API_RATIO=$(ratio "$API_RPS" "$NOOP_RPS")
+TG_RATIO=$(ratio "$TG_RPS" "$TGNOOP_RPS")
 P99_NOTE=""
 ((CONN == 32)) || P99_NOTE=" (measured at $CONN connections; the target is defined at 32)"
 GW_WARNINGS=$(grep -c . "$TMP/omnigate.log" || true)
@@ -303,6 +334,8 @@ REPORT="$TMP/report.md"
   echo "|---|---:|---:|---:|---:|---:|---:|"
   echo "| (a) no-op route \`POST /v1/noop\` | $(fmt_rps "$NOOP_RPS") | $(or_na "$NOOP_P50") | $(or_na "$NOOP_P99") | 1.00 | $(ratio "$NOOP_RPS" "$RAW_RPS") | $NOOP_NON2XX / $NOOP_SOCKERR |"
   echo "| (b) API channel \`POST /v1/api/bench\` | $(fmt_rps "$API_RPS") | $(or_na "$API_P50") | $(or_na "$API_P99") | $API_RATIO | $(ratio "$API_RPS" "$RAW_RPS") | $API_NON2XX / $API_SOCKERR |"
+  echo "| (d0) no-op route, Telegram request \`POST /v1/noop\` | $(fmt_rps "$TGNOOP_RPS") | $(or_na "$TGNOOP_P50") | $(or_na "$TGNOOP_P99") | 1.00 | $(ratio "$TGNOOP_RPS" "$RAW_RPS") | $TGNOOP_NON2XX / $TGNOOP_SOCKERR |"
+  echo "| (d) Telegram webhook \`POST /v1/telegram/benchbot\` | $(fmt_rps "$TG_RPS") | $(or_na "$TG_P50") | $(or_na "$TG_P99") | $TG_RATIO | $(ratio "$TG_RPS" "$RAW_RPS") | $TG_NON2XX / $TG_SOCKERR |"
   echo "| (c) raw JetStream sync publish (nats.c) | $(fmt_rps "$RAW_RPS") | $(or_na "$RAW_P50") | $(or_na "$RAW_P99") | $(ratio "$RAW_RPS" "$NOOP_RPS") | 1.00 | $(or_na "$RAW_ERRORS") failed publishes |"
   echo
   echo "omnigate RSS: idle $(mb "$RSS_IDLE_KB") MB ($THREADS_IDLE threads); after load $(mb "$RSS_LOAD_KB") MB," \
@@ -315,23 +348,32 @@ REPORT="$TMP/report.md"
   echo "| idle, before the runs | – | – | – | $BACKGROUND_CPU | $BACKGROUND_CPU |"
   echo "| (a) no-op | ${NOOP_CPU_GW:-n/a} | ${NOOP_CPU_NATS:-n/a} | ${NOOP_CPU_LOAD:-n/a} (wrk) | ${NOOP_CPU_OTHER:-n/a} | ${NOOP_CPU_ALL:-n/a} |"
   echo "| (b) API | ${API_CPU_GW:-n/a} | ${API_CPU_NATS:-n/a} | ${API_CPU_LOAD:-n/a} (wrk) | ${API_CPU_OTHER:-n/a} | ${API_CPU_ALL:-n/a} |"
+  echo "| (d0) no-op, Telegram request | ${TGNOOP_CPU_GW:-n/a} | ${TGNOOP_CPU_NATS:-n/a} | ${TGNOOP_CPU_LOAD:-n/a} (wrk) | ${TGNOOP_CPU_OTHER:-n/a} | ${TGNOOP_CPU_ALL:-n/a} |"
+  echo "| (d) Telegram | ${TG_CPU_GW:-n/a} | ${TG_CPU_NATS:-n/a} | ${TG_CPU_LOAD:-n/a} (wrk) | ${TG_CPU_OTHER:-n/a} | ${TG_CPU_ALL:-n/a} |"
   echo "| (c) raw JetStream | ${RAW_CPU_GW:-n/a} | ${RAW_CPU_NATS:-n/a} | ${RAW_CPU_LOAD:-n/a} (bench) | ${RAW_CPU_OTHER:-n/a} | ${RAW_CPU_ALL:-n/a} |"
   echo
   echo "| target | measured | verdict |"
   echo "|---|---:|---|"
   echo "| API ≥ 50% of no-op req/s | $API_RATIO | $(verdict "$API_RATIO" ">=" "$TARGET_RATIO") |"
   echo "| API p99 ≤ ${TARGET_P99_MS} ms at 32 connections$P99_NOTE | $(or_na "$API_P99") ms | $(verdict "$API_P99" "<=" "$TARGET_P99_MS") |"
+  echo "| Telegram ≥ 50% of no-op req/s (d / d0) | $TG_RATIO | $(verdict "$TG_RATIO" ">=" "$TARGET_RATIO") |"
+  echo "| Telegram p99 ≤ ${TARGET_P99_MS} ms at 32 connections$P99_NOTE | $(or_na "$TG_P99") ms | $(verdict "$TG_P99" "<=" "$TARGET_P99_MS") |"
   echo "| RSS idle ≤ ${TARGET_RSS_IDLE_MB} MB | $(mb "$RSS_IDLE_KB") MB | $(verdict "$(mb "$RSS_IDLE_KB")" "<=" "$TARGET_RSS_IDLE_MB") |"
   echo "| RSS under load (VmHWM) ≤ ${TARGET_RSS_LOAD_MB} MB | $(mb "$HWM_KB") MB | $(verdict "$(mb "$HWM_KB")" "<=" "$TARGET_RSS_LOAD_MB") |"
   echo "| API non-2xx responses = 0 | $API_NON2XX of $(or_na "$API_REQS") | $(verdict "$API_NON2XX" "==" 0) |"
+  echo "| Telegram non-2xx responses = 0 | $TG_NON2XX of $(or_na "$TG_REQS") | $(verdict "$TG_NON2XX" "==" 0) |"
   echo
   notes=()
-  busy_others=$(awk -v a="${NOOP_CPU_OTHER:-0}" -v b="${API_CPU_OTHER:-0}" -v c="${RAW_CPU_OTHER:-0}" -v d="$BACKGROUND_CPU" \
-    'BEGIN { m = a; if (b > m) m = b; if (c > m) m = c; if (d > m) m = d; print m }')
+  busy_others=$(awk -v list="${NOOP_CPU_OTHER:-0} ${API_CPU_OTHER:-0} ${TGNOOP_CPU_OTHER:-0} ${TG_CPU_OTHER:-0} ${RAW_CPU_OTHER:-0} $BACKGROUND_CPU" \
+    'BEGIN { n = split(list, v, " "); m = 0; for (i = 1; i <= n; i++) if (v[i] + 0 > m) m = v[i] + 0; print m }')
   ((busy_others < 20)) || notes+=("other processes used up to ${busy_others}% CPU during the run: the machine was not quiet, numbers are pessimistic and noisy — rerun on an idle machine")
   ((API_SOCKERR == 0)) || notes+=("API run: $API_SOCKERR socket errors (connect/read/write/timeout), see wrk's line: $(grep 'Socket errors' "$TMP/api.out" | sed 's/^ *//')")
   ((NOOP_NON2XX == 0 && NOOP_SOCKERR == 0)) || notes+=("no-op run: $NOOP_NON2XX non-2xx, $NOOP_SOCKERR socket errors — the ratio is not meaningful")
+  ((TG_SOCKERR == 0)) || notes+=("Telegram run: $TG_SOCKERR socket errors (connect/read/write/timeout), see wrk's line: $(grep 'Socket errors' "$TMP/tg.out" | sed 's/^ *//')")
+  ((TGNOOP_NON2XX == 0 && TGNOOP_SOCKERR == 0)) || notes+=("no-op run with the Telegram request: $TGNOOP_NON2XX non-2xx, $TGNOOP_SOCKERR socket errors — the Telegram ratio is not meaningful")
   [[ -z $GW_PUBLISHED ]] || notes+=("omnigate /metrics: $GW_PUBLISHED interactions published, ${GW_DUPLICATES:-0} duplicates, ${GW_PUB_FAILURES:-0} publish failures (wrk counted $(or_na "$API_REQS") API responses).")
+  [[ -z $TG_PUBLISHED$TG_REJECTED ]] || notes+=("omnigate /metrics, Telegram: ${TG_PUBLISHED:-0} updates published, ${TG_DUPLICATES:-0} duplicates, ${TG_REJECTED:-0} rejected, ${TG_IGNORED:-0} ignored, $TG_PUB_FAILURES publish failures during (d) (wrk counted $(or_na "$TG_REQS") Telegram responses).")
+  notes+=("Telegram against the API's no-op run (a) instead of its own (d0): $(ratio "$TG_RPS" "$NOOP_RPS"); Telegram against the API channel (b): $(ratio "$TG_RPS" "$API_RPS").")
   [[ $GW_ALIVE == yes ]] || notes+=("omnigate was no longer running after the scenarios")
   ((GW_WARNINGS == 0)) || notes+=("omnigate logged $GW_WARNINGS lines at warn level or above; first: \`$(head -n 1 "$TMP/omnigate.log" | cut -c1-200)\`")
   for f in "${FAILED[@]}"; do notes+=("FAILED: $f"); done
