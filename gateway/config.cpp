@@ -121,9 +121,11 @@ void read_consent(ConfigMap map, ConsentConfig& consent) {
       entry.problem("purpose", "must match [a-z][a-z0-9_]*, e.g. processing or marketing");
     }
     text.channels = entry.string_list("channels");
-    if (text.channels.empty()) entry.problem("channels", "must list at least one channel (email, phone, sms, ...)");
+    if (text.channels.empty())
+      entry.problem("channels", "must list at least one channel (email, phone, sms, ...)");
     for (const auto& channel : text.channels) {
-      if (!std::regex_match(channel, word)) entry.problem("channels", "'" + channel + "' must match [a-z][a-z0-9_]*");
+      if (!std::regex_match(channel, word))
+        entry.problem("channels", "'" + channel + "' must match [a-z][a-z0-9_]*");
     }
     text.text = entry.required_string("text");
     text.policy_url = entry.string("policy_url", "");
@@ -140,7 +142,8 @@ void read_consent(ConfigMap map, ConsentConfig& consent) {
   consent.smtp.username = smtp.string("username", "");
   consent.smtp.password = smtp.string("password", "");
   consent.smtp.from = smtp.string("from", "");
-  if (!consent.smtp.url.empty() && consent.smtp.from.empty()) smtp.problem("from", "is required with url");
+  if (!consent.smtp.url.empty() && consent.smtp.from.empty())
+    smtp.problem("from", "is required with url");
   consent.smtp.timeout = ms_at_least(smtp, "timeout", consent.smtp.timeout, milliseconds(100));
   smtp.finish();
   consent.confirmation_ru = default_confirmation_template("ru");

@@ -10,8 +10,8 @@
 
 #include "gateway/client_ip.hpp"
 #include "gateway/connector.hpp"
-#include "gateway/mailer.hpp"
 #include "gateway/error.hpp"
+#include "gateway/mailer.hpp"
 
 namespace omnigate {
 

@@ -67,9 +67,7 @@ class Connector {
   virtual void stop() {}
   // `omnigate <channel> <args...>`: operator commands (e.g. registering a webhook). Returns a
   // process exit code; 2 with a usage line for unknown arguments.
-  virtual int command(const std::vector<std::string>& args, const Config& config) {
-    return 2;
-  }
+  virtual int command(const std::vector<std::string>& args, const Config& config) { return 2; }
 };
 
 using ConnectorFactory = std::function<std::unique_ptr<Connector>()>;

@@ -26,7 +26,9 @@ std::string join(const std::vector<std::string>& items, const char* separator) {
   return out;
 }
 
-bool russian(const std::string& language) { return language.rfind("ru", 0) == 0; }
+bool russian(const std::string& language) {
+  return language.rfind("ru", 0) == 0;
+}
 
 // A small page in the person's language; every dynamic part is escaped.
 Reply page(int status, const std::string& language, const std::string& title,
@@ -45,17 +47,19 @@ Reply page(int status, const std::string& language, const std::string& title,
 
 Reply not_durable_page(const std::string& language) {
   bool ru = russian(language);
-  return page(503, language, ru ? "Попробуйте ещё раз через минуту" : "Please try again in a minute",
-              ru ? "<p>Сейчас мы не можем сохранить ваш ответ. Откройте ссылку ещё раз чуть позже.</p>"
-                 : "<p>We cannot record your answer right now. Please open the link again shortly.</p>");
+  return page(
+      503, language, ru ? "Попробуйте ещё раз через минуту" : "Please try again in a minute",
+      ru ? "<p>Сейчас мы не можем сохранить ваш ответ. Откройте ссылку ещё раз чуть позже.</p>"
+         : "<p>We cannot record your answer right now. Please open the link again shortly.</p>");
 }
 
 Reply bad_link_page(const Error& error, const std::string& language) {
   bool ru = russian(language);
   if (error.detail == "expired") {
-    return page(410, language, ru ? "Ссылка устарела" : "This link has expired",
-                ru ? "<p>Срок действия ссылки истёк. Отправьте форму ещё раз — мы пришлём новую.</p>"
-                   : "<p>The link has expired. Submit the form again and we will send a new one.</p>");
+    return page(
+        410, language, ru ? "Ссылка устарела" : "This link has expired",
+        ru ? "<p>Срок действия ссылки истёк. Отправьте форму ещё раз — мы пришлём новую.</p>"
+           : "<p>The link has expired. Submit the form again and we will send a new one.</p>");
   }
   return page(400, language, ru ? "Ссылка недействительна" : "This link is not valid",
               ru ? "<p>Ссылка повреждена или не наша. Скопируйте её из письма целиком.</p>"
@@ -76,10 +80,10 @@ ConsentService::ConsentService(const Config& config, Pipeline& pipeline, Metrics
 ConsentService::~ConsentService() = default;
 
 std::string ConsentLinks::sign(const LinkClaims& c) const {
-  json payload = {{"k", c.kind},     {"ch", c.channel},    {"a", c.account},
-                  {"e", c.email},    {"p", c.purposes},    {"c", c.channels},
-                  {"t", c.text_ids}, {"s", c.submission_id}, {"l", c.linked_interaction_id},
-                  {"lg", c.language}, {"n", c.nonce},      {"i", c.issued_at_ms},
+  json payload = {{"k", c.kind},      {"ch", c.channel},      {"a", c.account},
+                  {"e", c.email},     {"p", c.purposes},      {"c", c.channels},
+                  {"t", c.text_ids},  {"s", c.submission_id}, {"l", c.linked_interaction_id},
+                  {"lg", c.language}, {"n", c.nonce},         {"i", c.issued_at_ms},
                   {"x", c.expires_at}};
   return seal_token(config_.consent.signing_key,
                     payload.dump(-1, ' ', false, json::error_handler_t::replace));
@@ -134,13 +138,15 @@ bool ConsentService::request_confirmation(const LinkClaims& claims, const std::s
   }
   const MailTemplate& t =
       russian(claims.language) ? config_.consent.confirmation_ru : config_.consent.confirmation_en;
-  int64_t hours = std::chrono::duration_cast<std::chrono::hours>(config_.consent.confirm_ttl).count();
+  int64_t hours =
+      std::chrono::duration_cast<std::chrono::hours>(config_.consent.confirm_ttl).count();
   std::vector<std::pair<std::string, std::string>> vars = {
       {"link", links_.confirm_url(claims)},
       {"form", form_title},
       {"consent_text", consent_text},
       {"expires_hours", std::to_string(hours)}};
-  OutgoingMail mail{claims.email, render_template(t.subject, vars), render_template(t.text, vars), {}};
+  OutgoingMail mail{
+      claims.email, render_template(t.subject, vars), render_template(t.text, vars), {}};
   if (!mail_->enqueue(std::move(mail))) {
     metrics_.consent_emails.inc({"queue_full"});
     return false;
@@ -149,10 +155,10 @@ bool ConsentService::request_confirmation(const LinkClaims& claims, const std::s
 }
 
 LinkClaims ConsentLinks::unsubscribe_claims(const std::string& channel, const std::string& account,
-                                              const std::string& email,
-                                              std::vector<std::string> purposes,
-                                              std::vector<std::string> channels,
-                                              const std::string& language) const {
+                                            const std::string& email,
+                                            std::vector<std::string> purposes,
+                                            std::vector<std::string> channels,
+                                            const std::string& language) const {
   LinkClaims c;
   c.kind = "unsubscribe";
   c.channel = channel;
@@ -190,8 +196,9 @@ void ConsentService::register_routes(Router& router) {
 }
 
 Interaction ConsentService::consent_interaction(const LinkClaims& c, const InboundRequest& request,
-                                               const std::string& status, const std::string& method,
-                                               const std::string& native_event) const {
+                                                const std::string& status,
+                                                const std::string& method,
+                                                const std::string& native_event) const {
   Interaction in;
   in.channel = c.channel;
   in.account = c.account;
@@ -212,7 +219,8 @@ Interaction ConsentService::consent_interaction(const LinkClaims& c, const Inbou
     consent.evidence = clicked;
     consent.evidence.native_event = native_event;
     if (!c.submission_id.empty()) consent.evidence.submission_id = c.submission_id;
-    if (!c.linked_interaction_id.empty()) consent.evidence.linked_interaction_id = c.linked_interaction_id;
+    if (!c.linked_interaction_id.empty())
+      consent.evidence.linked_interaction_id = c.linked_interaction_id;
     if (i < c.text_ids.size()) {
       consent.evidence.text_id = c.text_ids[i];
       if (const ConsentText* text = config_.consent.text(c.text_ids[i])) {
@@ -235,15 +243,16 @@ Reply ConsentService::button_page(const InboundRequest& request, std::string_vie
   std::string action = "/v1/consent/" + std::string(kind) + "?token=" + url_encode(token);
   return page(200, claims->language, t.title,
               "<p>" + t.before_email + html_escape(claims->email) + t.after_email +
-                  html_escape(join(claims->purposes, ", ")) + ".</p><form method=\"post\" action=\"" +
-                  html_escape(action) + "\"><button type=\"submit\">" + t.button +
-                  "</button></form>");
+                  html_escape(join(claims->purposes, ", ")) +
+                  ".</p><form method=\"post\" action=\"" + html_escape(action) +
+                  "\"><button type=\"submit\">" + t.button + "</button></form>");
 }
 
 Reply ConsentService::confirm_page(const InboundRequest& request) {
-  return button_page(request, "confirm",
-                     {"Подтвердите подписку", "Подтвердите, что адрес ", " ваш и вы согласны: ", "Подтвердить"},
-                     {"Confirm your subscription", "Confirm that ", " is yours and you agree to: ", "Confirm"});
+  return button_page(
+      request, "confirm",
+      {"Подтвердите подписку", "Подтвердите, что адрес ", " ваш и вы согласны: ", "Подтвердить"},
+      {"Confirm your subscription", "Confirm that ", " is yours and you agree to: ", "Confirm"});
 }
 
 Reply ConsentService::unsubscribe_page(const InboundRequest& request) {
@@ -260,7 +269,8 @@ Reply ConsentService::confirm(const InboundRequest& request) {
   }
   const LinkClaims& c = claims.value();
   Submission submission;
-  submission.interaction = consent_interaction(c, request, "granted", "double_opt_in", "double_opt_in_click");
+  submission.interaction =
+      consent_interaction(c, request, "granted", "double_opt_in", "double_opt_in_click");
   submission.native_key = "confirm:" + c.submission_id + ":" + join(c.purposes, ",");
   auto accepted = pipeline_.submit(std::move(submission), request.deadline);
   if (!accepted) return not_durable_page(c.language);
@@ -270,7 +280,8 @@ Reply ConsentService::confirm(const InboundRequest& request) {
                 ru ? "<p>Вы уже подтвердили этот адрес. Ничего делать не нужно.</p>"
                    : "<p>You have already confirmed this address. Nothing else to do.</p>");
   }
-  return page(200, c.language, ru ? "Спасибо, подписка подтверждена" : "Thank you, you are subscribed",
+  return page(200, c.language,
+              ru ? "Спасибо, подписка подтверждена" : "Thank you, you are subscribed",
               ru ? "<p>Адрес " + html_escape(c.email) + " подтверждён.</p>"
                  : "<p>The address " + html_escape(c.email) + " is confirmed.</p>");
 }
@@ -285,16 +296,17 @@ Reply ConsentService::unsubscribe(const InboundRequest& request) {
   // RFC 8058: a mail client posts "List-Unsubscribe=One-Click" without showing our page.
   bool one_click = request.body.find("List-Unsubscribe=One-Click") != std::string_view::npos;
   Submission submission;
-  submission.interaction = consent_interaction(
-      c, request, "withdrawn", "unsubscribe_link",
-      one_click ? "list_unsubscribe_one_click" : "unsubscribe_page");
+  submission.interaction =
+      consent_interaction(c, request, "withdrawn", "unsubscribe_link",
+                          one_click ? "list_unsubscribe_one_click" : "unsubscribe_page");
   submission.native_key = "unsubscribe:" + c.nonce;
   auto accepted = pipeline_.submit(std::move(submission), request.deadline);
   if (!accepted) return not_durable_page(c.language);
   bool ru = russian(c.language);
-  return page(200, c.language, ru ? "Вы отписались" : "You are unsubscribed",
-              ru ? "<p>Мы больше не будем присылать такие сообщения на " + html_escape(c.email) + ".</p>"
-                 : "<p>We will not send such messages to " + html_escape(c.email) + " any more.</p>");
+  return page(
+      200, c.language, ru ? "Вы отписались" : "You are unsubscribed",
+      ru ? "<p>Мы больше не будем присылать такие сообщения на " + html_escape(c.email) + ".</p>"
+         : "<p>We will not send such messages to " + html_escape(c.email) + " any more.</p>");
 }
 
 Reply ConsentService::mint_links(const InboundRequest& request) {
@@ -304,11 +316,13 @@ Reply ConsentService::mint_links(const InboundRequest& request) {
                                    "POST /v1/consent/links is off: set consent.links_token"));
   }
   if (!constant_time_equals(bearer_token(request.header("Authorization")), expected)) {
-    return Reply::error(make_error(ErrorCode::unauthorized, "verify", "missing or wrong bearer token"));
+    return Reply::error(
+        make_error(ErrorCode::unauthorized, "verify", "missing or wrong bearer token"));
   }
   json body = json::parse(request.body, nullptr, false);
   if (body.is_discarded() || !body.is_object()) {
-    return Reply::error(make_error(ErrorCode::bad_request, "parse", "the body must be a JSON object"));
+    return Reply::error(
+        make_error(ErrorCode::bad_request, "parse", "the body must be a JSON object"));
   }
   auto text_field = [&](const char* key) {
     auto it = body.find(key);
@@ -332,7 +346,9 @@ Reply ConsentService::mint_links(const InboundRequest& request) {
                                    "account: no " + channel + " account named '" + account + "'"));
   }
   auto email = normalize_email(text_field("email"));
-  if (!email) return Reply::error(make_error(ErrorCode::invalid_field, "parse", "email: not an e-mail address"));
+  if (!email)
+    return Reply::error(
+        make_error(ErrorCode::invalid_field, "parse", "email: not an e-mail address"));
   auto purposes = list_field("purposes");
   auto channels = list_field("channels");
   if (purposes.empty()) purposes = {"marketing"};

@@ -29,10 +29,10 @@ struct LinkClaims {
   std::string channel, account;
   std::string email;
   std::vector<std::string> purposes, channels, text_ids;
-  std::string submission_id;      // confirm: the form submission
+  std::string submission_id;          // confirm: the form submission
   std::string linked_interaction_id;  // confirm: the lead that carried the pending consent
   std::string language = "ru";
-  std::string nonce;       // unsubscribe: makes each minted link its own event
+  std::string nonce;  // unsubscribe: makes each minted link its own event
   int64_t issued_at_ms = 0;
   int64_t expires_at = 0;  // unix seconds; 0 = never
 };
@@ -49,7 +49,8 @@ class ConsentLinks {
   // Claims of a new unsubscribe link for (channel, account, email, purposes, channels).
   LinkClaims unsubscribe_claims(const std::string& channel, const std::string& account,
                                 const std::string& email, std::vector<std::string> purposes,
-                                std::vector<std::string> channels, const std::string& language) const;
+                                std::vector<std::string> channels,
+                                const std::string& language) const;
 
  private:
   const Config& config_;

@@ -9,7 +9,8 @@ Result<std::optional<std::string>> CursorStore::get(const std::string& key) {
   if (auto ready = publisher_.check_ready(); !ready) return ready.error();
   kvStore* bucket = publisher_.cursors();
   if (bucket == nullptr) {
-    return make_error(ErrorCode::not_durable, "publish", "KV bucket omnigate_cursors is not available");
+    return make_error(ErrorCode::not_durable, "publish",
+                      "KV bucket omnigate_cursors is not available");
   }
   kvEntry* raw = nullptr;
   natsStatus s = kvStore_Get(&raw, bucket, key.c_str());
@@ -26,7 +27,8 @@ Status CursorStore::put(const std::string& key, const std::string& value) {
   if (auto ready = publisher_.check_ready(); !ready) return ready.error();
   kvStore* bucket = publisher_.cursors();
   if (bucket == nullptr) {
-    return make_error(ErrorCode::not_durable, "publish", "KV bucket omnigate_cursors is not available");
+    return make_error(ErrorCode::not_durable, "publish",
+                      "KV bucket omnigate_cursors is not available");
   }
   uint64_t revision = 0;
   natsStatus s = kvStore_PutString(&revision, bucket, key.c_str(), value.c_str());

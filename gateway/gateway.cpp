@@ -36,7 +36,8 @@ void write_reply(const Reply& reply, httplib::Response& res) {
   if (reply.stream) {
     auto stream = reply.stream;
     res.set_chunked_content_provider(reply.content_type, [stream](size_t, httplib::DataSink& sink) {
-      bool ok = stream([&sink](std::string_view chunk) { return sink.write(chunk.data(), chunk.size()); });
+      bool ok = stream(
+          [&sink](std::string_view chunk) { return sink.write(chunk.data(), chunk.size()); });
       if (ok) sink.done();
       return ok;
     });
@@ -81,16 +82,17 @@ Result<std::unique_ptr<Gateway>> Gateway::create(Config config) {
   gateway->publisher_ = std::move(publisher.value());
   gateway->pipeline_ =
       std::make_unique<Pipeline>(gateway->config_, *gateway->publisher_, gateway->metrics_);
-  gateway->consent_ = std::make_unique<ConsentService>(gateway->config_, *gateway->pipeline_,
-                                                       gateway->metrics_);
+  gateway->consent_ =
+      std::make_unique<ConsentService>(gateway->config_, *gateway->pipeline_, gateway->metrics_);
   gateway->add_builtin_routes();
   if (!gateway->config_.consent.signing_key.empty()) gateway->consent_->register_routes(*gateway);
   // Connectors keep the context for their lifetime: the gateway owns it.
   gateway->cursors_ = std::make_unique<CursorStore>(*gateway->publisher_);
-  gateway->context_ = std::make_unique<GatewayContext>(GatewayContext{
-      gateway->config_, *gateway->pipeline_, gateway->metrics_, *gateway->consent_,
-      *gateway->cursors_});
-  for (auto& connector : gateway->config_.connectors) connector->start(*gateway->context_, *gateway);
+  gateway->context_ = std::make_unique<GatewayContext>(
+      GatewayContext{gateway->config_, *gateway->pipeline_, gateway->metrics_, *gateway->consent_,
+                     *gateway->cursors_});
+  for (auto& connector : gateway->config_.connectors)
+    connector->start(*gateway->context_, *gateway);
   return gateway;
 }
 
@@ -163,8 +165,10 @@ void Gateway::register_handler(
       }
       respond(req, body, res);
     };
-    if (method == "POST") server_->Post(pattern, reading);
-    else server_->Put(pattern, reading);
+    if (method == "POST")
+      server_->Post(pattern, reading);
+    else
+      server_->Put(pattern, reading);
     return;
   }
   auto plain = [respond](const httplib::Request& req, httplib::Response& res) {
@@ -172,10 +176,14 @@ void Gateway::register_handler(
     body.data = req.body;
     respond(req, body, res);
   };
-  if (method == "GET") server_->Get(pattern, plain);
-  else if (method == "DELETE") server_->Delete(pattern, plain);
-  else if (method == "OPTIONS") server_->Options(pattern, plain);
-  else log::error("http", "unsupported method " + method + " for " + label);
+  if (method == "GET")
+    server_->Get(pattern, plain);
+  else if (method == "DELETE")
+    server_->Delete(pattern, plain);
+  else if (method == "OPTIONS")
+    server_->Options(pattern, plain);
+  else
+    log::error("http", "unsupported method " + method + " for " + label);
 }
 
 void Gateway::add_channel_route(RouteSpec spec) {
@@ -209,8 +217,8 @@ void Gateway::add_route(std::string method, std::string path, uint64_t max_body,
     routes_.back().path = path;
   }
   std::string pattern = std::regex_replace(path, special, R"(\$&)") + (prefix ? ".+" : "");
-  auto handle = [handler = std::move(handler)](const httplib::Request& req,
-                                               const RequestBody& body, Clock::time_point deadline) {
+  auto handle = [handler = std::move(handler)](const httplib::Request& req, const RequestBody& body,
+                                               Clock::time_point deadline) {
     return handler(inbound_from(req, body, "", deadline));
   };
   register_handler(method, pattern, method + " " + path, cap, handle);

@@ -10,9 +10,9 @@
 #include <vector>
 
 #include "gateway/config.hpp"
+#include "gateway/connector.hpp"
 #include "gateway/consent.hpp"
 #include "gateway/cursor_store.hpp"
-#include "gateway/connector.hpp"
 #include "gateway/metrics.hpp"
 #include "gateway/pipeline.hpp"
 #include "gateway/publisher.hpp"
@@ -20,7 +20,7 @@
 namespace httplib {
 class Server;
 struct Request;
-}
+}  // namespace httplib
 
 namespace omnigate {
 

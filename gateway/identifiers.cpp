@@ -32,11 +32,16 @@ bool valid_utf8(std::string_view text) {
   while (i < text.size()) {
     auto c = static_cast<unsigned char>(text[i]);
     size_t extra = 0;
-    if (c < 0x80) extra = 0;
-    else if (c >= 0xc2 && c <= 0xdf) extra = 1;
-    else if (c >= 0xe0 && c <= 0xef) extra = 2;
-    else if (c >= 0xf0 && c <= 0xf4) extra = 3;
-    else return false;
+    if (c < 0x80)
+      extra = 0;
+    else if (c >= 0xc2 && c <= 0xdf)
+      extra = 1;
+    else if (c >= 0xe0 && c <= 0xef)
+      extra = 2;
+    else if (c >= 0xf0 && c <= 0xf4)
+      extra = 3;
+    else
+      return false;
     if (i + extra >= text.size() && extra > 0) return false;
     for (size_t k = 1; k <= extra; ++k) {
       if ((static_cast<unsigned char>(text[i + k]) & 0xc0) != 0x80) return false;

@@ -11,8 +11,8 @@
 
 #include "gateway/config.hpp"
 #include "gateway/consent.hpp"
-#include "gateway/identifiers.hpp"
 #include "gateway/gateway.hpp"
+#include "gateway/identifiers.hpp"
 #include "gateway/log.hpp"
 #include "gateway/tail.hpp"
 
@@ -181,13 +181,20 @@ int consent_link(const std::vector<std::string>& args) {
       return args[++i];
     };
     const std::string& a = args[i];
-    if (a == "--config") config_path = value("--config");
-    else if (a == "--channel") channel = value("--channel");
-    else if (a == "--account") account = value("--account");
-    else if (a == "--email") email = value("--email");
-    else if (a == "--purpose") purposes.push_back(value("--purpose"));
-    else if (a == "--via") via.push_back(value("--via"));
-    else if (a == "--language") language = value("--language");
+    if (a == "--config")
+      config_path = value("--config");
+    else if (a == "--channel")
+      channel = value("--channel");
+    else if (a == "--account")
+      account = value("--account");
+    else if (a == "--email")
+      email = value("--email");
+    else if (a == "--purpose")
+      purposes.push_back(value("--purpose"));
+    else if (a == "--via")
+      via.push_back(value("--via"));
+    else if (a == "--language")
+      language = value("--language");
     else {
       std::fprintf(stderr, "omnigate consent-link: unknown option %s\n%s", a.c_str(), kUsage);
       return 2;

@@ -39,8 +39,10 @@ std::string base64url_encode(std::string_view bytes) {
   out.resize(static_cast<size_t>(length));
   while (!out.empty() && out.back() == '=') out.pop_back();
   for (char& c : out) {
-    if (c == '+') c = '-';
-    else if (c == '/') c = '_';
+    if (c == '+')
+      c = '-';
+    else if (c == '/')
+      c = '_';
   }
   return out;
 }
@@ -48,9 +50,12 @@ std::string base64url_encode(std::string_view bytes) {
 std::optional<std::string> base64url_decode(std::string_view text) {
   std::string standard(text);
   for (char& c : standard) {
-    if (c == '-') c = '+';
-    else if (c == '_') c = '/';
-    else if (!std::isalnum(static_cast<unsigned char>(c))) return std::nullopt;
+    if (c == '-')
+      c = '+';
+    else if (c == '_')
+      c = '/';
+    else if (!std::isalnum(static_cast<unsigned char>(c)))
+      return std::nullopt;
   }
   size_t padding = (4 - standard.size() % 4) % 4;
   if (padding == 3) return std::nullopt;

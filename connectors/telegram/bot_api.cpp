@@ -41,8 +41,7 @@ BotApi::BotApi(std::string base_url, std::string token)
 }
 
 ApiResponse BotApi::call(const std::string& method, const nlohmann::json& params,
-                         std::chrono::milliseconds timeout,
-                         const std::atomic<bool>* cancel) const {
+                         std::chrono::milliseconds timeout, const std::atomic<bool>* cancel) const {
   ApiResponse out;
   CurlHandle curl(curl_easy_init());
   if (!curl) {
@@ -78,7 +77,8 @@ ApiResponse BotApi::call(const std::string& method, const nlohmann::json& params
   out.http_status = static_cast<int>(status);
   auto json = nlohmann::json::parse(response, nullptr, false);
   if (json.is_discarded() || !json.is_object()) {
-    out.description = "the Bot API answered HTTP " + std::to_string(status) + " without a JSON object";
+    out.description =
+        "the Bot API answered HTTP " + std::to_string(status) + " without a JSON object";
     return out;
   }
   out.ok = json.value("ok", false);
@@ -130,8 +130,9 @@ Status BotApi::download(const std::string& file_path,
   curl_easy_setopt(curl.get(), CURLOPT_NOSIGNAL, 1L);
   CURLcode code = curl_easy_perform(curl.get());
   if (code != CURLE_OK && !transfer.stopped) {
-    return make_error(ErrorCode::not_durable, "media",
-                      std::string("downloading the file from Telegram failed: ") + curl_easy_strerror(code));
+    return make_error(
+        ErrorCode::not_durable, "media",
+        std::string("downloading the file from Telegram failed: ") + curl_easy_strerror(code));
   }
   if (!transfer.started) on_headers(200, "application/octet-stream");  // an empty file
   return ok_status();

@@ -14,14 +14,14 @@
 namespace omnigate::telegram {
 
 struct ApiResponse {
-  bool transport_ok = false;   // false: no HTTP answer (connection refused, timeout, aborted)
+  bool transport_ok = false;  // false: no HTTP answer (connection refused, timeout, aborted)
   std::string transport_error;
   int http_status = 0;
-  bool ok = false;             // the API's "ok" field
+  bool ok = false;  // the API's "ok" field
   nlohmann::json result;
   int error_code = 0;
   std::string description;
-  int retry_after = 0;         // parameters.retry_after on 429
+  int retry_after = 0;  // parameters.retry_after on 429
 };
 
 class BotApi {
@@ -36,10 +36,10 @@ class BotApi {
 
   // GET <base>/file/bot<token>/<file_path>, each chunk handed to `sink` (false stops).
   // `on_headers` receives the HTTP status and Content-Type before the first chunk.
-  Status download(const std::string& file_path,
-                  const std::function<void(int status, const std::string& content_type)>& on_headers,
-                  const std::function<bool(std::string_view)>& sink,
-                  std::chrono::milliseconds timeout) const;
+  Status download(
+      const std::string& file_path,
+      const std::function<void(int status, const std::string& content_type)>& on_headers,
+      const std::function<bool(std::string_view)>& sink, std::chrono::milliseconds timeout) const;
 
  private:
   std::string base_url_;

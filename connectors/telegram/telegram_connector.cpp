@@ -3,11 +3,11 @@
 #include <condition_variable>
 #include <cstdio>
 #include <deque>
-#include <mutex>
-#include <thread>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <regex>
+#include <thread>
 
 #include "connectors/telegram/bot_api.hpp"
 #include "connectors/telegram/telegram_parse.hpp"
@@ -38,12 +38,19 @@ struct BotConfig {
 
 // Content-Type for a proxied file, from Telegram's file_path extension.
 std::string mime_for(const std::string& path) {
-  static const std::map<std::string, std::string> types = {
-      {"jpg", "image/jpeg"},  {"jpeg", "image/jpeg"}, {"png", "image/png"},
-      {"webp", "image/webp"}, {"gif", "image/gif"},   {"mp4", "video/mp4"},
-      {"webm", "video/webm"}, {"oga", "audio/ogg"},   {"ogg", "audio/ogg"},
-      {"mp3", "audio/mpeg"},  {"m4a", "audio/mp4"},   {"pdf", "application/pdf"},
-      {"tgs", "application/x-tgsticker"}};
+  static const std::map<std::string, std::string> types = {{"jpg", "image/jpeg"},
+                                                           {"jpeg", "image/jpeg"},
+                                                           {"png", "image/png"},
+                                                           {"webp", "image/webp"},
+                                                           {"gif", "image/gif"},
+                                                           {"mp4", "video/mp4"},
+                                                           {"webm", "video/webm"},
+                                                           {"oga", "audio/ogg"},
+                                                           {"ogg", "audio/ogg"},
+                                                           {"mp3", "audio/mpeg"},
+                                                           {"m4a", "audio/mp4"},
+                                                           {"pdf", "application/pdf"},
+                                                           {"tgs", "application/x-tgsticker"}};
   size_t dot = path.rfind('.');
   if (dot == std::string::npos) return "application/octet-stream";
   std::string ext = path.substr(dot + 1);
@@ -65,18 +72,23 @@ class TelegramConnector : public Connector {
       entry.problem("token", "does not look like a bot token from @BotFather (123456:ABC...)");
     }
     bot.mode = entry.string("mode", bot.mode);
-    if (bot.mode != "webhook" && bot.mode != "poll") entry.problem("mode", "must be webhook or poll");
+    if (bot.mode != "webhook" && bot.mode != "poll")
+      entry.problem("mode", "must be webhook or poll");
     bot.secret_token = entry.string("secret_token", "");
     static const std::regex secret_shape("[A-Za-z0-9_-]{1,256}");
     if (bot.mode == "webhook" && bot.secret_token.empty()) {
-      entry.problem("secret_token", "is required in webhook mode (Telegram sends it with every update)");
+      entry.problem("secret_token",
+                    "is required in webhook mode (Telegram sends it with every update)");
     } else if (!bot.secret_token.empty() && !std::regex_match(bot.secret_token, secret_shape)) {
-      entry.problem("secret_token", "must be 1-256 characters of A-Z a-z 0-9 _ - (Telegram's rule)");
+      entry.problem("secret_token",
+                    "must be 1-256 characters of A-Z a-z 0-9 _ - (Telegram's rule)");
     }
     bot.api_url = entry.string("api_url", bot.api_url);
     bot.poll.poll_timeout = entry.duration("poll_timeout", bot.poll.poll_timeout);
-    if (bot.poll.poll_timeout > milliseconds(50'000) || bot.poll.poll_timeout < milliseconds(1000)) {
-      entry.problem("poll_timeout", "must be between 1s and 50s (0 would be short polling: a busy loop)");
+    if (bot.poll.poll_timeout > milliseconds(50'000) ||
+        bot.poll.poll_timeout < milliseconds(1000)) {
+      entry.problem("poll_timeout",
+                    "must be between 1s and 50s (0 would be short polling: a busy loop)");
     }
     bot.poll.allowed_updates = entry.string_list("allowed_updates");
     bool custom_stop_words = entry.has("stop_words");
@@ -86,7 +98,8 @@ class TelegramConnector : public Connector {
     if (!bot.media_token.empty() && bot.media_token.size() < 16) {
       entry.problem("media_token", "must be at least 16 characters");
     }
-    bot.max_connections = static_cast<int>(entry.integer("max_connections", bot.max_connections, 1, 100));
+    bot.max_connections =
+        static_cast<int>(entry.integer("max_connections", bot.max_connections, 1, 100));
     bot.max_body = entry.size("max_body", bot.max_body);
     max_body_ = std::max(max_body_, bot.max_body);
     bots_[account] = std::move(bot);
@@ -98,11 +111,14 @@ class TelegramConnector : public Connector {
 
   void start(GatewayContext& context, Router& router) override {
     context_ = &context;
-    router.add_channel_route({"POST", "telegram", max_body_, [this](const InboundRequest& r) { return webhook(r); }});
-    router.add_route("GET", "/v1/media/telegram/*", 0, [this](const InboundRequest& r) { return media(r); });
+    router.add_channel_route(
+        {"POST", "telegram", max_body_, [this](const InboundRequest& r) { return webhook(r); }});
+    router.add_route("GET", "/v1/media/telegram/*", 0,
+                     [this](const InboundRequest& r) { return media(r); });
     for (auto& [account, bot] : bots_) {
       if (bot.mode != "poll") continue;
-      auto poller = std::make_unique<Poller>(context, bot.settings, BotApi(bot.api_url, bot.token), bot.poll);
+      auto poller =
+          std::make_unique<Poller>(context, bot.settings, BotApi(bot.api_url, bot.token), bot.poll);
       poller->start();
       pollers_.push_back(std::move(poller));
     }
@@ -115,8 +131,9 @@ class TelegramConnector : public Connector {
 
   int command(const std::vector<std::string>& args, const Config& config) override {
     auto usage = [] {
-      std::fprintf(stderr,
-                   "usage: omnigate telegram set-webhook|delete-webhook|info <account> [--config FILE]\n");
+      std::fprintf(
+          stderr,
+          "usage: omnigate telegram set-webhook|delete-webhook|info <account> [--config FILE]\n");
       return 2;
     };
     if (args.size() != 2) return usage();
@@ -129,8 +146,10 @@ class TelegramConnector : public Connector {
     BotApi api(bot.api_url, bot.token);
     if (args[0] == "set-webhook") {
       if (bot.mode != "webhook") {
-        std::fprintf(stderr, "omnigate telegram: %s is configured with mode: poll; set mode: webhook first\n",
-                     args[1].c_str());
+        std::fprintf(
+            stderr,
+            "omnigate telegram: %s is configured with mode: poll; set mode: webhook first\n",
+            args[1].c_str());
         return 2;
       }
       std::string url = config.http.public_url + "/v1/telegram/" + args[1];
@@ -160,7 +179,8 @@ class TelegramConnector : public Connector {
       } else {
         std::printf("last error:           none\n");
       }
-      if (info.contains("allowed_updates")) std::printf("allowed updates:      %s\n", info["allowed_updates"].dump().c_str());
+      if (info.contains("allowed_updates"))
+        std::printf("allowed updates:      %s\n", info["allowed_updates"].dump().c_str());
       return 0;
     }
     return usage();
@@ -169,11 +189,13 @@ class TelegramConnector : public Connector {
  private:
   static int report(const ApiResponse& r, const std::string& success) {
     if (!r.transport_ok) {
-      std::fprintf(stderr, "omnigate telegram: the Bot API is not reachable: %s\n", r.transport_error.c_str());
+      std::fprintf(stderr, "omnigate telegram: the Bot API is not reachable: %s\n",
+                   r.transport_error.c_str());
       return 1;
     }
     if (!r.ok) {
-      std::fprintf(stderr, "omnigate telegram: the Bot API refused (%d): %s\n", r.error_code, r.description.c_str());
+      std::fprintf(stderr, "omnigate telegram: the Bot API refused (%d): %s\n", r.error_code,
+                   r.description.c_str());
       return 1;
     }
     if (!success.empty()) std::printf("%s\n", success.c_str());
@@ -192,10 +214,12 @@ class TelegramConnector : public Connector {
                                "this bot is configured for long polling, not a webhook"),
                     "wrong_mode");
     }
-    if (!constant_time_equals(request.header("X-Telegram-Bot-Api-Secret-Token"), bot.secret_token)) {
-      return reject(make_error(ErrorCode::unauthorized, "verify",
-                               "X-Telegram-Bot-Api-Secret-Token does not match this bot's secret_token"),
-                    "unauthorized");
+    if (!constant_time_equals(request.header("X-Telegram-Bot-Api-Secret-Token"),
+                              bot.secret_token)) {
+      return reject(
+          make_error(ErrorCode::unauthorized, "verify",
+                     "X-Telegram-Bot-Api-Secret-Token does not match this bot's secret_token"),
+          "unauthorized");
     }
     auto parsed = parse_update(request.body, bot.settings, now_millis());
     if (!parsed) return reject(parsed.error(), parsed.error().name().data());
@@ -219,7 +243,8 @@ class TelegramConnector : public Connector {
     }
     auto it = bots_.find(match[1].str());
     if (it == bots_.end()) {
-      return Reply::error(make_error(ErrorCode::unknown_account, "route", "no telegram account named '" + match[1].str() + "'"));
+      return Reply::error(make_error(ErrorCode::unknown_account, "route",
+                                     "no telegram account named '" + match[1].str() + "'"));
     }
     const BotConfig& bot = it->second;
     if (bot.media_token.empty()) {
@@ -227,16 +252,19 @@ class TelegramConnector : public Connector {
                                      "the media proxy is off for this bot (set media_token)"));
     }
     if (!constant_time_equals(bearer_token(request.header("Authorization")), bot.media_token)) {
-      return reject(make_error(ErrorCode::unauthorized, "verify", "missing or wrong bearer token"), "unauthorized");
+      return reject(make_error(ErrorCode::unauthorized, "verify", "missing or wrong bearer token"),
+                    "unauthorized");
     }
     BotApi api(bot.api_url, bot.token);
     auto file = api.call("getFile", {{"file_id", match[2].str()}}, milliseconds(15'000));
     if (!file.transport_ok) {
-      return Reply::error(make_error(ErrorCode::not_durable, "media", "Telegram is not reachable: " + file.transport_error));
+      return Reply::error(make_error(ErrorCode::not_durable, "media",
+                                     "Telegram is not reachable: " + file.transport_error));
     }
     if (!file.ok || !file.result.is_object() || !file.result.contains("file_path")) {
       // "Bad Request: invalid file_id", or a file above the Bot API's 20 MB download limit.
-      return Reply::error(make_error(ErrorCode::not_found, "media", "Telegram cannot serve this file: " + file.description));
+      return Reply::error(make_error(ErrorCode::not_found, "media",
+                                     "Telegram cannot serve this file: " + file.description));
     }
     std::string file_path = file.result.value("file_path", "");
     // Download on a worker through a bounded queue, and answer only once the file server has
@@ -245,9 +273,9 @@ class TelegramConnector : public Connector {
     auto transfer = std::make_shared<FileTransfer>();
     transfer->start(BotApi(bot.api_url, bot.token), file_path);
     if (!transfer->wait_for_start(milliseconds(30'000))) {
-      return Reply::error(make_error(ErrorCode::not_durable, "media",
-                                     "Telegram's file server did not deliver the file: " +
-                                         transfer->error_text()));
+      return Reply::error(
+          make_error(ErrorCode::not_durable, "media",
+                     "Telegram's file server did not deliver the file: " + transfer->error_text()));
     }
     Reply reply;
     reply.status = 200;

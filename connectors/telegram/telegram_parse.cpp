@@ -60,7 +60,9 @@ class Node {
   bool present_ = false;
 };
 
-SysMillis from_unix(int64_t seconds) { return SysMillis(std::chrono::seconds(seconds)); }
+SysMillis from_unix(int64_t seconds) {
+  return SysMillis(std::chrono::seconds(seconds));
+}
 
 std::string trim(std::string_view s) {
   const char* space = " \t\r\n";
@@ -75,7 +77,8 @@ Contact contact_of(const Node& user) {
   std::string name = user["first_name"].str().value_or("");
   if (auto last = user["last_name"].str()) name += (name.empty() ? "" : " ") + *last;
   if (!name.empty()) contact.display_name = name;
-  if (auto id = user["id"].id_text()) contact.identifiers.push_back({"telegram_user_id", *id, true, std::nullopt});
+  if (auto id = user["id"].id_text())
+    contact.identifiers.push_back({"telegram_user_id", *id, true, std::nullopt});
   if (auto username = user["username"].str()) {
     contact.identifiers.push_back({"telegram_username", *username, true, std::nullopt});
   }
@@ -87,9 +90,12 @@ Conversation conversation_of(const Node& chat) {
   Conversation c;
   c.id = chat["id"].id_text();
   std::string type = chat["type"].str().value_or("");
-  if (type == "private") c.type = "private";
-  else if (type == "group" || type == "supergroup") c.type = "group";
-  else if (type == "channel") c.type = "channel";
+  if (type == "private")
+    c.type = "private";
+  else if (type == "group" || type == "supergroup")
+    c.type = "group";
+  else if (type == "channel")
+    c.type = "channel";
   return c;
 }
 
@@ -117,7 +123,9 @@ void add_attachments(const Node& msg, Message& message) {
   if (!sizes.empty()) {
     const Node* best = &sizes.front();
     for (const auto& s : sizes) {
-      auto area = [](const Node& n) { return n["width"].i64().value_or(0) * n["height"].i64().value_or(0); };
+      auto area = [](const Node& n) {
+        return n["width"].i64().value_or(0) * n["height"].i64().value_or(0);
+      };
       if (area(s) > area(*best)) best = &s;
     }
     Attachment a = file_attachment(*best, "image", "image/jpeg");
@@ -125,11 +133,16 @@ void add_attachments(const Node& msg, Message& message) {
     if (auto h = (*best)["height"].i64()) a.provider_ref["height"] = *h;
     message.attachments.push_back(std::move(a));
   }
-  if (auto d = msg["document"]; d.present()) message.attachments.push_back(file_attachment(d, "document", std::nullopt));
-  if (auto v = msg["voice"]; v.present()) message.attachments.push_back(file_attachment(v, "voice", "audio/ogg"));
-  if (auto v = msg["audio"]; v.present()) message.attachments.push_back(file_attachment(v, "audio", "audio/mpeg"));
-  if (auto v = msg["video"]; v.present()) message.attachments.push_back(file_attachment(v, "video", "video/mp4"));
-  if (auto v = msg["video_note"]; v.present()) message.attachments.push_back(file_attachment(v, "video_note", "video/mp4"));
+  if (auto d = msg["document"]; d.present())
+    message.attachments.push_back(file_attachment(d, "document", std::nullopt));
+  if (auto v = msg["voice"]; v.present())
+    message.attachments.push_back(file_attachment(v, "voice", "audio/ogg"));
+  if (auto v = msg["audio"]; v.present())
+    message.attachments.push_back(file_attachment(v, "audio", "audio/mpeg"));
+  if (auto v = msg["video"]; v.present())
+    message.attachments.push_back(file_attachment(v, "video", "video/mp4"));
+  if (auto v = msg["video_note"]; v.present())
+    message.attachments.push_back(file_attachment(v, "video_note", "video/mp4"));
   // An animation message also carries `document`: keep only the animation.
   if (auto v = msg["animation"]; v.present()) {
     std::erase_if(message.attachments, [](const Attachment& a) { return a.type == "document"; });
@@ -171,8 +184,8 @@ void add_attachments(const Node& msg, Message& message) {
   }
 }
 
-Consent telegram_consent(std::string purpose, std::string status, std::string method,
-                         SysMillis at, std::string native_event) {
+Consent telegram_consent(std::string purpose, std::string status, std::string method, SysMillis at,
+                         std::string native_event) {
   Consent c;
   c.purpose = std::move(purpose);
   c.status = std::move(status);
@@ -188,8 +201,10 @@ Result<Interaction> message_interaction(const Node& msg, bool edited, const BotS
   Node chat = msg["chat"];
   auto date = msg["date"].i64();
   std::string which = edited ? "edited_message" : "message";
-  if (!message_id) return make_error(ErrorCode::invalid_field, "parse", which + ".message_id: is required");
-  if (!chat.present() || !chat["id"].i64()) return make_error(ErrorCode::invalid_field, "parse", which + ".chat.id: is required");
+  if (!message_id)
+    return make_error(ErrorCode::invalid_field, "parse", which + ".message_id: is required");
+  if (!chat.present() || !chat["id"].i64())
+    return make_error(ErrorCode::invalid_field, "parse", which + ".chat.id: is required");
   if (!date) return make_error(ErrorCode::invalid_field, "parse", which + ".date: is required");
 
   Interaction in;
@@ -202,7 +217,8 @@ Result<Interaction> message_interaction(const Node& msg, bool edited, const BotS
   Conversation conversation = conversation_of(chat);
   // In a forum, every topic message "replies" to the topic's first message: that is the
   // thread, not a reply. Outside forums message_thread_id marks reply chains, not topics.
-  bool topic_message = msg["is_topic_message"].present() && msg["is_topic_message"].to_json() == true;
+  bool topic_message =
+      msg["is_topic_message"].present() && msg["is_topic_message"].to_json() == true;
   auto thread = msg["message_thread_id"].i64();
   if (auto reply = msg["reply_to_message"]["message_id"].i64()) {
     bool topic_root = msg["reply_to_message"]["forum_topic_created"].present() ||
@@ -220,7 +236,8 @@ Result<Interaction> message_interaction(const Node& msg, bool edited, const BotS
     message.text = msg["caption"].str();
     entities = msg["caption_entities"];
   }
-  if (entities.present()) message.entities = entities.to_json();  // offsets in UTF-16 units, as sent
+  if (entities.present())
+    message.entities = entities.to_json();  // offsets in UTF-16 units, as sent
   message.group_id = msg["media_group_id"].str();
   if (edited) message.edit_of = message.native_id;  // Telegram edits keep the message id
   Node origin = msg["forward_origin"];
@@ -247,24 +264,32 @@ Result<Interaction> message_interaction(const Node& msg, bool edited, const BotS
     }
   }
 
-  if (!edited && message.text && conversation_of(chat).type == std::optional<std::string>("private")) {
+  if (!edited && message.text &&
+      conversation_of(chat).type == std::optional<std::string>("private")) {
     if (auto payload = start_payload(*message.text)) {
       Source source;
       if (!payload->empty()) {
         source.deep_link = *payload;
         if (auto pairs = decode_deep_link(*payload)) {
           for (auto& [key, value] : *pairs) {
-            if (key == "utm_source") source.utm.source = value;
-            else if (key == "utm_medium") source.utm.medium = value;
-            else if (key == "utm_campaign") source.utm.campaign = value;
-            else if (key == "utm_content") source.utm.content = value;
-            else if (key == "utm_term") source.utm.term = value;
-            else source.params.emplace_back(key, value);
+            if (key == "utm_source")
+              source.utm.source = value;
+            else if (key == "utm_medium")
+              source.utm.medium = value;
+            else if (key == "utm_campaign")
+              source.utm.campaign = value;
+            else if (key == "utm_content")
+              source.utm.content = value;
+            else if (key == "utm_term")
+              source.utm.term = value;
+            else
+              source.params.emplace_back(key, value);
           }
         }
       }
       in.source = std::move(source);
-      in.consent.push_back(telegram_consent("service", "granted", "platform_event", in.occurred_at, "start"));
+      in.consent.push_back(
+          telegram_consent("service", "granted", "platform_event", in.occurred_at, "start"));
     } else {
       std::string folded = fold_case(trim(*message.text));
       for (const auto& word : bot.stop_words) {
@@ -288,7 +313,8 @@ std::optional<std::string> start_payload(std::string_view text) {
   return trim(text.substr(7));
 }
 
-std::optional<std::vector<std::pair<std::string, std::string>>> decode_deep_link(std::string_view payload) {
+std::optional<std::vector<std::pair<std::string, std::string>>> decode_deep_link(
+    std::string_view payload) {
   auto decoded = base64url_decode(payload);
   if (!decoded || decoded->find('=') == std::string::npos) return std::nullopt;
   for (unsigned char c : *decoded) {
@@ -303,11 +329,14 @@ Result<ParsedUpdate> parse_update(std::string_view body, const BotSettings& bot,
   thread_local simdjson::dom::parser parser;
   element root;
   if (parser.parse(body.data(), body.size()).get(root) != simdjson::SUCCESS || !root.is_object()) {
-    return make_error(ErrorCode::bad_request, "parse", "the body is not a JSON object (a Telegram Update)");
+    return make_error(ErrorCode::bad_request, "parse",
+                      "the body is not a JSON object (a Telegram Update)");
   }
   Node update(root);
   auto update_id = update["update_id"].i64();
-  if (!update_id) return make_error(ErrorCode::bad_request, "parse", "update_id: is required and must be an integer");
+  if (!update_id)
+    return make_error(ErrorCode::bad_request, "parse",
+                      "update_id: is required and must be an integer");
   ParsedUpdate out;
   out.update_id = *update_id;
 
@@ -369,10 +398,10 @@ Result<ParsedUpdate> parse_update(std::string_view body, const BotSettings& bot,
     publish(std::move(in));
     return out;
   }
-  for (const char* key : {"channel_post", "edited_channel_post", "message_reaction",
-                          "message_reaction_count", "inline_query", "chosen_inline_result",
-                          "shipping_query", "pre_checkout_query", "poll", "poll_answer",
-                          "chat_member", "chat_join_request"}) {
+  for (const char* key :
+       {"channel_post", "edited_channel_post", "message_reaction", "message_reaction_count",
+        "inline_query", "chosen_inline_result", "shipping_query", "pre_checkout_query", "poll",
+        "poll_answer", "chat_member", "chat_join_request"}) {
     if (update[key].present()) {
       out.ignored_type = key;
       return out;

@@ -34,6 +34,7 @@ Result<ParsedUpdate> parse_update(std::string_view body, const BotSettings& bot,
 std::optional<std::string> start_payload(std::string_view text);
 // Decodes the base64url "key=value&key=value" convention of deep-link payloads into pairs;
 // nullopt when the payload is not that (then it is kept only as source.deep_link).
-std::optional<std::vector<std::pair<std::string, std::string>>> decode_deep_link(std::string_view payload);
+std::optional<std::vector<std::pair<std::string, std::string>>> decode_deep_link(
+    std::string_view payload);
 
 }  // namespace omnigate::telegram

@@ -11,9 +11,14 @@ namespace omnigate::telegram {
 using std::chrono::milliseconds;
 
 Poller::Poller(GatewayContext& context, BotSettings bot, BotApi api, PollSettings settings)
-    : context_(context), bot_(std::move(bot)), api_(std::move(api)), settings_(std::move(settings)) {}
+    : context_(context),
+      bot_(std::move(bot)),
+      api_(std::move(api)),
+      settings_(std::move(settings)) {}
 
-Poller::~Poller() { stop(); }
+Poller::~Poller() {
+  stop();
+}
 
 void Poller::start() {
   if (thread_.joinable()) return;
@@ -46,7 +51,8 @@ void Poller::run() {
       if (stored->has_value()) offset = std::stoll(**stored);
       break;
     }
-    log::warn("telegram", who + ": cannot read the poll offset yet (" + stored.error().detail + ")");
+    log::warn("telegram",
+              who + ": cannot read the poll offset yet (" + stored.error().detail + ")");
     if (!pause(milliseconds(1000))) return;
   }
   log::info("telegram", who + ": long polling from offset " + std::to_string(offset));
@@ -60,15 +66,18 @@ void Poller::run() {
                              {"limit", 100},
                              {"timeout", timeout_s},
                              {"allowed_updates", settings_.allowed_updates}};
-    ApiResponse r = api_.call("getUpdates", params, settings_.poll_timeout + milliseconds(15'000), &stopping_);
+    ApiResponse r =
+        api_.call("getUpdates", params, settings_.poll_timeout + milliseconds(15'000), &stopping_);
     if (stopping_) return;
     if (!r.transport_ok) {
-      log::warn("telegram", who + ": getUpdates failed: " + r.transport_error + "; retrying in 2 s");
+      log::warn("telegram",
+                who + ": getUpdates failed: " + r.transport_error + "; retrying in 2 s");
       if (!pause(milliseconds(2000))) return;
       continue;
     }
     if (r.http_status == 409 || r.error_code == 409) {
-      log::error("telegram", who + ": getUpdates conflicts with a webhook or another poller (409: " +
+      log::error("telegram", who +
+                                 ": getUpdates conflicts with a webhook or another poller (409: " +
                                  r.description + "); run `omnigate telegram delete-webhook " +
                                  bot_.account + "` or set mode: webhook. Retrying in 10 s");
       if (!pause(milliseconds(10'000))) return;
@@ -88,8 +97,8 @@ void Poller::run() {
       continue;
     }
     if (!r.ok || !r.result.is_array()) {
-      log::warn("telegram", who + ": getUpdates answered HTTP " + std::to_string(r.http_status) + " " +
-                                r.description + "; retrying in 5 s");
+      log::warn("telegram", who + ": getUpdates answered HTTP " + std::to_string(r.http_status) +
+                                " " + r.description + "; retrying in 5 s");
       if (!pause(milliseconds(5000))) return;
       continue;
     }

@@ -27,7 +27,9 @@ class Poller {
   void start();
   void stop();  // aborts a long poll in flight; returns when the thread has ended
 
-  static std::string cursor_key(const std::string& account) { return "telegram." + account + ".offset"; }
+  static std::string cursor_key(const std::string& account) {
+    return "telegram." + account + ".offset";
+  }
 
  private:
   void run();

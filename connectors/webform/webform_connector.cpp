@@ -34,7 +34,8 @@ std::string origin_of(std::string_view url) {
 }
 
 std::string replace_all(std::string text, const std::string& from, const std::string& to) {
-  for (size_t pos = text.find(from); pos != std::string::npos; pos = text.find(from, pos + to.size())) {
+  for (size_t pos = text.find(from); pos != std::string::npos;
+       pos = text.find(from, pos + to.size())) {
     text.replace(pos, from.size(), to);
   }
   return text;
@@ -47,7 +48,7 @@ class RateLimiter {
   static std::string client_key(const std::string& ip) {
     in6_addr v6;
     if (inet_pton(AF_INET6, ip.c_str(), &v6) != 1) return ip;  // IPv4 (or not an address)
-    std::memset(v6.s6_addr + 8, 0, 8);  // keep the /64
+    std::memset(v6.s6_addr + 8, 0, 8);                         // keep the /64
     char text[INET6_ADDRSTRLEN];
     return inet_ntop(AF_INET6, &v6, text, sizeof text) ? std::string(text) + "/64" : ip;
   }
@@ -76,7 +77,8 @@ class RateLimiter {
   static constexpr size_t kMaxClients = 200'000;
   static int64_t seconds_to_next_minute(int64_t minute) {
     auto next = std::chrono::system_clock::time_point(std::chrono::minutes(minute + 1));
-    auto wait = std::chrono::duration_cast<std::chrono::seconds>(next - std::chrono::system_clock::now());
+    auto wait =
+        std::chrono::duration_cast<std::chrono::seconds>(next - std::chrono::system_clock::now());
     return std::max<int64_t>(1, wait.count());
   }
   std::mutex mutex_;
@@ -94,7 +96,8 @@ class ConfirmationLedger {
     auto now = std::chrono::steady_clock::now();
     std::lock_guard lock(mutex_);
     if (submissions_.size() > kMax || recipients_.size() > kMax) {
-      std::erase_if(recipients_, [&](const auto& r) { return now - r.second > std::chrono::hours(1); });
+      std::erase_if(recipients_,
+                    [&](const auto& r) { return now - r.second > std::chrono::hours(1); });
       if (submissions_.size() > kMax) submissions_.clear();
     }
     if (submissions_.count(submission)) return Decision::already_sent;
@@ -144,10 +147,11 @@ class WebformConnector : public Connector {
     form.honeypot = entry.string("honeypot", form.honeypot);
     form.min_fill_time = entry.duration("min_fill_time", form.min_fill_time);
     form.require_render_token = entry.boolean("require_render_token", false);
-    form.rate_limit_per_minute =
-        static_cast<int>(entry.integer("rate_limit_per_minute", form.rate_limit_per_minute, 1, 100000));
+    form.rate_limit_per_minute = static_cast<int>(
+        entry.integer("rate_limit_per_minute", form.rate_limit_per_minute, 1, 100000));
     form.language = entry.string("language", form.language);
-    if (form.language != "ru" && form.language != "en") entry.problem("language", "must be ru or en");
+    if (form.language != "ru" && form.language != "en")
+      entry.problem("language", "must be ru or en");
     form.demo = entry.boolean("demo", false);
     form.max_body = entry.size("max_body", form.max_body);
     max_body_ = std::max(max_body_, form.max_body);
@@ -160,8 +164,9 @@ class WebformConnector : public Connector {
 
   void check(const Config& config, ConfigContext& context) const override {
     if (config.consent.signing_key.empty()) {
-      context.problem(YAML::Mark(), "channels.webform: consent.signing_key is required (it signs "
-                                    "render tokens and confirmation links)");
+      context.problem(YAML::Mark(),
+                      "channels.webform: consent.signing_key is required (it signs "
+                      "render tokens and confirmation links)");
     }
     for (const auto& [account, form] : forms_) {
       for (const auto& c : form.consents) {
@@ -172,7 +177,8 @@ class WebformConnector : public Connector {
           context.problem(c.mark, "channels.webform " + account + ": consent text '" + c.text_id +
                                       "' is not in consent.texts (known: " + known + ")");
         } else if (c.double_opt_in && config.consent.smtp.url.empty()) {
-          context.problem(c.mark, "channels.webform " + account + ": double_opt_in needs consent.smtp.url");
+          context.problem(c.mark,
+                          "channels.webform " + account + ": double_opt_in needs consent.smtp.url");
         }
       }
     }
@@ -180,11 +186,15 @@ class WebformConnector : public Connector {
 
   void start(GatewayContext& context, Router& router) override {
     context_ = &context;
-    router.add_channel_route({"POST", "webform", max_body_, [this](const InboundRequest& r) { return submit(r); }});
-    router.add_channel_route({"GET", "webform", 0, [this](const InboundRequest& r) { return describe(r); }});
-    router.add_channel_route({"OPTIONS", "webform", 0, [this](const InboundRequest& r) { return preflight(r); }});
+    router.add_channel_route(
+        {"POST", "webform", max_body_, [this](const InboundRequest& r) { return submit(r); }});
+    router.add_channel_route(
+        {"GET", "webform", 0, [this](const InboundRequest& r) { return describe(r); }});
+    router.add_channel_route(
+        {"OPTIONS", "webform", 0, [this](const InboundRequest& r) { return preflight(r); }});
     router.add_route("GET", "/omnigate-forms.js", 0, [](const InboundRequest&) {
-      Reply reply = Reply::text(200, std::string(kEmbedScript), "application/javascript; charset=utf-8");
+      Reply reply =
+          Reply::text(200, std::string(kEmbedScript), "application/javascript; charset=utf-8");
       reply.headers.emplace_back("Cache-Control", "public, max-age=300");
       reply.headers.emplace_back("Access-Control-Allow-Origin", "*");
       return reply;
@@ -234,7 +244,8 @@ class WebformConnector : public Connector {
     Reply reply = Reply::text(204, "");
     add_cors(reply, origin);
     reply.headers.emplace_back("Access-Control-Allow-Methods", "GET, POST, OPTIONS");
-    reply.headers.emplace_back("Access-Control-Allow-Headers", "Content-Type, Accept, Idempotency-Key");
+    reply.headers.emplace_back("Access-Control-Allow-Headers",
+                               "Content-Type, Accept, Idempotency-Key");
     reply.headers.emplace_back("Access-Control-Max-Age", "600");
     return reply;
   }
@@ -284,8 +295,9 @@ class WebformConnector : public Connector {
     for (const auto& c : form.consents) {
       const ConsentText* text = context_->config.consent.text(c.text_id);
       boxes += "<label class=\"consent\"><input type=\"checkbox\" name=\"" + html_escape(c.field) +
-               "\" value=\"yes\"" + (c.required ? " required" : "") + "> <span data-omnigate-consent-text=\"" +
-               html_escape(c.field) + "\">" + html_escape(text->text) + "</span>";
+               "\" value=\"yes\"" + (c.required ? " required" : "") +
+               "> <span data-omnigate-consent-text=\"" + html_escape(c.field) + "\">" +
+               html_escape(text->text) + "</span>";
       if (!text->policy_url.empty()) {
         boxes += " <a data-omnigate-policy=\"" + html_escape(c.field) + "\" href=\"" +
                  html_escape(text->policy_url) + "\" target=\"_blank\" rel=\"noopener\">" +
@@ -316,10 +328,11 @@ class WebformConnector : public Connector {
       reply = Reply::redirect(form.success_url);
     } else {
       bool ru = form.language == "ru";
-      reply = Reply::html(200, std::string("<!doctype html><meta charset=\"utf-8\"><title>") +
-                                   (ru ? "Спасибо" : "Thank you") + "</title><h1>" +
-                                   (ru ? "Спасибо! Мы получили вашу заявку." : "Thank you! We got your request.") +
-                                   "</h1>");
+      reply = Reply::html(
+          200, std::string("<!doctype html><meta charset=\"utf-8\"><title>") +
+                   (ru ? "Спасибо" : "Thank you") + "</title><h1>" +
+                   (ru ? "Спасибо! Мы получили вашу заявку." : "Thank you! We got your request.") +
+                   "</h1>");
     }
     add_cors(reply, origin);
     return reply;
@@ -333,7 +346,8 @@ class WebformConnector : public Connector {
                     "origin", {});
     }
     const Config& config = context_->config;
-    std::string ip = config.http.trusted_proxies.client_ip(request.remote_addr, request.header_joined("X-Forwarded-For"));
+    std::string ip = config.http.trusted_proxies.client_ip(
+        request.remote_addr, request.header_joined("X-Forwarded-For"));
     if (request.body.size() > form.max_body) {
       return reject(make_error(ErrorCode::payload_too_large, "route",
                                "the body is larger than " + std::to_string(form.max_body) +
@@ -343,12 +357,13 @@ class WebformConnector : public Connector {
     if (int64_t wait = limiter_.admit(form.account + "|" + RateLimiter::client_key(ip),
                                       form.rate_limit_per_minute);
         wait > 0) {
-      Reply reply = reject(make_error(ErrorCode::rate_limited, "route",
-                                      (form.language == "ru"
-                                           ? "Слишком много заявок с вашего адреса. Попробуйте через "
-                                           : "Too many submissions from your address. Try again in ") +
-                                          std::to_string(wait) + (form.language == "ru" ? " с." : " s.")),
-                           "rate_limited", origin);
+      Reply reply =
+          reject(make_error(ErrorCode::rate_limited, "route",
+                            (form.language == "ru"
+                                 ? "Слишком много заявок с вашего адреса. Попробуйте через "
+                                 : "Too many submissions from your address. Try again in ") +
+                                std::to_string(wait) + (form.language == "ru" ? " с." : " s.")),
+                 "rate_limited", origin);
       reply.headers.emplace_back("Retry-After", std::to_string(wait));
       return reply;
     }
@@ -382,19 +397,23 @@ class WebformConnector : public Connector {
       int64_t elapsed_ms = now_millis().time_since_epoch().count() - claims->issued_at_ms;
       if (elapsed_ms < form.min_fill_time.count()) {
         // Faster than a person types: maybe a bot, maybe a fast person. Never drop silently.
-        int64_t wait = static_cast<int64_t>(std::ceil((form.min_fill_time.count() - elapsed_ms) / 1000.0));
-        Reply reply = reject(make_error(ErrorCode::rate_limited, "verify",
-                                        form.language == "ru"
-                                            ? "Форма отправлена слишком быстро. Подождите пару секунд и отправьте ещё раз."
-                                            : "The form was sent too fast. Wait a moment and send it again."),
-                             "too_fast", origin);
+        int64_t wait =
+            static_cast<int64_t>(std::ceil((form.min_fill_time.count() - elapsed_ms) / 1000.0));
+        Reply reply = reject(
+            make_error(
+                ErrorCode::rate_limited, "verify",
+                form.language == "ru"
+                    ? "Форма отправлена слишком быстро. Подождите пару секунд и отправьте ещё раз."
+                    : "The form was sent too fast. Wait a moment and send it again."),
+            "too_fast", origin);
         reply.headers.emplace_back("Retry-After", std::to_string(std::max<int64_t>(1, wait)));
         return reply;
       }
     } else if (form.require_render_token) {
-      return reject(make_error(ErrorCode::bad_request, "verify",
-                               "this form must be sent by the page that shows it (render token missing)"),
-                    "render_token", origin);
+      return reject(
+          make_error(ErrorCode::bad_request, "verify",
+                     "this form must be sent by the page that shows it (render token missing)"),
+          "render_token", origin);
     }
 
     SubmissionContext submission_context;
@@ -403,16 +422,19 @@ class WebformConnector : public Connector {
     submission_context.referer_header = std::string(request.header("Referer"));
     submission_context.idempotency_key = std::string(request.header("Idempotency-Key"));
     submission_context.now = now_millis();
-    NormalizedForm normalized = normalize_form(form, config.consent, fields.value(), submission_context);
+    NormalizedForm normalized =
+        normalize_form(form, config.consent, fields.value(), submission_context);
     if (!normalized.missing.empty()) {
       std::string list;
       for (const auto& name : normalized.missing) list += (list.empty() ? "" : ", ") + name;
       context_->metrics.rejected.inc({"webform", "required_missing"});
-      Reply reply = Reply::json(422, {{"error",
-                                       {{"code", "unprocessable"},
-                                        {"message", (form.language == "ru" ? "Заполните обязательные поля: "
-                                                                           : "Please fill in: ") + list},
-                                        {"fields", normalized.missing}}}});
+      Reply reply = Reply::json(
+          422, {{"error",
+                 {{"code", "unprocessable"},
+                  {"message",
+                   (form.language == "ru" ? "Заполните обязательные поля: " : "Please fill in: ") +
+                       list},
+                  {"fields", normalized.missing}}}});
       add_cors(reply, origin);
       return reply;
     }
@@ -451,8 +473,9 @@ class WebformConnector : public Connector {
       claims.linked_interaction_id = accepted->id;
       claims.language = form.language;
       claims.issued_at_ms = now_millis().time_since_epoch().count();
-      claims.expires_at = claims.issued_at_ms / 1000 +
-                          std::chrono::duration_cast<std::chrono::seconds>(config.consent.confirm_ttl).count();
+      claims.expires_at =
+          claims.issued_at_ms / 1000 +
+          std::chrono::duration_cast<std::chrono::seconds>(config.consent.confirm_ttl).count();
       std::string quoted;
       for (const FormConsent* c : normalized.pending) {
         const ConsentText* text = config.consent.text(c->text_id);
@@ -462,13 +485,16 @@ class WebformConnector : public Connector {
         quoted += (quoted.empty() ? "" : "\n\n") + text->text;
       }
       std::sort(claims.channels.begin(), claims.channels.end());
-      claims.channels.erase(std::unique(claims.channels.begin(), claims.channels.end()), claims.channels.end());
-      confirmation = context_->consent.request_confirmation(claims, form.title, quoted) ? "sent" : "not_sent";
+      claims.channels.erase(std::unique(claims.channels.begin(), claims.channels.end()),
+                            claims.channels.end());
+      confirmation =
+          context_->consent.request_confirmation(claims, form.title, quoted) ? "sent" : "not_sent";
     }
     Reply reply = success(request, form, accepted->id, origin);
     if (!confirmation.empty() && reply.status == 202) {
       // The lead is durable either way; tell the page whether a confirmation e-mail is coming.
-      reply = Reply::json(202, {{"id", accepted->id}, {"status", "accepted"}, {"confirmation", confirmation}});
+      reply = Reply::json(
+          202, {{"id", accepted->id}, {"status", "accepted"}, {"confirmation", confirmation}});
       add_cors(reply, origin);
     }
     return reply;

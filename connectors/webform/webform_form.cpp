@@ -35,7 +35,8 @@ OptString web_url(std::string_view text) {
     return std::nullopt;
   }
   for (unsigned char c : url) {
-    if (c <= 0x20 || c >= 0x7f || c == '"' || c == '<' || c == '>' || c == '\\') return std::nullopt;
+    if (c <= 0x20 || c >= 0x7f || c == '"' || c == '<' || c == '>' || c == '\\')
+      return std::nullopt;
   }
   return url;
 }
@@ -161,12 +162,14 @@ NormalizedForm normalize_form(const FormConfig& form, const ConsentConfig& conse
   return out;
 }
 
-Result<Fields> read_fields(const std::string& media_type, std::string_view body,
-                           const std::vector<std::pair<std::string_view, std::string_view>>& multipart) {
+Result<Fields> read_fields(
+    const std::string& media_type, std::string_view body,
+    const std::vector<std::pair<std::string_view, std::string_view>>& multipart) {
   if (media_type == "application/x-www-form-urlencoded") return parse_urlencoded(body);
   if (media_type == "multipart/form-data") {
     Fields out;
-    for (const auto& [name, value] : multipart) out.emplace_back(std::string(name), std::string(value));
+    for (const auto& [name, value] : multipart)
+      out.emplace_back(std::string(name), std::string(value));
     return out;
   }
   if (media_type == "text/plain") {
@@ -196,16 +199,23 @@ Result<Fields> read_fields(const std::string& media_type, std::string_view body,
       return make_error(ErrorCode::bad_request, "parse", "the body is not valid JSON: " + what);
     }
     if (!document.is_object()) {
-      return make_error(ErrorCode::bad_request, "parse", "the JSON body must be an object of fields");
+      return make_error(ErrorCode::bad_request, "parse",
+                        "the JSON body must be an object of fields");
     }
     Fields out;
     for (auto it = document.begin(); it != document.end(); ++it) {
       const auto& v = it.value();
-      if (v.is_string()) out.emplace_back(it.key(), v.get<std::string>());
-      else if (v.is_boolean()) out.emplace_back(it.key(), v.get<bool>() ? "yes" : "");
-      else if (v.is_number()) out.emplace_back(it.key(), v.dump());
-      else if (v.is_null()) continue;
-      else return make_error(ErrorCode::invalid_field, "parse", it.key() + ": must be a string, number or boolean");
+      if (v.is_string())
+        out.emplace_back(it.key(), v.get<std::string>());
+      else if (v.is_boolean())
+        out.emplace_back(it.key(), v.get<bool>() ? "yes" : "");
+      else if (v.is_number())
+        out.emplace_back(it.key(), v.dump());
+      else if (v.is_null())
+        continue;
+      else
+        return make_error(ErrorCode::invalid_field, "parse",
+                          it.key() + ": must be a string, number or boolean");
     }
     return out;
   }

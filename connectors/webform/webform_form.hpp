@@ -15,8 +15,8 @@ namespace omnigate::webform {
 using Fields = std::vector<std::pair<std::string, std::string>>;
 
 struct FormConsent {
-  std::string field;    // the checkbox's name
-  std::string text_id;  // an id of consent.texts
+  std::string field;           // the checkbox's name
+  std::string text_id;         // an id of consent.texts
   bool double_opt_in = false;  // e-mail consents: pending until the confirmation link is clicked
   bool required = false;       // the form cannot be sent without it (422)
   YAML::Mark mark;             // for config errors found after all sections are read
@@ -50,19 +50,19 @@ inline constexpr const char* kPageUrlField = "_page_url";
 inline constexpr const char* kReferrerField = "_referrer";
 
 struct SubmissionContext {
-  std::string client_ip;       // after trusted-proxy resolution
+  std::string client_ip;  // after trusted-proxy resolution
   std::string user_agent;
-  std::string referer_header;  // the page, when the embed script did not say
+  std::string referer_header;   // the page, when the embed script did not say
   std::string idempotency_key;  // header, the fallback submission id
   SysMillis now{};
 };
 
 struct NormalizedForm {
-  Submission submission;                 // a `lead`, ready for the pipeline
+  Submission submission;  // a `lead`, ready for the pipeline
   std::string submission_id;
-  std::vector<std::string> missing;      // required fields or consents not given → 422
+  std::vector<std::string> missing;         // required fields or consents not given → 422
   std::vector<const FormConsent*> pending;  // double opt-in consents ticked
-  std::optional<std::string> email;      // normalized, for the confirmation e-mail
+  std::optional<std::string> email;         // normalized, for the confirmation e-mail
 };
 
 bool checkbox_ticked(std::string_view value);
@@ -75,7 +75,8 @@ NormalizedForm normalize_form(const FormConfig& form, const ConsentConfig& conse
 
 // Reads the fields of a body by its media type: urlencoded, multipart (already split by the
 // server), JSON (an object of strings, numbers and booleans) or text/plain (key=value lines).
-Result<Fields> read_fields(const std::string& media_type, std::string_view body,
-                           const std::vector<std::pair<std::string_view, std::string_view>>& multipart);
+Result<Fields> read_fields(
+    const std::string& media_type, std::string_view body,
+    const std::vector<std::pair<std::string_view, std::string_view>>& multipart);
 
 }  // namespace omnigate::webform

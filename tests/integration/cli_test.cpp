@@ -12,23 +12,6 @@ using nlohmann::json;
 
 namespace {
 
-struct CommandResult {
-  int exit_code = -1;
-  std::string output;  // stdout and stderr together
-};
-
-CommandResult run_command(const std::string& command) {
-  CommandResult result;
-  FILE* pipe = ::popen((command + " 2>&1").c_str(), "r");
-  if (!pipe) return result;
-  char buffer[4096];
-  size_t n;
-  while ((n = std::fread(buffer, 1, sizeof buffer, pipe)) > 0) result.output.append(buffer, n);
-  int status = ::pclose(pipe);
-  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return result;
-}
-
 std::vector<json> json_lines(const std::string& text) {
   std::vector<json> out;
   std::istringstream in(text);
@@ -52,8 +35,10 @@ TEST_CASE("check-config accepts the example and rejects a misspelt key with its 
           "[integration][cli]") {
   const std::string binary = OMNIGATE_BINARY;
   const std::string source = OMNIGATE_SOURCE_DIR;
-  auto good = run_command("OMNIGATE_API_TOKEN=abcdefabcdefabcdef TELEGRAM_WEBHOOK_SECRET=s3cret OMNIGATE_CONSENT_KEY=" + std::string(40, 'k') + " " + binary + " check-config " +
-                          source + "/config/omnigate.example.yaml");
+  auto good = run_command(
+      "OMNIGATE_API_TOKEN=abcdefabcdefabcdef TELEGRAM_WEBHOOK_SECRET=s3cret OMNIGATE_CONSENT_KEY=" +
+      std::string(40, 'k') + " " + binary + " check-config " + source +
+      "/config/omnigate.example.yaml");
   CHECK(good.exit_code == 0);
   CHECK_THAT(good.output, Catch::Contains("ok"));
 

@@ -27,7 +27,8 @@ const std::string kSigningKey = "consent-test-signing-key-0123456789abcdef";
 const std::string kLinksToken = "links-token-0123456789abcdef";
 const std::string kMarketingText = "Хочу получать новости ООО «Пример» по e-mail.";
 const std::string kPolicyUrl = "https://shop.example/privacy";
-const std::string kUserAgent = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) Mobile/15E148";
+const std::string kUserAgent =
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) Mobile/15E148";
 
 std::string consent_yaml() {
   return "  webform:\n"
@@ -37,15 +38,22 @@ std::string consent_yaml() {
          "        - field: consent_marketing\n"
          "          text: marketing-email\n"
          "consent:\n"
-         "  signing_key: " + kSigningKey + "\n"
-         "  links_token: " + kLinksToken + "\n"
+         "  signing_key: " +
+         kSigningKey +
+         "\n"
+         "  links_token: " +
+         kLinksToken +
+         "\n"
          "  texts:\n"
          "    - id: marketing-email\n"
          "      version: \"3\"\n"
          "      purpose: marketing\n"
          "      channels: [email]\n"
-         "      text: '" + kMarketingText + "'\n"
-         "      policy_url: " + kPolicyUrl + "\n";
+         "      text: '" +
+         kMarketingText +
+         "'\n"
+         "      policy_url: " +
+         kPolicyUrl + "\n";
 }
 
 std::string consent_config(const std::string& nats_url) {
@@ -104,23 +112,6 @@ std::string form_action(const std::string& html) {
   std::smatch form;
   REQUIRE(std::regex_search(html, form, std::regex(R"re(<form method="post" action="([^"]+)")re")));
   return form[1];
-}
-
-struct CommandResult {
-  int exit_code = -1;
-  std::string output;  // stdout and stderr together
-};
-
-CommandResult run_command(const std::string& command) {
-  CommandResult result;
-  FILE* pipe = ::popen((command + " 2>&1").c_str(), "r");
-  if (!pipe) return result;
-  char buffer[4096];
-  size_t n;
-  while ((n = std::fread(buffer, 1, sizeof buffer, pipe)) > 0) result.output.append(buffer, n);
-  int status = ::pclose(pipe);
-  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return result;
 }
 
 }  // namespace
@@ -208,8 +199,8 @@ TEST_CASE("confirmation links that are expired, damaged or of another kind publi
   render.channel = "webform";
   render.account = "main";
   render.issued_at_ms = omnigate::now_millis().time_since_epoch().count();
-  auto unsubscribe = links.unsubscribe_claims("webform", "main", "ivan@пример.рф", {"marketing"},
-                                              {"email"}, "ru");
+  auto unsubscribe =
+      links.unsubscribe_claims("webform", "main", "ivan@пример.рф", {"marketing"}, {"email"}, "ru");
   omnigate::Config other_key;
   other_key.consent.signing_key = "another-signing-key-0123456789abcdefgh";
 
@@ -257,8 +248,8 @@ TEST_CASE("NATS stopped: confirming answers a 503 page with Retry-After; the lin
   NatsServer nats;
   RunningGateway gateway(consent_config(nats.url()));
   auto client = gateway.client();
-  const std::string path = path_of(
-      gateway.gateway().consent().links().confirm_url(confirm_claims(unix_now() + 3600)));
+  const std::string path =
+      path_of(gateway.gateway().consent().links().confirm_url(confirm_claims(unix_now() + 3600)));
 
   nats.kill();
   auto during = client.Post(path, browser(), "", "application/x-www-form-urlencoded");
@@ -294,11 +285,11 @@ TEST_CASE("unsubscribe links: minted by a CRM, a page with one button, and RFC 8
   NatsServer nats;
   RunningGateway gateway(consent_config(nats.url()));
   auto client = gateway.client();
-  const std::string request = json{{"account", "main"},
-                                   {"email", "Ivan@XN--E1AFMKFD.XN--P1AI"},
-                                   {"purposes", {"marketing"}},
-                                   {"channels", {"email"}}}
-                                  .dump();
+  const std::string request = json{
+      {"account", "main"},
+      {"email", "Ivan@XN--E1AFMKFD.XN--P1AI"},
+      {"purposes", {"marketing"}},
+      {"channels", {"email"}}}.dump();
 
   struct MintRow {
     std::string what;
@@ -310,14 +301,22 @@ TEST_CASE("unsubscribe links: minted by a CRM, a page with one button, and RFC 8
   const httplib::Headers auth = {{"Authorization", "Bearer " + kLinksToken}};
   const std::vector<MintRow> refused = {
       {"no bearer token", {}, request, 401, "unauthorized"},
-      {"wrong bearer token", {{"Authorization", "Bearer " + kLinksToken + "x"}}, request, 401,
+      {"wrong bearer token",
+       {{"Authorization", "Bearer " + kLinksToken + "x"}},
+       request,
+       401,
        "unauthorized"},
-      {"the API channel's token is not the links token", {{"Authorization", "Bearer " + kApiToken}},
-       request, 401, "unauthorized"},
-      {"unknown account", auth, R"({"account":"shop","email":"a@example.ru"})", 400, "invalid_field"},
+      {"the API channel's token is not the links token",
+       {{"Authorization", "Bearer " + kApiToken}},
+       request,
+       401,
+       "unauthorized"},
+      {"unknown account", auth, R"({"account":"shop","email":"a@example.ru"})", 400,
+       "invalid_field"},
       {"another channel's account", auth,
        R"({"channel":"api","account":"main","email":"a@example.ru"})", 400, "invalid_field"},
-      {"not an e-mail", auth, R"({"account":"main","email":"ivan at example"})", 400, "invalid_field"},
+      {"not an e-mail", auth, R"({"account":"main","email":"ivan at example"})", 400,
+       "invalid_field"},
       {"not JSON", auth, "account=main", 400, "bad_request"},
   };
   for (const auto& row : refused) {
@@ -381,8 +380,9 @@ TEST_CASE("unsubscribe links: minted by a CRM, a page with one button, and RFC 8
   struct Expected {
     std::string url, user_agent, native_event;
   };
-  for (const auto& e : {Expected{page_url, kUserAgent, "unsubscribe_page"},
-                        Expected{one_click_url, "Mail.Ru-Unsubscriber/1.0", "list_unsubscribe_one_click"}}) {
+  for (const auto& e :
+       {Expected{page_url, kUserAgent, "unsubscribe_page"},
+        Expected{one_click_url, "Mail.Ru-Unsubscriber/1.0", "list_unsubscribe_one_click"}}) {
     INFO(e.native_event);
     const std::string id = expected_id(e.url);
     REQUIRE(by_id.count(id) == 1);
@@ -438,15 +438,19 @@ TEST_CASE("omnigate consent-link prints a link and List-Unsubscribe headers for 
   std::ofstream(config_path) << yaml;
   const std::string cli = std::string(OMNIGATE_BINARY) + " consent-link --config " + config_path;
 
-  auto result = run_command(cli + " --account main --email ivan@xn--e1afmkfd.xn--p1ai --language en");
+  auto result =
+      run_command(cli + " --account main --email ivan@xn--e1afmkfd.xn--p1ai --language en");
   INFO(result.output);
   REQUIRE(result.exit_code == 0);
   std::smatch m;
-  REQUIRE(std::regex_search(result.output, m,
-                            std::regex(R"re(^(http://127\.0\.0\.1:8080/v1/consent/unsubscribe\?token=[A-Za-z0-9._~%-]+)\n)re")));
+  REQUIRE(std::regex_search(
+      result.output, m,
+      std::regex(
+          R"re(^(http://127\.0\.0\.1:8080/v1/consent/unsubscribe\?token=[A-Za-z0-9._~%-]+)\n)re")));
   const std::string url = m[1];
   CHECK_THAT(result.output, Catch::Contains("\nList-Unsubscribe: <" + url + ">\n"));
-  CHECK_THAT(result.output, Catch::Contains("\nList-Unsubscribe-Post: List-Unsubscribe=One-Click\n"));
+  CHECK_THAT(result.output,
+             Catch::Contains("\nList-Unsubscribe-Post: List-Unsubscribe=One-Click\n"));
 
   // The link is signed with the configured key: the gateway of that config honours it.
   RunningGateway gateway(yaml);

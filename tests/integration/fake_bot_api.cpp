@@ -9,9 +9,9 @@ namespace omnigate::testing {
 using nlohmann::json;
 
 std::string jpeg_like_blob(size_t size, uint32_t seed) {
-  static const unsigned char head[] = {0xFF, 0xD8, 0xFF, 0xE0, 0x00, 0x10, 'J',  'F',  'I',
-                                       'F',  0x00, 0x01, 0x01, 0x00, 0x00, 0x48, 0x00, 0x48,
-                                       0x00, 0x00, 0xFF, 0xDA, 0x00, 0x08};
+  static const unsigned char head[] = {0xFF, 0xD8, 0xFF, 0xE0, 0x00, 0x10, 'J',  'F',
+                                       'I',  'F',  0x00, 0x01, 0x01, 0x00, 0x00, 0x48,
+                                       0x00, 0x48, 0x00, 0x00, 0xFF, 0xDA, 0x00, 0x08};
   std::string out(reinterpret_cast<const char*>(head), sizeof head);
   uint32_t x = seed * 2654435761u + 1;
   while (out.size() + 2 < size) {
@@ -75,7 +75,8 @@ bool delivered(const json& update, const std::vector<std::string>& allowed) {
 void remember_allowed_updates(const json& params, std::vector<std::string>& allowed) {
   if (!params.contains("allowed_updates")) return;  // "the previous setting will be used"
   json list = params["allowed_updates"];
-  if (list.is_string()) list = json::parse(list.get<std::string>(), nullptr, false);  // form-encoded
+  if (list.is_string())
+    list = json::parse(list.get<std::string>(), nullptr, false);  // form-encoded
   if (!list.is_array()) return;
   allowed.clear();
   for (const auto& t : list) {
@@ -86,12 +87,15 @@ void remember_allowed_updates(const json& params, std::vector<std::string>& allo
 }  // namespace
 
 FakeBotApi::FakeBotApi(std::string token) : token_(std::move(token)) {
-  server_.Post(R"(/bot([^/]+)/([A-Za-z]+))",
-               [this](const httplib::Request& req, httplib::Response& res) { handle_method(req, res); });
-  server_.Get(R"(/bot([^/]+)/([A-Za-z]+))",
-              [this](const httplib::Request& req, httplib::Response& res) { handle_method(req, res); });
-  server_.Get(R"(/file/bot([^/]+)/(.+))",
-              [this](const httplib::Request& req, httplib::Response& res) { handle_file(req, res); });
+  server_.Post(
+      R"(/bot([^/]+)/([A-Za-z]+))",
+      [this](const httplib::Request& req, httplib::Response& res) { handle_method(req, res); });
+  server_.Get(
+      R"(/bot([^/]+)/([A-Za-z]+))",
+      [this](const httplib::Request& req, httplib::Response& res) { handle_method(req, res); });
+  server_.Get(
+      R"(/file/bot([^/]+)/(.+))",
+      [this](const httplib::Request& req, httplib::Response& res) { handle_file(req, res); });
   port_ = server_.bind_to_any_port("127.0.0.1");
   if (port_ <= 0) throw std::runtime_error("fake Bot API: cannot bind 127.0.0.1");
   // bind_to_any_port already listens: connections queue in the backlog until the loop runs.
@@ -103,7 +107,9 @@ FakeBotApi::FakeBotApi(std::string token) : token_(std::move(token)) {
   }
 }
 
-FakeBotApi::~FakeBotApi() { stop(); }
+FakeBotApi::~FakeBotApi() {
+  stop();
+}
 
 void FakeBotApi::stop() {
   {
@@ -122,7 +128,8 @@ void FakeBotApi::answer(httplib::Response& res, int status, const json& body) {
 }
 
 void FakeBotApi::record(std::string method, json params, int status) {
-  calls_.push_back({std::move(method), std::move(params), status, std::chrono::steady_clock::now()});
+  calls_.push_back(
+      {std::move(method), std::move(params), status, std::chrono::steady_clock::now()});
 }
 
 void FakeBotApi::handle_method(const httplib::Request& req, httplib::Response& res) {
@@ -153,9 +160,10 @@ void FakeBotApi::handle_method(const httplib::Request& req, httplib::Response& r
       answer(res, code, body);
     };
     if (mode_ == Mode::conflict || !webhook_.value("url", "").empty()) {
-      return refuse(409, error_body(409,
-                                    "Conflict: can't use getUpdates method while webhook is active; "
-                                    "use deleteWebhook to delete the webhook first"));
+      return refuse(409,
+                    error_body(409,
+                               "Conflict: can't use getUpdates method while webhook is active; "
+                               "use deleteWebhook to delete the webhook first"));
     }
     if (mode_ == Mode::rate_limited) {
       json body = error_body(429, "Too Many Requests: retry after " + std::to_string(retry_after_));
@@ -165,9 +173,10 @@ void FakeBotApi::handle_method(const httplib::Request& req, httplib::Response& r
     remember_allowed_updates(params, allowed_updates_);
     // An update is confirmed as soon as getUpdates is called with an offset above its id.
     if (forget_confirmed_ && offset > 0) {
-      updates_.erase(std::remove_if(updates_.begin(), updates_.end(),
-                                    [&](const json& u) { return u["update_id"].get<int64_t>() < offset; }),
-                     updates_.end());
+      updates_.erase(
+          std::remove_if(updates_.begin(), updates_.end(),
+                         [&](const json& u) { return u["update_id"].get<int64_t>() < offset; }),
+          updates_.end());
     }
     auto select = [&] {
       json result = json::array();
@@ -225,8 +234,10 @@ void FakeBotApi::handle_method(const httplib::Request& req, httplib::Response& r
     webhook_["url"] = url;
     record(method, params, 200);
     lock.unlock();
-    return answer(res, 200, {{"ok", true}, {"result", true},
-                             {"description", url.empty() ? "Webhook was deleted" : "Webhook was set"}});
+    return answer(res, 200,
+                  {{"ok", true},
+                   {"result", true},
+                   {"description", url.empty() ? "Webhook was deleted" : "Webhook was set"}});
   }
 
   if (method == "deleteWebhook") {
@@ -234,8 +245,10 @@ void FakeBotApi::handle_method(const httplib::Request& req, httplib::Response& r
     webhook_ = {{"url", ""}};
     record(method, params, 200);
     lock.unlock();
-    return answer(res, 200, {{"ok", true}, {"result", true},
-                             {"description", had ? "Webhook was deleted" : "Webhook is already deleted"}});
+    return answer(res, 200,
+                  {{"ok", true},
+                   {"result", true},
+                   {"description", had ? "Webhook was deleted" : "Webhook is already deleted"}});
   }
 
   if (method == "getWebhookInfo") {
@@ -349,7 +362,8 @@ void FakeBotApi::expire_file_link(const std::string& file_id) {
   if (it != files_.end()) it->second.expired = true;
 }
 
-void FakeBotApi::set_webhook_status(int pending_update_count, std::optional<int64_t> last_error_date,
+void FakeBotApi::set_webhook_status(int pending_update_count,
+                                    std::optional<int64_t> last_error_date,
                                     std::string last_error_message) {
   std::lock_guard lock(mutex_);
   pending_update_count_ = pending_update_count;

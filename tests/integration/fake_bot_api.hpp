@@ -30,7 +30,7 @@ class FakeBotApi {
  public:
   enum class Mode {
     normal,
-    conflict,      // getUpdates → 409 "Conflict: can't use getUpdates method while webhook is active…"
+    conflict,  // getUpdates → 409 "Conflict: can't use getUpdates method while webhook is active…"
     unauthorized,  // every method → 401 "Unauthorized" (the token was revoked)
     rate_limited,  // getUpdates → 429 "Too Many Requests: retry after N", parameters.retry_after
   };

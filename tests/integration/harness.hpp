@@ -80,6 +80,14 @@ std::vector<StreamMessage> read_stream(const std::string& nats_url,
 // Runs tests/schema/validate.mjs over the bodies; returns its output, empty when all valid.
 std::string schema_problems(const std::vector<StreamMessage>& messages);
 
+struct CommandResult {
+  int exit_code = -1;
+  std::string output;  // stdout and stderr together
+};
+
+// Runs a shell command (the omnigate binary as an operator would) and collects its output.
+CommandResult run_command(const std::string& command);
+
 inline const std::string kApiToken = "test-token-0123456789abcdef";
 
 // The config of the tests: port 0, the given NATS, one API account "crm"; `extra_nats`

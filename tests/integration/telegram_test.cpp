@@ -34,8 +34,12 @@ std::string fixture(const std::string& name) {
   return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
 }
 
-json fixture_json(const std::string& name) { return json::parse(fixture(name)); }
-int64_t update_id_of(const std::string& name) { return fixture_json(name)["update_id"].get<int64_t>(); }
+json fixture_json(const std::string& name) {
+  return json::parse(fixture(name));
+}
+int64_t update_id_of(const std::string& name) {
+  return fixture_json(name)["update_id"].get<int64_t>();
+}
 
 struct Bot {
   std::string account;
@@ -48,8 +52,9 @@ struct Bot {
 std::string telegram_config(const std::string& nats_url, const std::vector<Bot>& bots) {
   std::string section = "  telegram:\n";
   for (const auto& b : bots) {
-    section += "    - account: " + b.account + "\n      token: \"" + b.token + "\"\n      mode: " + b.mode +
-               "\n      api_url: " + b.api_url + "\n      poll_timeout: 1s\n";
+    section += "    - account: " + b.account + "\n      token: \"" + b.token +
+               "\"\n      mode: " + b.mode + "\n      api_url: " + b.api_url +
+               "\n      poll_timeout: 1s\n";
     if (b.mode == "webhook") section += "      secret_token: " + kSecret + "\n";
     section += b.extra;
   }
@@ -61,7 +66,8 @@ httplib::Result post_update(const RunningGateway& gateway, const std::string& ac
                             const std::optional<std::string>& secret = kSecret) {
   httplib::Headers headers;
   if (secret) headers.emplace("X-Telegram-Bot-Api-Secret-Token", *secret);
-  return gateway.client().Post(("/v1/telegram/" + account).c_str(), headers, body, "application/json");
+  return gateway.client().Post(("/v1/telegram/" + account).c_str(), headers, body,
+                               "application/json");
 }
 
 std::string tg_id(const std::string& account, int64_t update_id) {
@@ -109,30 +115,14 @@ bool asked_for(const FakeBotApi& fake, int64_t offset, size_t from_poll = 0) {
          offsets.end();
 }
 
-struct CommandResult {
-  int exit_code = -1;
-  std::string output;  // stdout and stderr together
-};
-
-CommandResult run_command(const std::string& command) {
-  CommandResult result;
-  FILE* pipe = ::popen((command + " 2>&1").c_str(), "r");
-  if (!pipe) return result;
-  char buffer[4096];
-  size_t n;
-  while ((n = std::fread(buffer, 1, sizeof buffer, pipe)) > 0) result.output.append(buffer, n);
-  int status = ::pclose(pipe);
-  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return result;
-}
-
 }  // namespace
 
 // ------------------------------------------------------------------------------------ webhook
 
-TEST_CASE("telegram webhook: the secret token gates it; updates land once with their kind; "
-          "ignored and broken updates publish nothing",
-          "[integration][telegram][webhook]") {
+TEST_CASE(
+    "telegram webhook: the secret token gates it; updates land once with their kind; "
+    "ignored and broken updates publish nothing",
+    "[integration][telegram][webhook]") {
   NatsServer nats;
   FakeBotApi fake;
   RunningGateway gateway(telegram_config(
@@ -195,8 +185,10 @@ TEST_CASE("telegram webhook: the secret token gates it; updates land once with t
     CHECK(metrics.rejected.value({"telegram", "unauthorized"}) == secrets.size());
     auto text = gateway.client().Get("/metrics");
     REQUIRE(text);
-    CHECK_THAT(text->body, Catch::Contains("omnigate_rejected_total{channel=\"telegram\",reason=\"unauthorized\"} " +
-                                           std::to_string(secrets.size())));
+    CHECK_THAT(
+        text->body,
+        Catch::Contains("omnigate_rejected_total{channel=\"telegram\",reason=\"unauthorized\"} " +
+                        std::to_string(secrets.size())));
   }
 
   SECTION("the same update_id delivered twice: both 200, one message") {
@@ -214,7 +206,8 @@ TEST_CASE("telegram webhook: the secret token gates it; updates land once with t
     CHECK(schema_problems(after).empty());
   }
 
-  SECTION("channel posts, reactions, group membership and unknown types: 200, counted, not published") {
+  SECTION(
+      "channel posts, reactions, group membership and unknown types: 200, counted, not published") {
     const std::vector<Row> ignored = {
         {"channel_post.json", "channel_post"},
         {"message_reaction.json", "message_reaction"},
@@ -243,7 +236,8 @@ TEST_CASE("telegram webhook: the secret token gates it; updates land once with t
         {"malformed JSON", "shopbot", fixture("malformed_json.json"), 400, "bad_request"},
         {"no update_id", "shopbot", fixture("update_without_update_id.json"), 400, "bad_request"},
         {"an array", "shopbot", "[]", 400, "bad_request"},
-        {"a message without chat", "shopbot", fixture("message_without_chat.json"), 400, "invalid_field"},
+        {"a message without chat", "shopbot", fixture("message_without_chat.json"), 400,
+         "invalid_field"},
         {"unknown bot", "otherbot", fixture("message_voice.json"), 404, "unknown_account"},
         {"a bot in poll mode", "pollbot", fixture("message_voice.json"), 404, "not_found"},
     };
@@ -261,15 +255,17 @@ TEST_CASE("telegram webhook: the secret token gates it; updates land once with t
   }
 }
 
-TEST_CASE("telegram webhook: NATS down is 503 with Retry-After (Telegram retries); back, the "
-          "retry is published exactly once",
-          "[integration][telegram][webhook][outage]") {
+TEST_CASE(
+    "telegram webhook: NATS down is 503 with Retry-After (Telegram retries); back, the "
+    "retry is published exactly once",
+    "[integration][telegram][webhook][outage]") {
   NatsServer nats;
   FakeBotApi fake;
   RunningGateway gateway(telegram_config(nats.url(), {{"shopbot", "webhook", fake.url()}}));
   auto client = gateway.client();
 
-  REQUIRE(post_update(gateway, "shopbot", fixture("message_text_ru_emoji_entities.json"))->status == 200);
+  REQUIRE(post_update(gateway, "shopbot", fixture("message_text_ru_emoji_entities.json"))->status ==
+          200);
 
   nats.kill();
   const std::string voice = fixture("message_voice.json");
@@ -310,13 +306,15 @@ TEST_CASE("telegram media proxy: the bearer media_token streams the file from th
   const std::string photo_bytes = jpeg_like_blob(300 * 1024);
   const std::string pdf_bytes = "%PDF-1.7\n" + jpeg_like_blob(20 * 1024, 7);
   for (const auto& size : photo_update["message"]["photo"]) {
-    fake.add_file(size["file_id"].get<std::string>(), size["file_unique_id"].get<std::string>(),
-                  "photos/file_" + std::to_string(size["width"].get<int>()) + ".jpg",
-                  size["width"] == 1280 ? photo_bytes : jpeg_like_blob(1000, size["width"].get<uint32_t>()));
+    fake.add_file(
+        size["file_id"].get<std::string>(), size["file_unique_id"].get<std::string>(),
+        "photos/file_" + std::to_string(size["width"].get<int>()) + ".jpg",
+        size["width"] == 1280 ? photo_bytes : jpeg_like_blob(1000, size["width"].get<uint32_t>()));
   }
-  const json document = fixture_json("message_document_pdf_cyrillic_name.json")["message"]["document"];
-  fake.add_file(document["file_id"].get<std::string>(), document["file_unique_id"].get<std::string>(),
-                "documents/file_3.pdf", pdf_bytes);
+  const json document =
+      fixture_json("message_document_pdf_cyrillic_name.json")["message"]["document"];
+  fake.add_file(document["file_id"].get<std::string>(),
+                document["file_unique_id"].get<std::string>(), "documents/file_3.pdf", pdf_bytes);
 
   RunningGateway gateway(telegram_config(
       nats.url(), {{"shopbot", "webhook", fake.url(), "      media_token: " + kMediaToken + "\n"},
@@ -342,7 +340,8 @@ TEST_CASE("telegram media proxy: the bearer media_token streams the file from th
   REQUIRE(get_file.size() == 1);
   CHECK(get_file[0].params["file_id"] == file_id);
 
-  auto pdf = client.Get(("/v1/media/telegram/shopbot/" + document["file_id"].get<std::string>()).c_str(), bearer);
+  auto pdf = client.Get(
+      ("/v1/media/telegram/shopbot/" + document["file_id"].get<std::string>()).c_str(), bearer);
   REQUIRE(pdf);
   CHECK(pdf->status == 200);
   CHECK(pdf->get_header_value("Content-Type") == "application/pdf");
@@ -359,9 +358,13 @@ TEST_CASE("telegram media proxy: the bearer media_token streams the file from th
       {"wrong bearer", photo_path, {{"Authorization", "Bearer media-token-0123456789abcdeX"}}, 401},
       {"missing bearer", photo_path, {}, 401},
       {"the token as Basic", photo_path, {{"Authorization", "Basic " + kMediaToken}}, 401},
-      {"the bot token is no media token", photo_path, {{"Authorization", "Bearer " + kFakeBotToken}}, 401},
+      {"the bot token is no media token",
+       photo_path,
+       {{"Authorization", "Bearer " + kFakeBotToken}},
+       401},
       {"unknown file id", "/v1/media/telegram/shopbot/AgACAgIAAxkBAAIJB2XpQ0mNOPE", bearer, 404},
-      {"media_token empty: the proxy is off", "/v1/media/telegram/plainbot/" + file_id, bearer, 404},
+      {"media_token empty: the proxy is off", "/v1/media/telegram/plainbot/" + file_id, bearer,
+       404},
       {"unknown bot", "/v1/media/telegram/nobot/" + file_id, bearer, 404},
   };
   for (const auto& row : rows) {
@@ -421,14 +424,16 @@ TEST_CASE("omnigate telegram set-webhook / info / delete-webhook talk to the Bot
   CHECK(set.output.find(kFakeBotToken) == std::string::npos);
   CHECK(set.output.find(kSecret) == std::string::npos);
 
-  fake.set_webhook_status(3, 1772780400, "Wrong response from the webhook: 503 Service Unavailable");
+  fake.set_webhook_status(3, 1772780400,
+                          "Wrong response from the webhook: 503 Service Unavailable");
   auto info = run_command(cli + "info shopbot" + config);
   INFO(info.output);
   CHECK(info.exit_code == 0);
   CHECK(std::regex_search(info.output, std::regex(R"(pending updates:\s+3\b)")));
   CHECK_THAT(info.output, Catch::Contains("https://gw.example.ru/v1/telegram/shopbot"));
   CHECK_THAT(info.output, Catch::Contains("2026-03-06T07:00:00"));
-  CHECK_THAT(info.output, Catch::Contains("Wrong response from the webhook: 503 Service Unavailable"));
+  CHECK_THAT(info.output,
+             Catch::Contains("Wrong response from the webhook: 503 Service Unavailable"));
   CHECK(std::regex_search(info.output, std::regex(R"(max connections:\s+55\b)")));
 
   auto removed = run_command(cli + "delete-webhook shopbot" + config);
@@ -462,9 +467,10 @@ TEST_CASE("omnigate telegram set-webhook / info / delete-webhook talk to the Bot
 
 // ------------------------------------------------------------------------------------- poller
 
-TEST_CASE("telegram long polling: updates are published in order and the offset is stored "
-          "after they are durable",
-          "[integration][telegram][poll]") {
+TEST_CASE(
+    "telegram long polling: updates are published in order and the offset is stored "
+    "after they are durable",
+    "[integration][telegram][poll]") {
   NatsServer nats;
   FakeBotApi fake;
   const std::vector<std::string> names = {
@@ -476,9 +482,11 @@ TEST_CASE("telegram long polling: updates are published in order and the offset 
     fake.queue_update(fixture_json(name));
     ids.push_back(update_id_of(name));
   }
-  const json allowed = {"message", "edited_message", "channel_post", "callback_query", "my_chat_member"};
+  const json allowed = {"message", "edited_message", "channel_post", "callback_query",
+                        "my_chat_member"};
   RunningGateway gateway(telegram_config(
-      nats.url(), {{"pollbot", "poll", fake.url(), "      allowed_updates: " + allowed.dump() + "\n"}}));
+      nats.url(),
+      {{"pollbot", "poll", fake.url(), "      allowed_updates: " + allowed.dump() + "\n"}}));
 
   REQUIRE(eventually([&] { return published(gateway) == 5; }));
   // The offset that confirms the batch is asked for only after it was stored.
@@ -495,7 +503,8 @@ TEST_CASE("telegram long polling: updates are published in order and the offset 
 
   auto messages = read_stream(nats.url());
   CHECK(update_ids_in(messages, "pollbot", ids) == ids);
-  for (const auto& m : messages) CHECK(m.subject == "omnigate.interactions.telegram.pollbot.message");
+  for (const auto& m : messages)
+    CHECK(m.subject == "omnigate.interactions.telegram.pollbot.message");
   INFO(schema_problems(messages));
   CHECK(schema_problems(messages).empty());
 
@@ -512,17 +521,20 @@ TEST_CASE("telegram long polling: updates are published in order and the offset 
   CHECK(fake.pending() == 0);  // everything confirmed
 }
 
-TEST_CASE("telegram long polling: a new gateway resumes from the stored offset, every update "
-          "exactly once",
-          "[integration][telegram][poll][restart]") {
+TEST_CASE(
+    "telegram long polling: a new gateway resumes from the stored offset, every update "
+    "exactly once",
+    "[integration][telegram][poll][restart]") {
   NatsServer nats;
   FakeBotApi fake;
   // Keep confirmed updates, as if the confirming getUpdates never reached Telegram: a gateway
   // that forgot its offset would be handed the first batch again.
   fake.set_forget_confirmed(false);
   const std::string config = telegram_config(nats.url(), {{"pollbot", "poll", fake.url()}});
-  const std::vector<std::string> first = {"message_voice.json", "message_audio.json", "message_video.json"};
-  const std::vector<std::string> second = {"message_video_note.json", "message_animation_with_document.json",
+  const std::vector<std::string> first = {"message_voice.json", "message_audio.json",
+                                          "message_video.json"};
+  const std::vector<std::string> second = {"message_video_note.json",
+                                           "message_animation_with_document.json",
                                            "message_sticker_static_webp.json"};
   std::vector<int64_t> all;
   for (const auto& name : first) {
@@ -532,7 +544,7 @@ TEST_CASE("telegram long polling: a new gateway resumes from the stored offset, 
   {
     RunningGateway gateway(config);
     REQUIRE(eventually([&] { return asked_for(fake, all.back() + 1); }));  // durable and stored
-  }  // stopped
+  }                                                                        // stopped
   CHECK(stored_offset(nats.url(), "pollbot") == std::to_string(all.back() + 1));
 
   for (const auto& name : second) {
@@ -555,9 +567,10 @@ TEST_CASE("telegram long polling: a new gateway resumes from the stored offset, 
   CHECK(schema_problems(messages).empty());
 }
 
-TEST_CASE("telegram long polling: NATS down confirms nothing; NATS back publishes the "
-          "pending updates once",
-          "[integration][telegram][poll][outage]") {
+TEST_CASE(
+    "telegram long polling: NATS down confirms nothing; NATS back publishes the "
+    "pending updates once",
+    "[integration][telegram][poll][outage]") {
   NatsServer nats;
   FakeBotApi fake;
   RunningGateway gateway(telegram_config(nats.url(), {{"pollbot", "poll", fake.url()}}));
@@ -571,8 +584,9 @@ TEST_CASE("telegram long polling: NATS down confirms nothing; NATS back publishe
   // Handed out, not durable, so asked for again with the same offset.
   auto handed_out_at_a1 = [&] {
     auto polls = fake.polls();
-    return std::count_if(polls.begin(), polls.end(),
-                         [&](const FakeBotApi::Poll& p) { return p.offset == a + 1 && p.returned == 2; });
+    return std::count_if(polls.begin(), polls.end(), [&](const FakeBotApi::Poll& p) {
+      return p.offset == a + 1 && p.returned == 2;
+    });
   };
   REQUIRE(eventually([&] { return handed_out_at_a1() >= 2; }, seconds(15)));
   auto offsets = fake.offsets();
@@ -583,14 +597,16 @@ TEST_CASE("telegram long polling: NATS down confirms nothing; NATS back publishe
   REQUIRE(eventually([&] { return asked_for(fake, a + 3); }, seconds(30)));
   CHECK(stored_offset(nats.url(), "pollbot") == std::to_string(a + 3));
   auto messages = read_stream(nats.url());
-  CHECK(update_ids_in(messages, "pollbot", {a, a + 1, a + 2}) == std::vector<int64_t>{a, a + 1, a + 2});
+  CHECK(update_ids_in(messages, "pollbot", {a, a + 1, a + 2}) ==
+        std::vector<int64_t>{a, a + 1, a + 2});
   INFO(schema_problems(messages));
   CHECK(schema_problems(messages).empty());
 }
 
-TEST_CASE("telegram long polling: 409, 401 and 429 publish nothing; the poller keeps running and "
-          "recovers",
-          "[integration][telegram][poll][errors]") {
+TEST_CASE(
+    "telegram long polling: 409, 401 and 429 publish nothing; the poller keeps running and "
+    "recovers",
+    "[integration][telegram][poll][errors]") {
   NatsServer nats;
   FakeBotApi conflict, revoked, limited;
   conflict.set_mode(FakeBotApi::Mode::conflict);
@@ -600,10 +616,10 @@ TEST_CASE("telegram long polling: 409, 401 and 429 publish nothing; the poller k
   const int64_t id = update["update_id"];
   for (FakeBotApi* fake : {&conflict, &revoked, &limited}) fake->queue_update(update);
 
-  auto gateway = std::make_unique<RunningGateway>(telegram_config(
-      nats.url(), {{"busybot", "poll", conflict.url()},
-                   {"revokedbot", "poll", revoked.url()},
-                   {"limitedbot", "poll", limited.url()}}));
+  auto gateway = std::make_unique<RunningGateway>(
+      telegram_config(nats.url(), {{"busybot", "poll", conflict.url()},
+                                   {"revokedbot", "poll", revoked.url()},
+                                   {"limitedbot", "poll", limited.url()}}));
   auto statuses = [](const FakeBotApi& fake) {
     std::vector<int> out;
     for (const auto& p : fake.polls()) out.push_back(p.http_status);
@@ -673,7 +689,8 @@ TEST_CASE("telegram: allowed_updates: [] is sent as [] (Telegram's default), not
   {
     RunningGateway gateway(telegram_config(nats.url(), {{"pollbot", "poll", fake.url()}}));
     REQUIRE(eventually([&] { return !fake.calls("getUpdates").empty(); }));
-    CHECK(fake.calls("getUpdates").front().params.value("allowed_updates", json()) == json::array());
+    CHECK(fake.calls("getUpdates").front().params.value("allowed_updates", json()) ==
+          json::array());
     CHECK(eventually([&] { return asked_for(fake, id + 1); }, seconds(4)));
     auto messages = read_stream(nats.url());
     CHECK(update_ids_in(messages, "pollbot", {id}) == std::vector<int64_t>{id});
@@ -684,8 +701,10 @@ TEST_CASE("telegram: allowed_updates: [] is sent as [] (Telegram's default), not
   hook_fake.set_allowed_updates({"callback_query"});
   TempDir dir;
   const std::string path = dir.path() + "/telegram.yaml";
-  std::ofstream(path) << telegram_config("nats://127.0.0.1:1", {{"shopbot", "webhook", hook_fake.url()}});
-  auto set = run_command(std::string(OMNIGATE_BINARY) + " telegram set-webhook shopbot --config " + path);
+  std::ofstream(path) << telegram_config("nats://127.0.0.1:1",
+                                         {{"shopbot", "webhook", hook_fake.url()}});
+  auto set =
+      run_command(std::string(OMNIGATE_BINARY) + " telegram set-webhook shopbot --config " + path);
   REQUIRE(set.exit_code == 0);
   REQUIRE(hook_fake.calls("setWebhook").size() == 1);
   CHECK(hook_fake.calls("setWebhook")[0].params.value("allowed_updates", json()) == json::array());
@@ -719,18 +738,21 @@ TEST_CASE("telegram long polling: a sub-second poll_timeout is refused or still 
 // The media proxy answers 200 before it has asked the file server for the bytes: when the
 // download fails before the first byte (an expired link, a 5xx of Telegram's file server), the
 // client gets a 200 header and a cut connection instead of an error status it could act on.
-TEST_CASE("telegram media proxy: a download that fails before the first byte is an error status, "
-          "not a cut 200",
-          "[integration][telegram][media]") {
+TEST_CASE(
+    "telegram media proxy: a download that fails before the first byte is an error status, "
+    "not a cut 200",
+    "[integration][telegram][media]") {
   NatsServer nats;
   FakeBotApi fake;
-  const std::string file_id = "AgACAgIAAxkBAAIJB2XpQ0m7aXN4X1Qd3sZ0kqg1bVnWAAJ41TEbf3xBS8p6Jm2ZbKQUAQADAgADeQADNAQ";
+  const std::string file_id =
+      "AgACAgIAAxkBAAIJB2XpQ0m7aXN4X1Qd3sZ0kqg1bVnWAAJ41TEbf3xBS8p6Jm2ZbKQUAQADAgADeQADNAQ";
   fake.add_file(file_id, "AQADeNUxG398QUt-", "photos/file_1.jpg", jpeg_like_blob(300 * 1024));
   fake.expire_file_link(file_id);  // getFile still answers; the download is 404
   RunningGateway gateway(telegram_config(
-      nats.url(), {{"shopbot", "webhook", fake.url(), "      media_token: " + kMediaToken + "\n"}}));
+      nats.url(),
+      {{"shopbot", "webhook", fake.url(), "      media_token: " + kMediaToken + "\n"}}));
   auto response = gateway.client().Get(("/v1/media/telegram/shopbot/" + file_id).c_str(),
-                                        {{"Authorization", "Bearer " + kMediaToken}});
+                                       {{"Authorization", "Bearer " + kMediaToken}});
   INFO((response ? "HTTP " + std::to_string(response->status)
                  : "no HTTP answer: " + httplib::to_string(response.error())));
   REQUIRE(response);

@@ -29,21 +29,29 @@ const std::string kLinksToken = "links-token-0123456789abcdef";
 // Characters that HTML must escape, so the demo page shows the text, not markup.
 const std::string kPdText =
     R"(Я даю согласие ООО "Пример" & партнёрам на обработку <персональных данных> (имя, телефон).)";
-const std::string kMarketingText = "Хочу получать новости ООО «Пример» по e-mail. Отписаться можно в любой момент.";
+const std::string kMarketingText =
+    "Хочу получать новости ООО «Пример» по e-mail. Отписаться можно в любой момент.";
 const std::string kPolicyUrl = "https://shop.example/privacy";
 const std::string kTitle = R"(Заявка "Обратный звонок" & <демо>)";
 const std::string kOrigin = "https://shop.example";
 const std::string kSuccessUrl = "https://shop.example/thanks";
-const std::string kUserAgent = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0";
+const std::string kUserAgent =
+    "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0";
 
 // consent: with two texts, and channels.webform with `main` (the form of a site) and `tiny`
 // (4 KiB cap, no success_url, no demo page). Appended after test_config_yaml's channels.api.
 std::string webform_yaml(int main_rate_limit) {
   return "  webform:\n"
          "    - account: main\n"
-         "      title: '" + kTitle + "'\n"
-         "      allowed_origins: [\"" + kOrigin + "\"]\n"
-         "      success_url: " + kSuccessUrl + "\n"
+         "      title: '" +
+         kTitle +
+         "'\n"
+         "      allowed_origins: [\"" +
+         kOrigin +
+         "\"]\n"
+         "      success_url: " +
+         kSuccessUrl +
+         "\n"
          "      required: [name, phone]\n"
          "      consents:\n"
          "        - field: consent_pd\n"
@@ -52,27 +60,38 @@ std::string webform_yaml(int main_rate_limit) {
          "        - field: consent_marketing\n"
          "          text: marketing-email\n"
          "      min_fill_time: 1s\n"
-         "      rate_limit_per_minute: " + std::to_string(main_rate_limit) + "\n"
+         "      rate_limit_per_minute: " +
+         std::to_string(main_rate_limit) +
+         "\n"
          "      demo: true\n"
          "    - account: tiny\n"
          "      language: en\n"
          "      max_body: 4KiB\n"
          "      rate_limit_per_minute: 1000\n"
          "consent:\n"
-         "  signing_key: " + kSigningKey + "\n"
-         "  links_token: " + kLinksToken + "\n"
+         "  signing_key: " +
+         kSigningKey +
+         "\n"
+         "  links_token: " +
+         kLinksToken +
+         "\n"
          "  texts:\n"
          "    - id: pd-processing\n"
          "      version: \"2025-09\"\n"
          "      purpose: processing\n"
          "      channels: [email, phone]\n"
-         "      text: '" + kPdText + "'\n"
-         "      policy_url: " + kPolicyUrl + "\n"
+         "      text: '" +
+         kPdText +
+         "'\n"
+         "      policy_url: " +
+         kPolicyUrl +
+         "\n"
          "    - id: marketing-email\n"
          "      version: \"3\"\n"
          "      purpose: marketing\n"
          "      channels: [email]\n"
-         "      text: '" + kMarketingText + "'\n";
+         "      text: '" +
+         kMarketingText + "'\n";
 }
 
 std::string webform_config(const std::string& nats_url, bool trust_localhost = false,
@@ -100,13 +119,14 @@ enum class Encoding { urlencoded, multipart, raw };
 struct Request {
   std::string account = "main";
   Encoding encoding = Encoding::urlencoded;
-  Fields fields;                                // urlencoded, multipart
-  std::string raw_body, raw_type;               // raw
+  Fields fields;                   // urlencoded, multipart
+  std::string raw_body, raw_type;  // raw
   httplib::Headers headers;
 };
 
 // Sends one submission; `sent` gets the bytes of the body when the test built them.
-httplib::Result submit(const RunningGateway& gateway, const Request& r, std::string* sent = nullptr) {
+httplib::Result submit(const RunningGateway& gateway, const Request& r,
+                       std::string* sent = nullptr) {
   auto client = gateway.client();
   const std::string path = "/v1/webform/" + r.account;
   switch (r.encoding) {
@@ -150,7 +170,8 @@ std::string mismatch(const json& actual, const json& expected, const std::string
       return at + ": expected " + std::to_string(expected.size()) + " items, got " + actual.dump();
     }
     for (size_t i = 0; i < expected.size(); ++i) {
-      if (auto m = mismatch(actual[i], expected[i], at + "[" + std::to_string(i) + "]"); !m.empty()) return m;
+      if (auto m = mismatch(actual[i], expected[i], at + "[" + std::to_string(i) + "]"); !m.empty())
+        return m;
     }
     return "";
   }
@@ -171,7 +192,8 @@ Fields valid(Fields extra) {
 
 Fields many_fields(int n) {
   Fields fields = valid({});
-  while (static_cast<int>(fields.size()) < n) fields.emplace_back("f" + std::to_string(fields.size()), "x");
+  while (static_cast<int>(fields.size()) < n)
+    fields.emplace_back("f" + std::to_string(fields.size()), "x");
   return fields;
 }
 
@@ -220,7 +242,7 @@ TEST_CASE("web form submissions: the table of what a browser sends and what CRMs
     Request request;
     std::string submission_id;  // the id the published lead derives from ("" = none)
     int status;
-    json answer;                // subset of the JSON answer; null = not JSON
+    json answer;  // subset of the JSON answer; null = not JSON
     std::vector<std::pair<std::string, std::string>> answer_headers;
     std::optional<json> published;  // subset of the lead; nullopt = nothing published
     json lead_fields;               // exactly, when published
@@ -230,150 +252,330 @@ TEST_CASE("web form submissions: the table of what a browser sends and what CRMs
   const std::vector<Row> rows = {
       {"urlencoded, both boxes ticked, identifiers normalized",
        {"main", Encoding::urlencoded,
-        valid({{"email", "Anna@Shop.Example"}, {"comment", "Перезвоните после 18:00"},
-               {"consent_marketing", "on"}, {"city", "Казань"}, {"_submission_id", "row-urlencoded"},
-               {"_page_url", page}, {"utm_campaign", "winter"}, {"website", ""}}),
+        valid({{"email", "Anna@Shop.Example"},
+               {"comment", "Перезвоните после 18:00"},
+               {"consent_marketing", "on"},
+               {"city", "Казань"},
+               {"_submission_id", "row-urlencoded"},
+               {"_page_url", page},
+               {"utm_campaign", "winter"},
+               {"website", ""}}),
         "", "", kJsonAccept},
-       "row-urlencoded", 202, {{"status", "accepted"}}, {},
-       json{{"channel", "webform"}, {"account", "main"}, {"kind", "lead"},
-            {"contact", {{"display_name", "Анна"}, {"language", "ru"},
-                         {"identifiers", {{{"type", "phone"}, {"value", "+79123456789"},
-                                           {"raw", "8 (912) 345-67-89"}, {"verified", false}},
-                                          {{"type", "email"}, {"value", "Anna@shop.example"}}}}}},
+       "row-urlencoded",
+       202,
+       {{"status", "accepted"}},
+       {},
+       json{{"channel", "webform"},
+            {"account", "main"},
+            {"kind", "lead"},
+            {"contact",
+             {{"display_name", "Анна"},
+              {"language", "ru"},
+              {"identifiers",
+               {{{"type", "phone"},
+                 {"value", "+79123456789"},
+                 {"raw", "8 (912) 345-67-89"},
+                 {"verified", false}},
+                {{"type", "email"}, {"value", "Anna@shop.example"}}}}}},
             {"lead", {{"form", "main"}}},
-            {"source", {{"$exact", true}, {"page_url", page},
-                        {"utm", {{"$exact", true}, {"source", "yandex"}, {"medium", "cpc"},
-                                 {"campaign", "winter"}}}}},
+            {"source",
+             {{"$exact", true},
+              {"page_url", page},
+              {"utm",
+               {{"$exact", true},
+                {"source", "yandex"},
+                {"medium", "cpc"},
+                {"campaign", "winter"}}}}},
             {"consent", {pd_granted(), marketing_granted()}},
             {"raw", {{"content_type", "application/x-www-form-urlencoded"}}}},
        {{"name", "Анна"}, {"comment", "Перезвоните после 18:00"}, {"city", "Казань"}}},
       {"multipart/form-data",
        {"main", Encoding::multipart,
-        valid({{"email", "ivan@xn--e1afmkfd.xn--p1ai"}, {"comment", "Из мультипарта"},
+        valid({{"email", "ivan@xn--e1afmkfd.xn--p1ai"},
+               {"comment", "Из мультипарта"},
                {"_submission_id", "row-multipart"}}),
         "", "", kJsonAccept},
-       "row-multipart", 202, {{"status", "accepted"}}, {},
-       json{{"contact", {{"identifiers", {{{"type", "phone"}, {"value", "+79123456789"}},
-                                          {{"type", "email"}, {"value", "ivan@пример.рф"},
-                                           {"raw", "ivan@xn--e1afmkfd.xn--p1ai"}}}}}},
+       "row-multipart",
+       202,
+       {{"status", "accepted"}},
+       {},
+       json{{"contact",
+             {{"identifiers",
+               {{{"type", "phone"}, {"value", "+79123456789"}},
+                {{"type", "email"},
+                 {"value", "ivan@пример.рф"},
+                 {"raw", "ivan@xn--e1afmkfd.xn--p1ai"}}}}}},
             {"consent", {pd_granted()}}},
        {{"name", "Анна"}, {"comment", "Из мультипарта"}}},
       {"JSON from the embed script on an allowed origin: booleans as boxes, CORS on the answer",
-       {"main", Encoding::raw, {},
-        json{{"name", "Борис"}, {"phone", "+7 495 123 45 67"}, {"consent_pd", true},
-             {"consent_marketing", false}, {"rooms", 3}, {"_submission_id", "row-json"}}.dump(),
-        "application/json", {{"Origin", kOrigin}, {"User-Agent", kUserAgent}}},
-       "row-json", 202, {{"status", "accepted"}},
+       {"main",
+        Encoding::raw,
+        {},
+        json{{"name", "Борис"},
+             {"phone", "+7 495 123 45 67"},
+             {"consent_pd", true},
+             {"consent_marketing", false},
+             {"rooms", 3},
+             {"_submission_id", "row-json"}}
+            .dump(),
+        "application/json",
+        {{"Origin", kOrigin}, {"User-Agent", kUserAgent}}},
+       "row-json",
+       202,
+       {{"status", "accepted"}},
        {{"Access-Control-Allow-Origin", kOrigin}, {"Vary", "Origin"}},
-       json{{"contact", {{"display_name", "Борис"},
-                         {"identifiers", {{{"type", "phone"}, {"value", "+74951234567"}}}}}},
+       json{{"contact",
+             {{"display_name", "Борис"},
+              {"identifiers", {{{"type", "phone"}, {"value", "+74951234567"}}}}}},
             {"consent", {pd_granted()}}},
        {{"name", "Борис"}, {"rooms", "3"}}},
       {"multipart with a 20 KB Cyrillic comment arrives intact",
-       {"main", Encoding::multipart, valid({{"comment", comment}, {"_submission_id", "big-multipart"}}),
-        "", "", kJsonAccept},
-       "big-multipart", 202, {{"status", "accepted"}}, {}, json::object(),
+       {"main", Encoding::multipart,
+        valid({{"comment", comment}, {"_submission_id", "big-multipart"}}), "", "", kJsonAccept},
+       "big-multipart",
+       202,
+       {{"status", "accepted"}},
+       {},
+       json::object(),
        {{"name", "Анна"}, {"comment", comment}}},
       {"JSON with a 20 KB Cyrillic comment arrives intact",
-       {"main", Encoding::raw, {},
-        json{{"name", "Анна"}, {"phone", "89123456789"}, {"consent_pd", "yes"},
-             {"comment", comment}, {"_submission_id", "big-json"}}.dump(),
-        "application/json", {}},
-       "big-json", 202, {{"status", "accepted"}}, {}, json::object(),
+       {"main",
+        Encoding::raw,
+        {},
+        json{{"name", "Анна"},
+             {"phone", "89123456789"},
+             {"consent_pd", "yes"},
+             {"comment", comment},
+             {"_submission_id", "big-json"}}
+            .dump(),
+        "application/json",
+        {}},
+       "big-json",
+       202,
+       {{"status", "accepted"}},
+       {},
+       json::object(),
        {{"name", "Анна"}, {"comment", comment}}},
       {"a required field missing: 422 naming it, nothing published",
-       {"main", Encoding::urlencoded, {{"name", "Анна"}, {"consent_pd", "on"}, {"_submission_id", "no-phone"}},
-        "", "", kJsonAccept},
-       "no-phone", 422,
-       {{"error", {{"code", "unprocessable"}, {"fields", {"phone"}}}}}, {}, std::nullopt, {}},
+       {"main",
+        Encoding::urlencoded,
+        {{"name", "Анна"}, {"consent_pd", "on"}, {"_submission_id", "no-phone"}},
+        "",
+        "",
+        kJsonAccept},
+       "no-phone",
+       422,
+       {{"error", {{"code", "unprocessable"}, {"fields", {"phone"}}}}},
+       {},
+       std::nullopt,
+       {}},
       {"everything required missing: fields first, then boxes",
-       {"main", Encoding::urlencoded, {{"comment", "?"}, {"_submission_id", "nothing-required"}},
-        "", "", kJsonAccept},
-       "nothing-required", 422,
-       {{"error", {{"code", "unprocessable"}, {"fields", {"name", "phone", "consent_pd"}}}}}, {},
-       std::nullopt, {}},
+       {"main",
+        Encoding::urlencoded,
+        {{"comment", "?"}, {"_submission_id", "nothing-required"}},
+        "",
+        "",
+        kJsonAccept},
+       "nothing-required",
+       422,
+       {{"error", {{"code", "unprocessable"}, {"fields", {"name", "phone", "consent_pd"}}}}},
+       {},
+       std::nullopt,
+       {}},
       {"the required consent box unticked: 422, nothing published",
-       {"main", Encoding::urlencoded,
-        {{"name", "Анна"}, {"phone", "89123456789"}, {"consent_marketing", "on"}, {"_submission_id", "no-pd"}},
-        "", "", kJsonAccept},
-       "no-pd", 422, {{"error", {{"code", "unprocessable"}, {"fields", {"consent_pd"}}}}}, {},
-       std::nullopt, {}},
+       {"main",
+        Encoding::urlencoded,
+        {{"name", "Анна"},
+         {"phone", "89123456789"},
+         {"consent_marketing", "on"},
+         {"_submission_id", "no-pd"}},
+        "",
+        "",
+        kJsonAccept},
+       "no-pd",
+       422,
+       {{"error", {{"code", "unprocessable"}, {"fields", {"consent_pd"}}}}},
+       {},
+       std::nullopt,
+       {}},
       {"the optional box unticked: no consent entry for it",
-       {"main", Encoding::urlencoded, valid({{"consent_marketing", ""}, {"_submission_id", "no-marketing"}}),
-        "", "", kJsonAccept},
-       "no-marketing", 202, {{"status", "accepted"}}, {}, json{{"consent", {pd_granted()}}},
+       {"main", Encoding::urlencoded,
+        valid({{"consent_marketing", ""}, {"_submission_id", "no-marketing"}}), "", "",
+        kJsonAccept},
+       "no-marketing",
+       202,
+       {{"status", "accepted"}},
+       {},
+       json{{"consent", {pd_granted()}}},
        {{"name", "Анна"}}},
       {"a plain HTML post (no JavaScript): 303 to success_url",
-       {"main", Encoding::urlencoded, valid({{"_submission_id", "html-post"}}), "", "",
+       {"main",
+        Encoding::urlencoded,
+        valid({{"_submission_id", "html-post"}}),
+        "",
+        "",
         {{"Accept", "text/html,application/xhtml+xml"}}},
-       "html-post", 303, nullptr, {{"Location", kSuccessUrl}}, json{{"kind", "lead"}},
+       "html-post",
+       303,
+       nullptr,
+       {{"Location", kSuccessUrl}},
+       json{{"kind", "lead"}},
        {{"name", "Анна"}}},
       {"a plain HTML post to a form without success_url: the gateway's thank-you page",
-       {"tiny", Encoding::urlencoded, {{"name", "Ann"}, {"phone", "+44 20 7946 0958"}}, "", "",
+       {"tiny",
+        Encoding::urlencoded,
+        {{"name", "Ann"}, {"phone", "+44 20 7946 0958"}},
+        "",
+        "",
         {{"Idempotency-Key", "tiny-html"}}},
-       "tiny-html", 200, nullptr, {{"Content-Type", "text/html; charset=utf-8"}},
-       json{{"account", "tiny"}, {"contact", {{"language", "en"}}}}, {{"name", "Ann"}}},
+       "tiny-html",
+       200,
+       nullptr,
+       {{"Content-Type", "text/html; charset=utf-8"}},
+       json{{"account", "tiny"}, {"contact", {{"language", "en"}}}},
+       {{"name", "Ann"}}},
       {"no _submission_id: the Idempotency-Key header is the submission id",
-       {"main", Encoding::raw, {}, R"({"name":"Анна","phone":"89123456789","consent_pd":"on"})",
-        "application/json", {{"Idempotency-Key", "idem-77"}}},
-       "idem-77", 202, {{"status", "accepted"}}, {},
-       json{{"consent", {{{"evidence", {{"submission_id", "idem-77"}}}}}}}, {{"name", "Анна"}}},
+       {"main",
+        Encoding::raw,
+        {},
+        R"({"name":"Анна","phone":"89123456789","consent_pd":"on"})",
+        "application/json",
+        {{"Idempotency-Key", "idem-77"}}},
+       "idem-77",
+       202,
+       {{"status", "accepted"}},
+       {},
+       json{{"consent", {{{"evidence", {{"submission_id", "idem-77"}}}}}}},
+       {{"name", "Анна"}}},
       {"evidence: who, where, which text; X-Forwarded-For from an untrusted peer ignored; UTM "
        "from fields over the page URL",
-       {"main", Encoding::urlencoded,
+       {"main",
+        Encoding::urlencoded,
         valid({{"_submission_id", "evidence"},
                {"_page_url", "https://shop.example/p?utm_source=page&utm_term=t1#x"},
                {"utm_source", "field"}}),
-        "", "", {{"Accept", "application/json"}, {"User-Agent", kUserAgent},
-                 {"X-Forwarded-For", "203.0.113.7"}}},
-       "evidence", 202, {{"status", "accepted"}}, {},
+        "",
+        "",
+        {{"Accept", "application/json"},
+         {"User-Agent", kUserAgent},
+         {"X-Forwarded-For", "203.0.113.7"}}},
+       "evidence",
+       202,
+       {{"status", "accepted"}},
+       {},
        json{{"source", {{"utm", {{"$exact", true}, {"source", "field"}, {"term", "t1"}}}}},
-            {"consent", {{{"purpose", "processing"},
-                          {"evidence", {{"$exact", true},
-                                        {"ip", "127.0.0.1"},
-                                        {"user_agent", kUserAgent},
-                                        // the fragment is not kept
-                                        {"page_url", "https://shop.example/p?utm_source=page&utm_term=t1"},
-                                        {"text_id", "pd-processing"},
-                                        {"text_version", "2025-09"},
-                                        {"text_sha256", sha256_hex(kPdText)},
-                                        {"policy_url", kPolicyUrl},
-                                        {"submission_id", "evidence"}}}}}}},
+            {"consent",
+             {{{"purpose", "processing"},
+               {"evidence",
+                {{"$exact", true},
+                 {"ip", "127.0.0.1"},
+                 {"user_agent", kUserAgent},
+                 // the fragment is not kept
+                 {"page_url", "https://shop.example/p?utm_source=page&utm_term=t1"},
+                 {"text_id", "pd-processing"},
+                 {"text_version", "2025-09"},
+                 {"text_sha256", sha256_hex(kPdText)},
+                 {"policy_url", kPolicyUrl},
+                 {"submission_id", "evidence"}}}}}}},
        {{"name", "Анна"}}},
       {"honeypot filled: looks like success, nothing published",
-       {"main", Encoding::urlencoded, valid({{"website", "http://spam.example"}, {"_submission_id", "bot"}}),
-        "", "", kJsonAccept},
-       "bot", 202, {{"status", "accepted"}}, {}, std::nullopt, {}},
+       {"main", Encoding::urlencoded,
+        valid({{"website", "http://spam.example"}, {"_submission_id", "bot"}}), "", "",
+        kJsonAccept},
+       "bot",
+       202,
+       {{"status", "accepted"}},
+       {},
+       std::nullopt,
+       {}},
       {"an origin that is not allowed: 403",
-       {"main", Encoding::raw, {}, R"({"name":"x","phone":"89123456789","consent_pd":true,"_submission_id":"evil"})",
-        "application/json", {{"Origin", "https://evil.example"}}},
-       "evil", 403, {{"error", {{"code", "forbidden"}}}}, {{"Access-Control-Allow-Origin", "<absent>"}},
-       std::nullopt, {}},
+       {"main",
+        Encoding::raw,
+        {},
+        R"({"name":"x","phone":"89123456789","consent_pd":true,"_submission_id":"evil"})",
+        "application/json",
+        {{"Origin", "https://evil.example"}}},
+       "evil",
+       403,
+       {{"error", {{"code", "forbidden"}}}},
+       {{"Access-Control-Allow-Origin", "<absent>"}},
+       std::nullopt,
+       {}},
       {"text/csv: 415",
        {"main", Encoding::raw, {}, "name,phone\nАнна,89123456789\n", "text/csv", {}},
-       "", 415, {{"error", {{"code", "unsupported_media_type"}}}}, {}, std::nullopt, {}},
+       "",
+       415,
+       {{"error", {{"code", "unsupported_media_type"}}}},
+       {},
+       std::nullopt,
+       {}},
       {"bad JSON: 400 naming line and column",
        {"main", Encoding::raw, {}, "{\"name\": \"Анна\",\n \"phone\": }", "application/json", {}},
-       "", 400, {{"error", {{"code", "bad_request"}}}}, {}, std::nullopt, {}},
+       "",
+       400,
+       {{"error", {{"code", "bad_request"}}}},
+       {},
+       std::nullopt,
+       {}},
       {"a nested JSON value: 400 invalid_field",
-       {"main", Encoding::raw, {}, R"({"name":"Анна","address":{"city":"Казань"}})", "application/json", {}},
-       "", 400, {{"error", {{"code", "invalid_field"}, {"message", "address: must be a string, number or boolean"}}}},
-       {}, std::nullopt, {}},
+       {"main",
+        Encoding::raw,
+        {},
+        R"({"name":"Анна","address":{"city":"Казань"}})",
+        "application/json",
+        {}},
+       "",
+       400,
+       {{"error",
+         {{"code", "invalid_field"}, {"message", "address: must be a string, number or boolean"}}}},
+       {},
+       std::nullopt,
+       {}},
       {"above the form's max_body (64 KiB): 413",
-       {"main", Encoding::urlencoded, valid({{"comment", std::string(70 * 1024, 'x')}}), "", "", {}},
-       "", 413, {{"error", {{"code", "payload_too_large"}}}}, {}, std::nullopt, {}},
+       {"main",
+        Encoding::urlencoded,
+        valid({{"comment", std::string(70 * 1024, 'x')}}),
+        "",
+        "",
+        {}},
+       "",
+       413,
+       {{"error", {{"code", "payload_too_large"}}}},
+       {},
+       std::nullopt,
+       {}},
       {"above tiny's own max_body (4 KiB; the route's cap is the largest form's): 413",
-       {"tiny", Encoding::urlencoded,
-        {{"name", "Ann"}, {"phone", "+44 20 7946 0958"}, {"comment", std::string(5 * 1024, 'x')},
+       {"tiny",
+        Encoding::urlencoded,
+        {{"name", "Ann"},
+         {"phone", "+44 20 7946 0958"},
+         {"comment", std::string(5 * 1024, 'x')},
          {"_submission_id", "tiny-too-big"}},
-        "", "", kJsonAccept},
-       "tiny-too-big", 413, {{"error", {{"code", "payload_too_large"}}}}, {}, std::nullopt, {}},
+        "",
+        "",
+        kJsonAccept},
+       "tiny-too-big",
+       413,
+       {{"error", {{"code", "payload_too_large"}}}},
+       {},
+       std::nullopt,
+       {}},
       {"more fields than any form has: 400",
        {"main", Encoding::urlencoded, many_fields(201), "", "", kJsonAccept},
-       "", 400, {{"error", {{"code", "bad_request"}}}}, {}, std::nullopt, {}},
+       "",
+       400,
+       {{"error", {{"code", "bad_request"}}}},
+       {},
+       std::nullopt,
+       {}},
       {"an account that is not configured: 404",
        {"shop", Encoding::urlencoded, valid({}), "", "", {}},
-       "", 404, {{"error", {{"code", "unknown_account"}}}}, {}, std::nullopt, {}},
+       "",
+       404,
+       {{"error", {{"code", "unknown_account"}}}},
+       {},
+       std::nullopt,
+       {}},
   };
 
   std::map<std::string, std::string> sent_bodies;  // submission id → body
@@ -424,7 +626,8 @@ TEST_CASE("web form submissions: the table of what a browser sends and what CRMs
     }
   }
   for (const auto& m : messages) {
-    CHECK(m.subject == "omnigate.interactions.webform." + m.body["account"].get<std::string>() + ".lead");
+    CHECK(m.subject ==
+          "omnigate.interactions.webform." + m.body["account"].get<std::string>() + ".lead");
   }
   CHECK(messages.size() == expected_count);  // nothing else: no honeypot, no refused post
 
@@ -445,7 +648,8 @@ TEST_CASE("the same _submission_id twice is one lead with the same answer",
           "[integration][webform][dedup]") {
   NatsServer nats;
   RunningGateway gateway(webform_config(nats.url()));
-  Request r{"main", Encoding::urlencoded, valid({{"_submission_id", "twice"}}), "", "", kJsonAccept};
+  Request r{"main", Encoding::urlencoded, valid({{"_submission_id", "twice"}}), "",
+            "",     kJsonAccept};
   auto first = submit(gateway, r);
   auto second = submit(gateway, r);
   REQUIRE(first);
@@ -486,10 +690,10 @@ TEST_CASE("CORS preflight: allowed origins get the headers a JSON post needs, ot
   };
   for (const auto& row : rows) {
     INFO(row.origin << " → " << row.account);
-    auto response = gateway.client().Options(
-        "/v1/webform/" + row.account, {{"Origin", row.origin},
-                                       {"Access-Control-Request-Method", "POST"},
-                                       {"Access-Control-Request-Headers", "content-type"}});
+    auto response = gateway.client().Options("/v1/webform/" + row.account,
+                                             {{"Origin", row.origin},
+                                              {"Access-Control-Request-Method", "POST"},
+                                              {"Access-Control-Request-Headers", "content-type"}});
     REQUIRE(response);
     CHECK(response->status == row.status);
     if (row.status == 204) {
@@ -520,12 +724,22 @@ TEST_CASE("render token: the texts to show, too fast → 429 and a message, then
   CHECK(d["min_fill_ms"] == 1000);
   CHECK(d["language"] == "ru");
   CHECK(d["consents"] == json::array({
-                             {{"field", "consent_pd"}, {"text_id", "pd-processing"}, {"version", "2025-09"},
-                              {"text", kPdText}, {"policy_url", kPolicyUrl}, {"purpose", "processing"},
-                              {"required", true}, {"double_opt_in", false}},
-                             {{"field", "consent_marketing"}, {"text_id", "marketing-email"}, {"version", "3"},
-                              {"text", kMarketingText}, {"policy_url", ""}, {"purpose", "marketing"},
-                              {"required", false}, {"double_opt_in", false}},
+                             {{"field", "consent_pd"},
+                              {"text_id", "pd-processing"},
+                              {"version", "2025-09"},
+                              {"text", kPdText},
+                              {"policy_url", kPolicyUrl},
+                              {"purpose", "processing"},
+                              {"required", true},
+                              {"double_opt_in", false}},
+                             {{"field", "consent_marketing"},
+                              {"text_id", "marketing-email"},
+                              {"version", "3"},
+                              {"text", kMarketingText},
+                              {"policy_url", ""},
+                              {"purpose", "marketing"},
+                              {"required", false},
+                              {"double_opt_in", false}},
                          }));
   const std::string token = d["render_token"];
   REQUIRE_FALSE(token.empty());
@@ -537,8 +751,11 @@ TEST_CASE("render token: the texts to show, too fast → 429 and a message, then
   REQUIRE(denied);
   CHECK(denied->status == 403);
 
-  Request r{"main", Encoding::urlencoded,
-            valid({{"_submission_id", "rendered"}, {"_render_token", token}}), "", "",
+  Request r{"main",
+            Encoding::urlencoded,
+            valid({{"_submission_id", "rendered"}, {"_render_token", token}}),
+            "",
+            "",
             {{"Accept", "application/json"}, {"Origin", kOrigin}}};
   auto too_fast = submit(gateway, r);
   REQUIRE(too_fast);
@@ -626,7 +843,11 @@ TEST_CASE("behind a trusted proxy: X-Forwarded-For is the evidence IP and the ra
 
   // `xff` lines separated by '|' are sent as separate X-Forwarded-For headers.
   auto post = [&](const std::string& xff, const std::string& submission_id) {
-    Request r{"main", Encoding::urlencoded, valid({{"_submission_id", submission_id}}), "", "",
+    Request r{"main",
+              Encoding::urlencoded,
+              valid({{"_submission_id", submission_id}}),
+              "",
+              "",
               {{"Accept", "application/json"}, {"User-Agent", kUserAgent}}};
     size_t start = 0;
     while (!xff.empty() && start <= xff.size()) {
@@ -643,7 +864,8 @@ TEST_CASE("behind a trusted proxy: X-Forwarded-For is the evidence IP and the ra
   };
   const std::vector<IpRow> ip_rows = {
       {"203.0.113.7", "xff-one", "203.0.113.7"},
-      {"198.51.100.1, 203.0.113.8", "xff-chain", "203.0.113.8"},  // the left hop is the client's claim
+      {"198.51.100.1, 203.0.113.8", "xff-chain",
+       "203.0.113.8"},  // the left hop is the client's claim
       {"", "xff-none", "127.0.0.1"},
       {"not-an-ip", "xff-garbage", "127.0.0.1"},
       {"198.51.100.2|203.0.113.9", "xff-two-headers", "203.0.113.9"},  // read as one list
@@ -742,8 +964,12 @@ TEST_CASE("a urlencoded body far above 8 KB (a 20 KB Cyrillic comment) is accept
   for (const auto& row : rows) {
     INFO(row.what);
     const std::string submission_id = "big-urlencoded-" + std::to_string(row.status);
-    Request r{"main", Encoding::urlencoded, valid({{"comment", comment}, {"_submission_id", submission_id}}),
-              "", "", row.headers};
+    Request r{"main",
+              Encoding::urlencoded,
+              valid({{"comment", comment}, {"_submission_id", submission_id}}),
+              "",
+              "",
+              row.headers};
     std::string sent;
     auto response = submit(gateway, r, &sent);
     REQUIRE(response);

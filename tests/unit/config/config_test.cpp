@@ -92,7 +92,9 @@ std::string api_channel(const std::string& entries) {
 TEST_CASE("config/omnigate.example.yaml loads and documents every known key", "[config][example]") {
   std::string text =
       read_text(std::filesystem::path(OMNIGATE_SOURCE_DIR) / "config" / "omnigate.example.yaml");
-  auto loaded = load(text, {{"OMNIGATE_API_TOKEN", kToken}, {"OMNIGATE_CONSENT_KEY", kSigningKey}, {"TELEGRAM_WEBHOOK_SECRET", "test_secret_123"}});
+  auto loaded = load(text, {{"OMNIGATE_API_TOKEN", kToken},
+                            {"OMNIGATE_CONSENT_KEY", kSigningKey},
+                            {"TELEGRAM_WEBHOOK_SECRET", "test_secret_123"}});
   INFO(loaded.problems);
   REQUIRE(loaded.result.ok());
   const Config& config = loaded.result.value();
@@ -116,7 +118,10 @@ TEST_CASE("config/omnigate.example.yaml loads and documents every known key", "[
 TEST_CASE("the example's values are what the loader reads", "[config][example]") {
   std::string text =
       read_text(std::filesystem::path(OMNIGATE_SOURCE_DIR) / "config" / "omnigate.example.yaml");
-  auto loaded = load(text, {{"OMNIGATE_API_TOKEN", kToken}, {"OMNIGATE_CONSENT_KEY", kSigningKey}, {"TELEGRAM_WEBHOOK_SECRET", "test_secret_123"}, {"OMNIGATE_HTTP_PORT", "9090"}});
+  auto loaded = load(text, {{"OMNIGATE_API_TOKEN", kToken},
+                            {"OMNIGATE_CONSENT_KEY", kSigningKey},
+                            {"TELEGRAM_WEBHOOK_SECRET", "test_secret_123"},
+                            {"OMNIGATE_HTTP_PORT", "9090"}});
   INFO(loaded.problems);
   REQUIRE(loaded.result.ok());
   const Config& config = loaded.result.value();

@@ -40,7 +40,9 @@ const std::string kAccount = "shopbot";
 const SysMillis kNow{std::chrono::seconds(1772798400)};
 const std::string kNowText = "2026-03-06T12:00:00.000Z";
 
-std::string fixture_dir() { return std::string(OMNIGATE_SOURCE_DIR) + "/tests/fixtures/telegram"; }
+std::string fixture_dir() {
+  return std::string(OMNIGATE_SOURCE_DIR) + "/tests/fixtures/telegram";
+}
 
 std::string read_fixture(const std::string& name) {
   std::ifstream in(fixture_dir() + "/" + name, std::ios::binary);
@@ -61,7 +63,9 @@ Interaction enrich(omnigate::Submission submission) {
 }
 
 // The published document exactly as it goes on the wire, read back as JSON.
-json published_json(const Interaction& in) { return json::parse(omnigate::serialize(in)); }
+json published_json(const Interaction& in) {
+  return json::parse(omnigate::serialize(in));
+}
 
 enum class Outcome { published, ignored, error };
 
@@ -71,8 +75,12 @@ struct Expected {
   ErrorCode code = ErrorCode::internal;
 };
 
-Expected published(std::string kind) { return {Outcome::published, std::move(kind)}; }
-Expected ignored(std::string type) { return {Outcome::ignored, std::move(type)}; }
+Expected published(std::string kind) {
+  return {Outcome::published, std::move(kind)};
+}
+Expected ignored(std::string type) {
+  return {Outcome::ignored, std::move(type)};
+}
 Expected fails(ErrorCode code, std::string detail_prefix) {
   return {Outcome::error, std::move(detail_prefix), code};
 }
@@ -95,7 +103,9 @@ struct Row {
   std::vector<std::string> absent;  // pointers that must not exist
 };
 
-json J(const char* text) { return json::parse(text); }
+json J(const char* text) {
+  return json::parse(text);
+}
 
 Fields operator+(Fields a, const Fields& b) {
   a.insert(a.end(), b.begin(), b.end());
@@ -134,17 +144,15 @@ Fields private_chat(const Person& p) {
 
 json consent(const char* purpose, const char* status, const char* method, const std::string& at,
              const char* native_event) {
-  return {{"purpose", purpose},
-          {"status", status},
-          {"channels", {"telegram"}},
-          {"method", method},
-          {"captured_at", at},
-          {"evidence", {{"native_event", native_event}}}};
+  return {{"purpose", purpose},       {"status", status},
+          {"channels", {"telegram"}}, {"method", method},
+          {"captured_at", at},        {"evidence", {{"native_event", native_event}}}};
 }
 
 // What a plain message must not carry.
-const std::vector<std::string> kNoExtras = {"/source", "/consent", "/action", "/message/edit_of",
-                                            "/message/forwarded", "/message/group_id"};
+const std::vector<std::string> kNoExtras = {
+    "/source",          "/consent",           "/action",
+    "/message/edit_of", "/message/forwarded", "/message/group_id"};
 
 std::vector<std::string> operator+(std::vector<std::string> a, const std::vector<std::string>& b) {
   a.insert(a.end(), b.begin(), b.end());
@@ -179,12 +187,14 @@ const std::vector<Row>& rows() {
                   {"/message/text", "Вот такой букет хочу, но в розовой упаковке 🎀"},
                   {"/message/entities", J(R"([{"offset":27,"length":16,"type":"italic"}])")},
                   // 4 sizes, the 1280x960 one second: the largest is chosen, not the last.
-                  {"/message/attachments", J(R"([{"type":"image","mime_type":"image/jpeg","size":148213,
+                  {"/message/attachments",
+                   J(R"([{"type":"image","mime_type":"image/jpeg","size":148213,
                      "provider_ref":{"file_id":"AgACAgIAAxkBAAIJB2XpQ0m7aXN4X1Qd3sZ0kqg1bVnWAAJ41TEbf3xBS8p6Jm2ZbKQUAQADAgADeQADNAQ",
                                      "file_unique_id":"AQADeNUxG398QUt-","width":1280,"height":960}}])")}},
        kNoExtras},
 
-      {"message_album_photo_first.json", published("message"),
+      {"message_album_photo_first.json",
+       published("message"),
        sender(kAnna) + private_chat(kAnna) +
            Fields{{"/occurred_at", "2026-03-06T07:05:00.000Z"},
                   {"/message/native_id", "2303"},
@@ -193,11 +203,13 @@ const std::vector<Row>& rows() {
                   {"/message/attachments/0/type", "image"},
                   {"/message/attachments/0/size", 90311},
                   {"/message/attachments/0/provider_ref/file_id",
-                   "AgACAgIAAxkBAAIJCGXpQ5Kf1c0AAV2xQmTz1Yb9R0kSAAJ51TEbf3xBS0aQ2T8xwM6wAQADAgADeAADNAQ"},
+                   "AgACAgIAAxkBAAIJCGXpQ5Kf1c0AAV2xQmTz1Yb9R0kSAAJ51TEbf3xBS0aQ2T8xwM6wAQADAgADeAA"
+                   "DNAQ"},
                   {"/message/attachments/0/provider_ref/file_unique_id", "AQADedUxG398QUt9"}},
        {"/message/attachments/1", "/message/entities", "/source", "/consent"}},
 
-      {"message_album_photo_second.json", published("message"),
+      {"message_album_photo_second.json",
+       published("message"),
        sender(kAnna) + private_chat(kAnna) +
            Fields{{"/occurred_at", "2026-03-06T07:05:00.000Z"},
                   {"/message/native_id", "2304"},
@@ -223,9 +235,10 @@ const std::vector<Row>& rows() {
 
       {"message_voice.json", published("message"),
        sender(kKatya) + private_chat(kKatya) +
-           Fields{{"/occurred_at", "2026-03-06T07:20:00.000Z"},
-                  {"/message/native_id", "2306"},
-                  {"/message/attachments", J(R"([{"type":"voice","mime_type":"audio/ogg","size":28761,
+           Fields{
+               {"/occurred_at", "2026-03-06T07:20:00.000Z"},
+               {"/message/native_id", "2306"},
+               {"/message/attachments", J(R"([{"type":"voice","mime_type":"audio/ogg","size":28761,
                      "provider_ref":{"file_id":"AwACAgIAAxkBAAIJC2XpRBd2W3nm2J7Kq1DqH1rV7pMqAAJ8SwACf3xBS7fO1lG3wWqFNAQ",
                                      "file_unique_id":"AgADfEsAAn98QUs"}}])")}},
        kNoExtras + std::vector<std::string>{"/message/text"}},
@@ -256,7 +269,8 @@ const std::vector<Row>& rows() {
        sender(kOlga) + private_chat(kOlga) +
            Fields{{"/occurred_at", "2026-03-06T07:26:30.000Z"},
                   {"/message/native_id", "2309"},
-                  {"/message/attachments", J(R"([{"type":"video_note","mime_type":"video/mp4","size":612345,
+                  {"/message/attachments",
+                   J(R"([{"type":"video_note","mime_type":"video/mp4","size":612345,
                      "provider_ref":{"file_id":"DQACAgIAAxkBAAIJDmXpRIJB59MYEKT2c_A-xR6mNMOXAAJ_SwACf3xBS6vQ6drmXPK0NAQ",
                                      "file_unique_id":"AgADf0sAAn98QUs"}}])")}},
        kNoExtras + std::vector<std::string>{"/message/text"}},
@@ -276,7 +290,8 @@ const std::vector<Row>& rows() {
        sender(kKatya) + private_chat(kKatya) +
            Fields{{"/occurred_at", "2026-03-06T07:27:45.000Z"},
                   {"/message/native_id", "2311"},
-                  {"/message/attachments", J(R"([{"type":"sticker","mime_type":"image/webp","size":23456,
+                  {"/message/attachments",
+                   J(R"([{"type":"sticker","mime_type":"image/webp","size":23456,
                      "caption":"😍",
                      "provider_ref":{"file_id":"CAACAgIAAxkBAAIJEGXpRMEtZTtkJOI2HOZ1_MKtVuqSAAKBBAACf3xBSx8e69C-Q-pzNAQ",
                                      "file_unique_id":"AgADgQQAAn98QUs"}}])")}},
@@ -286,7 +301,8 @@ const std::vector<Row>& rows() {
        sender(kKatya) + private_chat(kKatya) +
            Fields{{"/occurred_at", "2026-03-06T07:28:05.000Z"},
                   {"/message/native_id", "2312"},
-                  {"/message/attachments", J(R"([{"type":"sticker","mime_type":"application/x-tgsticker",
+                  {"/message/attachments",
+                   J(R"([{"type":"sticker","mime_type":"application/x-tgsticker",
                      "size":41872,"caption":"👍",
                      "provider_ref":{"file_id":"CAACAgIAAxkBAAIJEWXpRNR96gdZ9H-2N6zeQOotD_A9AAKCBAACf3xBS5NltFW-14dWNAQ",
                                      "file_unique_id":"AgADggQAAn98QUs"}}])")}},
@@ -294,10 +310,11 @@ const std::vector<Row>& rows() {
 
       {"message_location.json", published("message"),
        sender(kSergey) + private_chat(kSergey) +
-           Fields{{"/occurred_at", "2026-03-06T07:34:45.000Z"},
-                  {"/message/native_id", "2313"},
-                  {"/message/attachments",
-                   J(R"([{"type":"location","location":{"latitude":55.757932,"longitude":37.608456}}])")}},
+           Fields{
+               {"/occurred_at", "2026-03-06T07:34:45.000Z"},
+               {"/message/native_id", "2313"},
+               {"/message/attachments",
+                J(R"([{"type":"location","location":{"latitude":55.757932,"longitude":37.608456}}])")}},
        kNoExtras + std::vector<std::string>{"/message/text"}},
 
       // A venue message also carries `location`: one venue attachment, not a venue + a location.
@@ -329,13 +346,12 @@ const std::vector<Row>& rows() {
        sender(kAnna) + private_chat(kAnna) +
            Fields{{"/occurred_at", "2026-03-06T07:42:45.000Z"},
                   {"/message/native_id", "2316"},
-                  {"/message/attachments",
-                   json::array({{{"type", "contact"},
-                                 {"contact",
-                                  {{"name", "Мария Петрова"},
-                                   {"phone", "+79857654321"},
-                                   {"vcard", kVcard},
-                                   {"user_id", "6198765432"}}}}})}},
+                  {"/message/attachments", json::array({{{"type", "contact"},
+                                                         {"contact",
+                                                          {{"name", "Мария Петрова"},
+                                                           {"phone", "+79857654321"},
+                                                           {"vcard", kVcard},
+                                                           {"user_id", "6198765432"}}}}})}},
        kNoExtras + std::vector<std::string>{"/message/text", "/contact/identifiers/2"}},
 
       {"message_reply.json", published("message"),
@@ -346,7 +362,8 @@ const std::vector<Row>& rows() {
                   {"/message/text", "Да, после 18:00, пожалуйста"}},
        kNoExtras + std::vector<std::string>{"/message/attachments"}},
 
-      {"message_forward_origin_user.json", published("message"),
+      {"message_forward_origin_user.json",
+       published("message"),
        sender(kAnna) + private_chat(kAnna) +
            Fields{{"/occurred_at", "2026-03-06T07:52:35.000Z"},
                   {"/message/native_id", "2319"},
@@ -354,15 +371,18 @@ const std::vector<Row>& rows() {
                   {"/message/forwarded", J(R"({"type":"user","date":1772521200,
                      "sender_user":{"id":6198765432,"is_bot":false,"first_name":"Мария",
                                     "last_name":"Петрова","username":"maria_petrova","language_code":"ru"}})")}},
-       {"/source", "/consent", "/message/edit_of", "/message/attachments", "/contact/identifiers/2"}},
+       {"/source", "/consent", "/message/edit_of", "/message/attachments",
+        "/contact/identifiers/2"}},
 
       // An edit happened at edit_date; Telegram keeps the message id, so edit_of == native_id.
-      {"edited_message_text.json", published("message_edit"),
+      {"edited_message_text.json",
+       published("message_edit"),
        sender(kAnna) + private_chat(kAnna) +
            Fields{{"/occurred_at", "2026-03-06T07:54:40.000Z"},
                   {"/message/native_id", "2301"},
                   {"/message/edit_of", "2301"},
-                  {"/message/text", "Здравствуйте! 🌷 Хочу заказать букет тюльпанов к 8 Марта, 25 штук"}},
+                  {"/message/text",
+                   "Здравствуйте! 🌷 Хочу заказать букет тюльпанов к 8 Марта, 25 штук"}},
        {"/source", "/consent", "/message/entities", "/message/forwarded"}},
 
       {"message_group.json", published("message"),
@@ -377,12 +397,11 @@ const std::vector<Row>& rows() {
       // (forum_topic_created, message_id == message_thread_id) on every message: that is the
       // thread, not a reply.
       {"message_supergroup_forum_topic.json", published("message"),
-       sender(kOlga) +
-           Fields{{"/occurred_at", "2026-03-06T08:05:45.000Z"},
-                  {"/conversation",
-                   J(R"({"id":"-1001987654321","type":"group","thread_id":"8790"})")},
-                  {"/message/native_id", "8841"},
-                  {"/message/text", "Подскажите, доставляете ли в Химки?"}},
+       sender(kOlga) + Fields{{"/occurred_at", "2026-03-06T08:05:45.000Z"},
+                              {"/conversation",
+                               J(R"({"id":"-1001987654321","type":"group","thread_id":"8790"})")},
+                              {"/message/native_id", "8841"},
+                              {"/message/text", "Подскажите, доставляете ли в Химки?"}},
        // Regression (fixed): every forum topic message came out as a reply to the topic's
        // creation message.
        kNoExtras + std::vector<std::string>{"/conversation/reply_to"}},
@@ -398,43 +417,50 @@ const std::vector<Row>& rows() {
        kNoExtras},
 
       // A callback query carries no time of its own: occurred_at is the gateway's clock.
-      {"callback_query_button.json", published("action"),
+      {"callback_query_button.json",
+       published("action"),
        sender(kAnna) + private_chat(kAnna) +
            Fields{{"/occurred_at", kNowText},
                   {"/action", J(R"({"type":"button","data":"order:1042:confirm","of":"2320"})")}},
        {"/message", "/consent", "/source"}},
 
-      {"my_chat_member_private_kicked.json", published("consent"),
+      {"my_chat_member_private_kicked.json",
+       published("consent"),
        sender(kSergey) + private_chat(kSergey) +
            Fields{{"/occurred_at", "2026-03-06T09:11:25.000Z"},
                   {"/consent", json::array({consent("service", "withdrawn", "platform_event",
                                                     "2026-03-06T09:11:25.000Z", "bot_blocked")})}},
        {"/message", "/action", "/source"}},
 
-      {"my_chat_member_private_member.json", published("consent"),
+      {"my_chat_member_private_member.json",
+       published("consent"),
        sender(kSergey) + private_chat(kSergey) +
-           Fields{{"/occurred_at", "2026-03-06T11:11:25.000Z"},
-                  {"/consent", json::array({consent("service", "granted", "platform_event",
-                                                    "2026-03-06T11:11:25.000Z", "bot_unblocked")})}},
+           Fields{
+               {"/occurred_at", "2026-03-06T11:11:25.000Z"},
+               {"/consent", json::array({consent("service", "granted", "platform_event",
+                                                 "2026-03-06T11:11:25.000Z", "bot_unblocked")})}},
        {"/message", "/action", "/source"}},
 
       {"my_chat_member_group_added.json", ignored("my_chat_member_group"), {}, {}},
 
       // base64url (no padding) of "utm_source=vk&utm_campaign=spring&ref=42".
-      {"message_start_base64url_utm.json", published("message"),
+      {"message_start_base64url_utm.json",
+       published("message"),
        sender(kMaria) + private_chat(kMaria) +
            Fields{{"/occurred_at", "2026-03-06T11:27:25.000Z"},
                   {"/message/native_id", "31877"},
                   {"/message/text", "/start " + kStartPayload},
                   {"/message/entities", J(R"([{"offset":0,"length":6,"type":"bot_command"}])")},
-                  {"/source", {{"utm", {{"source", "vk"}, {"campaign", "spring"}}},
-                               {"deep_link", kStartPayload},
-                               {"params", {{"ref", "42"}}}}},
+                  {"/source",
+                   {{"utm", {{"source", "vk"}, {"campaign", "spring"}}},
+                    {"deep_link", kStartPayload},
+                    {"params", {{"ref", "42"}}}}},
                   {"/consent", json::array({consent("service", "granted", "platform_event",
                                                     "2026-03-06T11:27:25.000Z", "start")})}},
        {"/source/utm/medium", "/action"}},
 
-      {"message_start_plain_payload.json", published("message"),
+      {"message_start_plain_payload.json",
+       published("message"),
        sender(kOlga) + private_chat(kOlga) +
            Fields{{"/occurred_at", "2026-03-06T11:28:10.000Z"},
                   {"/message/native_id", "1452"},
@@ -444,7 +470,8 @@ const std::vector<Row>& rows() {
                                                     "2026-03-06T11:28:10.000Z", "start")})}},
        {"/source/utm", "/source/params"}},
 
-      {"message_start_bare.json", published("message"),
+      {"message_start_bare.json",
+       published("message"),
        sender(kKatya) + private_chat(kKatya) +
            Fields{{"/occurred_at", "2026-03-06T11:28:55.000Z"},
                   {"/message/native_id", "9920"},
@@ -454,7 +481,8 @@ const std::vector<Row>& rows() {
        {"/source"}},
 
       // Upper-case Cyrillic folds to the configured "стоп".
-      {"message_stop_word_uppercase_cyrillic.json", published("message"),
+      {"message_stop_word_uppercase_cyrillic.json",
+       published("message"),
        sender(kDmitry) + private_chat(kDmitry) +
            Fields{{"/occurred_at", "2026-03-06T11:48:55.000Z"},
                   {"/message/native_id", "2321"},
@@ -467,7 +495,10 @@ const std::vector<Row>& rows() {
       {"message_reaction.json", ignored("message_reaction"), {}, {}},
       {"unknown_update_type_chat_boost.json", ignored("unknown"), {}, {}},
 
-      {"malformed_json.json", fails(ErrorCode::bad_request, "the body is not a JSON object"), {}, {}},
+      {"malformed_json.json",
+       fails(ErrorCode::bad_request, "the body is not a JSON object"),
+       {},
+       {}},
       {"update_without_update_id.json", fails(ErrorCode::bad_request, "update_id:"), {}, {}},
       {"message_without_chat.json", fails(ErrorCode::invalid_field, "message.chat.id:"), {}, {}},
   };
@@ -514,13 +545,12 @@ void check_row(const Row& row, Published& out) {
 
   // What every published Telegram interaction is.
   CHECK(doc.at("schema") == "interaction.v1");
-  CHECK(doc.at("id") ==
-        omnigate::interaction_id("telegram", kAccount, std::to_string(update_id)));
+  CHECK(doc.at("id") == omnigate::interaction_id("telegram", kAccount, std::to_string(update_id)));
   CHECK(doc.at("channel") == "telegram");
   CHECK(doc.at("account") == kAccount);
   CHECK(doc.at("kind") == row.expected.kind_or_type);
-  CHECK(doc.at("raw") == json({{"sha256", omnigate::sha256_hex(body)},
-                               {"content_type", "application/json"}}));
+  CHECK(doc.at("raw") ==
+        json({{"sha256", omnigate::sha256_hex(body)}, {"content_type", "application/json"}}));
 
   for (const auto& field : row.fields) {
     INFO("pointer: " << field.pointer);
@@ -540,8 +570,8 @@ void check_row(const Row& row, Published& out) {
 std::string schema_problems(const Published& published) {
   if (published.documents.empty()) return "nothing to validate";
   namespace fs = std::filesystem;
-  const fs::path dir = fs::temp_directory_path() /
-                       ("omnigate-telegram-fixtures-" + omnigate::random_uuid());
+  const fs::path dir =
+      fs::temp_directory_path() / ("omnigate-telegram-fixtures-" + omnigate::random_uuid());
   fs::create_directories(dir);
   const fs::path ndjson = dir / "published.ndjson", report = dir / "report.txt";
   {
@@ -583,8 +613,7 @@ void run_rows() {
 
 }  // namespace
 
-TEST_CASE("every Telegram fixture gives what its row expects",
-          "[telegram][fixtures]") {
+TEST_CASE("every Telegram fixture gives what its row expects", "[telegram][fixtures]") {
   run_rows();
 }
 

@@ -1,5 +1,6 @@
-// Signed and sealed tokens (gateway/secrets.hpp) and the link claims built on them (gateway/consent.hpp):
-// render tokens of web forms, double opt-in confirmation and unsubscribe links.
+// Signed and sealed tokens (gateway/secrets.hpp) and the link claims built on them
+// (gateway/consent.hpp): render tokens of web forms, double opt-in confirmation and unsubscribe
+// links.
 #include <catch2/catch.hpp>
 
 #include <chrono>
@@ -35,10 +36,14 @@ TEST_CASE("base64url: RFC 4648 vectors, URL-safe alphabet, no padding", "[tokens
     std::string bytes, encoded;
   };
   const std::vector<Row> rows = {
-      {"", ""},           {"f", "Zg"},          {"fo", "Zm8"},
-      {"foo", "Zm9v"},    {"foob", "Zm9vYg"},   {"fooba", "Zm9vYmE"},
+      {"", ""},
+      {"f", "Zg"},
+      {"fo", "Zm8"},
+      {"foo", "Zm9v"},
+      {"foob", "Zm9vYg"},
+      {"fooba", "Zm9vYmE"},
       {"foobar", "Zm9vYmFy"},
-      {std::string("\xfb\xff", 2), "-_8"},          // "+/8=" in standard base64
+      {std::string("\xfb\xff", 2), "-_8"},  // "+/8=" in standard base64
       {std::string("\x00\x00\x00", 3), "AAAA"},
       {std::string("\xff\xff\xfe", 3), "___-"},
   };
@@ -52,7 +57,8 @@ TEST_CASE("base64url: RFC 4648 vectors, URL-safe alphabet, no padding", "[tokens
 TEST_CASE("base64url round-trips every byte value at every length remainder",
           "[tokens][base64url]") {
   const std::string bytes = all_bytes();
-  for (size_t length : {size_t(0), size_t(1), size_t(2), size_t(3), size_t(254), size_t(255), size_t(256)}) {
+  for (size_t length :
+       {size_t(0), size_t(1), size_t(2), size_t(3), size_t(254), size_t(255), size_t(256)}) {
     for (size_t offset : {size_t(0), size_t(1), size_t(2)}) {
       if (offset + length > bytes.size()) continue;
       std::string slice = bytes.substr(offset, length);
@@ -84,8 +90,8 @@ TEST_CASE("base64url_decode refuses what is not unpadded base64url", "[tokens][b
 }
 
 TEST_CASE("seal_token / open_token: round trip, confidential, tamper-proof", "[tokens][seal]") {
-  const std::vector<std::string> payloads = {
-      "", R"({"k":"confirm","e":"ivan@example.ru"})", "строка по-русски 📞", all_bytes()};
+  const std::vector<std::string> payloads = {"", R"({"k":"confirm","e":"ivan@example.ru"})",
+                                             "строка по-русски 📞", all_bytes()};
   for (const auto& payload : payloads) {
     std::string token = omnigate::seal_token(kKey, payload);
     INFO("token " << token);
@@ -125,9 +131,9 @@ TEST_CASE("seal_token / open_token: round trip, confidential, tamper-proof", "[t
     }
   }
   SECTION("cut, extended or too short") {
-    for (std::string bad : {token.substr(0, token.size() - 1), token + "A", token.substr(4),
-                            std::string(), std::string("AAAA"),
-                            base64url_encode(std::string(27, '\0')), token + "."}) {
+    for (std::string bad :
+         {token.substr(0, token.size() - 1), token + "A", token.substr(4), std::string(),
+          std::string("AAAA"), base64url_encode(std::string(27, '\0')), token + "."}) {
       INFO("'" << bad << "'");
       CHECK_FALSE(omnigate::open_token(kKey, bad));
     }
