@@ -120,3 +120,23 @@ TEST_CASE(
   REQUIRE(ok);
   CHECK(ok->status == 201);
 }
+
+TEST_CASE("hostile: the longest path cpp-httplib reads is answered on every channel route",
+          "[integration][hostile]") {
+  // cpp-httplib matches routes with std::regex (its own, not the gateway's): a path segment as
+  // long as its 8 KiB request line allows must not recurse the matcher off the stack.
+  NatsServer nats;
+  RunningGateway gateway(hostile_config(nats.url()));
+  auto client = gateway.client();
+  const std::string segment(8000, 'a');
+  for (const std::string prefix :
+       {"/v1/api/", "/v1/webform/", "/v1/telegram/", "/v1/media/telegram/shopbot/"}) {
+    INFO(prefix);
+    auto res = client.Post((prefix + segment).c_str(), "{}", "application/json");
+    REQUIRE(res);
+    CHECK(res->status < 500);
+  }
+  auto health = client.Get("/healthz");
+  REQUIRE(health);
+  CHECK(health->status == 200);
+}

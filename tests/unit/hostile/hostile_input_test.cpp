@@ -32,7 +32,7 @@ std::string nested_arrays(size_t depth) {
   return std::string(depth, '[') + std::string(depth, ']');
 }
 
-// An API submission with `consent` (a JSON array text) spliced in.
+// An API message submission with `key` set to the JSON text `value_json`.
 std::string api_body_with(const std::string& key, const std::string& value_json) {
   return R"({"kind":"message","message":{"native_id":"m-1","text":"hi"},")" + key +
          "\":" + value_json + "}";
