@@ -321,7 +321,7 @@ TEST_CASE("telegram webhook: mutated fixtures publish only valid interactions", 
   REQUIRE(bodies.size() > 20);
   httplib::Headers headers = {{"X-Telegram-Bot-Api-Secret-Token", kTelegramSecret}};
   Outcome outcome;
-  const size_t kCases = 3000;
+  const size_t kCases = 5000;
   for (size_t i = 0; i < kCases; ++i) {
     std::string what;
     const std::string& fixture = bodies[i % bodies.size()];
@@ -352,7 +352,7 @@ TEST_CASE("api channel: mutated interactions publish only valid interactions", "
   auto bodies = fixtures("api", ".json");
   REQUIRE(bodies.size() >= 5);
   Outcome outcome;
-  const size_t kCases = 2500;
+  const size_t kCases = 4000;
   for (size_t i = 0; i < kCases; ++i) {
     std::string what;
     json doc = json::parse(bodies[i % bodies.size()]);
@@ -475,7 +475,7 @@ TEST_CASE("web form: mutated submissions publish only valid interactions", "[fuz
   REQUIRE(!encoded.empty());
   REQUIRE(!documents.empty());
   Outcome outcome;
-  const size_t kCases = 2500;
+  const size_t kCases = 4000;
   for (size_t i = 0; i < kCases; ++i) {
     std::string what;
     std::string id = "fuzz-" + std::to_string(i);
