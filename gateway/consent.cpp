@@ -2,7 +2,10 @@
 
 #include <nlohmann/json.hpp>
 
+#include "gateway/formats.hpp"
 #include "gateway/identifiers.hpp"
+#include "gateway/json_input.hpp"
+#include "gateway/limits.hpp"
 #include "gateway/log.hpp"
 #include "gateway/secrets.hpp"
 
@@ -319,22 +322,37 @@ Reply ConsentService::mint_links(const InboundRequest& request) {
     return Reply::error(
         make_error(ErrorCode::unauthorized, "verify", "missing or wrong bearer token"));
   }
-  json body = json::parse(request.body, nullptr, false);
-  if (body.is_discarded() || !body.is_object()) {
+  auto parsed = parse_request_json(request.body);
+  if (!parsed) return Reply::error(parsed.error());
+  const json& body = *parsed;
+  if (!body.is_object()) {
     return Reply::error(
         make_error(ErrorCode::bad_request, "parse", "the body must be a JSON object"));
   }
   auto text_field = [&](const char* key) {
     auto it = body.find(key);
-    return it != body.end() && it->is_string() ? it->get<std::string>() : std::string();
+    return it != body.end() && it->is_string() &&
+                   it->get_ref<const std::string&>().size() <= limits::kMaxShortStringBytes
+               ? it->get<std::string>()
+               : std::string();
   };
-  auto list_field = [&](const char* key) {
+  // purposes and channels end up in consent records: [a-z][a-z0-9_]* as the schema says.
+  std::optional<Error> list_error;
+  auto list_field = [&](const char* key, size_t max_length) {
     std::vector<std::string> out;
     auto it = body.find(key);
-    if (it != body.end() && it->is_array()) {
-      for (const auto& v : *it) {
-        if (v.is_string()) out.push_back(v.get<std::string>());
-      }
+    if (it == body.end() || it->is_null()) return out;
+    bool ok = it->is_array() && it->size() <= limits::kMaxListItems;
+    for (size_t i = 0; ok && i < it->size(); ++i) {
+      const json& v = (*it)[i];
+      ok = v.is_string() && formats::is_snake_key(v.get_ref<const std::string&>(), max_length);
+      if (ok) out.push_back(v.get<std::string>());
+    }
+    if (!ok && !list_error) {
+      list_error = make_error(ErrorCode::invalid_field, "parse",
+                              std::string(key) +
+                                  ": must be a list of snake_case keys such as marketing or email "
+                                  "([a-z][a-z0-9_]*)");
     }
     return out;
   };
@@ -349,12 +367,18 @@ Reply ConsentService::mint_links(const InboundRequest& request) {
   if (!email)
     return Reply::error(
         make_error(ErrorCode::invalid_field, "parse", "email: not an e-mail address"));
-  auto purposes = list_field("purposes");
-  auto channels = list_field("channels");
+  auto purposes = list_field("purposes", 64);
+  auto channels = list_field("channels", limits::kMaxShortStringBytes);
+  if (list_error) return Reply::error(*list_error);
+  std::string language = text_field("language");
+  if (!language.empty() && !formats::is_language_tag(language)) {
+    return Reply::error(make_error(ErrorCode::invalid_field, "parse",
+                                   "language: must be a language tag such as ru or en-US"));
+  }
   if (purposes.empty()) purposes = {"marketing"};
   if (channels.empty()) channels = {"email"};
-  LinkClaims claims = links_.unsubscribe_claims(channel, account, *email, purposes, channels,
-                                                text_field("language"));
+  LinkClaims claims =
+      links_.unsubscribe_claims(channel, account, *email, purposes, channels, language);
   std::string url = links_.unsubscribe_url(claims);
   return Reply::json(201, {{"unsubscribe_url", url},
                            {"list_unsubscribe", "<" + url + ">"},

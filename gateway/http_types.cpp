@@ -83,10 +83,11 @@ std::string percent_decode(std::string_view text) {
 }
 }  // namespace
 
-std::vector<std::pair<std::string, std::string>> parse_urlencoded(std::string_view text) {
+std::vector<std::pair<std::string, std::string>> parse_urlencoded(std::string_view text,
+                                                                  size_t max_pairs) {
   std::vector<std::pair<std::string, std::string>> out;
   size_t pos = 0;
-  while (pos < text.size()) {
+  while (pos < text.size() && out.size() < max_pairs) {
     size_t end = text.find('&', pos);
     if (end == std::string_view::npos) end = text.size();
     std::string_view item = text.substr(pos, end - pos);

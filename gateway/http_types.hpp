@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "gateway/error.hpp"
+#include "gateway/limits.hpp"
 
 namespace omnigate {
 
@@ -41,8 +42,11 @@ struct InboundRequest {
   std::string media_type() const;
 };
 
-// Decodes an application/x-www-form-urlencoded body (or query string) into ordered pairs.
-std::vector<std::pair<std::string, std::string>> parse_urlencoded(std::string_view text);
+// Decodes an application/x-www-form-urlencoded body (or query string) into ordered pairs,
+// at most `max_pairs` of them: a caller that allows N passes N + 1 and refuses N + 1 pairs,
+// without decoding the rest of a body made of 30 000 "a&a&a...".
+std::vector<std::pair<std::string, std::string>> parse_urlencoded(
+    std::string_view text, size_t max_pairs = limits::kMaxMapEntries + 1);
 std::string url_encode(std::string_view text);
 std::string html_escape(std::string_view text);
 

@@ -1,8 +1,10 @@
 #include "gateway/interaction.hpp"
 
 #include <algorithm>
-#include <regex>
 #include <set>
+
+#include "gateway/formats.hpp"
+#include "gateway/limits.hpp"
 
 namespace omnigate {
 
@@ -234,7 +236,9 @@ class ObjectReader {
     return &*it;
   }
 
-  OptString string(const std::string& key, bool allow_empty = false) {
+  // A string of at most max_bytes; "" only when allow_empty.
+  OptString string(const std::string& key, bool allow_empty = false,
+                   size_t max_bytes = limits::kMaxShortStringBytes) {
     const json* value = field(key);
     if (!value) return std::nullopt;
     if (!value->is_string()) {
@@ -246,7 +250,31 @@ class ObjectReader {
       fail(at(key), "must not be empty (leave the field out instead)");
       return std::nullopt;
     }
+    if (text.size() > max_bytes) {
+      fail(at(key), "is longer than " + std::to_string(max_bytes) + " bytes");
+      return std::nullopt;
+    }
     return text;
+  }
+
+  OptString text(const std::string& key, bool allow_empty = false) {
+    return string(key, allow_empty, limits::kMaxTextBytes);
+  }
+
+  // A string that passes `valid`, else the error "<key>: must be <what>".
+  OptString formatted(const std::string& key, bool (*valid)(std::string_view), const char* what,
+                      size_t max_bytes = limits::kMaxShortStringBytes) {
+    OptString value = string(key, false, max_bytes);
+    if (value && !valid(*value)) {
+      fail(at(key), std::string("must be ") + what);
+      return std::nullopt;
+    }
+    return value;
+  }
+
+  OptString uri(const std::string& key) {
+    return formatted(key, formats::is_uri, "an absolute URI (RFC 3986, non-ASCII percent-encoded)",
+                     limits::kMaxUrlBytes);
   }
 
   std::string required_string(const std::string& key, bool allow_empty = false) {
@@ -254,6 +282,17 @@ class ObjectReader {
     auto value = string(key, allow_empty);
     if (!present) fail(at(key), "is required");
     return value.value_or("");
+  }
+
+  // A number within [min, max].
+  std::optional<double> number(const std::string& key, double min, double max) {
+    const json* value = field(key);
+    if (!value) return std::nullopt;
+    if (!value->is_number() || value->get<double>() < min || value->get<double>() > max) {
+      fail(at(key), "must be a number from " + json(min).dump() + " to " + json(max).dump());
+      return std::nullopt;
+    }
+    return value->get<double>();
   }
 
   std::string required_enum(const std::string& key, const std::vector<std::string_view>& values) {
@@ -300,7 +339,10 @@ class ObjectReader {
     OptString text = string(key);
     if (!text) return std::nullopt;
     auto parsed = parse_rfc3339(*text);
-    if (!parsed) fail(at(key), "must be an RFC 3339 time such as 2026-11-22T09:30:00Z");
+    if (!parsed || !formats::in_timestamp_range(*parsed)) {
+      fail(at(key), "must be an RFC 3339 time from 1970 to 9999 such as 2026-11-22T09:30:00Z");
+      return std::nullopt;
+    }
     return parsed;
   }
 
@@ -322,6 +364,10 @@ class ObjectReader {
       fail(at(key), "must be an array of objects");
       return nullptr;
     }
+    if (value->size() > limits::kMaxListItems) {
+      fail(at(key), "has more than " + std::to_string(limits::kMaxListItems) + " items");
+      return nullptr;
+    }
     return *value;
   }
 
@@ -333,9 +379,20 @@ class ObjectReader {
       fail(at(key), "must be an object of strings");
       return out;
     }
+    if (value->size() > limits::kMaxMapEntries) {
+      fail(at(key), "has more than " + std::to_string(limits::kMaxMapEntries) + " entries");
+      return out;
+    }
     for (auto it = value->begin(); it != value->end(); ++it) {
-      if (!it.value().is_string()) {
-        fail(at(key) + "." + it.key(), "must be a string");
+      if (it.key().size() > limits::kMaxShortStringBytes) {
+        fail(at(key),
+             "has a key longer than " + std::to_string(limits::kMaxShortStringBytes) + " bytes");
+        return out;
+      }
+      if (!it.value().is_string() ||
+          it.value().get_ref<const std::string&>().size() > limits::kMaxTextBytes) {
+        fail(at(key) + "." + it.key(),
+             "must be a string of at most " + std::to_string(limits::kMaxTextBytes) + " bytes");
         return out;
       }
       out.emplace_back(it.key(), it.value().get<std::string>());
@@ -347,14 +404,18 @@ class ObjectReader {
     std::vector<std::string> out;
     const json* value = field(key);
     if (!value) return out;
-    if (!value->is_array()) {
-      fail(at(key), "must be an array of strings");
+    if (!value->is_array() || value->size() > limits::kMaxListItems) {
+      fail(at(key),
+           "must be an array of at most " + std::to_string(limits::kMaxListItems) + " strings");
       return out;
     }
     for (size_t i = 0; i < value->size(); ++i) {
       const json& item = (*value)[i];
-      if (!item.is_string() || item.get_ref<const std::string&>().empty()) {
-        fail(at(key) + "[" + std::to_string(i) + "]", "must be a non-empty string");
+      if (!item.is_string() || item.get_ref<const std::string&>().empty() ||
+          item.get_ref<const std::string&>().size() > limits::kMaxShortStringBytes) {
+        fail(at(key) + "[" + std::to_string(i) + "]",
+             "must be a non-empty string of at most " +
+                 std::to_string(limits::kMaxShortStringBytes) + " bytes");
         return out;
       }
       out.push_back(item.get<std::string>());
@@ -369,6 +430,10 @@ class ObjectReader {
     if (!value) return;
     if (!value->is_array()) {
       fail(at(key), "must be an array");
+      return;
+    }
+    if (value->size() > limits::kMaxListItems) {
+      fail(at(key), "has more than " + std::to_string(limits::kMaxListItems) + " items");
       return;
     }
     for (size_t i = 0; i < value->size() && !failed(); ++i) {
@@ -412,14 +477,15 @@ Contact read_contact(ObjectReader& r) {
       item.fail(item.at("value"), "value or raw is required");
     c.identifiers.push_back(std::move(id));
   });
-  c.language = r.string("language");
+  c.language =
+      r.formatted("language", formats::is_language_tag, "a language tag such as ru or en-US");
   return c;
 }
 
 Message read_message(ObjectReader& r) {
   Message m;
   m.native_id = r.required_string("native_id");
-  m.text = r.string("text", /*allow_empty=*/true);
+  m.text = r.text("text", /*allow_empty=*/true);
   m.subject = r.string("subject");
   m.entities = r.free_array_of_objects("entities");
   r.objects("attachments", [&](ObjectReader& item) {
@@ -428,10 +494,24 @@ Message read_message(ObjectReader& r) {
     a.mime_type = item.string("mime_type");
     a.file_name = item.string("file_name");
     a.size = item.non_negative_integer("size");
-    a.caption = item.string("caption");
-    a.url = item.string("url");
-    a.location = item.free_object("location");
-    a.contact = item.free_object("contact");
+    a.caption = item.text("caption");
+    a.url = item.uri("url");
+    if (auto location = item.section("location")) {
+      a.location = json::object();
+      if (auto v = location->number("latitude", -90, 90)) a.location["latitude"] = *v;
+      if (auto v = location->number("longitude", -180, 180)) a.location["longitude"] = *v;
+      if (auto v = location->string("title")) a.location["title"] = *v;
+      if (auto v = location->string("address")) a.location["address"] = *v;
+      location->finish();
+    }
+    if (auto contact = item.section("contact")) {
+      a.contact = json::object();
+      for (const char* key : {"name", "phone", "user_id"}) {
+        if (auto v = contact->string(key)) a.contact[key] = *v;
+      }
+      if (auto v = contact->text("vcard")) a.contact["vcard"] = *v;
+      contact->finish();
+    }
     a.provider_ref = item.free_object("provider_ref");
     m.attachments.push_back(std::move(a));
   });
@@ -451,8 +531,8 @@ Source read_source(ObjectReader& r) {
     s.utm.term = utm->string("term");
     utm->finish();
   }
-  s.page_url = r.string("page_url");
-  s.referrer = r.string("referrer");
+  s.page_url = r.uri("page_url");
+  s.referrer = r.string("referrer", false, limits::kMaxUrlBytes);
   s.deep_link = r.string("deep_link");
   s.params = r.string_map("params");
   s.ad = r.free_object("ad");
@@ -460,20 +540,17 @@ Source read_source(ObjectReader& r) {
 }
 
 Consent read_consent(ObjectReader& r, SysMillis fallback_time) {
-  static const std::regex purpose_pattern("[a-z][a-z0-9_]{0,63}");
-  static const std::regex channel_pattern("[a-z][a-z0-9_]*");
-  static const std::regex sha_pattern("[0-9a-f]{64}");
   Consent c;
   c.purpose = r.required_string("purpose");
-  if (!r.failed() && !std::regex_match(c.purpose, purpose_pattern)) {
+  if (!r.failed() && !formats::is_snake_key(c.purpose, 64)) {
     r.fail(r.at("purpose"), "must match [a-z][a-z0-9_]{0,63}, e.g. marketing or service");
   }
   c.status = r.required_enum("status", kConsentStatuses);
   c.channels = r.string_array("channels");
   if (!r.failed() && c.channels.empty()) r.fail(r.at("channels"), "must list at least one channel");
   for (const auto& channel : c.channels) {
-    if (!r.failed() && !std::regex_match(channel, channel_pattern)) {
-      r.fail(r.at("channels"), "'" + channel + "' must match [a-z][a-z0-9_]*, e.g. email, sms");
+    if (!r.failed() && !formats::is_snake_key(channel, limits::kMaxShortStringBytes)) {
+      r.fail(r.at("channels"), "each must match [a-z][a-z0-9_]*, e.g. email, sms");
     }
   }
   c.method = r.required_enum("method", kConsentMethods);
@@ -481,18 +558,19 @@ Consent read_consent(ObjectReader& r, SysMillis fallback_time) {
   if (auto e = r.section("evidence")) {
     auto& ev = c.evidence;
     ev.ip = e->string("ip");
-    ev.user_agent = e->string("user_agent");
-    ev.page_url = e->string("page_url");
+    ev.user_agent = e->string("user_agent", false, limits::kMaxUrlBytes);
+    ev.page_url = e->uri("page_url");
     ev.text_id = e->string("text_id");
     ev.text_version = e->string("text_version");
     ev.text_sha256 = e->string("text_sha256");
-    if (ev.text_sha256 && !std::regex_match(*ev.text_sha256, sha_pattern)) {
+    if (ev.text_sha256 && !formats::is_sha256_hex(*ev.text_sha256)) {
       e->fail(e->at("text_sha256"), "must be 64 lower-case hex digits");
     }
-    ev.policy_url = e->string("policy_url");
+    ev.policy_url = e->uri("policy_url");
     ev.native_event = e->string("native_event");
     ev.submission_id = e->string("submission_id");
-    ev.linked_interaction_id = e->string("linked_interaction_id");
+    ev.linked_interaction_id =
+        e->formatted("linked_interaction_id", formats::is_uuid, "a UUID (an interaction id)");
     e->finish();
   }
   return c;

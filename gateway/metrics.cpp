@@ -122,6 +122,10 @@ Metrics::Metrics()
                        "Publishes that did not reach a PubAck, by reason.", {"reason"}),
       consent_emails("omnigate_consent_emails_total",
                      "Double opt-in confirmation e-mails, by result.", {"result"}),
+      dropped_values("omnigate_dropped_values_total",
+                     "Optional values a connector filled that interaction.v1 forbids, left out "
+                     "of the published interaction, by channel and field.",
+                     {"channel", "field"}),
       publish_latency(
           "omnigate_publish_duration_seconds",
           "Time from publish start to JetStream PubAck (including retries).",
@@ -137,6 +141,7 @@ std::string Metrics::render() const {
   ignored_events.render(out);
   publish_failures.render(out);
   consent_emails.render(out);
+  dropped_values.render(out);
   publish_latency.render(out);
   header(out, "omnigate_nats_connected", "1 when connected to NATS, else 0.", "gauge");
   out += "omnigate_nats_connected " + std::to_string(nats_connected.load()) + "\n";

@@ -52,6 +52,7 @@ class Metrics {
   LabeledCounter ignored_events;          // channel, type (acknowledged but not published)
   LabeledCounter publish_failures;        // reason
   LabeledCounter consent_emails;          // result: sent | failed | no_smtp | queue_full
+  LabeledCounter dropped_values;          // channel, field (schema-invalid optional values)
   Histogram publish_latency;
   std::atomic<int> nats_connected{0};
   std::atomic<uint64_t> nats_reconnects{0};

@@ -5,6 +5,7 @@
 #include "gateway/identifiers.hpp"
 #include "gateway/log.hpp"
 #include "gateway/publisher.hpp"
+#include "gateway/schema_guard.hpp"
 
 namespace omnigate {
 
@@ -64,6 +65,7 @@ Interaction enrich(Submission submission, const IdentityConfig& identity) {
 Result<Accepted> Pipeline::submit(Submission submission,
                                   std::chrono::steady_clock::time_point deadline) {
   Interaction in = enrich(std::move(submission), config_.identity);
+  if (auto valid = enforce_schema(in, metrics_); !valid) return valid.error();
   std::string payload = serialize(in);
   auto started = std::chrono::steady_clock::now();
   auto outcome = publisher_.publish(subject_for(in), in.id, payload, deadline);

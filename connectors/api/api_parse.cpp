@@ -1,6 +1,6 @@
 #include "connectors/api/api_parse.hpp"
 
-#include <nlohmann/json.hpp>
+#include "gateway/json_input.hpp"
 
 namespace omnigate::api {
 
@@ -14,16 +14,9 @@ bool valid_idempotency_key(std::string_view key) {
 
 Result<Submission> parse_submission(std::string_view body, std::string_view account,
                                     std::string_view idempotency_key) {
-  nlohmann::json document;
-  try {
-    document = nlohmann::json::parse(body.begin(), body.end());
-  } catch (const nlohmann::json::parse_error& e) {
-    // e.what() reads "[json.exception.parse_error.101] parse error at line 1, column 9: ...".
-    std::string what = e.what();
-    if (auto pos = what.find("] "); pos != std::string::npos) what = what.substr(pos + 2);
-    return make_error(ErrorCode::bad_request, "parse", "the body is not valid JSON: " + what);
-  }
-  auto interaction = interaction_from_json(document, ReadMode::api_submission);
+  auto document = parse_request_json(body);
+  if (!document) return document.error();
+  auto interaction = interaction_from_json(*document, ReadMode::api_submission);
   if (!interaction) return interaction.error();
   Interaction& in = interaction.value();
   if (!in.channel.empty() && in.channel != "api") {

@@ -5,6 +5,8 @@
 #include <memory>
 #include <mutex>
 
+#include "gateway/json_input.hpp"
+
 namespace omnigate::telegram {
 namespace {
 
@@ -75,6 +77,12 @@ ApiResponse BotApi::call(const std::string& method, const nlohmann::json& params
   long status = 0;
   curl_easy_getinfo(curl.get(), CURLINFO_RESPONSE_CODE, &status);
   out.http_status = static_cast<int>(status);
+  // The answer is copied into `result` and each update re-read: cap its nesting like a request's.
+  if (!json_depth_within(response)) {
+    out.description = "the Bot API answered HTTP " + std::to_string(status) +
+                      " with JSON nested deeper than " + std::to_string(limits::kMaxJsonDepth);
+    return out;
+  }
   auto json = nlohmann::json::parse(response, nullptr, false);
   if (json.is_discarded() || !json.is_object()) {
     out.description =

@@ -14,6 +14,7 @@
 #include "connectors/telegram/telegram_poller.hpp"
 #include "gateway/config.hpp"
 #include "gateway/connector.hpp"
+#include "gateway/formats.hpp"
 #include "gateway/log.hpp"
 #include "gateway/metrics.hpp"
 #include "gateway/pipeline.hpp"
@@ -234,17 +235,26 @@ class TelegramConnector : public Connector {
 
   // GET /v1/media/telegram/<account>/<file_id>
   Reply media(const InboundRequest& request) {
-    static const std::regex path("/v1/media/telegram/([A-Za-z0-9_-]{1,64})/([A-Za-z0-9_-]{1,512})");
-    std::cmatch match;
-    std::string p(request.path);
-    if (!std::regex_match(p.c_str(), match, path)) {
+    // /v1/media/telegram/<[A-Za-z0-9_-]{1,64}>/<[A-Za-z0-9_-]{1,512}>, by a character loop.
+    constexpr std::string_view prefix = "/v1/media/telegram/";
+    std::string_view rest = request.path;
+    size_t slash = rest.substr(0, prefix.size()) == prefix ? rest.find('/', prefix.size())
+                                                           : std::string_view::npos;
+    std::string_view account_segment, file_segment;
+    if (slash != std::string_view::npos) {
+      account_segment = rest.substr(prefix.size(), slash - prefix.size());
+      file_segment = rest.substr(slash + 1);
+    }
+    if (!formats::is_token(account_segment, 64, false) ||
+        !formats::is_token(file_segment, 512, false)) {
       return Reply::error(make_error(ErrorCode::not_found, "route",
                                      "expected /v1/media/telegram/<account>/<file_id>"));
     }
-    auto it = bots_.find(match[1].str());
+    const std::string bot_account(account_segment), file_id(file_segment);
+    auto it = bots_.find(bot_account);
     if (it == bots_.end()) {
       return Reply::error(make_error(ErrorCode::unknown_account, "route",
-                                     "no telegram account named '" + match[1].str() + "'"));
+                                     "no telegram account named '" + bot_account + "'"));
     }
     const BotConfig& bot = it->second;
     if (bot.media_token.empty()) {
@@ -256,7 +266,7 @@ class TelegramConnector : public Connector {
                     "unauthorized");
     }
     BotApi api(bot.api_url, bot.token);
-    auto file = api.call("getFile", {{"file_id", match[2].str()}}, milliseconds(15'000));
+    auto file = api.call("getFile", {{"file_id", file_id}}, milliseconds(15'000));
     if (!file.transport_ok) {
       return Reply::error(make_error(ErrorCode::not_durable, "media",
                                      "Telegram is not reachable: " + file.transport_error));

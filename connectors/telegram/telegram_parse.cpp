@@ -4,8 +4,10 @@
 
 #include <nlohmann/json.hpp>
 
+#include "gateway/formats.hpp"
 #include "gateway/http_types.hpp"
 #include "gateway/identifiers.hpp"
+#include "gateway/json_input.hpp"
 #include "gateway/secrets.hpp"
 
 namespace omnigate::telegram {
@@ -60,8 +62,10 @@ class Node {
   bool present_ = false;
 };
 
+// A Telegram date. One outside 1970..9999 (a forged 10^15) becomes a time the pipeline's
+// schema guard replaces by received_at (and counts) -- never a signed overflow to year -32224.
 SysMillis from_unix(int64_t seconds) {
-  return SysMillis(std::chrono::seconds(seconds));
+  return formats::from_unix_seconds(seconds).value_or(SysMillis::min());
 }
 
 std::string trim(std::string_view s) {
@@ -162,8 +166,10 @@ void add_attachments(const Node& msg, Message& message) {
   if (location.present()) {
     Attachment a;
     a.type = venue.present() ? "venue" : "location";
-    a.location = {{"latitude", location["latitude"].num().value_or(0)},
-                  {"longitude", location["longitude"].num().value_or(0)}};
+    // Only the coordinates Telegram sent; the schema guard drops a location outside WGS 84.
+    a.location = nlohmann::json::object();
+    if (auto v = location["latitude"].num()) a.location["latitude"] = *v;
+    if (auto v = location["longitude"].num()) a.location["longitude"] = *v;
     if (venue.present()) {
       if (auto t = venue["title"].str()) a.location["title"] = *t;
       if (auto ad = venue["address"].str()) a.location["address"] = *ad;
@@ -326,6 +332,8 @@ std::optional<std::vector<std::pair<std::string, std::string>>> decode_deep_link
 }
 
 Result<ParsedUpdate> parse_update(std::string_view body, const BotSettings& bot, SysMillis now) {
+  // simdjson's own cap is 1024 levels; the gateway's is limits::kMaxJsonDepth for every parser.
+  if (!json_depth_within(body)) return json_too_deep_error();
   thread_local simdjson::dom::parser parser;
   element root;
   if (parser.parse(body.data(), body.size()).get(root) != simdjson::SUCCESS || !root.is_object()) {

@@ -438,6 +438,8 @@ class WebformConnector : public Connector {
       add_cors(reply, origin);
       return reply;
     }
+    for (const auto& field : normalized.dropped)
+      context_->metrics.dropped_values.inc({"webform", field});
     normalized.submission.raw_bytes = request.body;
     normalized.submission.raw_content_type = request.media_type();
     auto accepted = context_->pipeline.submit(std::move(normalized.submission), request.deadline);

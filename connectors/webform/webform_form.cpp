@@ -3,10 +3,12 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
-#include <regex>
 #include <unordered_set>
 
+#include "gateway/formats.hpp"
 #include "gateway/identifiers.hpp"
+#include "gateway/json_input.hpp"
+#include "gateway/limits.hpp"
 
 namespace omnigate::webform {
 namespace {
@@ -26,24 +28,18 @@ std::string trimmed(std::string_view text) {
   return std::string(text.substr(first, last - first + 1));
 }
 
-// The schema wants URIs: keep what a browser sends (already percent-encoded), drop the rest.
+// The schema wants URIs: keep what a browser sends (already percent-encoded), drop the rest
+// (other schemes than http(s), spaces, non-ASCII, { } [ ], a "%" without two hex digits).
 OptString web_url(std::string_view text) {
   std::string url = trimmed(text);
   // A fragment never reaches the server in real navigation and can hold tokens (OAuth).
   if (size_t hash = url.find('#'); hash != std::string::npos) url.resize(hash);
-  if (url.size() > 2048 || (url.rfind("http://", 0) != 0 && url.rfind("https://", 0) != 0)) {
-    return std::nullopt;
-  }
-  for (unsigned char c : url) {
-    if (c <= 0x20 || c >= 0x7f || c == '"' || c == '<' || c == '>' || c == '\\')
-      return std::nullopt;
-  }
+  if (url.size() > limits::kMaxUrlBytes || !formats::is_web_url(url)) return std::nullopt;
   return url;
 }
 
 bool valid_submission_id(std::string_view id) {
-  static const std::regex pattern("[A-Za-z0-9_.:-]{1,128}");
-  return std::regex_match(id.begin(), id.end(), pattern);
+  return formats::is_token(id, 128);
 }
 
 void read_utm(Utm& utm, const Fields& source) {
@@ -119,9 +115,13 @@ NormalizedForm normalize_form(const FormConfig& form, const ConsentConfig& conse
   // Where they came from: UTM from the fields, else from the page URL's query string.
   Source source;
   OptString page_url = web_url(value_of(fields, kPageUrlField));
+  if (!page_url && !trimmed(value_of(fields, kPageUrlField)).empty())
+    out.dropped.push_back("source.page_url");
   if (!page_url) page_url = web_url(context.referer_header);
   source.page_url = page_url;
   source.referrer = web_url(value_of(fields, kReferrerField));
+  if (!source.referrer && !trimmed(value_of(fields, kReferrerField)).empty())
+    out.dropped.push_back("source.referrer");
   read_utm(source.utm, fields);
   if (page_url) {
     size_t query = page_url->find('?');
@@ -165,7 +165,8 @@ NormalizedForm normalize_form(const FormConfig& form, const ConsentConfig& conse
 Result<Fields> read_fields(
     const std::string& media_type, std::string_view body,
     const std::vector<std::pair<std::string_view, std::string_view>>& multipart) {
-  if (media_type == "application/x-www-form-urlencoded") return parse_urlencoded(body);
+  if (media_type == "application/x-www-form-urlencoded")
+    return parse_urlencoded(body, kMaxFields + 1);
   if (media_type == "multipart/form-data") {
     Fields out;
     for (const auto& [name, value] : multipart)
@@ -176,7 +177,7 @@ Result<Fields> read_fields(
     // An HTML form with enctype="text/plain": one "name=value" per line.
     Fields out;
     size_t pos = 0;
-    while (pos < body.size()) {
+    while (pos < body.size() && out.size() <= kMaxFields) {
       size_t end = body.find('\n', pos);
       if (end == std::string_view::npos) end = body.size();
       std::string_view line = body.substr(pos, end - pos);
@@ -190,20 +191,15 @@ Result<Fields> read_fields(
     return out;
   }
   if (media_type == "application/json") {
-    nlohmann::json document;
-    try {
-      document = nlohmann::json::parse(body.begin(), body.end());
-    } catch (const nlohmann::json::parse_error& e) {
-      std::string what = e.what();
-      if (auto p = what.find("] "); p != std::string::npos) what = what.substr(p + 2);
-      return make_error(ErrorCode::bad_request, "parse", "the body is not valid JSON: " + what);
-    }
+    auto parsed = parse_request_json(body);
+    if (!parsed) return parsed.error();
+    const nlohmann::json& document = *parsed;
     if (!document.is_object()) {
       return make_error(ErrorCode::bad_request, "parse",
                         "the JSON body must be an object of fields");
     }
     Fields out;
-    for (auto it = document.begin(); it != document.end(); ++it) {
+    for (auto it = document.begin(); it != document.end() && out.size() <= kMaxFields; ++it) {
       const auto& v = it.value();
       if (v.is_string())
         out.emplace_back(it.key(), v.get<std::string>());

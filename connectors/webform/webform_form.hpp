@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "gateway/config.hpp"
+#include "gateway/limits.hpp"
 #include "gateway/pipeline.hpp"
 
 namespace omnigate::webform {
@@ -41,7 +42,7 @@ struct FormConfig {
 };
 
 // More fields than any real form has: refused (400) before any per-field work.
-inline constexpr size_t kMaxFields = 200;
+inline constexpr size_t kMaxFields = limits::kMaxMapEntries;
 
 // Field names the embed script adds; they are read, never stored as lead fields.
 inline constexpr const char* kSubmissionIdField = "_submission_id";
@@ -63,6 +64,8 @@ struct NormalizedForm {
   std::vector<std::string> missing;         // required fields or consents not given → 422
   std::vector<const FormConsent*> pending;  // double opt-in consents ticked
   std::optional<std::string> email;         // normalized, for the confirmation e-mail
+  // Values sent but left out because interaction.v1 cannot hold them ("source.page_url").
+  std::vector<std::string> dropped;
 };
 
 bool checkbox_ticked(std::string_view value);
