@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 
+#include <algorithm>
 #include <charconv>
 #include <cstring>
 
@@ -36,6 +37,23 @@ std::optional<std::array<uint8_t, 16>> to_bytes(std::string_view text, bool* is_
 }
 
 }  // namespace
+
+std::string client_key(std::string_view ip) {
+  bool v4 = false;
+  auto address = to_bytes(ip, &v4);
+  if (!address) return std::string(ip);
+  bool mapped =
+      std::all_of(address->begin(), address->begin() + 10, [](uint8_t b) { return b == 0; }) &&
+      (*address)[10] == 0xff && (*address)[11] == 0xff;
+  char text[INET6_ADDRSTRLEN] = "";
+  if (v4 || mapped) {
+    inet_ntop(AF_INET, address->data() + 12, text, sizeof text);
+    return text;
+  }
+  std::fill(address->begin() + 8, address->end(), 0);
+  inet_ntop(AF_INET6, address->data(), text, sizeof text);
+  return std::string(text) + "/64";
+}
 
 std::optional<std::string> TrustedProxies::parse(const std::vector<std::string>& cidrs,
                                                  TrustedProxies& out) {

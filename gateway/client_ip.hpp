@@ -12,6 +12,11 @@
 
 namespace omnigate {
 
+// The share of a per-client limit an address belongs to: an IPv4 address itself, an IPv6 address
+// by its /64 (one subscriber's prefix: a client rotating within it stays one client). Text that
+// is not an address is its own key.
+std::string client_key(std::string_view ip);
+
 class TrustedProxies {
  public:
   // Parses CIDRs ("10.0.0.0/8", "127.0.0.1", "::1/128"); returns the first invalid one, if any.

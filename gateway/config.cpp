@@ -37,6 +37,15 @@ void read_http(ConfigMap map, HttpConfig& http) {
   http.keep_alive_max_requests = static_cast<int>(
       map.integer("keep_alive_max_requests", http.keep_alive_max_requests, 1, 100'000'000));
   http.read_timeout = ms_at_least(map, "read_timeout", http.read_timeout, milliseconds(100));
+  http.header_timeout = ms_at_least(map, "header_timeout", http.header_timeout, milliseconds(100));
+  http.max_headers = static_cast<int>(map.integer("max_headers", http.max_headers, 16, 10'000));
+  http.max_header_bytes = map.size("max_header_bytes", http.max_header_bytes);
+  if (http.max_header_bytes < 4096 || http.max_header_bytes > 1024 * 1024)
+    map.problem("max_header_bytes", "must be between 4KiB and 1MiB");
+  http.max_connections_per_ip = static_cast<int>(
+      map.integer("max_connections_per_ip", http.max_connections_per_ip, 1, 1'000'000));
+  http.auth_failures_per_minute = static_cast<int>(
+      map.integer("auth_failures_per_minute", http.auth_failures_per_minute, 0, 1'000'000));
   http.write_timeout = ms_at_least(map, "write_timeout", http.write_timeout, milliseconds(100));
   http.retry_after = ms_at_least(map, "retry_after", http.retry_after, milliseconds(1000));
   http.max_body = map.size("max_body", http.max_body);
@@ -100,14 +109,8 @@ void read_template(ConfigMap map, MailTemplate& out) {
 }
 
 void read_consent(ConfigMap map, ConsentConfig& consent) {
-  consent.signing_key = map.string("signing_key", "");
-  if (!consent.signing_key.empty() && consent.signing_key.size() < 32) {
-    map.problem("signing_key", "must be at least 32 characters (use `openssl rand -hex 32`)");
-  }
-  consent.links_token = map.string("links_token", "");
-  if (!consent.links_token.empty() && consent.links_token.size() < 16) {
-    map.problem("links_token", "must be at least 16 characters");
-  }
+  consent.signing_key = map.secret("signing_key", false, 32);
+  consent.links_token = map.secret("links_token", false);
   consent.confirm_ttl = ms_at_least(map, "confirm_ttl", consent.confirm_ttl, milliseconds(60'000));
   static const std::regex word("[a-z][a-z0-9_]{0,63}");
   std::set<std::string> ids;

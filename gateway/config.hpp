@@ -26,6 +26,14 @@ struct HttpConfig {
   milliseconds keep_alive_timeout{5'000};
   int keep_alive_max_requests = 100'000;
   milliseconds read_timeout{10'000};
+  // The request line and headers must arrive within this, whatever the pace of the bytes.
+  milliseconds header_timeout{10'000};
+  int max_headers = 100;
+  uint64_t max_header_bytes = 32 * 1024;
+  // Open connections per client address (IPv6 per /64); trusted proxies are exempt.
+  int max_connections_per_ip = 48;
+  // Failed authentications (401/403) per client address and minute before 429; 0 = off.
+  int auth_failures_per_minute = 30;
   milliseconds write_timeout{10'000};
   milliseconds retry_after{5'000};
   uint64_t max_body = 1024 * 1024;

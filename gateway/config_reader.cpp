@@ -218,6 +218,17 @@ std::string ConfigMap::required_string(const std::string& key) {
   return value.value_or("");
 }
 
+std::string ConfigMap::secret(const std::string& key, bool required, size_t min_length) {
+  std::string value = required ? required_string(key) : string(key, "");
+  if (!value.empty() && value.size() < min_length) {
+    // openssl rand -hex N prints 2N characters.
+    problem(key, "is " + std::to_string(value.size()) + " characters; a secret must be at least " +
+                     std::to_string(min_length) + " (generate one with `openssl rand -hex " +
+                     std::to_string(std::max<size_t>(24, (min_length + 1) / 2)) + "`)");
+  }
+  return value;
+}
+
 int64_t ConfigMap::integer(const std::string& key, int64_t fallback, int64_t min, int64_t max) {
   auto text = scalar(key);
   if (!text) return fallback;

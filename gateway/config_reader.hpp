@@ -57,6 +57,11 @@ class ConfigMap {
   std::string string(const std::string& key, const std::string& fallback);
   // Reports a problem (and returns "") when the key is absent or empty.
   std::string required_string(const std::string& key);
+  // A secret the gateway checks callers against (a token, a webhook secret): absent → "" (or a
+  // problem when `required`); shorter than `min_length` → a problem that says how to generate
+  // one. Guessable secrets make every other check moot, so there is no way to opt out.
+  std::string secret(const std::string& key, bool required, size_t min_length = kMinSecretLength);
+  static constexpr size_t kMinSecretLength = 16;
   int64_t integer(const std::string& key, int64_t fallback, int64_t min, int64_t max);
   bool boolean(const std::string& key, bool fallback);
   std::chrono::milliseconds duration(const std::string& key, std::chrono::milliseconds fallback);

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <regex>
 
+#include "gateway/http_guard.hpp"
 #include "gateway/log.hpp"
 
 namespace omnigate {
@@ -17,6 +18,7 @@ struct RequestBody {
   std::string data;
   std::vector<httplib::MultipartFormData> parts;
   bool too_large = false;
+  bool incomplete = false;  // shorter than its Content-Length, or a broken chunked framing
 };
 
 namespace {
@@ -66,8 +68,29 @@ InboundRequest inbound_from(const httplib::Request& req, const RequestBody& body
 
 }  // namespace
 
+namespace {
+HttpGuardLimits guard_limits(const HttpConfig& http) {
+  HttpGuardLimits limits;
+  limits.threads = static_cast<size_t>(http.threads);
+  limits.header_timeout = http.header_timeout;
+  limits.keep_alive_timeout = http.keep_alive_timeout;
+  limits.read_timeout = http.read_timeout;
+  limits.write_timeout = http.write_timeout;
+  limits.max_headers = static_cast<size_t>(http.max_headers);
+  limits.max_header_bytes = static_cast<size_t>(http.max_header_bytes);
+  limits.max_connections_per_ip = http.max_connections_per_ip;
+  limits.keep_alive_max_requests = http.keep_alive_max_requests;
+  limits.exempt = http.trusted_proxies;
+  return limits;
+}
+}  // namespace
+
 Gateway::Gateway(Config config)
-    : config_(std::move(config)), server_(std::make_unique<httplib::Server>()) {}
+    : config_(std::move(config)),
+      auth_throttle_(std::make_unique<AuthThrottle>(config_.http.auth_failures_per_minute)),
+      server_(std::make_unique<GuardedServer>(guard_limits(config_.http), [this](GuardEvent e) {
+        metrics_.http_refused.inc({std::string(guard_event_name(e))});
+      })) {}
 
 Gateway::~Gateway() {
   stop();
@@ -113,12 +136,29 @@ void Gateway::register_handler(
   auto respond = [this, label, cap, fn](const httplib::Request& req, const RequestBody& body,
                                         httplib::Response& res) {
     Reply reply;
+    const std::string client = client_key(config_.http.trusted_proxies.client_ip(
+        req.remote_addr, req.get_header_value("X-Forwarded-For")));
+    const auto now = Clock::now();
     if (body.too_large || body.data.size() > cap) {
       reply = Reply::error(make_error(
           ErrorCode::payload_too_large, "route",
           "the body is larger than " + std::to_string(cap) + " bytes allowed for this route"));
+    } else if (body.incomplete) {
+      reply = Reply::error(make_error(ErrorCode::bad_request, "route",
+                                      "the body ended before its Content-Length, or its chunked "
+                                      "framing is broken: nothing was processed"));
+    } else if (auto wait = auth_throttle_->retry_after(client, now)) {
+      // Too many failed authentications from this client: the handler does not run at all.
+      metrics_.http_refused.inc({"auth_throttled"});
+      reply = Reply::error(make_error(ErrorCode::rate_limited, "route",
+                                      "too many failed authentications from this address"),
+                           std::chrono::seconds(*wait));
     } else {
-      reply = fn(req, body, Clock::now() + config_.nats.publish_timeout);
+      reply = fn(req, body, now + config_.nats.publish_timeout);
+      if (reply.status == 401 || reply.status == 403) {
+        auth_throttle_->record_failure(client, now);
+        metrics_.auth_failures.inc({label});
+      }
     }
     if (reply.status == 503 || reply.status == 429) {
       // Handlers may set their own Retry-After; fill in the configured one when they did not.
@@ -145,8 +185,9 @@ void Gateway::register_handler(
         if (received > cap) body.too_large = true;
         return !body.too_large;
       };
+      bool complete = false;
       if (req.is_multipart_form_data()) {
-        reader(
+        complete = reader(
             [&](const httplib::MultipartFormData& part) {
               body.parts.push_back(part);
               return true;
@@ -157,12 +198,17 @@ void Gateway::register_handler(
               return true;
             });
       } else {
-        reader([&](const char* data, size_t n) {
+        complete = reader([&](const char* data, size_t n) {
           if (!within_cap(n)) return false;
           body.data.append(data, n);
           return true;
         });
       }
+      // cpp-httplib hands over what arrived even when the body broke off: the reader's result
+      // and the guard's framing check say whether it is the whole body.
+      auto* framing = RequestFraming::current();
+      if (!body.too_large && (!complete || (framing && !framing->body_complete())))
+        body.incomplete = true;
       respond(req, body, res);
     };
     if (method == "POST")
@@ -260,24 +306,23 @@ void Gateway::add_builtin_routes() {
 
 Result<int> Gateway::bind() {
   const HttpConfig& http = config_.http;
+  // Threads, keep-alive and timeouts are the guard's (gateway/http_guard.hpp).
   server_->set_tcp_nodelay(http.tcp_nodelay);
-  // cpp-httplib serves a keep-alive connection on one pool thread for its whole life, so the
-  // pool must be as large as the number of concurrent provider connections we expect.
-  const size_t threads = static_cast<size_t>(http.threads);
-  server_->new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
-  server_->set_keep_alive_max_count(static_cast<size_t>(http.keep_alive_max_requests));
-  server_->set_keep_alive_timeout(
-      std::chrono::duration_cast<std::chrono::seconds>(http.keep_alive_timeout).count());
-  server_->set_read_timeout(
-      std::chrono::duration_cast<std::chrono::seconds>(http.read_timeout).count());
-  server_->set_write_timeout(
-      std::chrono::duration_cast<std::chrono::seconds>(http.write_timeout).count());
   uint64_t largest_cap = http.max_body;
   for (const auto& route : routes_) largest_cap = std::max(largest_cap, route.max_body);
   server_->set_payload_max_length(static_cast<size_t>(largest_cap));
 
-  // Refuse an oversized declared body before reading it.
+  // Refuse an ambiguous framing, and an oversized declared body, before reading it. Either
+  // answer leaves the body unread, so the guard closes the connection after it.
   server_->set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+    auto* framing = RequestFraming::current();
+    if (framing && !framing->framing_problem().empty()) {
+      metrics_.http_requests.inc({"unmatched", "400"});
+      write_reply(Reply::error(make_error(ErrorCode::bad_request, "route",
+                                          "refused framing: " + framing->framing_problem())),
+                  res);
+      return httplib::Server::HandlerResponse::Handled;
+    }
     if (!req.has_header("Content-Length")) return httplib::Server::HandlerResponse::Unhandled;
     uint64_t length = std::strtoull(req.get_header_value("Content-Length").c_str(), nullptr, 10);
     RouteCap route = route_for(req.method, req.path);

@@ -25,6 +25,8 @@ struct Request;
 namespace omnigate {
 
 struct RequestBody;
+class GuardedServer;
+class AuthThrottle;
 
 class Gateway : public Router {
  public:
@@ -72,7 +74,8 @@ class Gateway : public Router {
   std::unique_ptr<ConsentService> consent_;
   std::unique_ptr<CursorStore> cursors_;
   std::unique_ptr<GatewayContext> context_;
-  std::unique_ptr<httplib::Server> server_;
+  std::unique_ptr<AuthThrottle> auth_throttle_;
+  std::unique_ptr<GuardedServer> server_;
   std::vector<RouteCap> routes_;
   int listen_fd_ = -1;
 };

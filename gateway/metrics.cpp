@@ -126,6 +126,12 @@ Metrics::Metrics()
                      "Optional values a connector filled that interaction.v1 forbids, left out "
                      "of the published interaction, by channel and field.",
                      {"channel", "field"}),
+      http_refused("omnigate_http_refused_total",
+                   "Connections and requests cut short by the HTTP guard (per-IP cap, header "
+                   "deadline and caps, framing, unread bodies, throttled authentication).",
+                   {"reason"}),
+      auth_failures("omnigate_auth_failures_total",
+                    "Answers 401/403 (failed authentication), by route.", {"route"}),
       publish_latency(
           "omnigate_publish_duration_seconds",
           "Time from publish start to JetStream PubAck (including retries).",
@@ -142,6 +148,8 @@ std::string Metrics::render() const {
   publish_failures.render(out);
   consent_emails.render(out);
   dropped_values.render(out);
+  http_refused.render(out);
+  auth_failures.render(out);
   publish_latency.render(out);
   header(out, "omnigate_nats_connected", "1 when connected to NATS, else 0.", "gauge");
   out += "omnigate_nats_connected " + std::to_string(nats_connected.load()) + "\n";

@@ -53,6 +53,8 @@ class Metrics {
   LabeledCounter publish_failures;        // reason
   LabeledCounter consent_emails;          // result: sent | failed | no_smtp | queue_full
   LabeledCounter dropped_values;          // channel, field (schema-invalid optional values)
+  LabeledCounter http_refused;            // reason: per_ip_cap, header_timeout, auth_throttled...
+  LabeledCounter auth_failures;           // route (401/403 answers)
   Histogram publish_latency;
   std::atomic<int> nats_connected{0};
   std::atomic<uint64_t> nats_reconnects{0};

@@ -22,10 +22,7 @@ class ApiConnector : public Connector {
 
   void read_account(const std::string& account, ConfigMap& entry) override {
     AccountConfig config;
-    config.token = entry.required_string("token");
-    if (!config.token.empty() && config.token.size() < 16) {
-      entry.problem("token", "must be at least 16 characters (use a random secret)");
-    }
+    config.token = entry.secret("token", true);
     config.max_body = entry.size("max_body", config.max_body);
     max_body_ = std::max(max_body_, config.max_body);
     accounts_[account] = std::move(config);

@@ -75,7 +75,7 @@ class TelegramConnector : public Connector {
     bot.mode = entry.string("mode", bot.mode);
     if (bot.mode != "webhook" && bot.mode != "poll")
       entry.problem("mode", "must be webhook or poll");
-    bot.secret_token = entry.string("secret_token", "");
+    bot.secret_token = entry.secret("secret_token", false);
     static const std::regex secret_shape("[A-Za-z0-9_-]{1,256}");
     if (bot.mode == "webhook" && bot.secret_token.empty()) {
       entry.problem("secret_token",
@@ -95,10 +95,7 @@ class TelegramConnector : public Connector {
     bool custom_stop_words = entry.has("stop_words");
     auto stop_words = entry.string_list("stop_words");
     if (custom_stop_words) bot.settings.stop_words = std::move(stop_words);
-    bot.media_token = entry.string("media_token", "");
-    if (!bot.media_token.empty() && bot.media_token.size() < 16) {
-      entry.problem("media_token", "must be at least 16 characters");
-    }
+    bot.media_token = entry.secret("media_token", false);
     bot.max_connections =
         static_cast<int>(entry.integer("max_connections", bot.max_connections, 1, 100));
     bot.max_body = entry.size("max_body", bot.max_body);

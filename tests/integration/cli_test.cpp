@@ -36,7 +36,8 @@ TEST_CASE("check-config accepts the example and rejects a misspelt key with its 
   const std::string binary = OMNIGATE_BINARY;
   const std::string source = OMNIGATE_SOURCE_DIR;
   auto good = run_command(
-      "OMNIGATE_API_TOKEN=abcdefabcdefabcdef TELEGRAM_WEBHOOK_SECRET=s3cret OMNIGATE_CONSENT_KEY=" +
+      "OMNIGATE_API_TOKEN=abcdefabcdefabcdef TELEGRAM_WEBHOOK_SECRET=s3cret-0123456789abcdef "
+      "OMNIGATE_CONSENT_KEY=" +
       std::string(40, 'k') + " " + binary + " check-config " + source +
       "/config/omnigate.example.yaml");
   CHECK(good.exit_code == 0);

@@ -1,8 +1,11 @@
 #include "tests/integration/harness.hpp"
 
+#include <arpa/inet.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -237,6 +240,182 @@ httplib::Result RunningGateway::post_api(const std::string& key, const std::stri
   httplib::Headers headers = {{"Authorization", "Bearer " + kApiToken}};
   if (!key.empty()) headers.emplace("Idempotency-Key", key);
   return client().Post(("/v1/api/" + account).c_str(), headers, body, "application/json");
+}
+
+}  // namespace omnigate::testing
+
+namespace omnigate::testing {
+
+RawConnection::RawConnection(int port, const std::string& source_ip) {
+  fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in local{};
+  local.sin_family = AF_INET;
+  inet_pton(AF_INET, source_ip.c_str(), &local.sin_addr);
+  ::bind(fd_, reinterpret_cast<sockaddr*>(&local), sizeof local);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  address.sin_port = htons(static_cast<uint16_t>(port));
+  if (::connect(fd_, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0) {
+    ::close(fd_);
+    fd_ = -1;
+  }
+}
+
+RawConnection::~RawConnection() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+bool RawConnection::send(std::string_view bytes) {
+  while (!bytes.empty()) {
+    ssize_t n = ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL);
+    if (n <= 0) return false;
+    bytes.remove_prefix(static_cast<size_t>(n));
+  }
+  return true;
+}
+
+void RawConnection::shutdown_write() {
+  ::shutdown(fd_, SHUT_WR);
+}
+
+ssize_t RawConnection::receive(std::chrono::steady_clock::time_point deadline) {
+  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+      deadline - std::chrono::steady_clock::now());
+  if (left.count() <= 0) return kTimedOut;
+  pollfd p{fd_, POLLIN, 0};
+  if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) return kTimedOut;
+  char buffer[16384];
+  ssize_t n = ::recv(fd_, buffer, sizeof buffer, 0);
+  if (n > 0) pending_.append(buffer, static_cast<size_t>(n));
+  return n;
+}
+
+bool RawConnection::fill(std::chrono::steady_clock::time_point deadline) {
+  return receive(deadline) > 0;
+}
+
+std::optional<std::string> RawConnection::read_response(std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  size_t head_end;
+  while ((head_end = pending_.find("\r\n\r\n")) == std::string::npos) {
+    if (!fill(deadline)) return std::nullopt;
+  }
+  std::string head = pending_.substr(0, head_end + 4);
+  size_t total = head.size();
+  std::string length = response_header(head, "Content-Length");
+  if (!length.empty()) {
+    total += std::stoull(length);
+    while (pending_.size() < total) {
+      if (!fill(deadline)) return std::nullopt;
+    }
+  } else if (response_header(head, "Transfer-Encoding") == "chunked") {
+    while (pending_.find("\r\n0\r\n\r\n", head_end) == std::string::npos) {
+      if (!fill(deadline)) return std::nullopt;
+    }
+    total = pending_.find("\r\n0\r\n\r\n", head_end) + 7;
+  }
+  std::string response = pending_.substr(0, total);
+  pending_.erase(0, total);
+  return response;
+}
+
+bool RawConnection::closed_within(std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    ssize_t n = receive(deadline);
+    if (n == kTimedOut) return false;
+    if (n <= 0) return true;
+    pending_.clear();
+  }
+}
+
+int response_status(const std::string& response) {
+  if (response.rfind("HTTP/1.", 0) != 0 || response.size() < 12) return 0;
+  return std::atoi(response.c_str() + 9);
+}
+
+std::string response_header(const std::string& response, const std::string& name) {
+  size_t end = response.find("\r\n\r\n");
+  std::string head = response.substr(0, end);
+  size_t pos = head.find("\r\n");
+  while (pos != std::string::npos && pos < head.size()) {
+    size_t next = head.find("\r\n", pos + 2);
+    std::string line =
+        head.substr(pos + 2, next == std::string::npos ? std::string::npos : next - pos - 2);
+    size_t colon = line.find(':');
+    if (colon != std::string::npos && colon == name.size() &&
+        std::equal(name.begin(), name.end(), line.begin(), [](char a, char b) {
+          return std::tolower(static_cast<unsigned char>(a)) ==
+                 std::tolower(static_cast<unsigned char>(b));
+        })) {
+      size_t start = line.find_first_not_of(' ', colon + 1);
+      return start == std::string::npos ? "" : line.substr(start);
+    }
+    pos = next;
+  }
+  return "";
+}
+
+namespace {
+std::string read_text(const std::string& path) {
+  std::ifstream in(path);
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+void replace_all(std::string& text, const std::string& from, const std::string& to) {
+  for (size_t pos = 0; (pos = text.find(from, pos)) != std::string::npos; pos += to.size())
+    text.replace(pos, from.size(), to);
+}
+}  // namespace
+
+NginxProxy::NginxProxy(int upstream_port) : port_(free_tcp_port()), tls_port_(free_tcp_port()) {
+  const std::string dir = dir_.path();
+  auto made = run_command(
+      "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=localhost "
+      "-keyout " +
+      dir + "/omnigate.key -out " + dir + "/omnigate.crt");
+  if (made.exit_code != 0) throw std::runtime_error("openssl: " + made.output);
+  // The shipped configuration, with this test's ports, certificate and a second, plain listener
+  // for the raw-socket clients; timeouts shortened so the slow-client cases stay short.
+  std::string site = read_text(std::string(OMNIGATE_SOURCE_DIR) + "/docker/nginx/omnigate.conf");
+  if (site.empty()) throw std::runtime_error("docker/nginx/omnigate.conf is missing");
+  replace_all(site, "server 127.0.0.1:8080", "server 127.0.0.1:" + std::to_string(upstream_port));
+  replace_all(site, "listen 443 ssl;",
+              "listen 127.0.0.1:" + std::to_string(tls_port_) +
+                  " ssl;\n    listen 127.0.0.1:" + std::to_string(port_) + ";");
+  replace_all(site, "listen [::]:443 ssl;", "");
+  replace_all(site, "listen 80;", "listen 127.0.0.1:" + std::to_string(free_tcp_port()) + ";");
+  replace_all(site, "listen [::]:80;", "");
+  replace_all(site, "/etc/nginx/tls/", dir + "/");
+  replace_all(site, "client_header_timeout 10s;", "client_header_timeout 2s;");
+  replace_all(site, "client_body_timeout 10s;", "client_body_timeout 2s;");
+  ::chmod(dir.c_str(), 0755);
+  std::ofstream(dir + "/nginx.conf")
+      << "daemon off;\nworker_processes 1;\npid " << dir << "/nginx.pid;\nerror_log " << dir
+      << "/error.log info;\nevents { worker_connections 1024; }\nhttp {\n  access_log off;\n"
+      << "  client_body_temp_path " << dir << "/body;\n  proxy_temp_path " << dir
+      << "/proxy;\n  fastcgi_temp_path " << dir << "/fcgi;\n  uwsgi_temp_path " << dir
+      << "/uwsgi;\n  scgi_temp_path " << dir << "/scgi;\n"
+      << site << "\n}\n";
+  pid_ = ::fork();
+  if (pid_ == 0) {
+    ::execlp("nginx", "nginx", "-p", dir.c_str(), "-c", (dir + "/nginx.conf").c_str(),
+             static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  bool up = eventually([&] { return RawConnection(port_).connected(); });
+  if (!up) throw std::runtime_error("nginx did not start: " + error_log());
+}
+
+NginxProxy::~NginxProxy() {
+  if (pid_ > 0) {
+    ::kill(pid_, SIGTERM);
+    ::waitpid(pid_, nullptr, 0);
+  }
+}
+
+std::string NginxProxy::error_log() const {
+  return read_text(dir_.path() + "/error.log");
 }
 
 }  // namespace omnigate::testing

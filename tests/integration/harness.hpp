@@ -9,7 +9,9 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -110,6 +112,57 @@ class RunningGateway {
   std::unique_ptr<Gateway> gateway_;
   std::thread server_thread_;
   int port_ = 0;
+};
+
+// A raw TCP client, for what an HTTP library will not send: truncated bodies, pipelined and
+// smuggled requests, slow or oversized heads. `source_ip` binds the client end to another
+// loopback address (127.0.0.2, ...) to act as a second client.
+class RawConnection {
+ public:
+  explicit RawConnection(int port, const std::string& source_ip = "127.0.0.1");
+  ~RawConnection();
+  RawConnection(const RawConnection&) = delete;
+  RawConnection& operator=(const RawConnection&) = delete;
+  bool connected() const { return fd_ >= 0; }
+  // Sends everything; false when the peer closed or reset the connection.
+  bool send(std::string_view bytes);
+  void shutdown_write();
+  // One HTTP response (head and a Content-Length or chunked body), or nullopt when the
+  // connection closed or `timeout` passed first.
+  std::optional<std::string> read_response(std::chrono::milliseconds timeout);
+  // Whether the peer closes (EOF or reset) within `timeout`; bytes still arriving are dropped.
+  bool closed_within(std::chrono::milliseconds timeout);
+
+ private:
+  static constexpr ssize_t kTimedOut = -2;
+  // One recv into pending_ within `deadline`: its result, or kTimedOut.
+  ssize_t receive(std::chrono::steady_clock::time_point deadline);
+  bool fill(std::chrono::steady_clock::time_point deadline);
+  int fd_ = -1;
+  std::string pending_;
+};
+
+// The status code of a raw response ("HTTP/1.1 413 ..." -> 413), 0 when unparseable.
+int response_status(const std::string& response);
+// A header of a raw response, case-insensitive, "" when absent.
+std::string response_header(const std::string& response, const std::string& name);
+
+// nginx (Debian's package) with docker/nginx/omnigate.conf's settings in front of a gateway:
+// TLS on `tls_port()` (a self-signed certificate made with the openssl CLI), plain HTTP on
+// `port()` for the raw-socket tests, proxying to 127.0.0.1:<upstream_port>.
+class NginxProxy {
+ public:
+  explicit NginxProxy(int upstream_port);
+  ~NginxProxy();
+  int port() const { return port_; }
+  int tls_port() const { return tls_port_; }
+  std::string error_log() const;
+
+ private:
+  TempDir dir_;
+  int port_;
+  int tls_port_;
+  int pid_ = -1;
 };
 
 }  // namespace omnigate::testing

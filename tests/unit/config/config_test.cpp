@@ -94,7 +94,7 @@ TEST_CASE("config/omnigate.example.yaml loads and documents every known key", "[
       read_text(std::filesystem::path(OMNIGATE_SOURCE_DIR) / "config" / "omnigate.example.yaml");
   auto loaded = load(text, {{"OMNIGATE_API_TOKEN", kToken},
                             {"OMNIGATE_CONSENT_KEY", kSigningKey},
-                            {"TELEGRAM_WEBHOOK_SECRET", "test_secret_123"}});
+                            {"TELEGRAM_WEBHOOK_SECRET", "test_secret_0123456789"}});
   INFO(loaded.problems);
   REQUIRE(loaded.result.ok());
   const Config& config = loaded.result.value();
@@ -120,7 +120,7 @@ TEST_CASE("the example's values are what the loader reads", "[config][example]")
       read_text(std::filesystem::path(OMNIGATE_SOURCE_DIR) / "config" / "omnigate.example.yaml");
   auto loaded = load(text, {{"OMNIGATE_API_TOKEN", kToken},
                             {"OMNIGATE_CONSENT_KEY", kSigningKey},
-                            {"TELEGRAM_WEBHOOK_SECRET", "test_secret_123"},
+                            {"TELEGRAM_WEBHOOK_SECRET", "test_secret_0123456789"},
                             {"OMNIGATE_HTTP_PORT", "9090"}});
   INFO(loaded.problems);
   REQUIRE(loaded.result.ok());
@@ -465,7 +465,8 @@ TEST_CASE("channel account entries are validated", "[config][channels]") {
       {"empty token", "    - account: crm\n      token: \"\"\n",
        "channels.api[0].token: must not be empty"},
       {"short token", "    - account: crm\n      token: short-token-15c\n",
-       "channels.api[0].token: must be at least 16 characters"},
+       "channels.api[0].token: is 15 characters; a secret must be at least 16 (generate one "
+       "with `openssl rand -hex 24`)"},
       {"unknown key in an account",
        "    - account: crm\n      token: " + kToken + "\n      tokn: x\n",
        "unknown key 'tokn' in channels.api[0] (did you mean 'token'?)"},
