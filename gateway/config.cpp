@@ -155,6 +155,14 @@ void read_consent(ConfigMap map, ConsentConfig& consent) {
   map.finish();
 }
 
+void read_spool(ConfigMap map, SpoolConfig& spool) {
+  spool.path = map.string("path", spool.path);
+  if (spool.path.empty()) map.problem("path", "must name a file, e.g. var/spool.db");
+  spool.max_bytes = map.size("max_bytes", spool.max_bytes);
+  if (spool.max_bytes < 1024 * 1024) map.problem("max_bytes", "must be at least 1MiB");
+  map.finish();
+}
+
 void read_log(ConfigMap map, LogConfig& log) {
   log.level = map.string("level", log.level);
   if (log.level != "debug" && log.level != "info" && log.level != "warn" && log.level != "error") {
@@ -221,6 +229,7 @@ Result<Config> load_config_text(const std::string& text, const std::string& file
   read_nats(top.map("nats"), config.nats);
   read_identity(top.map("identity"), config.identity);
   read_consent(top.map("consent"), config.consent);
+  read_spool(top.map("spool"), config.spool);
   read_log(top.map("log"), config.log);
   read_channels(top.map("channels"), config);
   top.finish();

@@ -12,6 +12,7 @@
 #include "gateway/connector.hpp"
 #include "gateway/error.hpp"
 #include "gateway/mailer.hpp"
+#include "gateway/spool.hpp"
 
 namespace omnigate {
 
@@ -96,6 +97,7 @@ struct Config {
   NatsConfig nats;
   IdentityConfig identity;
   ConsentConfig consent;
+  SpoolConfig spool;
   LogConfig log;
   std::vector<std::unique_ptr<Connector>> connectors;  // one per configured channel
   std::set<std::string> known_paths;                   // every key the loader knows
