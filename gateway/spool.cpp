@@ -1,9 +1,14 @@
 #include "gateway/spool.hpp"
 
+#include <fcntl.h>
 #include <sqlite3.h>
+#include <sys/file.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <filesystem>
 #include <limits>
 #include <system_error>
@@ -16,6 +21,17 @@ void DatabaseCloser::operator()(sqlite3* db) const {
 }
 void StatementFinalizer::operator()(sqlite3_stmt* statement) const {
   sqlite3_finalize(statement);
+}
+FileLock& FileLock::operator=(FileLock&& other) noexcept {
+  if (this != &other) {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = other.fd_;
+    other.fd_ = -1;
+  }
+  return *this;
+}
+FileLock::~FileLock() {
+  if (fd_ >= 0) ::close(fd_);
 }
 }  // namespace spool_detail
 
@@ -201,6 +217,39 @@ Status ensure_schema(sqlite3* db, const std::string& path) {
   return ok_status();
 }
 
+// One process per spool file. The lock is on a separate file: SQLite's own POSIX locks on the
+// database would be dropped if this process closed any other descriptor of it.
+Result<spool_detail::FileLock> lock_spool(const std::string& path) {
+  std::string lock_path = path + ".lock";
+  int fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    return spool_error(ErrorCode::internal, path,
+                       "cannot create its lock file " + lock_path + " (" + std::strerror(errno) +
+                           "); make the directory writable by omnigate's user, or set spool.path "
+                           "to a writable location");
+  }
+  spool_detail::FileLock lock(fd);
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    int error = errno;
+    char holder[32] = {0};
+    ssize_t n = ::pread(fd, holder, sizeof holder - 1, 0);
+    std::string pid = n > 0 ? std::string(holder, static_cast<size_t>(n)) : std::string("?");
+    while (!pid.empty() && (pid.back() == '\n' || pid.back() == ' ')) pid.pop_back();
+    if (error == EWOULDBLOCK) {
+      return spool_error(ErrorCode::internal, path,
+                         "is in use by another omnigate process (pid " + pid +
+                             "); give every instance its own spool.path");
+    }
+    return spool_error(ErrorCode::internal, path,
+                       "cannot lock " + lock_path + " (" + std::strerror(error) + ")");
+  }
+  std::string pid = std::to_string(::getpid()) + "\n";
+  // Only informative (the holder's pid in the message above): the lock is held either way.
+  bool recorded = ::ftruncate(fd, 0) == 0 && ::pwrite(fd, pid.data(), pid.size(), 0) > 0;
+  (void)recorded;
+  return lock;
+}
+
 }  // namespace
 
 Result<std::unique_ptr<Spool>> Spool::open(const SpoolConfig& config) {
@@ -220,7 +269,10 @@ Result<std::unique_ptr<Spool>> Spool::open(const SpoolConfig& config) {
     }
   }
 
+  auto lock = lock_spool(path);
+  if (!lock) return lock.error();
   std::unique_ptr<Spool> spool(new Spool());
+  spool->lock_ = std::move(lock.value());
   spool->path_ = path;
   spool->max_bytes_ = config.max_bytes;
   sqlite3* raw = nullptr;
@@ -292,6 +344,34 @@ Result<std::unique_ptr<Spool>> Spool::open(const SpoolConfig& config) {
   spool->depth_ = static_cast<uint64_t>(sqlite3_column_int64(totals->get(), 0));
   spool->bytes_ = static_cast<uint64_t>(sqlite3_column_int64(totals->get(), 1));
   return spool;
+}
+
+Result<SpoolStats> Spool::inspect(const std::string& path) {
+  sqlite3* raw = nullptr;
+  int rc = sqlite3_open_v2(path.c_str(), &raw, SQLITE_OPEN_READONLY, nullptr);
+  Database db(raw);
+  if (rc != SQLITE_OK) return open_error(path, raw, rc, "opening it read-only");
+  sqlite3_busy_timeout(raw, kBusyTimeoutMs);
+  PragmaRows version = query_rows(raw, "PRAGMA user_version");
+  if (version.rc != SQLITE_OK) return open_error(path, raw, version.rc, "reading it");
+  if (version.rows.empty() || version.rows.front() != std::to_string(kSchemaVersion)) {
+    return spool_error(ErrorCode::internal, path,
+                       "is not a spool of this omnigate version (schema version " +
+                           (version.rows.empty() ? std::string("?") : version.rows.front()) + ")");
+  }
+  auto query = prepare(raw, path,
+                       "SELECT count(*), coalesce(sum(length(payload)), 0),"
+                       " (SELECT spooled_at_ms FROM spool ORDER BY seq LIMIT 1) FROM spool");
+  if (!query) return query.error();
+  rc = sqlite3_step(query->get());
+  if (rc != SQLITE_ROW) return open_error(path, raw, rc, "counting the spooled records");
+  SpoolStats stats;
+  stats.depth = static_cast<uint64_t>(sqlite3_column_int64(query->get(), 0));
+  stats.bytes = static_cast<uint64_t>(sqlite3_column_int64(query->get(), 1));
+  if (sqlite3_column_type(query->get(), 2) != SQLITE_NULL) {
+    stats.oldest_ms = sqlite3_column_int64(query->get(), 2);
+  }
+  return stats;
 }
 
 Spool::~Spool() = default;

@@ -51,6 +51,18 @@ struct StatementFinalizer {
 };
 using Database = std::unique_ptr<sqlite3, DatabaseCloser>;
 using Statement = std::unique_ptr<sqlite3_stmt, StatementFinalizer>;
+// An flock(2) held on "<path>.lock" for the Spool's life; the kernel drops it when the process
+// dies, so a kill -9 leaves nothing to clean up.
+class FileLock {
+ public:
+  explicit FileLock(int fd = -1) : fd_(fd) {}
+  FileLock(FileLock&& other) noexcept : fd_(other.fd_) { other.fd_ = -1; }
+  FileLock& operator=(FileLock&& other) noexcept;
+  ~FileLock();
+
+ private:
+  int fd_;
+};
 }  // namespace spool_detail
 
 // Every method may be called from any thread: one connection behind a mutex.
@@ -59,8 +71,13 @@ class Spool {
   // Creates the directory and file if missing; WAL, synchronous=FULL; PRAGMA quick_check.
   // An unwritable path, a file that is not an omnigate spool, a corrupt file or one written by
   // a newer schema is an Error (code internal, stage "spool") whose detail names the path and
-  // what to do -- the gateway refuses to start with it, never loses silently.
+  // what to do -- the gateway refuses to start with it, never loses silently. One process at a
+  // time: a second open of the same path (another omnigate instance) is such an error too,
+  // since two replayers and two byte counts on one file would each be wrong.
   static Result<std::unique_ptr<Spool>> open(const SpoolConfig& config);
+  // Reads the figures of a spool file without opening it for writing and without the lock,
+  // so it works while a gateway holds the spool (`omnigate spool stats`).
+  static Result<SpoolStats> inspect(const std::string& path);
   ~Spool();  // finalizes the statements and closes the SQLite handle (RAII)
 
   Spool(const Spool&) = delete;
@@ -89,6 +106,7 @@ class Spool {
 
   std::string path_;
   uint64_t max_bytes_ = 0;
+  spool_detail::FileLock lock_;  // declared first: released after the database is closed
   mutable std::mutex mutex_;
   uint64_t depth_ = 0;
   uint64_t bytes_ = 0;

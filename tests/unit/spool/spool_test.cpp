@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sqlite3.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -359,6 +360,79 @@ TEST_CASE("an unwritable spool location is a clear error", "[spool]") {
     REQUIRE_FALSE(spool);
     CHECK_THAT(spool.error().detail, Catch::Contains(file.string()) && Catch::Contains("writable"));
   }
+}
+
+TEST_CASE("one process at a time holds a spool file", "[spool]") {
+  TempDir dir;
+  auto config = config_at(dir.path / "spool.db");
+  {
+    auto first = open_ok(config);
+    append_ok(*first, {record("a")});
+    auto second = Spool::open(config);
+    REQUIRE_FALSE(second);
+    CHECK(second.error().code == ErrorCode::internal);
+    CHECK_THAT(second.error().detail, Catch::Contains(config.path) &&
+                                          Catch::Contains("in use by another omnigate") &&
+                                          Catch::Contains("pid " + std::to_string(::getpid())) &&
+                                          Catch::Contains("spool.path"));
+    CHECK(first->contains("a"));  // the refused open disturbed nothing
+    append_ok(*first, {record("b")});
+  }
+  auto again = open_ok(config);  // released with the first
+  CHECK(again->stats().depth == 2);
+}
+
+TEST_CASE("inspecting a spool file reads its figures while a gateway holds it", "[spool]") {
+  TempDir dir;
+  auto config = config_at(dir.path / "spool.db");
+  auto spool = open_ok(config);
+  append_ok(*spool, {record("a", 10), record("b", 32)});
+  auto figures = Spool::inspect(config.path);
+  REQUIRE(figures);
+  CHECK(figures->depth == 2);
+  CHECK(figures->bytes == 42);
+  CHECK(figures->oldest_ms == spool->stats().oldest_ms);
+  spool.reset();
+  auto after_close = Spool::inspect(config.path);
+  REQUIRE(after_close);
+  CHECK(after_close->depth == 2);
+
+  write_file(dir.path / "garbage.db", std::string(8192, 'g'));
+  auto garbage = Spool::inspect((dir.path / "garbage.db").string());
+  REQUIRE_FALSE(garbage);
+  CHECK_THAT(garbage.error().detail, Catch::Contains("not a SQLite database"));
+}
+
+TEST_CASE("a disk that fills up during append_all writes nothing of it", "[spool]") {
+  TempDir dir;
+  auto config = config_at(dir.path / "spool.db");
+  { append_ok(*open_ok(config), {record("before", 100)}); }
+  // A child process whose files may not grow past 64 KiB (RLIMIT_FSIZE: the kernel answers
+  // EFBIG, as a full disk answers ENOSPC) appends a 1 MiB request.
+  pid_t child = ::fork();
+  REQUIRE(child >= 0);
+  if (child == 0) {
+    ::signal(SIGXFSZ, SIG_IGN);
+    auto spool = Spool::open(config);
+    if (!spool) ::_exit(2);
+    struct rlimit limit = {64 * 1024, 64 * 1024};
+    if (::setrlimit(RLIMIT_FSIZE, &limit) != 0) ::_exit(3);
+    std::vector<SpoolRecord> big;
+    for (int i = 0; i < 20; ++i) big.push_back(record(std::to_string(i) + "-big", 50 * 1024));
+    auto result = spool.value()->append_all(big);
+    if (result) ::_exit(10);
+    if (result.error().code != ErrorCode::not_durable) ::_exit(11);
+    if (spool.value()->stats().depth != 1) ::_exit(12);  // the totals were not advanced
+    ::_exit(0);
+  }
+  int status = 0;
+  REQUIRE(::waitpid(child, &status, 0) == child);
+  REQUIRE(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);  // 10: it was spooled anyway; 11: another error code
+  auto spool = open_ok(config);
+  CHECK(ids_of(all_items(*spool)) == std::vector<std::string>{"before"});
+  CHECK(spool->stats().bytes == 100);
+  CHECK(append_ok(*spool, {record("after")}) == std::vector<bool>{true});
 }
 
 TEST_CASE("the spool may be used from several threads", "[spool]") {
