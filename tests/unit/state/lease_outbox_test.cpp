@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 
 #include "connectors/telegram/telegram_poller.hpp"
+#include "gateway/config.hpp"
 #include "gateway/lease.hpp"
 #include "gateway/outbox.hpp"
 
@@ -70,4 +71,39 @@ TEST_CASE("outbox: addresses are masked to their first character and domain", "[
   CHECK(mask_address("анна@пример.рф") == "а***@пример.рф");  // a whole UTF-8 character
   CHECK(mask_address("no-at-sign") == "***");
   CHECK(mask_address("@example.ru") == "***");
+}
+
+TEST_CASE("leases and outbox config: defaults, values and refused values",
+          "[lease][outbox][config]") {
+  auto load = [](const std::string& text) {
+    omnigate::ConfigContext context("file.yaml");
+    auto config = omnigate::load_config_text(text, "file.yaml", context);
+    return std::make_pair(
+        config.ok() ? std::optional<omnigate::Config>(std::move(config.value())) : std::nullopt,
+        config.ok() ? std::string() : config.error().detail);
+  };
+  auto defaults = load("log:\n  level: info\n");
+  REQUIRE(defaults.first);
+  CHECK(defaults.first->leases.ttl == std::chrono::seconds(15));
+  CHECK(defaults.first->outbox.max_attempts == 10);
+  CHECK(defaults.first->outbox.max_age == std::chrono::hours(24));
+  CHECK(defaults.first->outbox.backoff.front() == std::chrono::seconds(10));
+
+  auto set = load(
+      "leases:\n  ttl: 3s\noutbox:\n  max_attempts: 3\n  max_age: 2h\n  backoff: [250ms, 2s]\n");
+  REQUIRE(set.first);
+  CHECK(set.first->leases.ttl == std::chrono::seconds(3));
+  CHECK(set.first->outbox.max_attempts == 3);
+  CHECK(set.first->outbox.max_age == std::chrono::hours(2));
+  CHECK(set.first->outbox.backoff == std::vector<std::chrono::milliseconds>{
+                                         std::chrono::milliseconds(250), std::chrono::seconds(2)});
+
+  auto bad = load("leases:\n  ttl: 200ms\noutbox:\n  max_attempts: 0\n  backoff: [soon, 1ms]\n");
+  CHECK_FALSE(bad.first);
+  CHECK_THAT(bad.second, Catch::Contains("leases.ttl"));
+  CHECK_THAT(bad.second, Catch::Contains("outbox.max_attempts"));
+  CHECK_THAT(bad.second, Catch::Contains("'soon' is not a duration"));
+  CHECK_THAT(bad.second, Catch::Contains("'1ms' is not a duration"));
+  CHECK_THAT(load("outbox:\n  backoff: []\n").second,
+             Catch::Contains("outbox.backoff: must list at least one duration"));
 }
