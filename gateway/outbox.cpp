@@ -573,8 +573,24 @@ int outbox_command(const std::vector<std::string>& args, const NatsConfig& nats_
   if (args[0] == "resend" && (failed || all_failed == !id.empty())) return usage();
   if (args[0] != "list" && args[0] != "resend") return usage();
 
+  // The gateway's own credentials (nats.user / token / credentials_file), as it connects.
+  natsOptions* raw_options = nullptr;
+  natsStatus s = natsOptions_Create(&raw_options);
+  nats::Options options(raw_options);
+  if (s == NATS_OK) s = natsOptions_SetURL(raw_options, nats_config.url.c_str());
+  if (s == NATS_OK && !nats_config.user.empty()) {
+    s = natsOptions_SetUserInfo(raw_options, nats_config.user.c_str(),
+                                nats_config.password.c_str());
+  }
+  if (s == NATS_OK && !nats_config.token.empty()) {
+    s = natsOptions_SetToken(raw_options, nats_config.token.c_str());
+  }
+  if (s == NATS_OK && !nats_config.credentials_file.empty()) {
+    s = natsOptions_SetUserCredentialsFromFiles(raw_options, nats_config.credentials_file.c_str(),
+                                                nullptr);
+  }
   natsConnection* raw_connection = nullptr;
-  natsStatus s = natsConnection_ConnectTo(&raw_connection, nats_config.url.c_str());
+  if (s == NATS_OK) s = natsConnection_Connect(&raw_connection, raw_options);
   nats::Connection connection(raw_connection);
   if (s != NATS_OK) {
     std::fprintf(stderr, "omnigate outbox: cannot connect to NATS at %s: %s\n",
