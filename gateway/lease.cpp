@@ -121,7 +121,10 @@ bool Lease::held() const {
 
 bool Lease::wait_held(milliseconds timeout) {
   std::unique_lock lock(mutex_);
-  changed_.wait_for(lock, timeout, [&] { return stopping_ || held_; });
+  // Held but past its validity (the heartbeat is still in a renewal) counts as not held: the
+  // wait goes on instead of returning at once to a caller that loops on it.
+  changed_.wait_for(lock, timeout,
+                    [&] { return stopping_ || (held_ && Clock::now() < valid_until_); });
   return held_ && Clock::now() < valid_until_;
 }
 
