@@ -158,6 +158,29 @@ void read_consent(ConfigMap map, ConsentConfig& consent) {
   map.finish();
 }
 
+void read_leases(ConfigMap map, LeasesConfig& leases) {
+  leases.ttl = ms_at_least(map, "ttl", leases.ttl, milliseconds(1000));
+  map.finish();
+}
+
+void read_outbox(ConfigMap map, OutboxConfig& outbox) {
+  outbox.max_attempts = static_cast<int>(map.integer("max_attempts", outbox.max_attempts, 1, 1000));
+  outbox.max_age = ms_at_least(map, "max_age", outbox.max_age, milliseconds(1000));
+  const bool custom_backoff = map.has("backoff");
+  std::vector<milliseconds> backoff;
+  for (const auto& text : map.string_list("backoff")) {
+    auto value = parse_duration(text);
+    if (!value || value->count() < 10) {
+      map.problem("backoff", "'" + text + "' is not a duration of at least 10ms (e.g. 30s)");
+      continue;
+    }
+    backoff.push_back(*value);
+  }
+  if (custom_backoff && backoff.empty()) map.problem("backoff", "must list at least one duration");
+  if (!backoff.empty()) outbox.backoff = std::move(backoff);
+  map.finish();
+}
+
 void read_log(ConfigMap map, LogConfig& log) {
   log.level = map.string("level", log.level);
   if (log.level != "debug" && log.level != "info" && log.level != "warn" && log.level != "error") {
@@ -232,6 +255,8 @@ Result<Config> load_config_text(const std::string& text, const std::string& file
   read_nats(top.map("nats"), config.nats);
   read_identity(top.map("identity"), config.identity);
   read_consent(top.map("consent"), config.consent);
+  read_leases(top.map("leases"), config.leases);
+  read_outbox(top.map("outbox"), config.outbox);
   read_log(top.map("log"), config.log);
   read_spool(top.map("spool"), config.spool);
   read_channels(top.map("channels"), config);

@@ -95,6 +95,24 @@ struct ConsentConfig {
   const ConsentText* text(std::string_view id) const;
 };
 
+// Poll leases (gateway/lease.hpp): one instance polls an account at a time.
+struct LeasesConfig {
+  // A crashed holder's lease is taken over this long (plus at most 2 s) after its last renewal;
+  // the holder renews every ttl/3. A channel account may set its own (e.g. telegram lease_ttl).
+  milliseconds ttl{15'000};
+};
+
+// The durable outbox of outgoing mail (gateway/outbox.hpp): the JetStream work-queue stream
+// OMNIGATE_OUTBOX, sent by every instance's sender.
+struct OutboxConfig {
+  int max_attempts = 10;             // SMTP attempts before a mail moves to the failed subject
+  milliseconds max_age{86'400'000};  // a mail not delivered this long after queuing fails
+  // Wait before attempt n+1 after the n-th transient failure; the last entry repeats.
+  std::vector<milliseconds> backoff{milliseconds(10'000), milliseconds(60'000),
+                                    milliseconds(300'000), milliseconds(900'000),
+                                    milliseconds(3'600'000)};
+};
+
 struct LogConfig {
   std::string level = "info";  // debug | info | warn | error
 };
@@ -105,6 +123,8 @@ struct Config {
   NatsConfig nats;
   IdentityConfig identity;
   ConsentConfig consent;
+  LeasesConfig leases;
+  OutboxConfig outbox;
   LogConfig log;
   SpoolConfig spool;
   std::vector<std::unique_ptr<Connector>> connectors;  // one per configured channel

@@ -6,6 +6,7 @@
 #include "gateway/identifiers.hpp"
 #include "gateway/json_input.hpp"
 #include "gateway/limits.hpp"
+#include "gateway/ids.hpp"
 #include "gateway/log.hpp"
 #include "gateway/secrets.hpp"
 
@@ -71,12 +72,12 @@ Reply bad_link_page(const Error& error, const std::string& language) {
 
 }  // namespace
 
-ConsentService::ConsentService(const Config& config, Pipeline& pipeline, Metrics& metrics)
+ConsentService::ConsentService(const Config& config, Pipeline& pipeline, Metrics& metrics,
+                               Publisher& publisher)
     : config_(config), links_(config), pipeline_(pipeline), metrics_(metrics) {
   if (!config_.consent.smtp.url.empty()) {
-    mail_ = std::make_unique<MailQueue>(config_.consent.smtp, [this](bool delivered) {
-      metrics_.consent_emails.inc({delivered ? "sent" : "failed"});
-    });
+    outbox_ = std::make_unique<Outbox>(publisher, config_, metrics_);
+    outbox_->start_sender();
   }
 }
 
@@ -131,13 +132,14 @@ std::string ConsentLinks::unsubscribe_url(const LinkClaims& claims) const {
   return config_.http.public_url + "/v1/consent/unsubscribe?token=" + url_encode(sign(claims));
 }
 
-bool ConsentService::request_confirmation(const LinkClaims& claims, const std::string& form_title,
-                                          const std::string& consent_text) {
-  if (!mail_) {
+Status ConsentService::request_confirmation(const LinkClaims& claims, const std::string& form_title,
+                                            const std::string& consent_text,
+                                            std::chrono::steady_clock::time_point deadline) {
+  if (!outbox_) {
     metrics_.consent_emails.inc({"no_smtp"});
     log::warn("consent", "double opt-in requested by " + claims.channel + "/" + claims.account +
                              " but consent.smtp.url is not configured");
-    return false;
+    return make_error(ErrorCode::internal, "config", "consent.smtp.url is not configured");
   }
   const MailTemplate& t =
       russian(claims.language) ? config_.consent.confirmation_ru : config_.consent.confirmation_en;
@@ -150,11 +152,18 @@ bool ConsentService::request_confirmation(const LinkClaims& claims, const std::s
       {"expires_hours", std::to_string(hours)}};
   OutgoingMail mail{
       claims.email, render_template(t.subject, vars), render_template(t.text, vars), {}};
-  if (!mail_->enqueue(std::move(mail))) {
-    metrics_.consent_emails.inc({"queue_full"});
-    return false;
+  // One mail per submission and purposes: a retried form post queues it once.
+  std::string id =
+      interaction_id("outbox", claims.channel + "." + claims.account,
+                     "confirm:" + claims.submission_id + ":" + join(claims.purposes, ","));
+  if (auto queued = outbox_->enqueue(id, mail, deadline); !queued) {
+    metrics_.consent_emails.inc({"outbox_unavailable"});
+    log::warn("consent", "confirmation mail for " + claims.channel + "/" + claims.account +
+                             " not queued: " + queued.error().detail);
+    return queued.error();
   }
-  return true;
+  metrics_.consent_emails.inc({"queued"});
+  return ok_status();
 }
 
 LinkClaims ConsentLinks::unsubscribe_claims(const std::string& channel, const std::string& account,

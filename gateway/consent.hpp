@@ -20,6 +20,7 @@
 #include "gateway/connector.hpp"
 #include "gateway/mailer.hpp"
 #include "gateway/metrics.hpp"
+#include "gateway/outbox.hpp"
 #include "gateway/pipeline.hpp"
 
 namespace omnigate {
@@ -56,17 +57,24 @@ class ConsentLinks {
   const Config& config_;
 };
 
+class Publisher;
+
 class ConsentService {
  public:
-  ConsentService(const Config& config, Pipeline& pipeline, Metrics& metrics);
+  // Starts the outbox's sender when consent.smtp.url is set.
+  ConsentService(const Config& config, Pipeline& pipeline, Metrics& metrics, Publisher& publisher);
   ~ConsentService();
 
   const ConsentLinks& links() const { return links_; }
 
-  // Sends the double opt-in e-mail for the pending consents of a durable lead. Returns false
-  // when no SMTP server is configured or the queue is full (counted in metrics).
-  bool request_confirmation(const LinkClaims& claims, const std::string& form_title,
-                            const std::string& consent_text);
+  // Queues the double opt-in e-mail for the pending consents of a durable lead in the durable
+  // outbox; ok only after JetStream stored it. The same claims.submission_id queues one mail
+  // (within the outbox's duplicate window). Errors: not_durable (the outbox is unreachable
+  // before `deadline`: worth a retry), internal (no SMTP server configured: a retry will not
+  // help). Each outcome is counted in omnigate_consent_emails_total.
+  Status request_confirmation(const LinkClaims& claims, const std::string& form_title,
+                              const std::string& consent_text,
+                              std::chrono::steady_clock::time_point deadline);
 
   void register_routes(Router& router);
   const ConsentConfig& config() const { return config_.consent; }
@@ -94,7 +102,7 @@ class ConsentService {
   ConsentLinks links_;
   Pipeline& pipeline_;
   Metrics& metrics_;
-  std::unique_ptr<MailQueue> mail_;
+  std::unique_ptr<Outbox> outbox_;
 };
 
 }  // namespace omnigate

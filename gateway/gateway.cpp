@@ -105,8 +105,8 @@ Result<std::unique_ptr<Gateway>> Gateway::create(Config config) {
   gateway->publisher_ = std::move(publisher.value());
   gateway->pipeline_ =
       std::make_unique<Pipeline>(gateway->config_, *gateway->publisher_, gateway->metrics_);
-  gateway->consent_ =
-      std::make_unique<ConsentService>(gateway->config_, *gateway->pipeline_, gateway->metrics_);
+  gateway->consent_ = std::make_unique<ConsentService>(gateway->config_, *gateway->pipeline_,
+                                                       gateway->metrics_, *gateway->publisher_);
   gateway->add_builtin_routes();
   if (!gateway->config_.consent.signing_key.empty()) gateway->consent_->register_routes(*gateway);
   // Connectors keep the context for their lifetime: the gateway owns it.

@@ -7,6 +7,7 @@
 #include <cctype>
 #include <cstring>
 #include <memory>
+#include <mutex>
 #include <string_view>
 
 #include "gateway/log.hpp"
@@ -52,8 +53,8 @@ void ensure_gmime() {
   std::call_once(once, [] { g_mime_init(); });
 }
 
-// curl_global_init is not thread-safe and must precede every easy handle; the request path
-// and the MailQueue worker may both be first.
+// curl_global_init is not thread-safe and must precede every easy handle; the outbox's
+// sender and a test may both be first.
 void ensure_curl() {
   static std::once_flag once;
   std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
@@ -407,77 +408,6 @@ Status send_mail(const SmtpConfig& config, const OutgoingMail& mail) {
   curl_off_t connect_time = 0;
   curl_easy_getinfo(h, CURLINFO_CONNECT_TIME_T, &connect_time);
   return smtp_error(code, curl_detail, transcript, connect_time > 0, mail.to);
-}
-
-// ---- MailQueue -------------------------------------------------------------------------------
-
-MailQueue::MailQueue(SmtpConfig config, std::function<void(bool delivered)> on_result,
-                     std::vector<std::chrono::milliseconds> backoff)
-    : config_(std::move(config)), on_result_(std::move(on_result)), backoff_(std::move(backoff)) {
-  worker_ = std::thread([this] { run(); });
-}
-
-MailQueue::~MailQueue() {
-  {
-    std::lock_guard lock(mutex_);
-    stopping_ = true;
-  }
-  wake_.notify_all();
-  if (worker_.joinable()) worker_.join();
-}
-
-bool MailQueue::enqueue(OutgoingMail mail) {
-  {
-    std::lock_guard lock(mutex_);
-    if (stopping_ || pending_.size() >= capacity) return false;
-    pending_.push_back(std::move(mail));
-  }
-  wake_.notify_all();
-  return true;
-}
-
-void MailQueue::run() {
-  std::unique_lock lock(mutex_);
-  while (true) {
-    wake_.wait(lock, [this] { return stopping_ || !pending_.empty(); });
-    if (stopping_) break;
-    OutgoingMail mail = std::move(pending_.front());
-    pending_.pop_front();
-    lock.unlock();
-    bool delivered = deliver(mail);
-    if (on_result_) on_result_(delivered);
-    lock.lock();
-  }
-  std::deque<OutgoingMail> dropped;
-  dropped.swap(pending_);
-  lock.unlock();
-  if (!dropped.empty()) {
-    log::warn(kComponent,
-              "shutting down: " + std::to_string(dropped.size()) + " queued mail(s) not sent");
-  }
-  for (size_t i = 0; i < dropped.size(); ++i) {
-    if (on_result_) on_result_(false);
-  }
-}
-
-bool MailQueue::deliver(const OutgoingMail& mail) {
-  for (size_t attempt = 0;; ++attempt) {
-    Status status = send_mail(config_, mail);
-    if (status) return true;
-    const Error& error = status.error();
-    std::string attempts = std::to_string(attempt + 1) + " attempt(s)";
-    if (error.code != ErrorCode::not_durable || attempt >= backoff_.size()) {
-      log::warn(kComponent, "mail not delivered after " + attempts + ": " + error.detail);
-      return false;
-    }
-    log::info(kComponent, "mail attempt " + std::to_string(attempt + 1) + " failed, retrying in " +
-                              std::to_string(backoff_[attempt].count()) + "ms: " + error.detail);
-    std::unique_lock lock(mutex_);
-    if (wake_.wait_for(lock, backoff_[attempt], [this] { return stopping_; })) {
-      log::warn(kComponent, "shutting down: mail not delivered after " + attempts);
-      return false;
-    }
-  }
 }
 
 // ---- Templates -------------------------------------------------------------------------------

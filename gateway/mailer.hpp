@@ -1,17 +1,12 @@
 // Outgoing mail: the double opt-in confirmation a web form sends before a subscription counts.
+// Queuing, retries and the failed list are the durable outbox's (gateway/outbox.hpp).
 // The message is built with GMime (no hand-made MIME: encoded-words, folding and transfer
 // encodings are where hand-built mail goes wrong) and sent over SMTP with libcurl. Nothing here
 // logs or returns a recipient address: errors name the SMTP stage and the curl error only.
 #pragma once
 
 #include <chrono>
-#include <condition_variable>
-#include <cstddef>
-#include <deque>
-#include <functional>
-#include <mutex>
 #include <string>
-#include <thread>
 #include <utility>
 #include <vector>
 
@@ -50,41 +45,6 @@ std::string build_message(const SmtpConfig& config, const OutgoingMail& mail);
 // retry). The detail names the SMTP stage,
 // the reply code and the curl error, never the recipient.
 Status send_mail(const SmtpConfig& config, const OutgoingMail& mail);
-
-// A background sender for the request path: enqueue() returns at once, one worker thread sends.
-// A transient failure (not_durable) is retried once per `backoff` entry, waiting that long first;
-// a permanent one (bad address, 5xx) is not. `on_result(delivered)` is called on the worker
-// thread exactly once per accepted mail, after its last attempt; it must not throw or block long.
-class MailQueue {
- public:
-  static constexpr std::size_t capacity = 1000;  // pending mails, the one being sent excluded
-
-  MailQueue(SmtpConfig config, std::function<void(bool delivered)> on_result,
-            std::vector<std::chrono::milliseconds> backoff = {
-                std::chrono::seconds(1), std::chrono::seconds(5), std::chrono::seconds(25)});
-  // Lets the current attempt finish (at most config.timeout), cuts a backoff wait short, and
-  // reports every mail not delivered with on_result(false).
-  ~MailQueue();
-  MailQueue(const MailQueue&) = delete;
-  MailQueue& operator=(const MailQueue&) = delete;
-
-  // False when the queue is full or shutting down; the caller decides what the form answers.
-  bool enqueue(OutgoingMail mail);
-
- private:
-  void run();
-  // Every attempt for one mail; true when delivered. Called without the lock held.
-  bool deliver(const OutgoingMail& mail);
-
-  const SmtpConfig config_;
-  const std::function<void(bool)> on_result_;
-  const std::vector<std::chrono::milliseconds> backoff_;
-  std::mutex mutex_;
-  std::condition_variable wake_;
-  std::deque<OutgoingMail> pending_;
-  bool stopping_ = false;
-  std::thread worker_;  // last: started once everything above exists
-};
 
 // Replaces "{{name}}" (spaces inside the braces allowed) from `vars` in one pass, so a value that
 // itself contains "{{...}}" (form input) is never expanded. Unknown placeholders stay as written.

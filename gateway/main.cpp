@@ -16,6 +16,7 @@
 #include "gateway/gateway.hpp"
 #include "gateway/identifiers.hpp"
 #include "gateway/log.hpp"
+#include "gateway/outbox.hpp"
 #include "gateway/tail.hpp"
 
 namespace {
@@ -40,6 +41,11 @@ usage:
       --purpose P        repeatable (default marketing)
       --via C            channel being unsubscribed from, repeatable (default email)
       --language ru|en   language of the page (default ru)
+  omnigate outbox list [--failed] [--config FILE]
+                                        pending (or finally failed) confirmation mail:
+                                        id, attempts, age, masked address, last error
+  omnigate outbox resend <id>|--all-failed [--config FILE]
+                                        queue failed mail again
   omnigate <channel> <command> [--config FILE]
                                         a channel's operator commands, e.g.
                                         omnigate telegram set-webhook <account>
@@ -299,6 +305,25 @@ int channel_command(const std::vector<std::string>& args) {
   return connector->command(rest, config.value());
 }
 
+// `omnigate outbox ...`: needs only the nats: section (no channel secrets).
+int outbox(const std::vector<std::string>& args) {
+  std::string config_path = kDefaultConfig;
+  std::vector<std::string> rest;
+  for (size_t i = 0; i < args.size(); ++i) {
+    if (args[i] == "--config" && i + 1 < args.size()) {
+      config_path = args[++i];
+    } else {
+      rest.push_back(args[i]);
+    }
+  }
+  auto nats = omnigate::load_nats_config_file(config_path);
+  if (!nats) {
+    std::fprintf(stderr, "%s", nats.error().detail.c_str());
+    return 2;
+  }
+  return omnigate::outbox_command(rest, nats.value());
+}
+
 bool is_registered_channel(const std::string& name) {
   for (const auto& registration : omnigate::connector_registry()) {
     if (registration.channel == name) return true;
@@ -332,6 +357,7 @@ int main(int argc, char** argv) {
   if (args[0] == "consent-link") {
     return consent_link(std::vector<std::string>(args.begin() + 1, args.end()));
   }
+  if (args[0] == "outbox") return outbox(std::vector<std::string>(args.begin() + 1, args.end()));
   if (is_registered_channel(args[0])) return channel_command(args);
   if (args[0] == "version" || args[0] == "--version") {
     std::printf("omnigate 0.1.0\n");

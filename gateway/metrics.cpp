@@ -32,8 +32,26 @@ std::string format_double(double value) {
 }  // namespace
 
 LabeledCounter::LabeledCounter(std::string name, std::string help,
-                               std::vector<std::string> label_names)
-    : name_(std::move(name)), help_(std::move(help)), label_names_(std::move(label_names)) {}
+                               std::vector<std::string> label_names, std::string type)
+    : name_(std::move(name)),
+      help_(std::move(help)),
+      type_(std::move(type)),
+      label_names_(std::move(label_names)) {}
+
+void LabeledCounter::set(const std::vector<std::string>& labels, uint64_t value) {
+  {
+    std::shared_lock lock(mutex_);
+    auto it = values_.find(labels);
+    if (it != values_.end()) {
+      it->second->store(value, std::memory_order_relaxed);
+      return;
+    }
+  }
+  std::unique_lock lock(mutex_);
+  auto& slot = values_[labels];
+  if (!slot) slot = std::make_unique<std::atomic<uint64_t>>(0);
+  slot->store(value, std::memory_order_relaxed);
+}
 
 void LabeledCounter::inc(const std::vector<std::string>& labels, uint64_t by) {
   {
@@ -57,7 +75,7 @@ uint64_t LabeledCounter::value(const std::vector<std::string>& labels) const {
 }
 
 void LabeledCounter::render(std::string& out) const {
-  header(out, name_, help_, "counter");
+  header(out, name_, help_, type_.c_str());
   std::shared_lock lock(mutex_);
   for (const auto& [labels, value] : values_) {
     out += name_ + "{";
@@ -132,6 +150,12 @@ Metrics::Metrics()
                    {"reason"}),
       auth_failures("omnigate_auth_failures_total",
                     "Answers 401/403 (failed authentication), by route.", {"route"}),
+      lease_held("omnigate_lease_held",
+                 "1 while this instance holds the poll lease of an account (it polls), else 0.",
+                 {"channel", "account"}, "gauge"),
+      lease_takeovers("omnigate_lease_takeovers_total",
+                      "Poll leases taken over from a holder that stopped renewing.",
+                      {"channel", "account"}),
       publish_latency(
           "omnigate_publish_duration_seconds",
           "Time from publish start to JetStream PubAck (including retries).",
@@ -150,6 +174,8 @@ std::string Metrics::render() const {
   dropped_values.render(out);
   http_refused.render(out);
   auth_failures.render(out);
+  lease_held.render(out);
+  lease_takeovers.render(out);
   publish_latency.render(out);
   header(out, "omnigate_nats_connected", "1 when connected to NATS, else 0.", "gauge");
   out += "omnigate_nats_connected " + std::to_string(nats_connected.load()) + "\n";

@@ -15,13 +15,16 @@ namespace omnigate {
 
 class LabeledCounter {
  public:
-  LabeledCounter(std::string name, std::string help, std::vector<std::string> label_names);
+  // `type` is the Prometheus type: "counter", or "gauge" for values that go down (set()).
+  LabeledCounter(std::string name, std::string help, std::vector<std::string> label_names,
+                 std::string type = "counter");
   void inc(const std::vector<std::string>& label_values, uint64_t by = 1);
+  void set(const std::vector<std::string>& label_values, uint64_t value);
   uint64_t value(const std::vector<std::string>& label_values) const;
   void render(std::string& out) const;
 
  private:
-  std::string name_, help_;
+  std::string name_, help_, type_;
   std::vector<std::string> label_names_;
   mutable std::shared_mutex mutex_;
   std::map<std::vector<std::string>, std::unique_ptr<std::atomic<uint64_t>>> values_;
@@ -51,10 +54,13 @@ class Metrics {
   LabeledCounter rejected;                // channel, reason (bad payloads, auth failures, spam)
   LabeledCounter ignored_events;          // channel, type (acknowledged but not published)
   LabeledCounter publish_failures;        // reason
-  LabeledCounter consent_emails;          // result: sent | failed | no_smtp | queue_full
+  LabeledCounter consent_emails;          // result: queued | sent | retried | failed | no_smtp |
+                                          // outbox_unavailable | recipient_limited
   LabeledCounter dropped_values;          // channel, field (schema-invalid optional values)
   LabeledCounter http_refused;            // reason: per_ip_cap, header_timeout, auth_throttled...
   LabeledCounter auth_failures;           // route (401/403 answers)
+  LabeledCounter lease_held;       // gauge, channel + account: 1 while this instance polls it
+  LabeledCounter lease_takeovers;  // channel, account: leases taken from a holder that went silent
   Histogram publish_latency;
   std::atomic<int> nats_connected{0};
   std::atomic<uint64_t> nats_reconnects{0};

@@ -92,6 +92,10 @@ class TelegramConnector : public Connector {
                     "must be between 1s and 50s (0 would be short polling: a busy loop)");
     }
     bot.poll.allowed_updates = entry.string_list("allowed_updates");
+    bot.poll.lease_ttl = entry.duration("lease_ttl", milliseconds(0));
+    if (bot.poll.lease_ttl.count() != 0 && bot.poll.lease_ttl < milliseconds(1000)) {
+      entry.problem("lease_ttl", "must be 0 (leases.ttl) or at least 1s");
+    }
     bool custom_stop_words = entry.has("stop_words");
     auto stop_words = entry.string_list("stop_words");
     if (custom_stop_words) bot.settings.stop_words = std::move(stop_words);

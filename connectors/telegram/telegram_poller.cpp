@@ -1,5 +1,7 @@
 #include "connectors/telegram/telegram_poller.hpp"
 
+#include <charconv>
+
 #include "gateway/config.hpp"
 #include "gateway/cursor_store.hpp"
 #include "gateway/log.hpp"
@@ -10,11 +12,30 @@ namespace omnigate::telegram {
 
 using std::chrono::milliseconds;
 
+std::optional<int64_t> parse_offset(const std::string& text) {
+  int64_t value = 0;
+  auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (error != std::errc() || end != text.data() + text.size() || value < 0) return std::nullopt;
+  return value;
+}
+
 Poller::Poller(GatewayContext& context, BotSettings bot, BotApi api, PollSettings settings)
     : context_(context),
       bot_(std::move(bot)),
       api_(std::move(api)),
-      settings_(std::move(settings)) {}
+      settings_(std::move(settings)) {
+  LeaseSettings lease;
+  lease.ttl = settings_.lease_ttl.count() > 0 ? settings_.lease_ttl : context_.config.leases.ttl;
+  lease_ =
+      std::make_unique<Lease>(context_.cursors, context_.metrics, "telegram", bot_.account, lease);
+  lease_->on_lost([this] {
+    {
+      std::lock_guard lock(mutex_);
+      abort_ = true;
+    }
+    wake_.notify_all();
+  });
+}
 
 Poller::~Poller() {
   stop();
@@ -23,6 +44,8 @@ Poller::~Poller() {
 void Poller::start() {
   if (thread_.joinable()) return;
   stopping_ = false;
+  abort_ = false;
+  lease_->start();
   thread_ = std::thread([this] { run(); });
 }
 
@@ -30,25 +53,54 @@ void Poller::stop() {
   {
     std::lock_guard lock(mutex_);
     stopping_ = true;
+    abort_ = true;
   }
   wake_.notify_all();
   if (thread_.joinable()) thread_.join();
+  lease_->stop();  // after the last poll: the next holder starts from our last stored offset
 }
 
 bool Poller::pause(milliseconds duration) {
   std::unique_lock lock(mutex_);
-  return !wake_.wait_for(lock, duration, [&] { return stopping_.load(); });
+  return !wake_.wait_for(lock, duration, [&] { return abort_.load(); });
 }
 
 void Poller::run() {
+  while (!stopping_) {
+    if (lease_->wait_held(milliseconds(250))) poll_while_held();
+  }
+}
+
+void Poller::poll_while_held() {
+  {
+    std::lock_guard lock(mutex_);
+    if (stopping_) return;
+    abort_ = false;  // a new term; a loss from here on sets it again (on_lost)
+  }
+  if (!lease_->held()) return;
   const std::string who = "telegram/" + bot_.account;
   const std::string key = cursor_key(bot_.account);
   // The offset confirms to Telegram what we hold durably; read it before the first poll.
   int64_t offset = 0;
-  while (!stopping_) {
+  uint64_t revision = 0;  // the cursor's KV revision: every write is compare-and-set on it
+  while (true) {
+    if (abort_ || !lease_->held()) return;
     auto stored = context_.cursors.get(key);
     if (stored) {
-      if (stored->has_value()) offset = std::stoll(**stored);
+      if (stored->has_value()) {
+        revision = (*stored)->revision;
+        if (auto parsed = parse_offset((*stored)->value)) {
+          offset = *parsed;
+        } else {
+          // Never thrown: from 0, Telegram hands out every update it still holds (up to 24 h),
+          // and their deterministic ids make the ones already published duplicates.
+          log::error("telegram", who + ": the stored poll offset (" + key + ", " +
+                                     std::to_string((*stored)->value.size()) +
+                                     " bytes) is not a number; starting from offset 0, "
+                                     "updates already published will be recognised as "
+                                     "duplicates");
+        }
+      }
       break;
     }
     log::warn("telegram",
@@ -59,7 +111,7 @@ void Poller::run() {
   // At least 1 s: timeout 0 is short polling, a busy loop.
   const auto timeout_s = std::max<int64_t>(
       1, std::chrono::duration_cast<std::chrono::seconds>(settings_.poll_timeout).count());
-  while (!stopping_) {
+  while (!abort_ && lease_->held()) {
     // allowed_updates is always sent: left out, Telegram keeps whatever filter was set before
     // (an empty list means its default set).
     nlohmann::json params = {{"offset", offset},
@@ -67,8 +119,8 @@ void Poller::run() {
                              {"timeout", timeout_s},
                              {"allowed_updates", settings_.allowed_updates}};
     ApiResponse r =
-        api_.call("getUpdates", params, settings_.poll_timeout + milliseconds(15'000), &stopping_);
-    if (stopping_) return;
+        api_.call("getUpdates", params, settings_.poll_timeout + milliseconds(15'000), &abort_);
+    if (abort_) return;  // stopped, or the lease was lost while the poll was held
     if (!r.transport_ok) {
       log::warn("telegram",
                 who + ": getUpdates failed: " + r.transport_error + "; retrying in 2 s");
@@ -131,7 +183,17 @@ void Poller::run() {
     if (next != offset) {
       // Only what is durable is confirmed; a failed put just means a restart re-reads
       // updates already published, and the ids make them duplicates.
-      if (auto saved = context_.cursors.put(key, std::to_string(next)); !saved) {
+      auto saved = context_.cursors.put(key, std::to_string(next), revision);
+      if (saved && saved->conflict) {
+        log::warn("telegram", who +
+                                  ": the poll offset was written by another instance; "
+                                  "stopping and checking the lease");
+        lease_->drop();
+        return;
+      }
+      if (saved) {
+        revision = saved->revision;
+      } else {
         log::warn("telegram", who + ": poll offset not saved: " + saved.error().detail);
       }
       offset = next;

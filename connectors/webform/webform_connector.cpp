@@ -109,6 +109,12 @@ class ConfirmationLedger {
     recipients_[email] = now;
     return Decision::send;
   }
+  // The mail of a claimed submission was not queued: a retry of it may send it.
+  void forget(const std::string& submission, const std::string& email) {
+    std::lock_guard lock(mutex_);
+    submissions_.erase(submission);
+    recipients_.erase(email);
+  }
 
  private:
   static constexpr size_t kMax = 100'000;
@@ -489,8 +495,18 @@ class WebformConnector : public Connector {
       std::sort(claims.channels.begin(), claims.channels.end());
       claims.channels.erase(std::unique(claims.channels.begin(), claims.channels.end()),
                             claims.channels.end());
-      confirmation =
-          context_->consent.request_confirmation(claims, form.title, quoted) ? "sent" : "not_sent";
+      auto queued =
+          context_->consent.request_confirmation(claims, form.title, quoted, request.deadline);
+      if (!queued && queued.error().code == ErrorCode::not_durable) {
+        // The lead is durable, the confirmation mail is not: 503, so that the embed script
+        // sends the same submission again (its lead is then a duplicate) until the mail is
+        // queued. A 2xx here would leave the consent pending for ever.
+        ledger_.forget(normalized.submission_id, *normalized.email);
+        Reply reply = Reply::error(queued.error());
+        add_cors(reply, origin);
+        return reply;
+      }
+      confirmation = queued ? "sent" : "not_sent";
     }
     Reply reply = success(request, form, accepted->id, origin);
     if (!confirmation.empty() && reply.status == 202) {

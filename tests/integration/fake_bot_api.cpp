@@ -127,9 +127,9 @@ void FakeBotApi::answer(httplib::Response& res, int status, const json& body) {
   res.set_content(body.dump(), "application/json");
 }
 
-void FakeBotApi::record(std::string method, json params, int status) {
-  calls_.push_back(
-      {std::move(method), std::move(params), status, std::chrono::steady_clock::now()});
+void FakeBotApi::record(const httplib::Request& req, std::string method, json params, int status) {
+  calls_.push_back({std::move(method), std::move(params), status, std::chrono::steady_clock::now(),
+                    req.get_header_value("Host")});
 }
 
 void FakeBotApi::handle_method(const httplib::Request& req, httplib::Response& res) {
@@ -139,10 +139,10 @@ void FakeBotApi::handle_method(const httplib::Request& req, httplib::Response& r
 
   std::unique_lock lock(mutex_);
   if (token != token_ || mode_ == Mode::unauthorized) {
-    record(method, params, 401);
+    record(req, method, params, 401);
     if (method == "getUpdates") {
       polls_.push_back({int_param(params, "offset", 0), int_param(params, "timeout", 0), 0, 401,
-                        std::chrono::steady_clock::now()});
+                        std::chrono::steady_clock::now(), req.get_header_value("Host")});
     }
     lock.unlock();
     return answer(res, 401, error_body(401, "Unauthorized"));
@@ -154,8 +154,8 @@ void FakeBotApi::handle_method(const httplib::Request& req, httplib::Response& r
     const int64_t timeout = std::max<int64_t>(0, int_param(params, "timeout", 0));
     const auto started = std::chrono::steady_clock::now();
     auto refuse = [&](int code, const json& body) {
-      record(method, params, code);
-      polls_.push_back({offset, timeout, 0, code, started});
+      record(req, method, params, code);
+      polls_.push_back({offset, timeout, 0, code, started, req.get_header_value("Host")});
       lock.unlock();
       answer(res, code, body);
     };
@@ -201,8 +201,8 @@ void FakeBotApi::handle_method(const httplib::Request& req, httplib::Response& r
                           [&] { return generation_ != generation || stopping_; });
       result = select();
     }
-    record(method, params, 200);
-    polls_.push_back({offset, timeout, result.size(), 200, started});
+    record(req, method, params, 200);
+    polls_.push_back({offset, timeout, result.size(), 200, started, req.get_header_value("Host")});
     lock.unlock();
     return answer(res, 200, {{"ok", true}, {"result", result}});
   }
@@ -213,7 +213,7 @@ void FakeBotApi::handle_method(const httplib::Request& req, httplib::Response& r
                               : "";
     auto it = files_.find(file_id);
     if (it == files_.end()) {
-      record(method, params, 400);
+      record(req, method, params, 400);
       lock.unlock();
       return answer(res, 400, error_body(400, "Bad Request: invalid file_id"));
     }
@@ -221,7 +221,7 @@ void FakeBotApi::handle_method(const httplib::Request& req, httplib::Response& r
                    {"file_unique_id", it->second.file_unique_id},
                    {"file_size", it->second.bytes.size()},
                    {"file_path", it->second.file_path}};
-    record(method, params, 200);
+    record(req, method, params, 200);
     lock.unlock();
     return answer(res, 200, {{"ok", true}, {"result", result}});
   }
@@ -232,7 +232,7 @@ void FakeBotApi::handle_method(const httplib::Request& req, httplib::Response& r
     // An empty url removes the webhook, as the real method does.
     webhook_ = params;
     webhook_["url"] = url;
-    record(method, params, 200);
+    record(req, method, params, 200);
     lock.unlock();
     return answer(res, 200,
                   {{"ok", true},
@@ -243,7 +243,7 @@ void FakeBotApi::handle_method(const httplib::Request& req, httplib::Response& r
   if (method == "deleteWebhook") {
     bool had = !webhook_.value("url", "").empty();
     webhook_ = {{"url", ""}};
-    record(method, params, 200);
+    record(req, method, params, 200);
     lock.unlock();
     return answer(res, 200,
                   {{"ok", true},
@@ -264,12 +264,12 @@ void FakeBotApi::handle_method(const httplib::Request& req, httplib::Response& r
       info["last_error_date"] = *last_error_date_;
       info["last_error_message"] = last_error_message_;
     }
-    record(method, params, 200);
+    record(req, method, params, 200);
     lock.unlock();
     return answer(res, 200, {{"ok", true}, {"result", info}});
   }
 
-  record(method, params, 404);
+  record(req, method, params, 404);
   lock.unlock();
   answer(res, 404, error_body(404, "Not Found"));
 }

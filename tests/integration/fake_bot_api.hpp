@@ -40,6 +40,7 @@ class FakeBotApi {
     nlohmann::json params;
     int http_status = 0;
     std::chrono::steady_clock::time_point at;
+    std::string host;  // the Host header: tells apart pollers given different api_url hosts
   };
 
   struct Poll {  // one getUpdates request
@@ -48,6 +49,7 @@ class FakeBotApi {
     size_t returned = 0;  // updates in the answer (0 also for error answers)
     int http_status = 0;
     std::chrono::steady_clock::time_point at;
+    std::string host;
   };
 
   explicit FakeBotApi(std::string token = kFakeBotToken);
@@ -102,7 +104,7 @@ class FakeBotApi {
   void handle_method(const httplib::Request& req, httplib::Response& res);
   void handle_file(const httplib::Request& req, httplib::Response& res);
   void answer(httplib::Response& res, int status, const nlohmann::json& body);
-  void record(std::string method, nlohmann::json params, int status);
+  void record(const httplib::Request& req, std::string method, nlohmann::json params, int status);
 
   std::string token_;
   httplib::Server server_;

@@ -1,5 +1,6 @@
 // Outgoing mail (gateway/mailer.hpp): the message is parsed back with GMime, sending goes to a
-// minimal SMTP server on 127.0.0.1 run by this file, and the queue's retries use short backoffs.
+// minimal SMTP server on 127.0.0.1 (tests/support/fake_smtp.hpp). Queuing and retries are the
+// outbox's (tests/integration/outbox_test.cpp).
 #include <catch2/catch.hpp>
 
 #include <arpa/inet.h>
@@ -19,15 +20,18 @@
 #include <vector>
 
 #include "gateway/mailer.hpp"
+#include "tests/support/fake_smtp.hpp"
 
 using namespace std::chrono_literals;
-using omnigate::MailQueue;
 using omnigate::OutgoingMail;
 using omnigate::SmtpConfig;
 
-namespace {
+using omnigate::testing::Behaviour;
+using omnigate::testing::Delivery;
+using omnigate::testing::ClosedPort;
+using omnigate::testing::FakeSmtpServer;
 
-constexpr auto kWait = 10s;  // upper bound for anything the tests wait for
+namespace {
 
 // ---- Parsing a message back with GMime -------------------------------------------------------
 
@@ -139,228 +143,6 @@ bool seven_bit(std::string_view text) {
   }
   return true;
 }
-
-// ---- A minimal SMTP server (RFC 5321, enough for libcurl) ------------------------------------
-
-struct Delivery {
-  std::string mail_from, rcpt_to, data;
-};
-
-struct Behaviour {
-  std::string greeting = "220 fake.test ESMTP ready";  // a 4xx/5xx greeting ends the session
-  std::string rcpt_reply = "250 2.1.5 ok";
-  bool silent = false;  // accept, then say nothing until the client gives up
-};
-
-class FakeSmtpServer {
- public:
-  FakeSmtpServer() : FakeSmtpServer(Behaviour{}) {}
-  explicit FakeSmtpServer(Behaviour behaviour) : behaviour_(std::move(behaviour)) {
-    listener_ = ::socket(AF_INET, SOCK_STREAM, 0);
-    REQUIRE(listener_ >= 0);
-    int one = 1;
-    ::setsockopt(listener_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    addr.sin_port = 0;
-    REQUIRE(::bind(listener_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
-    REQUIRE(::listen(listener_, 16) == 0);
-    socklen_t len = sizeof addr;
-    REQUIRE(::getsockname(listener_, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
-    port_ = ntohs(addr.sin_port);
-    thread_ = std::thread([this] { serve(); });
-  }
-
-  ~FakeSmtpServer() {
-    stop_ = true;
-    thread_.join();
-    ::close(listener_);
-  }
-
-  std::string url() const { return "smtp://127.0.0.1:" + std::to_string(port_); }
-
-  bool wait_for_deliveries(size_t n) {
-    std::unique_lock lock(mutex_);
-    return changed_.wait_for(lock, kWait, [&] { return deliveries_.size() >= n; });
-  }
-  bool wait_for_connections(size_t n) {
-    std::unique_lock lock(mutex_);
-    return changed_.wait_for(lock, kWait, [&] { return connections_ >= n; });
-  }
-  std::vector<Delivery> deliveries() {
-    std::lock_guard lock(mutex_);
-    return deliveries_;
-  }
-  size_t connections() {
-    std::lock_guard lock(mutex_);
-    return connections_;
-  }
-
- private:
-  // One client at a time is enough: the mailer sends one message per connection.
-  void serve() {
-    while (!stop_) {
-      pollfd p{listener_, POLLIN, 0};
-      if (::poll(&p, 1, 20) <= 0) continue;
-      int fd = ::accept(listener_, nullptr, nullptr);
-      if (fd < 0) continue;
-      {
-        std::lock_guard lock(mutex_);
-        ++connections_;
-      }
-      changed_.notify_all();
-      session(fd);
-      ::close(fd);
-    }
-  }
-
-  // Reads one CRLF-terminated line (without the CRLF); false on EOF or shutdown.
-  bool read_line(int fd, std::string& buffer, std::string& line) {
-    while (true) {
-      if (size_t end = buffer.find("\r\n"); end != std::string::npos) {
-        line = buffer.substr(0, end);
-        buffer.erase(0, end + 2);
-        return true;
-      }
-      if (stop_) return false;
-      pollfd p{fd, POLLIN, 0};
-      if (::poll(&p, 1, 20) <= 0) continue;
-      char chunk[4096];
-      ssize_t n = ::recv(fd, chunk, sizeof chunk, 0);
-      if (n <= 0) return false;
-      buffer.append(chunk, static_cast<size_t>(n));
-    }
-  }
-
-  static void reply(int fd, const std::string& text) {
-    std::string line = text + "\r\n";
-    (void)::send(fd, line.data(), line.size(), MSG_NOSIGNAL);
-  }
-
-  static std::string between_brackets(const std::string& line) {
-    size_t open = line.find('<');
-    size_t close = line.find('>', open);
-    if (open == std::string::npos || close == std::string::npos) return "";
-    return line.substr(open + 1, close - open - 1);
-  }
-
-  void session(int fd) {
-    std::string buffer, line;
-    if (behaviour_.silent) {
-      while (read_line(fd, buffer, line)) {
-      }
-      return;
-    }
-    reply(fd, behaviour_.greeting);
-    if (behaviour_.greeting[0] != '2') return;
-    Delivery current;
-    while (read_line(fd, buffer, line)) {
-      std::string verb = line.substr(0, 4);
-      for (char& c : verb) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-      if (verb == "EHLO") {
-        reply(fd, "250-fake.test\r\n250-SIZE 10485760\r\n250 8BITMIME");
-      } else if (verb == "HELO" || verb == "NOOP" || verb == "RSET") {
-        reply(fd, "250 ok");
-      } else if (verb == "MAIL") {
-        current = Delivery{between_brackets(line), "", ""};
-        reply(fd, "250 2.1.0 ok");
-      } else if (verb == "RCPT") {
-        current.rcpt_to = between_brackets(line);
-        // A real server's rejection quotes the address: the client must not pass it on.
-        std::string answer = behaviour_.rcpt_reply;
-        if (answer[0] == '5') answer += " <" + current.rcpt_to + ">: recipient rejected";
-        reply(fd, answer);
-      } else if (verb == "DATA") {
-        reply(fd, "354 end with <CRLF>.<CRLF>");
-        while (read_line(fd, buffer, line) && line != ".") {
-          if (!line.empty() && line[0] == '.') line.erase(0, 1);  // dot-unstuffing
-          current.data += line + "\r\n";
-        }
-        reply(fd, "250 2.0.0 queued");
-        {
-          std::lock_guard lock(mutex_);
-          deliveries_.push_back(current);
-        }
-        changed_.notify_all();
-      } else if (verb == "QUIT") {
-        reply(fd, "221 2.0.0 bye");
-        return;
-      } else {
-        reply(fd, "502 5.5.2 unknown command");
-      }
-    }
-  }
-
-  Behaviour behaviour_;
-  int listener_ = -1;
-  int port_ = 0;
-  std::atomic<bool> stop_{false};
-  std::thread thread_;
-  std::mutex mutex_;
-  std::condition_variable changed_;
-  std::vector<Delivery> deliveries_;
-  size_t connections_ = 0;
-};
-
-// A port nobody listens on: bound but not listening, so a connection is refused at once and
-// no other test can take the port meanwhile.
-class ClosedPort {
- public:
-  ClosedPort() {
-    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    REQUIRE(::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
-    socklen_t len = sizeof addr;
-    REQUIRE(::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
-    port_ = ntohs(addr.sin_port);
-  }
-  ~ClosedPort() { ::close(fd_); }
-  std::string url() const { return "smtp://127.0.0.1:" + std::to_string(port_); }
-
- private:
-  int fd_ = -1;
-  int port_ = 0;
-};
-
-// Collects MailQueue results; waits with a bound instead of sleeping.
-class Results {
- public:
-  std::function<void(bool)> callback() {
-    return [this](bool delivered) {
-      {
-        std::lock_guard lock(mutex_);
-        (delivered ? delivered_ : failed_)++;
-        last_at_ = std::chrono::steady_clock::now();
-      }
-      changed_.notify_all();
-    };
-  }
-  bool wait_for(size_t total) {
-    std::unique_lock lock(mutex_);
-    return changed_.wait_for(lock, kWait, [&] { return delivered_ + failed_ >= total; });
-  }
-  size_t delivered() {
-    std::lock_guard lock(mutex_);
-    return delivered_;
-  }
-  size_t failed() {
-    std::lock_guard lock(mutex_);
-    return failed_;
-  }
-  std::chrono::steady_clock::time_point last_at() {
-    std::lock_guard lock(mutex_);
-    return last_at_;
-  }
-
- private:
-  std::mutex mutex_;
-  std::condition_variable changed_;
-  size_t delivered_ = 0, failed_ = 0;
-  std::chrono::steady_clock::time_point last_at_;
-};
 
 const std::string kRecipient = "ivan.petrov@example.com";
 
@@ -565,80 +347,4 @@ TEST_CASE("send_mail errors name the stage, never the recipient", "[mail]") {
     CHECK(status.error().code == omnigate::ErrorCode::invalid_field);
     CHECK(status.error().detail.find("ivan.petrov") == std::string::npos);
   }
-}
-
-TEST_CASE("MailQueue delivers in the background", "[mail]") {
-  FakeSmtpServer server;
-  Results results;
-  {
-    MailQueue queue(config_for(server.url()), results.callback());
-    REQUIRE(queue.enqueue(cyrillic_mail()));
-    OutgoingMail second = cyrillic_mail();
-    second.to = "second@example.com";
-    REQUIRE(queue.enqueue(second));
-    REQUIRE(results.wait_for(2));
-  }
-  CHECK(results.delivered() == 2);
-  CHECK(results.failed() == 0);
-  auto deliveries = server.deliveries();
-  REQUIRE(deliveries.size() == 2);
-  CHECK(deliveries[0].rcpt_to == kRecipient);
-  CHECK(deliveries[1].rcpt_to == "second@example.com");
-}
-
-TEST_CASE("MailQueue reports a failure only after its retries", "[mail]") {
-  const std::vector<std::chrono::milliseconds> backoff = {20ms, 40ms, 80ms};
-  Results results;
-
-  SECTION("nobody listens") {
-    ClosedPort closed;
-    auto start = std::chrono::steady_clock::now();
-    MailQueue queue(config_for(closed.url()), results.callback(), backoff);
-    REQUIRE(queue.enqueue(cyrillic_mail()));
-    REQUIRE(results.wait_for(1));
-    CHECK(results.failed() == 1);
-    CHECK(results.last_at() - start >= 140ms);  // all three waits happened
-  }
-  SECTION("the server is busy every time: 1 attempt + 3 retries") {
-    FakeSmtpServer server(Behaviour{.greeting = "421 4.3.2 try later"});
-    MailQueue queue(config_for(server.url()), results.callback(), backoff);
-    REQUIRE(queue.enqueue(cyrillic_mail()));
-    REQUIRE(results.wait_for(1));
-    CHECK(results.failed() == 1);
-    CHECK(server.connections() == 4);
-  }
-  SECTION("a permanent rejection is not retried") {
-    FakeSmtpServer server(Behaviour{.rcpt_reply = "550 5.1.1"});
-    MailQueue queue(config_for(server.url()), results.callback(), backoff);
-    REQUIRE(queue.enqueue(cyrillic_mail()));
-    REQUIRE(results.wait_for(1));
-    CHECK(results.failed() == 1);
-    CHECK(server.connections() == 1);
-  }
-  CHECK(results.delivered() == 0);
-}
-
-TEST_CASE("MailQueue is bounded and its destructor does not wait out backoffs", "[mail]") {
-  FakeSmtpServer server(Behaviour{.silent = true});  // holds the worker in its first attempt
-  Results results;
-  SmtpConfig config = config_for(server.url());
-  config.timeout = 1s;
-  size_t accepted = 0;
-  auto destroyed_at = std::chrono::steady_clock::now();
-  {
-    MailQueue queue(config, results.callback(), {std::chrono::hours(1)});
-    REQUIRE(queue.enqueue(cyrillic_mail()));
-    ++accepted;
-    REQUIRE(server.wait_for_connections(1));  // the worker has taken it off the queue
-    for (size_t i = 0; i < MailQueue::capacity; ++i) {
-      REQUIRE(queue.enqueue(cyrillic_mail()));
-      ++accepted;
-    }
-    CHECK_FALSE(queue.enqueue(cyrillic_mail()));
-    destroyed_at = std::chrono::steady_clock::now();
-  }
-  // The attempt in flight ends at its timeout; the hour-long backoff is cut short.
-  CHECK(std::chrono::steady_clock::now() - destroyed_at < 5s);
-  CHECK(results.failed() == accepted);
-  CHECK(results.delivered() == 0);
 }
