@@ -340,6 +340,8 @@ LoadOptions webhook_load(std::vector<int> ports, size_t count) {
   options.secret = kFaultWebhookSecret;
   options.ports = std::move(ports);
   options.count = count;
+  // The count is scaled by the caller; the time it may take grows with it.
+  options.max_duration = std::chrono::seconds(30) * fault_scale();
   return options;
 }
 
