@@ -43,7 +43,7 @@ for name in "${cases[@]}"; do
   done
   if [[ $result == FAIL ]]; then
     echo "--- FAIL: $name"
-    grep -E 'FAILED|REQUIRE|CHECK|with expansion|^  ' "$work/case.log" | grep -v '^  *$' | head -n 30
+    grep -E 'FAILED|REQUIRE|CHECK|with expansion|^  ' "$work/case.log" | grep -vE '^ *$|^ {10,}' | head -n 30
   fi
 done
 echo
