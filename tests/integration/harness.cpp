@@ -9,11 +9,15 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <fcntl.h>
+
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <stdexcept>
+
+extern char** environ;
 
 namespace omnigate::testing {
 
@@ -51,6 +55,18 @@ TempDir::~TempDir() {
   std::filesystem::remove_all(path_, ignored);
 }
 
+namespace {
+
+// Sends `signal` to the child `pid` (if any), reaps it and forgets it.
+void end_child(int& pid, int signal) {
+  if (pid <= 0) return;
+  ::kill(pid, signal);
+  ::waitpid(pid, nullptr, 0);
+  pid = -1;
+}
+
+}  // namespace
+
 NatsServer::NatsServer(Start when) : port_(free_tcp_port()) {
   if (when == Start::now) start();
 }
@@ -60,12 +76,16 @@ NatsServer::~NatsServer() {
 }
 
 void NatsServer::start() {
+  std::vector<std::string> args = {
+      "nats-server",         "-js", "-a",          "127.0.0.1", "-p",
+      std::to_string(port_), "-sd", store_.path(), "-l",        store_.path() + "/nats.log"};
+  args.insert(args.end(), extra_args_.begin(), extra_args_.end());
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
   pid_ = ::fork();
   if (pid_ == 0) {
-    std::string port = std::to_string(port_);
-    std::string log = store_.path() + "/nats.log";
-    ::execlp("nats-server", "nats-server", "-js", "-a", "127.0.0.1", "-p", port.c_str(), "-sd",
-             store_.path().c_str(), "-l", log.c_str(), static_cast<char*>(nullptr));
+    ::execvp("nats-server", argv.data());
     ::_exit(127);
   }
   bool up = eventually([&] {
@@ -82,17 +102,11 @@ void NatsServer::start() {
 }
 
 void NatsServer::stop() {
-  if (pid_ <= 0) return;
-  ::kill(pid_, SIGTERM);
-  ::waitpid(pid_, nullptr, 0);
-  pid_ = -1;
+  end_child(pid_, SIGTERM);
 }
 
 void NatsServer::kill() {
-  if (pid_ <= 0) return;
-  ::kill(pid_, SIGKILL);
-  ::waitpid(pid_, nullptr, 0);
-  pid_ = -1;
+  end_child(pid_, SIGKILL);
 }
 
 void NatsServer::pause() {
@@ -101,6 +115,111 @@ void NatsServer::pause() {
 
 void NatsServer::resume() {
   if (pid_ > 0) ::kill(pid_, SIGCONT);
+}
+
+NatsCluster::NatsCluster(int nodes) {
+  std::vector<int> route_ports;
+  for (int i = 0; i < nodes; ++i) {
+    nodes_.push_back(std::make_unique<NatsServer>(NatsServer::Start::later));
+    names_.push_back("node-" + std::to_string(i));
+    route_ports.push_back(free_tcp_port());
+  }
+  for (int i = 0; i < nodes; ++i) {
+    std::string routes;
+    for (int j = 0; j < nodes; ++j) {
+      if (j == i) continue;
+      if (!routes.empty()) routes += ",";
+      routes += "nats://127.0.0.1:" + std::to_string(route_ports[static_cast<size_t>(j)]);
+    }
+    node(i).set_extra_args(
+        {"-n", server_name(i), "--cluster_name", "omnigate-test", "--cluster",
+         "nats://127.0.0.1:" + std::to_string(route_ports[static_cast<size_t>(i)]), "--routes",
+         routes});
+  }
+  for (auto& n : nodes_) n->start();
+  // JetStream answers once the nodes have found each other and elected a meta leader.
+  bool formed = eventually(
+      [&] {
+        try {
+          NatsClient client(urls());
+          jsAccountInfo* info = nullptr;
+          jsErrCode js_error{};
+          if (js_GetAccountInfo(&info, client.jetstream(), nullptr, &js_error) != NATS_OK)
+            return false;
+          jsAccountInfo_Destroy(info);
+          return true;
+        } catch (const std::exception&) {
+          return false;
+        }
+      },
+      std::chrono::seconds(30));
+  if (!formed) throw std::runtime_error("the NATS cluster did not form JetStream");
+}
+
+std::string NatsCluster::urls() const {
+  std::string out;
+  for (const auto& n : nodes_) {
+    if (!out.empty()) out += ",";
+    out += n->url();
+  }
+  return out;
+}
+
+std::string NatsCluster::running_urls() const {
+  std::string out;
+  for (const auto& n : nodes_) {
+    if (!n->running()) continue;
+    if (!out.empty()) out += ",";
+    out += n->url();
+  }
+  return out;
+}
+
+namespace {
+
+// Runs `inspect` on the stream's info from the running nodes; false when there is none.
+bool with_stream_info(const NatsCluster& cluster, const std::string& stream,
+                      const std::function<bool(const jsStreamInfo&)>& inspect) {
+  try {
+    NatsClient client(cluster.running_urls());
+    jsStreamInfo* info = nullptr;
+    jsErrCode js_error{};
+    if (js_GetStreamInfo(&info, client.jetstream(), stream.c_str(), nullptr, &js_error) != NATS_OK)
+      return false;
+    bool result = inspect(*info);
+    jsStreamInfo_Destroy(info);
+    return result;
+  } catch (const std::exception&) {
+    return false;
+  }
+}
+
+}  // namespace
+
+int NatsCluster::stream_leader(const std::string& stream) const {
+  std::string leader;
+  with_stream_info(*this, stream, [&](const jsStreamInfo& info) {
+    if (info.Cluster && info.Cluster->Leader) leader = info.Cluster->Leader;
+    return true;
+  });
+  for (int i = 0; i < size(); ++i)
+    if (names_[static_cast<size_t>(i)] == leader && nodes_[static_cast<size_t>(i)]->running())
+      return i;
+  return -1;
+}
+
+bool NatsCluster::stream_current(const std::string& stream) const {
+  int running = 0;
+  for (const auto& n : nodes_) running += n->running() ? 1 : 0;
+  return with_stream_info(*this, stream, [&](const jsStreamInfo& info) {
+    if (!info.Cluster || !info.Cluster->Leader) return false;
+    int current = 1;  // the leader
+    for (int i = 0; i < info.Cluster->ReplicasLen; ++i) {
+      const jsPeerInfo* peer = info.Cluster->Replicas[i];
+      if (peer->Current && !peer->Offline) ++current;
+    }
+    return current >= running;
+  });
 }
 
 NatsClient::NatsClient(const std::string& url) {
@@ -240,6 +359,105 @@ httplib::Result RunningGateway::post_api(const std::string& key, const std::stri
   httplib::Headers headers = {{"Authorization", "Bearer " + kApiToken}};
   if (!key.empty()) headers.emplace("Idempotency-Key", key);
   return client().Post(("/v1/api/" + account).c_str(), headers, body, "application/json");
+}
+
+GatewayProcess::GatewayProcess(std::string config_yaml,
+                               std::vector<std::pair<std::string, std::string>> env, Start when)
+    : port_(free_tcp_port()) {
+  {
+    std::ofstream out(dir_.path() + "/omnigate.yaml");
+    out << config_yaml;
+  }
+  env.emplace_back("OMNIGATE_HTTP_PORT", std::to_string(port_));
+  for (char** e = environ; *e; ++e) {
+    std::string entry = *e;
+    std::string name = entry.substr(0, entry.find('='));
+    bool overridden = false;
+    for (const auto& [key, value] : env) overridden = overridden || key == name;
+    if (!overridden) environment_.push_back(entry);
+  }
+  for (const auto& [key, value] : env) environment_.push_back(key + "=" + value);
+  if (when == Start::now) start();
+}
+
+GatewayProcess::~GatewayProcess() {
+  kill();
+}
+
+void GatewayProcess::start(std::chrono::milliseconds timeout) {
+  if (pid_ > 0) return;
+  // A killed gateway resets the test's connections; a write to one must fail, not raise
+  // SIGPIPE in the test process (cpp-httplib 0.11 does not send with MSG_NOSIGNAL).
+  ::signal(SIGPIPE, SIG_IGN);
+  // Everything the child needs is prepared before fork(): it only redirects, changes
+  // directory and execs.
+  std::string binary = OMNIGATE_BINARY;
+  std::string config = dir_.path() + "/omnigate.yaml";
+  std::vector<std::string> args = {binary, "run", "--config", config};
+  std::vector<char*> argv, envp;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  for (auto& e : environment_) envp.push_back(e.data());
+  envp.push_back(nullptr);
+  std::string log = dir_.path() + "/omnigate.log";
+  int log_fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (log_fd < 0) throw std::runtime_error("cannot open " + log);
+  pid_ = ::fork();
+  if (pid_ == 0) {
+    ::dup2(log_fd, 1);
+    ::dup2(log_fd, 2);
+    if (::chdir(dir_.path().c_str()) != 0) ::_exit(126);
+    ::execve(argv[0], argv.data(), envp.data());
+    ::_exit(127);
+  }
+  ::close(log_fd);
+  bool exited = false;
+  bool up = eventually(
+      [&] {
+        if (::waitpid(pid_, nullptr, WNOHANG) == pid_) {
+          exited = true;
+          return true;
+        }
+        auto healthz = client().Get("/healthz");
+        return healthz && healthz->status == 200;
+      },
+      timeout);
+  if (exited || !up) {
+    if (exited) pid_ = -1;
+    kill();
+    throw std::runtime_error(std::string("omnigate ") + (exited ? "exited" : "did not answer") +
+                             " at start; its log:\n" + log_tail());
+  }
+}
+
+void GatewayProcess::kill() {
+  end_child(pid_, SIGKILL);
+}
+
+void GatewayProcess::stop() {
+  end_child(pid_, SIGTERM);
+}
+
+bool GatewayProcess::wait_ready(std::chrono::milliseconds timeout) const {
+  return eventually(
+      [&] {
+        auto ready = client().Get("/readyz");
+        return ready && ready->status == 200;
+      },
+      timeout);
+}
+
+httplib::Client GatewayProcess::client() const {
+  httplib::Client client("127.0.0.1", port_);
+  client.set_connection_timeout(1, 0);
+  client.set_read_timeout(10, 0);
+  return client;
+}
+
+std::string GatewayProcess::log_tail(size_t bytes) const {
+  std::ifstream in(dir_.path() + "/omnigate.log", std::ios::binary);
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  return text.size() > bytes ? text.substr(text.size() - bytes) : text;
 }
 
 }  // namespace omnigate::testing

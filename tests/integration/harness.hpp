@@ -41,6 +41,8 @@ class NatsServer {
   enum class Start { now, later };
   explicit NatsServer(Start when = Start::now);
   ~NatsServer();
+  // More nats-server arguments for the next start() (cluster routes, a server name).
+  void set_extra_args(std::vector<std::string> args) { extra_args_ = std::move(args); }
   void start();
   void stop();    // SIGTERM and wait: a clean shutdown, the store survives
   void kill();    // SIGKILL: the process dies mid-flight
@@ -54,6 +56,31 @@ class NatsServer {
   TempDir store_;
   int port_;
   int pid_ = -1;
+  std::vector<std::string> extra_args_;
+};
+
+// Three (or `nodes`) nats-server -js nodes routed into one cluster, each on free ports with its
+// own temp store, so a stream with replicas: 3 survives the loss of any one of them.
+class NatsCluster {
+ public:
+  explicit NatsCluster(int nodes = 3);
+  int size() const { return static_cast<int>(nodes_.size()); }
+  // Every node's client URL, comma-separated: what a client (nats.url) is given.
+  std::string urls() const;
+  // Only the nodes running now, for a test's own connection after a kill.
+  std::string running_urls() const;
+  NatsServer& node(int index) { return *nodes_.at(static_cast<size_t>(index)); }
+  const std::string& server_name(int index) const { return names_.at(static_cast<size_t>(index)); }
+  // The index of the node that leads `stream` now (js_GetStreamInfo Cluster->Leader), or -1
+  // while there is none (an election under way, or the stream missing).
+  int stream_leader(const std::string& stream = "OMNIGATE_INTERACTIONS") const;
+  // Whether `stream` has a leader and every other running node is a current replica: what a
+  // reader needs after a node came back.
+  bool stream_current(const std::string& stream = "OMNIGATE_INTERACTIONS") const;
+
+ private:
+  std::vector<std::unique_ptr<NatsServer>> nodes_;
+  std::vector<std::string> names_;
 };
 
 // A test's own NATS connection and JetStream context, to look behind the gateway's back.
@@ -163,6 +190,40 @@ class NginxProxy {
   int port_;
   int tls_port_;
   int pid_ = -1;
+};
+
+// The real omnigate binary (OMNIGATE_BINARY) as a child process, as an operator runs it:
+// `omnigate run --config` in its own temp directory (its working directory, so var/ lives
+// there and survives a restart), on a port chosen once, so a restart answers at the same
+// address. The config may use ${OMNIGATE_HTTP_PORT} (set to port()) and the `env` given.
+class GatewayProcess {
+ public:
+  enum class Start { now, later };
+  GatewayProcess(std::string config_yaml, std::vector<std::pair<std::string, std::string>> env = {},
+                 Start when = Start::now);
+  ~GatewayProcess();  // SIGKILL
+  GatewayProcess(const GatewayProcess&) = delete;
+  GatewayProcess& operator=(const GatewayProcess&) = delete;
+
+  // Spawns the process and waits until /healthz answers; throws with the log's tail if the
+  // process exits or does not answer within `timeout`.
+  void start(std::chrono::milliseconds timeout = std::chrono::seconds(15));
+  void kill();  // SIGKILL and wait: no shutdown code runs
+  void stop();  // SIGTERM and wait: a clean shutdown
+  // Waits until /readyz answers 200 (NATS connected, the stream present).
+  bool wait_ready(std::chrono::milliseconds timeout = std::chrono::seconds(20)) const;
+  bool running() const { return pid_ > 0; }
+  int pid() const { return pid_; }
+  int port() const { return port_; }
+  const std::string& directory() const { return dir_.path(); }
+  httplib::Client client() const;
+  std::string log_tail(size_t bytes = 4000) const;  // stdout and stderr of every run
+
+ private:
+  TempDir dir_;
+  int port_;
+  int pid_ = -1;
+  std::vector<std::string> environment_;  // NAME=value, the parent's plus `env`
 };
 
 }  // namespace omnigate::testing
