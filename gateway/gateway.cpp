@@ -80,8 +80,11 @@ Result<std::unique_ptr<Gateway>> Gateway::create(Config config) {
   auto publisher = Publisher::start(gateway->config_.nats, gateway->metrics_);
   if (!publisher) return publisher.error();
   gateway->publisher_ = std::move(publisher.value());
-  gateway->pipeline_ =
-      std::make_unique<Pipeline>(gateway->config_, *gateway->publisher_, gateway->metrics_);
+  gateway->jetstream_sink_ = std::make_unique<JetStreamSink>(*gateway->publisher_);
+  gateway->sink_ = gateway->jetstream_sink_.get();
+  gateway->add_dedup_gauges();
+  gateway->pipeline_ = std::make_unique<Pipeline>(
+      gateway->config_, gateway->publisher_->seen_index(), *gateway->sink_, gateway->metrics_);
   gateway->consent_ =
       std::make_unique<ConsentService>(gateway->config_, *gateway->pipeline_, gateway->metrics_);
   gateway->add_builtin_routes();
@@ -236,14 +239,8 @@ void Gateway::add_builtin_routes() {
   server_->Get("/healthz", counted("GET /healthz", [](const httplib::Request&) {
                  return Reply::json(200, {{"status", "ok"}});
                }));
-  server_->Get(
-      "/readyz", counted("GET /readyz", [this](const httplib::Request&) {
-        auto ready = publisher_->check_ready();
-        if (!ready)
-          return Reply::error(ready.error(), std::chrono::duration_cast<std::chrono::seconds>(
-                                                 config_.http.retry_after));
-        return Reply::json(200, {{"status", "ready"}, {"stream", config_.nats.stream.name}});
-      }));
+  server_->Get("/readyz", counted("GET /readyz",
+                                  [this](const httplib::Request&) { return readiness_reply(); }));
   server_->Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
     metrics_.http_requests.inc({"GET /metrics", "200"});
     res.set_content(metrics_.render(), "text/plain; version=0.0.4; charset=utf-8");
@@ -256,6 +253,49 @@ void Gateway::add_builtin_routes() {
     server_->Post("/v1/noop", noop);
     server_->Get("/v1/noop", noop);
   }
+}
+
+Reply Gateway::readiness_reply() const {
+  using nlohmann::json;
+  NatsReadiness nats = publisher_->readiness();
+  const SeenIndex& index = publisher_->seen_index();
+  json body = {{"stream", config_.nats.stream.name},
+               {"nats", {{"connected", nats.connected}, {"stream_ready", nats.stream_ready}}},
+               {"dedup_index", {{"caught_up", index.caught_up()}, {"ids", index.size()}}}};
+  std::string reason, problem;
+  if (!nats.connected) {
+    reason = "nats_disconnected";
+    problem = nats.problem;
+  } else if (!nats.stream_ready) {
+    reason = "stream_missing";
+    problem = nats.problem;
+  } else if (!index.caught_up()) {
+    reason = "dedup_index_loading";
+    problem = "the dedup index is still reading the stream after start";
+  }
+  if (reason.empty()) {
+    body["status"] = "ready";
+    return Reply::json(200, body);
+  }
+  body["status"] = "not_ready";
+  body["reason"] = reason;
+  body["error"] = {{"code", "not_durable"}, {"message", problem}};
+  Reply reply = Reply::json(503, body);
+  auto seconds = std::chrono::duration_cast<std::chrono::seconds>(config_.http.retry_after);
+  reply.headers.emplace_back("Retry-After", std::to_string(seconds.count()));
+  return reply;
+}
+
+void Gateway::add_dedup_gauges() {
+  const SeenIndex& index = publisher_->seen_index();
+  metrics_.add_gauge("omnigate_dedup_index_ids",
+                     "Interaction ids within the dedup horizon held by the dedup index.",
+                     [&index] { return static_cast<double>(index.size()); });
+  metrics_.add_gauge("omnigate_dedup_index_bytes", "Memory of the dedup index's tables.",
+                     [&index] { return static_cast<double>(index.memory_bytes()); });
+  metrics_.add_gauge("omnigate_dedup_index_caught_up",
+                     "1 once the dedup index has read the stream's horizon after start.",
+                     [&index] { return index.caught_up() ? 1.0 : 0.0; });
 }
 
 Result<int> Gateway::bind() {

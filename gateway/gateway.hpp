@@ -16,6 +16,7 @@
 #include "gateway/metrics.hpp"
 #include "gateway/pipeline.hpp"
 #include "gateway/publisher.hpp"
+#include "gateway/sink.hpp"
 
 namespace httplib {
 class Server;
@@ -50,6 +51,10 @@ class Gateway : public Router {
  private:
   explicit Gateway(Config config);
   void add_builtin_routes();
+  // GET /readyz: 200 ready, 200 degraded while interactions are spooled (webhooks are still
+  // taken durably: a load balancer must keep sending them), 503 when nothing can be made durable.
+  Reply readiness_reply() const;
+  void add_dedup_gauges();
   // One wrapper for every route: body cap, Retry-After on 429/503, metrics by route/status.
   void register_handler(const std::string& method, const std::string& pattern,
                         const std::string& label, uint64_t cap,
@@ -68,6 +73,8 @@ class Gateway : public Router {
   Config config_;
   Metrics metrics_;
   std::unique_ptr<Publisher> publisher_;
+  std::unique_ptr<JetStreamSink> jetstream_sink_;
+  Sink* sink_ = nullptr;  // what the pipeline hands interactions to
   std::unique_ptr<Pipeline> pipeline_;
   std::unique_ptr<ConsentService> consent_;
   std::unique_ptr<CursorStore> cursors_;

@@ -122,6 +122,12 @@ Metrics::Metrics()
                        "Publishes that did not reach a PubAck, by reason.", {"reason"}),
       consent_emails("omnigate_consent_emails_total",
                      "Double opt-in confirmation e-mails, by result.", {"result"}),
+      spooled("omnigate_spooled_total",
+              "Interactions written to the local spool because NATS was not durable, by channel.",
+              {"channel"}),
+      spool_replayed("omnigate_spool_replayed_total",
+                     "Spooled interactions drained to JetStream, by result (published, duplicate).",
+                     {"result"}),
       publish_latency(
           "omnigate_publish_duration_seconds",
           "Time from publish start to JetStream PubAck (including retries).",
@@ -142,7 +148,21 @@ std::string Metrics::render() const {
   out += "omnigate_nats_connected " + std::to_string(nats_connected.load()) + "\n";
   header(out, "omnigate_nats_reconnects_total", "Reconnections to NATS since start.", "counter");
   out += "omnigate_nats_reconnects_total " + std::to_string(nats_reconnects.load()) + "\n";
+  spooled.render(out);
+  spool_replayed.render(out);
+  std::lock_guard lock(gauges_mutex_);
+  for (const auto& gauge : gauges_) {
+    header(out, gauge.name, gauge.help, "gauge");
+    char value[32];
+    std::snprintf(value, sizeof value, "%.15g", gauge.read());  // bytes: every digit
+    out += gauge.name + " " + value + "\n";
+  }
   return out;
+}
+
+void Metrics::add_gauge(std::string name, std::string help, std::function<double()> read) {
+  std::lock_guard lock(gauges_mutex_);
+  gauges_.push_back({std::move(name), std::move(help), std::move(read)});
 }
 
 }  // namespace omnigate

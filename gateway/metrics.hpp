@@ -5,8 +5,10 @@
 #include <array>
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <shared_mutex>
 #include <string>
 #include <vector>
@@ -52,11 +54,25 @@ class Metrics {
   LabeledCounter ignored_events;          // channel, type (acknowledged but not published)
   LabeledCounter publish_failures;        // reason
   LabeledCounter consent_emails;          // result: sent | failed | no_smtp | queue_full
+  LabeledCounter spooled;                 // channel: written to the local spool (NATS away)
+  LabeledCounter spool_replayed;          // result: published | duplicate
   Histogram publish_latency;
   std::atomic<int> nats_connected{0};
   std::atomic<uint64_t> nats_reconnects{0};
 
+  // A gauge read when /metrics is scraped (spool depth, dedup index size). The function must
+  // stay callable for as long as metrics are rendered.
+  void add_gauge(std::string name, std::string help, std::function<double()> read);
+
   std::string render() const;
+
+ private:
+  struct Gauge {
+    std::string name, help;
+    std::function<double()> read;
+  };
+  mutable std::mutex gauges_mutex_;
+  std::vector<Gauge> gauges_;
 };
 
 }  // namespace omnigate
