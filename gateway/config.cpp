@@ -163,6 +163,14 @@ void read_log(ConfigMap map, LogConfig& log) {
   map.finish();
 }
 
+void read_spool(ConfigMap map, SpoolConfig& spool) {
+  spool.path = map.string("path", spool.path);
+  if (spool.path.empty()) map.problem("path", "must name a file, e.g. var/spool.db");
+  spool.max_bytes = map.size("max_bytes", spool.max_bytes);
+  if (spool.max_bytes < 1024 * 1024) map.problem("max_bytes", "must be at least 1MiB");
+  map.finish();
+}
+
 void read_channels(ConfigMap map, Config& config) {
   std::vector<std::string> registered;
   for (const auto& registration : connector_registry()) registered.push_back(registration.channel);
@@ -236,6 +244,7 @@ Result<Config> load_config_text(const std::string& text, const std::string& file
   read_identity(top.map("identity"), config.identity);
   read_consent(top.map("consent"), config.consent);
   read_log(top.map("log"), config.log);
+  read_spool(top.map("spool"), config.spool);
   read_channels(top.map("channels"), config);
   top.finish();
   for (const auto& connector : config.connectors) connector->check(config, context);
@@ -263,22 +272,35 @@ Result<Config> load_config_file(const std::string& path) {
   return load_config_text(*text, path, context);
 }
 
-Result<NatsConfig> load_nats_config_file(const std::string& path) {
+namespace {
+// One top-level section of a config file, for subcommands that must not need the rest (the
+// channels' secrets).
+template <class Section>
+Result<Section> load_section_file(const std::string& path, const char* key,
+                                  void (*read)(ConfigMap, Section&)) {
   auto text = read_file(path);
   if (!text) return make_error(ErrorCode::invalid_field, "config", path + ": cannot open file\n");
   ConfigContext context(path);
-  NatsConfig nats;
+  Section section;
   try {
     YAML::Node root = YAML::Load(*text);
-    if (root.IsMap() && root["nats"])
-      read_nats(ConfigMap(root["nats"], "nats", "nats", context), nats);
+    if (root.IsMap() && root[key]) read(ConfigMap(root[key], key, key, context), section);
   } catch (const YAML::Exception& e) {
     context.problem(e.mark, "not valid YAML: " + e.msg);
   }
   if (!context.problems.empty()) {
     return make_error(ErrorCode::invalid_field, "config", context.problems_text());
   }
-  return nats;
+  return section;
+}
+}  // namespace
+
+Result<NatsConfig> load_nats_config_file(const std::string& path) {
+  return load_section_file<NatsConfig>(path, "nats", read_nats);
+}
+
+Result<SpoolConfig> load_spool_config_file(const std::string& path) {
+  return load_section_file<SpoolConfig>(path, "spool", read_spool);
 }
 
 }  // namespace omnigate

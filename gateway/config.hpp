@@ -13,6 +13,7 @@
 #include "gateway/connector.hpp"
 #include "gateway/error.hpp"
 #include "gateway/mailer.hpp"
+#include "gateway/spool.hpp"
 
 namespace omnigate {
 
@@ -98,6 +99,7 @@ struct Config {
   IdentityConfig identity;
   ConsentConfig consent;
   LogConfig log;
+  SpoolConfig spool;
   std::vector<std::unique_ptr<Connector>> connectors;  // one per configured channel
   std::set<std::string> known_paths;                   // every key the loader knows
   // channels.<channel>[].on_nats_down, read by the core for every channel: "<channel>/<account>"
@@ -115,6 +117,8 @@ struct Config {
 Result<Config> load_config_file(const std::string& path);
 // Only the nats: section (for `omnigate tail`, which must not need the channels' secrets).
 Result<NatsConfig> load_nats_config_file(const std::string& path);
+// Only the spool: section (for `omnigate spool stats`).
+Result<SpoolConfig> load_spool_config_file(const std::string& path);
 Result<Config> load_config_text(const std::string& text, const std::string& file_name,
                                 ConfigContext& context);
 

@@ -2,8 +2,10 @@
 #include <pthread.h>
 #include <signal.h>
 
+#include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <iostream>
 #include <string>
 #include <thread>
@@ -14,6 +16,7 @@
 #include "gateway/gateway.hpp"
 #include "gateway/identifiers.hpp"
 #include "gateway/log.hpp"
+#include "gateway/spool.hpp"
 #include "gateway/tail.hpp"
 
 namespace {
@@ -42,6 +45,8 @@ usage:
                                         a channel's operator commands, e.g.
                                         omnigate telegram set-webhook <account>
                                         omnigate telegram info <account>
+  omnigate spool stats [--config FILE]  depth, bytes and oldest age of the local spool
+                                        (reads spool.path; works while omnigate runs)
   omnigate version
 )";
 
@@ -231,6 +236,45 @@ int consent_link(const std::vector<std::string>& args) {
   return 0;
 }
 
+// `omnigate spool stats [--config FILE]`: needs only the spool: section.
+int spool_command(const std::vector<std::string>& args) {
+  std::string config_path = kDefaultConfig;
+  if (args.size() == 3 && args[0] == "stats" && args[1] == "--config") config_path = args[2];
+  if (args.empty() || args[0] != "stats" || (args.size() != 1 && args.size() != 3) ||
+      (args.size() == 3 && args[1] != "--config")) {
+    std::fprintf(stderr, "usage: omnigate spool stats [--config FILE]\n");
+    return 2;
+  }
+  auto config = omnigate::load_spool_config_file(config_path);
+  if (!config) {
+    std::fprintf(stderr, "%s", config.error().detail.c_str());
+    return 2;
+  }
+  std::printf("spool:  %s\n", config->path.c_str());
+  if (!std::filesystem::exists(config->path)) {
+    std::printf("depth:  0 (no file yet: nothing was spooled)\n");
+    return 0;
+  }
+  auto stats = omnigate::Spool::inspect(config->path);
+  if (!stats) {
+    std::fprintf(stderr, "omnigate: %s\n", stats.error().detail.c_str());
+    return 2;
+  }
+  std::printf("depth:  %llu\nbytes:  %llu of %llu (spool.max_bytes)\n",
+              static_cast<unsigned long long>(stats->depth),
+              static_cast<unsigned long long>(stats->bytes),
+              static_cast<unsigned long long>(config->max_bytes));
+  if (stats->oldest_ms) {
+    auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                   std::chrono::system_clock::now().time_since_epoch())
+                   .count();
+    std::printf("oldest: %.3f s ago\n", static_cast<double>(now - *stats->oldest_ms) / 1000.0);
+  } else {
+    std::printf("oldest: -\n");
+  }
+  return 0;
+}
+
 // `omnigate <channel> <command> ... [--config FILE]`: handed to the channel's connector.
 int channel_command(const std::vector<std::string>& args) {
   std::string config_path = kDefaultConfig;
@@ -284,6 +328,8 @@ int main(int argc, char** argv) {
     return 2;
   }
   if (args[0] == "tail") return tail(std::vector<std::string>(args.begin() + 1, args.end()));
+  if (args[0] == "spool")
+    return spool_command(std::vector<std::string>(args.begin() + 1, args.end()));
   if (args[0] == "consent-link") {
     return consent_link(std::vector<std::string>(args.begin() + 1, args.end()));
   }
