@@ -23,8 +23,10 @@ uint64_t mix(const IdTable::Key& key) {
   return h * 0xbf58476d1ce4e5b9ULL;
 }
 
-int64_t hour_of(SeenIndex::SysClock::time_point at) {
-  return std::chrono::duration_cast<std::chrono::hours>(at.time_since_epoch()).count();
+// Eight slices per horizon: a lookup that misses probes at most nine tables, and whole slices
+// are dropped, so ids outlive the horizon by at most an eighth of it.
+std::chrono::milliseconds slice_of_horizon(std::chrono::milliseconds horizon) {
+  return std::max(std::chrono::milliseconds(60'000), horizon / 8);
 }
 
 }  // namespace
@@ -67,7 +69,13 @@ void IdTable::grow() {
   }
 }
 
-SeenIndex::SeenIndex(std::chrono::milliseconds horizon) : horizon_(horizon) {}
+SeenIndex::SeenIndex(std::chrono::milliseconds horizon)
+    : horizon_(horizon), slice_(slice_of_horizon(horizon)) {}
+
+int64_t SeenIndex::slice_index(SysClock::time_point at) const {
+  auto since_epoch = std::chrono::duration_cast<std::chrono::milliseconds>(at.time_since_epoch());
+  return since_epoch.count() / slice_.count();
+}
 
 SeenIndex::~SeenIndex() {
   stop();
@@ -90,7 +98,7 @@ bool SeenIndex::contains(std::string_view id) const {
   auto key = key_of(id);
   if (!key) return false;
   std::shared_lock lock(mutex_);
-  for (auto it = hours_.rbegin(); it != hours_.rend(); ++it) {
+  for (auto it = slices_.rbegin(); it != slices_.rend(); ++it) {
     if (it->second.contains(*key)) return true;
   }
   return false;
@@ -99,34 +107,34 @@ bool SeenIndex::contains(std::string_view id) const {
 void SeenIndex::insert(std::string_view id, SysClock::time_point at) {
   auto key = key_of(id);
   if (!key) return;
-  int64_t hour = hour_of(at);
+  int64_t slice = slice_index(at);
   std::unique_lock lock(mutex_);
   // Our own PubAck and the stream's delivery both insert: keep one copy.
-  for (auto it = hours_.rbegin(); it != hours_.rend(); ++it) {
+  for (auto it = slices_.rbegin(); it != slices_.rend(); ++it) {
     if (it->second.contains(*key)) return;
   }
-  hours_[hour].insert(*key);
+  slices_[slice].insert(*key);
 }
 
 size_t SeenIndex::size() const {
   std::shared_lock lock(mutex_);
   size_t n = 0;
-  for (const auto& [hour, table] : hours_) n += table.size();
+  for (const auto& [slice, table] : slices_) n += table.size();
   return n;
 }
 
 size_t SeenIndex::memory_bytes() const {
   std::shared_lock lock(mutex_);
   size_t n = 0;
-  for (const auto& [hour, table] : hours_) n += table.memory_bytes();
+  for (const auto& [slice, table] : slices_) n += table.memory_bytes();
   return n;
 }
 
 void SeenIndex::prune(SysClock::time_point now) {
-  // An hour is dropped only when all of it is past the horizon: ids live horizon..horizon+1h.
-  int64_t oldest_kept = hour_of(now - horizon_);
+  // A slice is dropped only when all of it is past the horizon.
+  int64_t oldest_kept = slice_index(now - horizon_);
   std::unique_lock lock(mutex_);
-  hours_.erase(hours_.begin(), hours_.lower_bound(oldest_kept));
+  slices_.erase(slices_.begin(), slices_.lower_bound(oldest_kept));
 }
 
 void SeenIndex::mark_caught_up() {

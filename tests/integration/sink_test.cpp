@@ -4,7 +4,9 @@
 
 #include <atomic>
 #include <chrono>
+#include <fstream>
 #include <mutex>
+#include <set>
 #include <thread>
 
 #include "gateway/ids.hpp"
@@ -12,6 +14,7 @@
 
 using namespace omnigate::testing;
 using nlohmann::json;
+using omnigate::ConfigContext;
 using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 
@@ -113,4 +116,182 @@ TEST_CASE("a restarted gateway recognises a resend after the duplicate window, f
   auto messages = read_stream(nats.url());
   CHECK(messages.size() == 1);
   CHECK(schema_problems(messages).empty());
+}
+
+namespace {
+
+const std::string kTelegramSecret = "sink-test-secret-0123456789";
+const std::string kSigningKey = "sink-test-signing-key-0123456789abcdef";
+
+// The API account "crm" (on_nats_down: reject by default), a Telegram webhook bot and a web
+// form (both spool by default).
+std::string spooling_config(const std::string& nats_url, const std::string& extra_top = "") {
+  std::string channels =
+      "  telegram:\n"
+      "    - account: hookbot\n"
+      "      token: \"123456:TEST-token-for-sink-tests\"\n"
+      "      mode: webhook\n"
+      "      api_url: http://127.0.0.1:9\n"
+      "      secret_token: " +
+      kTelegramSecret +
+      "\n"
+      "  webform:\n"
+      "    - account: site\n"
+      "      language: en\n"
+      "      rate_limit_per_minute: 100000\n"
+      "consent:\n"
+      "  signing_key: " +
+      kSigningKey + "\n" + extra_top;
+  return test_config_yaml(nats_url, "", channels);
+}
+
+std::string telegram_update(int64_t update_id, const std::string& text = "привет") {
+  json update = {{"update_id", update_id},
+                 {"message",
+                  {{"message_id", update_id},
+                   {"date", 1764547200},
+                   {"chat", {{"id", 42}, {"type", "private"}, {"first_name", "Anna"}}},
+                   {"from", {{"id", 42}, {"is_bot", false}, {"first_name", "Anna"}}},
+                   {"text", text}}}};
+  return update.dump();
+}
+
+httplib::Result post_telegram(const RunningGateway& gateway, int64_t update_id,
+                              const std::string& text = "привет") {
+  httplib::Headers headers = {{"X-Telegram-Bot-Api-Secret-Token", kTelegramSecret}};
+  return gateway.client().Post("/v1/telegram/hookbot", headers, telegram_update(update_id, text),
+                               "application/json");
+}
+
+httplib::Result post_form(const RunningGateway& gateway, const std::string& submission) {
+  httplib::Headers headers = {{"Idempotency-Key", submission}};
+  return gateway.client().Post("/v1/webform/site", headers, "name=Ann&phone=%2B442079460958",
+                               "application/x-www-form-urlencoded");
+}
+
+json readyz(const RunningGateway& gateway, int* status = nullptr) {
+  auto ready = gateway.client().Get("/readyz");
+  if (!ready) return json{};
+  if (status) *status = ready->status;
+  return json::parse(ready->body);
+}
+
+std::multiset<std::string> msg_ids(const std::vector<StreamMessage>& messages) {
+  std::multiset<std::string> ids;
+  for (const auto& m : messages) ids.insert(m.msg_id);
+  return ids;
+}
+
+}  // namespace
+
+TEST_CASE("NATS killed: webhooks and forms are spooled (2xx), the API gets 503; back: drained once",
+          "[integration][sink][spool]") {
+  NatsServer nats;
+  RunningGateway gateway(spooling_config(nats.url()));
+  auto& metrics = gateway.gateway().metrics();
+  std::multiset<std::string> acknowledged;
+  REQUIRE(post_telegram(gateway, 100)->status == 200);
+  acknowledged.insert(omnigate::interaction_id("telegram", "hookbot", "100"));
+
+  nats.kill();
+  REQUIRE(eventually([&] { return readyz(gateway).value("reason", "") == "spooling"; }));
+  int status = 0;
+  json ready = readyz(gateway, &status);
+  CHECK(status == 200);  // a load balancer keeps sending webhooks to a spooling instance
+  CHECK(ready["status"] == "degraded");
+  CHECK(ready["nats_problem"] == "nats_disconnected");
+
+  for (int64_t update_id = 101; update_id <= 105; ++update_id) {
+    auto response = post_telegram(gateway, update_id);
+    REQUIRE(response);
+    CHECK(response->status == 200);
+    acknowledged.insert(omnigate::interaction_id("telegram", "hookbot", std::to_string(update_id)));
+  }
+  for (std::string submission : {"form-1", "form-2"}) {
+    auto response = post_form(gateway, submission);
+    REQUIRE(response);
+    CHECK(response->status == 200);
+    acknowledged.insert(omnigate::interaction_id("webform", "site", submission));
+  }
+  auto api = gateway.post_api("api-during", message_body("1"));
+  REQUIRE(api);
+  CHECK(api->status == 503);
+  CHECK(api->get_header_value("Retry-After") == "7");
+  CHECK(metrics.spooled.value({"telegram"}) == 5);
+  CHECK(metrics.spooled.value({"webform"}) == 2);
+  CHECK(gateway.gateway().spooling_sink().stats().depth == 7);
+
+  // A provider retry of a spooled event is recognised in the spool, not spooled twice.
+  auto retry = post_telegram(gateway, 103);
+  REQUIRE(retry);
+  CHECK(retry->status == 200);
+  CHECK(gateway.gateway().spooling_sink().stats().depth == 7);
+  CHECK(metrics.duplicates.value({"telegram"}) == 1);
+  CHECK_THAT(metrics.render(), Catch::Contains("omnigate_spool_depth 7"));
+
+  nats.start();  // same port, same store
+  REQUIRE(eventually([&] { return gateway.gateway().spooling_sink().stats().depth == 0; },
+                     std::chrono::seconds(20)));
+  CHECK(metrics.spool_replayed.value({"published"}) == 7);
+  // A retry after the drain is a duplicate too (the index learned the replayed ids).
+  REQUIRE(post_telegram(gateway, 104)->status == 200);
+  REQUIRE(eventually([&] { return readyz(gateway).value("status", "") == "ready"; }));
+  auto messages = read_stream(nats.url());
+  CHECK(msg_ids(messages) == acknowledged);  // every 2xx id exactly once
+  CHECK(schema_problems(messages).empty());
+}
+
+TEST_CASE("a full spool answers 503 and loses nothing it acknowledged", "[integration][spool]") {
+  NatsServer nats;
+  TempDir dir;
+  RunningGateway gateway(spooling_config(
+      nats.url(), "spool:\n  path: " + dir.path() + "/spool.db\n  max_bytes: 1MiB\n"));
+  nats.kill();
+  REQUIRE(eventually([&] { return !gateway.gateway().publisher().connected(); }));
+  const std::string long_text(3000, 'x');
+  std::multiset<std::string> acknowledged;
+  bool refused = false;
+  for (int64_t update_id = 1; update_id <= 2000 && !refused; ++update_id) {
+    auto response = post_telegram(gateway, update_id, long_text);
+    REQUIRE(response);
+    if (response->status == 200) {
+      acknowledged.insert(
+          omnigate::interaction_id("telegram", "hookbot", std::to_string(update_id)));
+    } else {
+      CHECK(response->status == 503);
+      CHECK(response->has_header("Retry-After"));
+      refused = true;
+    }
+  }
+  REQUIRE(refused);
+  CHECK(acknowledged.size() > 100);
+  CHECK(gateway.gateway().spooling_sink().stats().bytes <= 1024 * 1024);
+  int status = 0;
+  json ready = readyz(gateway, &status);
+  CHECK(status == 503);
+  CHECK(ready["status"] == "not_ready");
+
+  nats.start();
+  REQUIRE(eventually([&] { return gateway.gateway().spooling_sink().stats().depth == 0; },
+                     std::chrono::seconds(60)));
+  auto messages = read_stream(nats.url());
+  CHECK(msg_ids(messages) == acknowledged);
+}
+
+TEST_CASE("a corrupt spool file: the gateway refuses to start and says why",
+          "[integration][spool]") {
+  NatsServer nats;
+  TempDir dir;
+  const std::string path = dir.path() + "/spool.db";
+  {
+    std::ofstream garbage(path, std::ios::binary);
+    garbage << std::string(8192, '\x5a');
+  }
+  ConfigContext context("test.yaml");
+  auto config = omnigate::load_config_text(
+      test_config_yaml(nats.url()) + "spool:\n  path: " + path + "\n", "test.yaml", context);
+  REQUIRE(config);
+  auto gateway = omnigate::Gateway::create(std::move(config.value()));
+  REQUIRE_FALSE(gateway);
+  CHECK_THAT(gateway.error().detail, Catch::Contains(path));
 }
