@@ -295,3 +295,40 @@ TEST_CASE("a corrupt spool file: the gateway refuses to start and says why",
   REQUIRE_FALSE(gateway);
   CHECK_THAT(gateway.error().detail, Catch::Contains(path));
 }
+
+TEST_CASE("bench: the dedup index rebuilds from a stream of 1 M interactions",
+          "[integration][dedup][.bench]") {
+  // Hidden ([.bench]): `integration_tests "bench: the dedup index*"`; the README quotes it.
+  NatsServer nats;
+  const int n =
+      std::getenv("OMNIGATE_BENCH_IDS") ? std::atoi(std::getenv("OMNIGATE_BENCH_IDS")) : 1'000'000;
+  {
+    // The stream as the gateway creates it, then n messages with ids, published async.
+    RunningGateway creator(test_config_yaml(nats.url()));
+  }
+  NatsClient client(nats.url());
+  const std::string payload(600, 'x');  // about the size of a small interaction
+  for (int i = 0; i < n; ++i) {
+    std::string id = omnigate::interaction_id("api", "crm", "bench-" + std::to_string(i));
+    jsPubOptions options;
+    jsPubOptions_Init(&options);
+    options.MsgId = id.c_str();
+    natsStatus s = js_PublishAsync(client.jetstream(), "omnigate.interactions.api.crm.message",
+                                   payload.data(), static_cast<int>(payload.size()), &options);
+    REQUIRE(s == NATS_OK);
+  }
+  jsPubOptions wait;
+  jsPubOptions_Init(&wait);
+  wait.MaxWait = 120'000;
+  REQUIRE(js_PublishAsyncComplete(client.jetstream(), &wait) == NATS_OK);
+
+  auto started = Clock::now();
+  RunningGateway gateway(test_config_yaml(nats.url()));
+  auto& index = gateway.gateway().publisher().seen_index();
+  REQUIRE(eventually([&] { return index.caught_up(); }, std::chrono::seconds(120)));
+  auto took = std::chrono::duration_cast<milliseconds>(Clock::now() - started);
+  std::printf("dedup index rebuild: %zu ids from the stream in %lld ms, %.1f bytes/id\n",
+              index.size(), static_cast<long long>(took.count()),
+              static_cast<double>(index.memory_bytes()) / static_cast<double>(index.size()));
+  CHECK(index.size() == static_cast<size_t>(n));
+}
