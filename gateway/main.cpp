@@ -11,12 +11,11 @@
 #include <thread>
 #include <vector>
 
-#include "gateway/config.hpp"
+#include "gateway/config.hpp"  // also Spool (gateway/spool.hpp), for `omnigate spool`
 #include "gateway/consent.hpp"
 #include "gateway/gateway.hpp"
 #include "gateway/identifiers.hpp"
 #include "gateway/log.hpp"
-#include "gateway/spool.hpp"
 #include "gateway/tail.hpp"
 
 namespace {

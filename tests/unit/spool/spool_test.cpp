@@ -250,6 +250,22 @@ TEST_CASE("reopening the spool keeps everything", "[spool]") {
     REQUIRE(spool->remove(all_items(*spool)[0].seq));
     before = all_items(*spool);
   }
+  {
+    // The file itself says WAL (persistent in the header) and carries the schema version.
+    sqlite3* raw = nullptr;
+    REQUIRE(sqlite3_open_v2(config.path.c_str(), &raw, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK);
+    auto pragma = [&](const char* sql) {
+      sqlite3_stmt* statement = nullptr;
+      REQUIRE(sqlite3_prepare_v2(raw, sql, -1, &statement, nullptr) == SQLITE_OK);
+      REQUIRE(sqlite3_step(statement) == SQLITE_ROW);
+      std::string value = reinterpret_cast<const char*>(sqlite3_column_text(statement, 0));
+      sqlite3_finalize(statement);
+      return value;
+    };
+    CHECK(pragma("PRAGMA journal_mode") == "wal");
+    CHECK(pragma("PRAGMA user_version") == "1");
+    sqlite3_close(raw);
+  }
   auto spool = open_ok(config);
   auto after = all_items(*spool);
   REQUIRE(after.size() == before.size());
