@@ -215,6 +215,13 @@ void read_channels(ConfigMap map, Config& config) {
       } else if (!account.empty() && !seen.insert(account).second) {
         entry.problem("account", "'" + account + "' is configured twice for this channel");
       }
+      // Read by the core so that no connector re-implements it.
+      std::string default_policy = connector->spools_by_default() ? "spool" : "reject";
+      std::string policy = entry.string("on_nats_down", default_policy);
+      if (policy != "spool" && policy != "reject") {
+        entry.problem("on_nats_down", "must be spool or reject");
+      }
+      config.spool_on_nats_down[registration.channel + "/" + account] = policy == "spool";
       connector->read_account(account, entry);
       entry.finish();
     }
@@ -230,6 +237,13 @@ const ConsentText* ConsentConfig::text(std::string_view id) const {
     if (text.id == id) return &text;
   }
   return nullptr;
+}
+
+bool Config::spools_when_nats_down(std::string_view channel, std::string_view account) const {
+  std::string key;
+  key.append(channel).append("/").append(account);
+  auto it = spool_on_nats_down.find(key);
+  return it == spool_on_nats_down.end() || it->second;
 }
 
 Connector* Config::connector(std::string_view channel) const {

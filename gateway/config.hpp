@@ -3,6 +3,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <set>
 #include <string>
@@ -129,8 +130,14 @@ struct Config {
   SpoolConfig spool;
   std::vector<std::unique_ptr<Connector>> connectors;  // one per configured channel
   std::set<std::string> known_paths;                   // every key the loader knows
+  // channels.<channel>[].on_nats_down, read by the core for every channel: "<channel>/<account>"
+  // -> true for `spool`, false for `reject`. Defaults come from Connector::spools_by_default.
+  std::map<std::string, bool> spool_on_nats_down;
 
   Connector* connector(std::string_view channel) const;
+  // Whether an interaction of this account is spooled (2xx) rather than refused (503) when
+  // JetStream cannot take it in time. Unknown accounts spool.
+  bool spools_when_nats_down(std::string_view channel, std::string_view account) const;
 };
 
 // Loads and validates a config file. On failure the error's detail lists every problem,

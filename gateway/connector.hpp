@@ -59,6 +59,10 @@ class Connector {
   // connector reads its own keys from `entry` (unknown keys are rejected after this returns).
   virtual void read_account(const std::string& account, ConfigMap& entry) = 0;
   virtual bool has_account(std::string_view account) const = 0;
+  // The default of the account key on_nats_down (read by the core for every channel): true =
+  // `spool` (providers that punish errors or drop undelivered events: webhooks, pollers),
+  // false = `reject`, 503 with Retry-After (callers that retry on their own: an API).
+  virtual bool spools_by_default() const { return true; }
   // After every section is read: checks that need the rest of the config (e.g. consent texts
   // a form refers to). Report with context.problem(mark, ...) using marks kept while reading.
   virtual void check(const Config& config, ConfigContext& context) const {}

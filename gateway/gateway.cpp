@@ -25,6 +25,12 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
+int64_t now_millis_count() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
 bool valid_account_segment(const std::string& account) {
   if (account.empty() || account.size() > 64) return false;
   return std::all_of(account.begin(), account.end(), [](char c) {
@@ -100,11 +106,28 @@ Gateway::~Gateway() {
 Result<std::unique_ptr<Gateway>> Gateway::create(Config config) {
   std::unique_ptr<Gateway> gateway(new Gateway(std::move(config)));
   log::set_level(gateway->config_.log.level);
+  // The spool first: an unwritable or corrupt spool refuses the start before anything else.
+  auto spool = Spool::open(gateway->config_.spool);
+  if (!spool) return spool.error();
+  gateway->spool_ = std::move(spool.value());
   auto publisher = Publisher::start(gateway->config_.nats, gateway->metrics_);
   if (!publisher) return publisher.error();
   gateway->publisher_ = std::move(publisher.value());
-  gateway->pipeline_ =
-      std::make_unique<Pipeline>(gateway->config_, *gateway->publisher_, gateway->metrics_);
+  if (gateway->publisher_->ready()) {
+    // Start answering with a complete dedup index where it is quick (a young stream); a long
+    // catch-up goes on in the background and requests wait for it within their deadlines.
+    gateway->publisher_->seen_index().wait_caught_up(Clock::now() +
+                                                     gateway->config_.nats.connect_timeout);
+  }
+  gateway->jetstream_sink_ = std::make_unique<JetStreamSink>(*gateway->publisher_);
+  gateway->spooling_sink_ = std::make_unique<SpoolingSink>(
+      *gateway->jetstream_sink_, *gateway->spool_, gateway->publisher_->seen_index(),
+      gateway->metrics_, gateway->config_);
+  gateway->sink_ = gateway->spooling_sink_.get();
+  gateway->add_dedup_gauges();
+  gateway->add_spool_gauges();
+  gateway->pipeline_ = std::make_unique<Pipeline>(
+      gateway->config_, gateway->publisher_->seen_index(), *gateway->sink_, gateway->metrics_);
   gateway->consent_ = std::make_unique<ConsentService>(gateway->config_, *gateway->pipeline_,
                                                        gateway->metrics_, *gateway->publisher_);
   gateway->add_builtin_routes();
@@ -282,14 +305,8 @@ void Gateway::add_builtin_routes() {
   server_->Get("/healthz", counted("GET /healthz", [](const httplib::Request&) {
                  return Reply::json(200, {{"status", "ok"}});
                }));
-  server_->Get(
-      "/readyz", counted("GET /readyz", [this](const httplib::Request&) {
-        auto ready = publisher_->check_ready();
-        if (!ready)
-          return Reply::error(ready.error(), std::chrono::duration_cast<std::chrono::seconds>(
-                                                 config_.http.retry_after));
-        return Reply::json(200, {{"status", "ready"}, {"stream", config_.nats.stream.name}});
-      }));
+  server_->Get("/readyz", counted("GET /readyz",
+                                  [this](const httplib::Request&) { return readiness_reply(); }));
   server_->Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
     metrics_.http_requests.inc({"GET /metrics", "200"});
     res.set_content(metrics_.render(), "text/plain; version=0.0.4; charset=utf-8");
@@ -302,6 +319,86 @@ void Gateway::add_builtin_routes() {
     server_->Post("/v1/noop", noop);
     server_->Get("/v1/noop", noop);
   }
+}
+
+Reply Gateway::readiness_reply() const {
+  using nlohmann::json;
+  NatsReadiness nats = publisher_->readiness();
+  const SeenIndex& index = publisher_->seen_index();
+  json body = {{"stream", config_.nats.stream.name},
+               {"nats", {{"connected", nats.connected}, {"stream_ready", nats.stream_ready}}},
+               {"dedup_index", {{"caught_up", index.caught_up()}, {"ids", index.size()}}}};
+  std::string reason, problem;
+  if (!nats.connected) {
+    reason = "nats_disconnected";
+    problem = nats.problem;
+  } else if (!nats.stream_ready) {
+    reason = "stream_missing";
+    problem = nats.problem;
+  } else if (!index.caught_up()) {
+    reason = "dedup_index_loading";
+    problem = "the dedup index is still reading the stream after start";
+  }
+  SpoolStats spool = spooling_sink_->stats();
+  const bool spool_full = spooling_sink_->full();
+  body["spool"] = {{"depth", spool.depth}, {"bytes", spool.bytes}, {"full", spool_full}};
+  if (spool.oldest_ms)
+    body["spool"]["oldest_age_seconds"] = (now_millis_count() - *spool.oldest_ms) / 1000.0;
+  if (reason.empty() && spool.depth == 0) {
+    body["status"] = "ready";
+    return Reply::json(200, body);
+  }
+  bool any_account_spools =
+      std::any_of(config_.spool_on_nats_down.begin(), config_.spool_on_nats_down.end(),
+                  [](const auto& entry) { return entry.second; });
+  if (!spool_full && (any_account_spools || reason.empty())) {
+    // Spooling (or draining): webhooks and polled events are still made durable here, so a
+    // load balancer must keep sending them -- 200, not 503. API accounts (on_nats_down:
+    // reject) get 503 per request meanwhile; `reason`/`nats` say why.
+    body["status"] = "degraded";
+    body["reason"] = "spooling";
+    if (!reason.empty()) body["nats_problem"] = reason;
+    if (!problem.empty()) body["detail"] = problem;
+    return Reply::json(200, body);
+  }
+  if (reason.empty()) {
+    reason = "spool_full";
+    problem = "the spool is full (spool.max_bytes) and still draining";
+  } else {
+    problem += "; and the spool is full (spool.max_bytes)";
+  }
+  body["status"] = "not_ready";
+  body["reason"] = reason;
+  body["error"] = {{"code", "not_durable"}, {"message", problem}};
+  Reply reply = Reply::json(503, body);
+  auto seconds = std::chrono::duration_cast<std::chrono::seconds>(config_.http.retry_after);
+  reply.headers.emplace_back("Retry-After", std::to_string(seconds.count()));
+  return reply;
+}
+
+void Gateway::add_spool_gauges() {
+  const SpoolingSink& sink = *spooling_sink_;
+  metrics_.add_gauge("omnigate_spool_depth", "Interactions in the local spool, not yet drained.",
+                     [&sink] { return static_cast<double>(sink.stats().depth); });
+  metrics_.add_gauge("omnigate_spool_bytes", "Payload bytes in the local spool (spool.max_bytes).",
+                     [&sink] { return static_cast<double>(sink.stats().bytes); });
+  metrics_.add_gauge("omnigate_spool_oldest_age_seconds",
+                     "Age of the oldest interaction in the spool; 0 when empty.", [&sink] {
+                       auto oldest = sink.stats().oldest_ms;
+                       return oldest ? (now_millis_count() - *oldest) / 1000.0 : 0.0;
+                     });
+}
+
+void Gateway::add_dedup_gauges() {
+  const SeenIndex& index = publisher_->seen_index();
+  metrics_.add_gauge("omnigate_dedup_index_ids",
+                     "Interaction ids within the dedup horizon held by the dedup index.",
+                     [&index] { return static_cast<double>(index.size()); });
+  metrics_.add_gauge("omnigate_dedup_index_bytes", "Memory of the dedup index's tables.",
+                     [&index] { return static_cast<double>(index.memory_bytes()); });
+  metrics_.add_gauge("omnigate_dedup_index_caught_up",
+                     "1 once the dedup index has read the stream's horizon after start.",
+                     [&index] { return index.caught_up() ? 1.0 : 0.0; });
 }
 
 Result<int> Gateway::bind() {

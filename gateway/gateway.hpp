@@ -16,6 +16,9 @@
 #include "gateway/metrics.hpp"
 #include "gateway/pipeline.hpp"
 #include "gateway/publisher.hpp"
+#include "gateway/sink.hpp"
+#include "gateway/spool.hpp"
+#include "gateway/spooling_sink.hpp"
 
 namespace httplib {
 class Server;
@@ -43,6 +46,7 @@ class Gateway : public Router {
   Metrics& metrics() { return metrics_; }
   const Config& config() const { return config_; }
   Publisher& publisher() { return *publisher_; }
+  SpoolingSink& spooling_sink() { return *spooling_sink_; }
   ConsentService& consent() { return *consent_; }
 
   void add_channel_route(RouteSpec spec) override;
@@ -52,6 +56,11 @@ class Gateway : public Router {
  private:
   explicit Gateway(Config config);
   void add_builtin_routes();
+  // GET /readyz: 200 ready, 200 degraded while interactions are spooled (webhooks are still
+  // taken durably: a load balancer must keep sending them), 503 when nothing can be made durable.
+  Reply readiness_reply() const;
+  void add_dedup_gauges();
+  void add_spool_gauges();
   // One wrapper for every route: body cap, Retry-After on 429/503, metrics by route/status.
   void register_handler(const std::string& method, const std::string& pattern,
                         const std::string& label, uint64_t cap,
@@ -70,6 +79,10 @@ class Gateway : public Router {
   Config config_;
   Metrics metrics_;
   std::unique_ptr<Publisher> publisher_;
+  std::unique_ptr<JetStreamSink> jetstream_sink_;
+  std::unique_ptr<Spool> spool_;
+  std::unique_ptr<SpoolingSink> spooling_sink_;
+  Sink* sink_ = nullptr;  // what the pipeline hands interactions to
   std::unique_ptr<Pipeline> pipeline_;
   std::unique_ptr<ConsentService> consent_;
   std::unique_ptr<CursorStore> cursors_;

@@ -78,6 +78,15 @@ int check_config(const std::string& path, const std::string& print_key) {
     }
     return 0;
   }
+  const auto& nats = config->nats;
+  if (nats.stream.max_age.count() > 0 && nats.dedup_horizon > nats.stream.max_age) {
+    // The stream is the dedup record: an id older than max_age is gone from it.
+    std::fprintf(stderr,
+                 "%s: warning: nats.stream.max_age is shorter than nats.dedup_horizon; a retry "
+                 "older than max_age will be published again (set max_age to 0 or >= "
+                 "dedup_horizon)\n",
+                 path.c_str());
+  }
   std::printf("%s: ok (%zu channel%s", path.c_str(), config->connectors.size(),
               config->connectors.size() == 1 ? "" : "s");
   for (const auto& c : config->connectors)

@@ -156,6 +156,12 @@ Metrics::Metrics()
       lease_takeovers("omnigate_lease_takeovers_total",
                       "Poll leases taken over from a holder that stopped renewing.",
                       {"channel", "account"}),
+      spooled("omnigate_spooled_total",
+              "Interactions written to the local spool because NATS was not durable, by channel.",
+              {"channel"}),
+      spool_replayed("omnigate_spool_replayed_total",
+                     "Spooled interactions drained to JetStream, by result (published, duplicate).",
+                     {"result"}),
       publish_latency(
           "omnigate_publish_duration_seconds",
           "Time from publish start to JetStream PubAck (including retries).",
@@ -181,7 +187,21 @@ std::string Metrics::render() const {
   out += "omnigate_nats_connected " + std::to_string(nats_connected.load()) + "\n";
   header(out, "omnigate_nats_reconnects_total", "Reconnections to NATS since start.", "counter");
   out += "omnigate_nats_reconnects_total " + std::to_string(nats_reconnects.load()) + "\n";
+  spooled.render(out);
+  spool_replayed.render(out);
+  std::lock_guard lock(gauges_mutex_);
+  for (const auto& gauge : gauges_) {
+    header(out, gauge.name, gauge.help, "gauge");
+    char value[32];
+    std::snprintf(value, sizeof value, "%.15g", gauge.read());  // bytes: every digit
+    out += gauge.name + " " + value + "\n";
+  }
   return out;
+}
+
+void Metrics::add_gauge(std::string name, std::string help, std::function<double()> read) {
+  std::lock_guard lock(gauges_mutex_);
+  gauges_.push_back({std::move(name), std::move(help), std::move(read)});
 }
 
 }  // namespace omnigate

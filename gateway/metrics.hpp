@@ -5,8 +5,10 @@
 #include <array>
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <shared_mutex>
 #include <string>
 #include <vector>
@@ -61,11 +63,25 @@ class Metrics {
   LabeledCounter auth_failures;           // route (401/403 answers)
   LabeledCounter lease_held;       // gauge, channel + account: 1 while this instance polls it
   LabeledCounter lease_takeovers;  // channel, account: leases taken from a holder that went silent
+  LabeledCounter spooled;                 // channel: written to the local spool (NATS away)
+  LabeledCounter spool_replayed;          // result: published | duplicate
   Histogram publish_latency;
   std::atomic<int> nats_connected{0};
   std::atomic<uint64_t> nats_reconnects{0};
 
+  // A gauge read when /metrics is scraped (spool depth, dedup index size). The function must
+  // stay callable for as long as metrics are rendered.
+  void add_gauge(std::string name, std::string help, std::function<double()> read);
+
   std::string render() const;
+
+ private:
+  struct Gauge {
+    std::string name, help;
+    std::function<double()> read;
+  };
+  mutable std::mutex gauges_mutex_;
+  std::vector<Gauge> gauges_;
 };
 
 }  // namespace omnigate

@@ -4,8 +4,9 @@
 
 #include "gateway/identifiers.hpp"
 #include "gateway/log.hpp"
-#include "gateway/publisher.hpp"
 #include "gateway/schema_guard.hpp"
+#include "gateway/seen_index.hpp"
+#include "gateway/sink.hpp"
 
 namespace omnigate {
 
@@ -43,8 +44,8 @@ std::string subject_for(const Interaction& interaction) {
   return subject;
 }
 
-Pipeline::Pipeline(const Config& config, Publisher& publisher, Metrics& metrics)
-    : config_(config), publisher_(publisher), metrics_(metrics) {}
+Pipeline::Pipeline(const Config& config, SeenIndex& seen, Sink& sink, Metrics& metrics)
+    : config_(config), seen_(seen), sink_(sink), metrics_(metrics) {}
 
 Interaction enrich(Submission submission, const IdentityConfig& identity) {
   Interaction in = std::move(submission.interaction);
@@ -62,25 +63,92 @@ Interaction enrich(Submission submission, const IdentityConfig& identity) {
   return in;
 }
 
+std::vector<Result<Accepted>> Pipeline::submit_all(std::vector<Submission> submissions,
+                                                   std::chrono::steady_clock::time_point deadline) {
+  using Clock = std::chrono::steady_clock;
+  const size_t n = submissions.size();
+  std::vector<Result<Accepted>> outcomes(
+      n, Result<Accepted>(make_error(ErrorCode::internal, "publish", "not processed")));
+  // Leave the spool time to take what the index wait used up.
+  const auto index_wait_until = deadline - (deadline - Clock::now()) / 4;
+  // Waiting makes sense only while JetStream is there to finish the catch-up.
+  const bool index_complete =
+      seen_.caught_up() || (sink_.jetstream_ready() && seen_.wait_caught_up(index_wait_until));
+
+  std::vector<SinkRecord> records;
+  std::vector<size_t> record_of;            // submission -> index into records, or npos
+  std::vector<size_t> first_with_id(n, n);  // a repeat within the batch -> its first
+  record_of.assign(n, SIZE_MAX);
+  std::vector<Interaction> enriched;
+  enriched.reserve(n);
+  for (size_t i = 0; i < n; ++i) {
+    enriched.push_back(enrich(std::move(submissions[i]), config_.identity));
+    Interaction& in = enriched.back();
+    for (size_t j = 0; j < i; ++j) {
+      if (enriched[j].id == in.id) {
+        first_with_id[i] = j;
+        break;
+      }
+    }
+    if (first_with_id[i] != n) continue;
+    // The last check before anything is stored: invalid optional values are dropped and
+    // counted; a value nothing can replace refuses this interaction (400), never publishes it.
+    if (auto valid = enforce_schema(in, metrics_); !valid) {
+      outcomes[i] = valid.error();
+      continue;
+    }
+    // Long-horizon dedup in front of every sink: a provider retry days later, or of an event
+    // still in the spool, is a duplicate, not a second message.
+    if (seen_.contains(in.id) || sink_.holds(in.id)) {
+      metrics_.duplicates.inc({in.channel});
+      outcomes[i] = Accepted{in.id, 0, true, false};
+      continue;
+    }
+    bool may_spool = config_.spools_when_nats_down(in.channel, in.account);
+    record_of[i] = records.size();
+    records.push_back(
+        SinkRecord{in.id, subject_for(in), serialize(in), in.channel, may_spool, !index_complete});
+  }
+
+  auto started = Clock::now();
+  auto stored =
+      records.empty() ? std::vector<Result<SinkOutcome>>{} : sink_.put_all(records, deadline);
+  if (!records.empty()) metrics_.publish_latency.observe(Clock::now() - started);
+  for (size_t i = 0; i < n; ++i) {
+    const Interaction& in = enriched[i];
+    if (first_with_id[i] != n) {
+      // The same event twice in one request: durable exactly when its first copy is.
+      auto first = outcomes[first_with_id[i]];
+      if (first) first->duplicate = true;
+      if (first) metrics_.duplicates.inc({in.channel});
+      outcomes[i] = first;
+      continue;
+    }
+    if (record_of[i] == SIZE_MAX) continue;
+    auto& outcome = stored[record_of[i]];
+    if (!outcome) {
+      log::warn("publish", "interaction " + in.id + " (" + in.channel + "/" + in.account +
+                               ") not durable: " + outcome.error().detail);
+      outcomes[i] = outcome.error();
+      continue;
+    }
+    if (outcome->duplicate) {
+      metrics_.duplicates.inc({in.channel});
+    } else if (outcome->spooled) {
+      metrics_.spooled.inc({in.channel});
+    } else {
+      metrics_.interactions_published.inc({in.channel, in.kind});
+    }
+    outcomes[i] = Accepted{in.id, outcome->sequence, outcome->duplicate, outcome->spooled};
+  }
+  return outcomes;
+}
+
 Result<Accepted> Pipeline::submit(Submission submission,
                                   std::chrono::steady_clock::time_point deadline) {
-  Interaction in = enrich(std::move(submission), config_.identity);
-  if (auto valid = enforce_schema(in, metrics_); !valid) return valid.error();
-  std::string payload = serialize(in);
-  auto started = std::chrono::steady_clock::now();
-  auto outcome = publisher_.publish(subject_for(in), in.id, payload, deadline);
-  if (!outcome) {
-    log::warn("publish", "interaction " + in.id + " (" + in.channel + "/" + in.account +
-                             ") not durable: " + outcome.error().detail);
-    return outcome.error();
-  }
-  metrics_.publish_latency.observe(std::chrono::steady_clock::now() - started);
-  if (outcome->duplicate) {
-    metrics_.duplicates.inc({in.channel});
-  } else {
-    metrics_.interactions_published.inc({in.channel, in.kind});
-  }
-  return Accepted{in.id, outcome->sequence, outcome->duplicate};
+  std::vector<Submission> one;
+  one.push_back(std::move(submission));
+  return std::move(submit_all(std::move(one), deadline).front());
 }
 
 }  // namespace omnigate

@@ -1,8 +1,9 @@
-// enrich → publish: what every connector hands its normalized interaction to.
+// enrich → dedup → sink: what every connector hands its normalized interactions to.
 #pragma once
 
 #include <chrono>
 #include <string>
+#include <vector>
 
 #include "gateway/config.hpp"
 #include "gateway/interaction.hpp"
@@ -10,7 +11,8 @@
 
 namespace omnigate {
 
-class Publisher;
+class SeenIndex;
+class Sink;
 
 struct Submission {
   Interaction interaction;     // channel, account, kind and content filled by the connector
@@ -19,10 +21,14 @@ struct Submission {
   std::string raw_content_type;
 };
 
+// A durable outcome: published now (duplicate false), already durable (duplicate true: in
+// the stream, in the spool, or earlier in the same batch), or spooled (durable on local disk,
+// drained to JetStream when NATS is back).
 struct Accepted {
   std::string id;
-  uint64_t sequence = 0;
+  uint64_t sequence = 0;  // 0 when spooled or recognised by the dedup index
   bool duplicate = false;
+  bool spooled = false;
 };
 
 // Canonical identifiers in place: phones to E.164 with the default region, e-mails trimmed
@@ -39,14 +45,26 @@ std::string subject_for(const Interaction& interaction);
 
 class Pipeline {
  public:
-  Pipeline(const Config& config, Publisher& publisher, Metrics& metrics);
+  // `seen` is the long-horizon dedup index (the interactions stream, followed); `sink` makes
+  // interactions durable. Both outlive the pipeline.
+  Pipeline(const Config& config, SeenIndex& seen, Sink& sink, Metrics& metrics);
 
-  // Fills id, received_at and raw; normalizes; publishes; waits for the PubAck.
+  // The interactions of one provider request (a Telegram poll batch, a WhatsApp callback of
+  // many events): fills id, received_at and raw; normalizes; drops what the dedup index, the
+  // spool or the batch itself already holds; hands the rest to the sink. One outcome per
+  // submission, in order; the request may be answered 2xx only when every one is a value.
+  // Until the dedup index has caught up with the stream after start, it waits for it (until
+  // shortly before `deadline`); then an account with on_nats_down: spool is spooled and
+  // another one is refused not_durable -- never published from an incomplete index.
+  std::vector<Result<Accepted>> submit_all(std::vector<Submission> submissions,
+                                           std::chrono::steady_clock::time_point deadline);
+  // One submission (webhooks of one event, API calls, web forms).
   Result<Accepted> submit(Submission submission, std::chrono::steady_clock::time_point deadline);
 
  private:
   const Config& config_;
-  Publisher& publisher_;
+  SeenIndex& seen_;
+  Sink& sink_;
   Metrics& metrics_;
 };
 

@@ -18,6 +18,20 @@ int64_t to_ms(std::chrono::milliseconds d) {
   return static_cast<int64_t>(d.count());
 }
 
+// The stream is the dedup record: ids older than its max_age are gone from it, and a retry
+// after that is published again.
+void warn_if_shorter_than_horizon(const jsStreamInfo* info, const NatsConfig& config) {
+  if (info == nullptr || info->Config == nullptr) return;
+  int64_t max_age_ms = info->Config->MaxAge / 1'000'000;
+  if (max_age_ms > 0 && config.dedup_horizon.count() > max_age_ms) {
+    log::warn("nats", "stream " + config.stream.name + " keeps messages " +
+                          std::to_string(max_age_ms / 1000) +
+                          " s (max_age), less than nats.dedup_horizon (" +
+                          std::to_string(config.dedup_horizon.count() / 1000) +
+                          " s): retries older than max_age will not be recognised as duplicates");
+  }
+}
+
 }  // namespace
 
 Publisher::Publisher(const NatsConfig& config, Metrics& metrics)
@@ -25,6 +39,12 @@ Publisher::Publisher(const NatsConfig& config, Metrics& metrics)
 
 Publisher::~Publisher() {
   seen_index_.stop();
+  {
+    std::lock_guard lock(setup_mutex_);
+    stopping_ = true;
+  }
+  setup_cv_.notify_all();
+  if (setup_thread_.joinable()) setup_thread_.join();
   if (connection_) {
     // Closing queues the disconnected and closed callbacks on nats.c's callback thread; they
     // hold `this`. They run in order, so once the closed callback has run none is left.
@@ -32,7 +52,6 @@ Publisher::~Publisher() {
     std::unique_lock lock(closed_mutex_);
     closed_cv_.wait_for(lock, std::chrono::seconds(5), [&] { return closed_; });
   }
-  seen_.reset();
   cursors_.reset();
   jetstream_.reset();
   connection_.reset();
@@ -49,21 +68,78 @@ void Publisher::on_connected(natsConnection*, void* self) {
   auto* p = static_cast<Publisher*>(self);
   p->metrics_.nats_connected = 1;
   log::info("nats", "connected");
+  p->request_setup();
 }
 
 void Publisher::on_disconnected(natsConnection*, void* self) {
   auto* p = static_cast<Publisher*>(self);
   p->metrics_.nats_connected = 0;
   p->setup_done_ = false;
-  log::warn("nats", "disconnected; requests are answered 503 until NATS is back");
+  p->fail_waiters(NATS_CONNECTION_DISCONNECTED);
+  log::warn("nats", "disconnected; interactions are spooled or answered 503 until NATS is back");
 }
 
 void Publisher::on_reconnected(natsConnection*, void* self) {
   auto* p = static_cast<Publisher*>(self);
   p->metrics_.nats_connected = 1;
   p->metrics_.nats_reconnects++;
-  p->setup_done_ = false;  // the server may be a new one: verify the stream again
   log::info("nats", "reconnected");
+  p->request_setup();  // the server may be a new one: verify the stream again
+}
+
+void Publisher::request_setup() {
+  {
+    std::lock_guard lock(setup_mutex_);
+    setup_done_ = false;
+    ++setup_generation_;
+  }
+  setup_cv_.notify_all();
+}
+
+void Publisher::fail_waiters(natsStatus status) {
+  std::lock_guard lock(waiters_mutex_);
+  for (auto& [msg, waiter] : waiters_) {
+    std::lock_guard waiter_lock(waiter->mutex);
+    waiter->status = status;
+    waiter->done = true;
+    waiter->done_cv.notify_one();
+  }
+  waiters_.clear();  // the ack handler destroys the messages; it finds no waiter now
+}
+
+void Publisher::setup_loop() {
+  std::unique_lock lock(setup_mutex_);
+  uint64_t done_generation = setup_generation_;  // start() did the first setup, or tried to
+  bool verified = setup_done_;
+  while (!stopping_) {
+    if (verified && done_generation == setup_generation_) {
+      setup_cv_.wait(lock, [&] { return stopping_ || done_generation != setup_generation_; });
+      continue;
+    }
+    if (!connected()) {
+      // Reconnection is nats.c's job; its callback asks again.
+      setup_cv_.wait_for(lock, config_.reconnect_wait, [&] { return stopping_; });
+      continue;
+    }
+    uint64_t generation = setup_generation_;
+    lock.unlock();
+    auto status = ensure_stream_and_buckets();
+    lock.lock();
+    done_generation = generation;
+    verified = static_cast<bool>(status);
+    if (verified) {
+      setup_problem_.clear();
+      // A (re)connect during the setup asks for another round before anyone may publish.
+      if (generation == setup_generation_) setup_done_ = true;
+      setup_cv_.notify_all();  // requests waiting for the stream (within their deadlines)
+      log::info("nats", "stream " + config_.stream.name + " verified");
+    } else {
+      setup_problem_ = status.error().detail;
+      log::warn("nats", setup_problem_);
+      setup_cv_.wait_for(lock, std::max(config_.reconnect_wait, std::chrono::milliseconds(500)),
+                         [&] { return stopping_; });
+    }
+  }
 }
 
 Result<std::unique_ptr<Publisher>> Publisher::start(const NatsConfig& config, Metrics& metrics) {
@@ -133,11 +209,19 @@ Result<std::unique_ptr<Publisher>> Publisher::start(const NatsConfig& config, Me
   p->jetstream_.reset(raw_js);
 
   if (p->connected()) {
+    // At start nobody waits yet: set up now, so a gateway that starts with NATS is ready.
+    auto ready = p->ensure_stream_and_buckets();
     std::lock_guard lock(p->setup_mutex_);
-    if (auto ready = p->ensure_ready_locked(); !ready) {
+    if (ready) {
+      p->setup_done_ = true;
+    } else {
+      p->setup_problem_ = ready.error().detail;
       log::warn("nats", ready.error().detail);
     }
   }
+  p->setup_thread_ = std::thread([raw = p.get()] { raw->setup_loop(); });
+  p->seen_index_.start(p->jetstream_.get(), config.stream.name,
+                       [raw = p.get()] { return raw->ready(); });
   return p;
 }
 
@@ -177,6 +261,7 @@ Status Publisher::ensure_stream_and_buckets() {
       return make_error(ErrorCode::not_durable, "publish",
                         "cannot create stream " + sc.name + ": " + nats_GetLastError(nullptr));
     }
+    warn_if_shorter_than_horizon(info, config_);
   } else {
     jsStreamInfo* info = nullptr;
     natsStatus s = js_GetStreamInfo(&info, jetstream_.get(), sc.name.c_str(), nullptr, &js_error);
@@ -185,6 +270,7 @@ Status Publisher::ensure_stream_and_buckets() {
       return make_error(ErrorCode::not_durable, "publish",
                         "stream " + sc.name + " does not exist (nats.manage_streams is off)");
     }
+    warn_if_shorter_than_horizon(info, config_);
   }
 
   auto bucket = [&](const char* name, std::chrono::milliseconds ttl, nats::KeyValue& out) {
@@ -206,42 +292,40 @@ Status Publisher::ensure_stream_and_buckets() {
     }
     out.reset(kv);
   };
-  if (!seen_ && config_.dedup_horizon.count() > 0) {
-    bucket("omnigate_seen", config_.dedup_horizon, seen_);
-    seen_index_.start(seen_.get());
-  }
   if (!cursors_) bucket("omnigate_cursors", std::chrono::milliseconds(0), cursors_);
   return ok_status();
 }
 
-Status Publisher::ensure_ready_locked() {
-  if (setup_done_) return ok_status();
-  auto status = ensure_stream_and_buckets();
-  if (status) setup_done_ = true;
-  return status;
+NatsReadiness Publisher::readiness() const {
+  NatsReadiness r;
+  r.connected = connected();
+  r.stream_ready = r.connected && setup_done_;
+  if (!r.connected) {
+    r.problem = "not connected to NATS at " + config_.url;
+  } else if (!r.stream_ready) {
+    std::lock_guard lock(setup_mutex_);
+    r.problem = setup_problem_.empty() ? "stream " + config_.stream.name + " not verified yet"
+                                       : setup_problem_;
+  }
+  return r;
+}
+
+bool Publisher::wait_for_setup(Clock::time_point deadline) {
+  std::unique_lock lock(setup_mutex_);
+  setup_cv_.wait_until(lock, deadline, [&] { return stopping_ || setup_done_ || !connected(); });
+  return setup_done_ && connected();
+}
+
+Error Publisher::not_ready_error() {
+  bool is_connected = connected();
+  metrics_.publish_failures.inc({is_connected ? "stream_missing" : "disconnected"});
+  return make_error(ErrorCode::not_durable, "publish", readiness().problem + "; retry later");
 }
 
 Status Publisher::check_ready() {
-  if (!connected()) {
-    return make_error(ErrorCode::not_durable, "publish", "not connected to NATS at " + config_.url);
-  }
-  if (!setup_done_) {
-    // NATS may have appeared after start: create the stream now rather than on the first
-    // publish, so that readiness reflects what a publish would find.
-    std::lock_guard lock(setup_mutex_);
-    if (auto ready = ensure_ready_locked(); !ready) return ready.error();
-  }
-  jsErrCode js_error = static_cast<jsErrCode>(0);
-  jsStreamInfo* info = nullptr;
-  natsStatus s =
-      js_GetStreamInfo(&info, jetstream_.get(), config_.stream.name.c_str(), nullptr, &js_error);
-  nats::StreamInfo owned(info);
-  if (s != NATS_OK) {
-    setup_done_ = false;
-    return make_error(ErrorCode::not_durable, "publish",
-                      "stream " + config_.stream.name + " is not available: " + nats_text(s));
-  }
-  return ok_status();
+  auto r = readiness();
+  if (r.problem.empty()) return ok_status();
+  return make_error(ErrorCode::not_durable, "publish", r.problem);
 }
 
 void Publisher::on_ack(jsCtx*, natsMsg* msg, jsPubAck* ack, jsPubAckErr* error, void* self) {
@@ -321,35 +405,15 @@ Result<PublishOutcome> Publisher::publish(const std::string& subject, const std:
     metrics_.publish_failures.inc({reason});
     return make_error(ErrorCode::not_durable, "publish", detail);
   };
-  if (!connected()) return not_durable("disconnected", "NATS is not reachable; retry later");
-  if (!setup_done_) {
-    std::lock_guard lock(setup_mutex_);
-    if (auto ready = ensure_ready_locked(); !ready) {
-      return not_durable("stream_missing", ready.error().detail);
-    }
-  }
-
-  // Long-horizon dedup: a provider retry days later is recognised here. The local index
-  // answers from memory; until its watcher has loaded the bucket, ask the bucket.
-  if (seen_index_.loaded()) {
-    if (auto sequence = seen_index_.find(id)) return PublishOutcome{*sequence, true};
-  } else if (seen_) {
-    kvEntry* raw_entry = nullptr;
-    natsStatus s = kvStore_Get(&raw_entry, seen_.get(), id.c_str());
-    nats::KvEntry entry(raw_entry);
-    if (s == NATS_OK) {
-      PublishOutcome outcome;
-      outcome.duplicate = true;
-      outcome.sequence = std::strtoull(kvEntry_ValueString(raw_entry), nullptr, 10);
-      return outcome;
-    }
-    if (s != NATS_NOT_FOUND) {
-      // The stream's duplicate window still protects; do not fail the publish for this.
-      log::debug("nats", "seen lookup failed: " + nats_text(s));
-    }
-  }
-
   while (true) {
+    // Checked before every attempt: nothing here waits for setup, and an attempt sent on a
+    // dropped connection would only sit in the reconnect buffer until its ack timed out.
+    if (!connected()) return not_durable("disconnected", "NATS is not reachable; retry later");
+    if (!setup_done_ && !wait_for_setup(deadline)) {
+      if (!connected()) return not_durable("disconnected", "NATS is not reachable; retry later");
+      return not_durable("stream_missing", "stream " + config_.stream.name +
+                                               " is not verified since the (re)connect yet");
+    }
     auto remaining = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
     if (remaining.count() <= 0) {
       return not_durable("timeout", "no PubAck from JetStream before the request deadline");
@@ -358,14 +422,9 @@ Result<PublishOutcome> Publisher::publish(const std::string& subject, const std:
     natsStatus s =
         publish_attempt(subject, id, payload, std::min(config_.ack_wait, remaining), outcome);
     if (s == NATS_OK) {
-      if (seen_) {
-        // Fire-and-forget: the stream's duplicate window covers the moment until it lands.
-        std::string seen_subject = "$KV.omnigate_seen." + id;
-        std::string value = std::to_string(outcome.sequence);
-        natsConnection_Publish(connection_.get(), seen_subject.c_str(), value.data(),
-                               static_cast<int>(value.size()));
-        seen_index_.insert(id, outcome.sequence);
-      }
+      // The stream holds the record now; this only spares our own retries the wait for the
+      // stream follower.
+      seen_index_.insert(id);
       return outcome;
     }
     if (s == NATS_TIMEOUT) {
@@ -374,19 +433,20 @@ Result<PublishOutcome> Publisher::publish(const std::string& subject, const std:
       continue;
     }
     if (s == NATS_NO_RESPONDERS) {
-      setup_done_ = false;
-      if (config_.manage_streams && connected()) {
-        std::lock_guard lock(setup_mutex_);
-        if (ensure_ready_locked()) continue;
-      }
+      // The stream is gone: the setup thread re-creates it; this request waits for that only
+      // within its own deadline, then tries again.
+      request_setup();
+      if (config_.manage_streams && wait_for_setup(deadline)) continue;
       return not_durable("stream_missing", "no JetStream stream captures " + subject);
+    }
+    if (s == NATS_CONNECTION_DISCONNECTED || !connected()) {
+      return not_durable("disconnected", "NATS connection lost; retry later");
     }
     if (s == NATS_MAX_PAYLOAD) {
       metrics_.publish_failures.inc({"too_large"});
       return make_error(ErrorCode::payload_too_large, "publish",
                         "the interaction is larger than the NATS server's max_payload");
     }
-    if (!connected()) return not_durable("disconnected", "NATS connection lost; retry later");
     return not_durable("error", "JetStream publish failed: " + nats_text(s));
   }
 }

@@ -31,6 +31,8 @@ class ApiConnector : public Connector {
   bool has_account(std::string_view account) const override {
     return accounts_.find(std::string(account)) != accounts_.end();
   }
+  // API callers retry on their own: a 503 with Retry-After is the honest answer.
+  bool spools_by_default() const override { return false; }
 
   void start(GatewayContext& context, Router& router) override {
     pipeline_ = &context.pipeline;

@@ -1,6 +1,7 @@
 #include "connectors/telegram/telegram_poller.hpp"
 
 #include <charconv>
+#include <deque>
 
 #include "gateway/config.hpp"
 #include "gateway/cursor_store.hpp"
@@ -156,29 +157,37 @@ void Poller::poll_while_held() {
     }
     int64_t next = offset;
     bool batch_durable = true;
+    // The whole batch goes to the pipeline at once; the offset then advances over the updates
+    // in order up to the first one that is not durable.
+    std::deque<std::string> bodies;  // the submissions' raw bytes point into these
+    std::vector<Submission> submissions;
+    std::vector<std::pair<int64_t, size_t>> order;  // update_id, submission index or npos
     for (const auto& update : r.result) {
-      std::string body = update.dump();
+      const std::string& body = bodies.emplace_back(update.dump());
       auto parsed = parse_update(body, bot_, now_millis());
       if (!parsed) {
         // Unparseable: nothing we could ever publish. Count it and move past it.
         context_.metrics.rejected.inc({"telegram", parsed.error().name().data()});
         log::warn("telegram", who + ": skipped an update: " + parsed.error().detail);
-        int64_t id = update.value("update_id", next - 1);
-        next = std::max(next, id + 1);
+        order.emplace_back(update.value("update_id", next - 1), SIZE_MAX);
         continue;
       }
       if (!parsed->submission) {
         context_.metrics.ignored_events.inc({"telegram", parsed->ignored_type});
-        next = std::max(next, parsed->update_id + 1);
+        order.emplace_back(parsed->update_id, SIZE_MAX);
         continue;
       }
-      auto deadline = std::chrono::steady_clock::now() + context_.config.nats.publish_timeout;
-      auto accepted = context_.pipeline.submit(std::move(*parsed->submission), deadline);
-      if (!accepted) {
+      order.emplace_back(parsed->update_id, submissions.size());
+      submissions.push_back(std::move(*parsed->submission));
+    }
+    auto deadline = std::chrono::steady_clock::now() + context_.config.nats.publish_timeout;
+    auto accepted = context_.pipeline.submit_all(std::move(submissions), deadline);
+    for (const auto& [update_id, index] : order) {
+      if (index != SIZE_MAX && !accepted[index]) {
         batch_durable = false;  // keep the offset: Telegram will hand these updates again
         break;
       }
-      next = std::max(next, parsed->update_id + 1);
+      next = std::max(next, update_id + 1);
     }
     if (next != offset) {
       // Only what is durable is confirmed; a failed put just means a restart re-reads

@@ -329,7 +329,12 @@ std::string test_config_yaml(const std::string& nats_url, const std::string& ext
 
 RunningGateway::RunningGateway(const std::string& config_yaml) {
   ConfigContext context("test.yaml");
-  auto config = load_config_text(config_yaml, "test.yaml", context);
+  std::string yaml = config_yaml;
+  if (yaml.rfind("spool:", 0) != 0 && yaml.find("\nspool:") == std::string::npos) {
+    if (!yaml.empty() && yaml.back() != '\n') yaml += '\n';
+    yaml += "spool:\n  path: " + spool_dir_.path() + "/spool.db\n";
+  }
+  auto config = load_config_text(yaml, "test.yaml", context);
   if (!config) throw std::runtime_error("test config invalid: " + config.error().detail);
   auto gateway = Gateway::create(std::move(config.value()));
   if (!gateway) throw std::runtime_error("gateway did not start: " + gateway.error().detail);

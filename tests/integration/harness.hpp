@@ -126,6 +126,8 @@ std::string test_config_yaml(const std::string& nats_url, const std::string& ext
 
 class RunningGateway {
  public:
+  // A config without a top-level `spool:` section gets one in a temp dir of its own: tests
+  // never share a spool file.
   explicit RunningGateway(const std::string& config_yaml);
   ~RunningGateway();
   int port() const { return port_; }
@@ -136,6 +138,7 @@ class RunningGateway {
                            const std::string& account = "crm") const;
 
  private:
+  TempDir spool_dir_;
   std::unique_ptr<Gateway> gateway_;
   std::thread server_thread_;
   int port_ = 0;
