@@ -4,8 +4,30 @@
 #include <nats/nats.h>
 
 #include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
 
 namespace omnigate::nats {
+
+// nats.url may list several servers ("nats://a:4222,nats://b:4222", a cluster's seeds):
+// natsOptions_SetURL takes one URL only, so the list goes to natsOptions_SetServers.
+inline natsStatus set_server_urls(natsOptions* options, std::string_view urls) {
+  std::vector<std::string> list;
+  while (!urls.empty()) {
+    size_t comma = urls.find(',');
+    std::string_view one = urls.substr(0, comma);
+    while (!one.empty() && one.front() == ' ') one.remove_prefix(1);
+    while (!one.empty() && one.back() == ' ') one.remove_suffix(1);
+    if (!one.empty()) list.emplace_back(one);
+    if (comma == std::string_view::npos) break;
+    urls.remove_prefix(comma + 1);
+  }
+  if (list.size() <= 1) return natsOptions_SetURL(options, list.empty() ? nullptr : list[0].c_str());
+  std::vector<const char*> pointers;
+  for (const auto& url : list) pointers.push_back(url.c_str());
+  return natsOptions_SetServers(options, pointers.data(), static_cast<int>(pointers.size()));
+}
 
 struct ConnectionDeleter {
   void operator()(natsConnection* c) const {

@@ -577,7 +577,7 @@ int outbox_command(const std::vector<std::string>& args, const NatsConfig& nats_
   natsOptions* raw_options = nullptr;
   natsStatus s = natsOptions_Create(&raw_options);
   nats::Options options(raw_options);
-  if (s == NATS_OK) s = natsOptions_SetURL(raw_options, nats_config.url.c_str());
+  if (s == NATS_OK) s = nats::set_server_urls(raw_options, nats_config.url.c_str());
   if (s == NATS_OK && !nats_config.user.empty()) {
     s = natsOptions_SetUserInfo(raw_options, nats_config.user.c_str(),
                                 nats_config.password.c_str());

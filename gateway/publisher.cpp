@@ -149,7 +149,7 @@ Result<std::unique_ptr<Publisher>> Publisher::start(const NatsConfig& config, Me
     return make_error(ErrorCode::internal, "publish", "cannot create NATS options");
   }
   nats::Options options(raw_options);
-  natsStatus s = natsOptions_SetURL(raw_options, config.url.c_str());
+  natsStatus s = nats::set_server_urls(raw_options, config.url.c_str());
   if (s == NATS_OK) s = natsOptions_SetName(raw_options, config.client_name.c_str());
   if (s == NATS_OK) s = natsOptions_SetTimeout(raw_options, to_ms(config.connect_timeout));
   if (s == NATS_OK) s = natsOptions_SetMaxReconnect(raw_options, -1);
