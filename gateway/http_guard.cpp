@@ -529,6 +529,33 @@ class GuardedServer::Parker {
     }
   }
 
+ public:
+  // Closes the parked connections of `key` whose client has already hung up (FIN or reset)
+  // but whose wake-up has not been handled yet; returns how many. A client that opens a
+  // connection per request closes each one right after its answer: without this, the per-IP
+  // cap would count connections that are gone but not yet reaped.
+  int reap_hung_up(const std::string& key) {
+    std::vector<std::unique_ptr<Connection>> gone;
+    {
+      std::lock_guard lock(mutex_);
+      for (auto it = parked_.begin(); it != parked_.end();) {
+        pollfd p{it->first, POLLRDHUP, 0};
+        bool hung_up = it->second->key == key && ::poll(&p, 1, 0) > 0 &&
+                       (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0;
+        if (hung_up) {
+          epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, it->first, nullptr);
+          gone.push_back(std::move(it->second));
+          it = parked_.erase(it);
+        } else {
+          ++it;
+        }
+      }
+    }
+    for (auto& connection : gone) server_.close(std::move(connection));
+    return static_cast<int>(gone.size());
+  }
+
+ private:
   GuardedServer& server_;
   int epoll_fd_;
   std::mutex mutex_;
@@ -599,11 +626,26 @@ bool GuardedServer::process_and_close_socket(socket_t sock) {
     connection->peer_ip = address_text(addr);
   bool exempt = limits_.exempt.trusts(connection->peer_ip);
   bool refused = false;
+  if (!exempt) connection->key = client_key(connection->peer_ip);
+  auto at_cap = [&] {
+    std::lock_guard lock(mutex_);
+    auto it = per_ip_.find(connection->key);
+    return it != per_ip_.end() && it->second >= limits_.max_connections_per_ip;
+  };
+  if (!exempt && at_cap()) {
+    // Count only connections that are still there: reap those whose client hung up, and give
+    // the ones already on their way to close (queued on a worker) a moment to finish.
+    parker_->reap_hung_up(connection->key);
+    auto until = Clock::now() + milliseconds(100);
+    while (at_cap() && Clock::now() < until) {
+      std::this_thread::sleep_for(milliseconds(5));
+      parker_->reap_hung_up(connection->key);
+    }
+  }
   {
     std::lock_guard lock(mutex_);
     ++open_;
     if (!exempt) {
-      connection->key = client_key(connection->peer_ip);
       int& count = per_ip_[connection->key];
       if (count >= limits_.max_connections_per_ip) refused = true;
       ++count;

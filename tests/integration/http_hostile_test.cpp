@@ -369,6 +369,35 @@ TEST_CASE("per-IP cap: connections over http.max_connections_per_ip get 429 and 
   CHECK(gw.gateway().metrics().http_refused.value({"per_ip_cap"}) >= 1);
 }
 
+TEST_CASE(
+    "per-IP cap: a client opening one connection per request is never refused while it "
+    "holds fewer than the cap",
+    "[integration][http][hostile]") {
+  // 8 clients from one address, each closing its connection right after the answer: at most 8
+  // are open at once, under a cap of 10. Closed connections whose wake-up the server has not
+  // handled yet must not count (they did: 20 such clients against the default cap of 48 got
+  // 72 × 429 in 10 000 requests).
+  NatsServer nats;
+  RunningGateway gw(hostile_yaml(nats.url(), "  max_connections_per_ip: 10\n"));
+  std::atomic<int> ok{0}, refused{0}, other{0};
+  std::vector<std::thread> clients;
+  for (int t = 0; t < 8; ++t) {
+    clients.emplace_back([&] {
+      for (int i = 0; i < 150; ++i) {
+        RawConnection c(gw.port(), "127.0.0.2");
+        c.send("GET /healthz HTTP/1.1\r\nHost: gateway\r\n\r\n");
+        auto a = c.read_response(3s);
+        int status = a ? response_status(*a) : 0;
+        (status == 200 ? ok : status == 429 ? refused : other)++;
+      }
+    });
+  }
+  for (auto& t : clients) t.join();
+  CHECK(refused == 0);
+  CHECK(other == 0);
+  CHECK(ok == 8 * 150);
+}
+
 TEST_CASE("pipelining: three pipelined requests get three answers, in order",
           "[integration][http][hostile]") {
   NatsServer nats;
