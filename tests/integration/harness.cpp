@@ -11,6 +11,7 @@
 
 #include <fcntl.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -235,9 +236,54 @@ NatsClient::NatsClient(const std::string& url) {
   jetstream_.reset(raw_js);
 }
 
+namespace {
+
+// The stream's last sequence as its leader reports it (stream info is answered by the leader):
+// every message acknowledged to a publisher is at or below it. Retried while a leader is being
+// elected; throws when the stream does not answer.
+uint64_t stream_last_sequence(const NatsClient& client, const std::string& stream) {
+  uint64_t last = 0;
+  bool answered = eventually(
+      [&] {
+        jsStreamInfo* raw_info = nullptr;
+        jsErrCode js_error{};
+        if (js_GetStreamInfo(&raw_info, client.jetstream(), stream.c_str(), nullptr, &js_error) !=
+            NATS_OK)
+          return false;
+        nats::StreamInfo info(raw_info);
+        last = info->State.LastSeq;
+        return true;
+      },
+      std::chrono::seconds(10));
+  if (!answered) throw std::runtime_error("read_stream: no stream info for " + stream);
+  return last;
+}
+
+// Where the consumer stands, for the message of a read that did not reach the end.
+std::string consumer_position(natsSubscription* sub) {
+  jsConsumerInfo* info = nullptr;
+  jsErrCode js_error{};
+  if (natsSubscription_GetConsumerInfo(&info, sub, nullptr, &js_error) != NATS_OK)
+    return "consumer info unavailable";
+  std::string where =
+      "consumer on " +
+      std::string(info->Cluster && info->Cluster->Leader ? info->Cluster->Leader : "(no leader)") +
+      ", delivered stream seq " + std::to_string(info->Delivered.Stream) + ", pending " +
+      std::to_string(info->NumPending);
+  jsConsumerInfo_Destroy(info);
+  return where;
+}
+
+}  // namespace
+
 std::vector<StreamMessage> read_stream(const std::string& nats_url, const std::string& stream) {
   std::vector<StreamMessage> out;
   NatsClient client(nats_url);
+  // Read to the leader's last sequence, not until a fetch comes back empty: in a cluster the
+  // ephemeral consumer is placed on any replica, a follower applies a message only after the
+  // leader has acked it to the publisher, and an empty fetch there is not the end.
+  const uint64_t last_sequence = stream_last_sequence(client, stream);
+  if (last_sequence == 0) return out;
   jsSubOptions options;
   jsSubOptions_Init(&options);
   options.Stream = stream.c_str();
@@ -250,12 +296,34 @@ std::vector<StreamMessage> read_stream(const std::string& nats_url, const std::s
     throw std::runtime_error("read_stream: cannot subscribe to " + stream);
   }
   nats::Subscription sub(raw_sub);
-  while (true) {
+  uint64_t delivered = 0;  // the stream sequence of the last message read
+  int empty_fetches = 0;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (delivered < last_sequence) {
+    if (std::chrono::steady_clock::now() > deadline) {
+      throw std::runtime_error("read_stream: read " + std::to_string(out.size()) +
+                               " messages up to stream seq " + std::to_string(delivered) +
+                               ", the leader's last is " + std::to_string(last_sequence) + " (" +
+                               consumer_position(sub.get()) + ")");
+    }
     nats::MsgList list;
     natsStatus s = natsSubscription_Fetch(list.get(), sub.get(), 256, 300, &js_error);
-    if (s != NATS_OK || list.size() == 0) break;
+    if (s != NATS_OK || list.size() == 0) {
+      // Not the end (the condition above says so): the consumer's replica is behind.
+      if (empty_fetches++ == 0)
+        std::fprintf(
+            stderr, "read_stream: a fetch came back empty at stream seq %llu of %llu (%s)\n",
+            static_cast<unsigned long long>(delivered),
+            static_cast<unsigned long long>(last_sequence), consumer_position(sub.get()).c_str());
+      continue;
+    }
     for (int i = 0; i < list.size(); ++i) {
       natsMsg* msg = list.at(i);
+      jsMsgMetaData* meta = nullptr;
+      if (natsMsg_GetMetaData(&meta, msg) == NATS_OK) {
+        delivered = std::max(delivered, meta->Sequence.Stream);
+        jsMsgMetaData_Destroy(meta);
+      }
       StreamMessage m;
       m.subject = natsMsg_GetSubject(msg);
       const char* value = nullptr;

@@ -74,8 +74,8 @@ class NatsCluster {
   // The index of the node that leads `stream` now (js_GetStreamInfo Cluster->Leader), or -1
   // while there is none (an election under way, or the stream missing).
   int stream_leader(const std::string& stream = "OMNIGATE_INTERACTIONS") const;
-  // Whether `stream` has a leader and every other running node is a current replica: what a
-  // reader needs after a node came back.
+  // Whether `stream` has a leader and every other running node is a current replica (raft's
+  // view: a current replica may not have applied the last messages to its store yet).
   bool stream_current(const std::string& stream = "OMNIGATE_INTERACTIONS") const;
 
  private:
@@ -102,7 +102,10 @@ struct StreamMessage {
   nlohmann::json body;
 };
 
-// Every message currently in the stream, read with a fresh ephemeral consumer.
+// Every message in the stream up to the last sequence its leader reports when called, read with
+// a fresh ephemeral consumer. In a cluster that consumer may be placed on a replica still
+// applying the last messages, so the read goes on until it has delivered that sequence (not
+// until a fetch comes back empty); throws if it cannot within 30 s.
 std::vector<StreamMessage> read_stream(const std::string& nats_url,
                                        const std::string& stream = "OMNIGATE_INTERACTIONS");
 
