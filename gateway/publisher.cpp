@@ -421,6 +421,14 @@ Result<PublishOutcome> Publisher::publish(const std::string& subject, const std:
     PublishOutcome outcome;
     natsStatus s =
         publish_attempt(subject, id, payload, std::min(config_.ack_wait, remaining), outcome);
+    if (s == NATS_OK && outcome.duplicate && outcome.sequence == 0) {
+      // nats-server 2.10 answers a retry whose first copy is still being replicated with
+      // {"seq":0,"duplicate":true}: the id is known, the message not yet committed, and a
+      // leader lost now loses it. Not a confirmation: try again with the same id.
+      metrics_.publish_failures.inc({"duplicate_unconfirmed"});
+      std::this_thread::sleep_for(std::min(std::chrono::milliseconds(50), remaining));
+      continue;
+    }
     if (s == NATS_OK) {
       // The stream holds the record now; this only spares our own retries the wait for the
       // stream follower.

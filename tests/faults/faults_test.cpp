@@ -174,10 +174,9 @@ TEST_CASE("NATS killed (SIGKILL) under webhook load: still 2xx, every 2xx id onc
 TEST_CASE("three-node NATS cluster, R3 stream, the stream leader killed under load: every 2xx once",
           "[faults][cluster]") {
   NatsCluster cluster(3);
-  // One seed URL: the client learns the other nodes from the cluster (INFO connect_urls) and
-  // reconnects to them. (A comma-separated nats.url is not split by natsOptions_SetURL, so the
-  // gateway could not connect with cluster.urls(): reported in the fault suite's README.)
-  FaultConfig config{cluster.node(0).url()};
+  // Every node's URL, comma-separated, as an operator configures a cluster: the gateway
+  // connects to whichever answers and reconnects to the others.
+  FaultConfig config{cluster.urls()};
   config.replicas = 3;
   GatewayProcess gateway(fault_config_yaml(config), fault_env());
   require_ready(gateway, seconds(30));
