@@ -23,10 +23,27 @@ inline natsStatus set_server_urls(natsOptions* options, std::string_view urls) {
     if (comma == std::string_view::npos) break;
     urls.remove_prefix(comma + 1);
   }
-  if (list.size() <= 1) return natsOptions_SetURL(options, list.empty() ? nullptr : list[0].c_str());
+  if (list.size() <= 1)
+    return natsOptions_SetURL(options, list.empty() ? nullptr : list[0].c_str());
   std::vector<const char*> pointers;
   for (const auto& url : list) pointers.push_back(url.c_str());
   return natsOptions_SetServers(options, pointers.data(), static_cast<int>(pointers.size()));
+}
+
+// Opens a JetStream KV bucket, creating it (file storage, history 1) when it is missing and
+// `create` is set. `ttl_ms` 0 keeps entries for ever.
+inline natsStatus open_kv_bucket(jsCtx* js, const char* name, int64_t ttl_ms, int replicas,
+                                 bool create, kvStore** out) {
+  natsStatus s = js_KeyValue(out, js, name);
+  if (s == NATS_OK || !create) return s;
+  kvConfig cfg;
+  kvConfig_Init(&cfg);
+  cfg.Bucket = name;
+  cfg.History = 1;
+  cfg.TTL = ttl_ms * 1'000'000;  // ns
+  cfg.StorageType = js_FileStorage;
+  cfg.Replicas = replicas;
+  return js_CreateKeyValue(out, js, &cfg);
 }
 
 struct ConnectionDeleter {

@@ -161,17 +161,8 @@ Status ensure_outbox(jsCtx* js, int replicas, milliseconds status_ttl) {
         std::string("cannot create stream ") + kOutboxStream + ": " + nats_GetLastError(nullptr));
   }
   kvStore* kv = nullptr;
-  s = js_KeyValue(&kv, js, kOutboxStatusBucket);
-  if (s != NATS_OK) {
-    kvConfig kv_cfg;
-    kvConfig_Init(&kv_cfg);
-    kv_cfg.Bucket = kOutboxStatusBucket;
-    kv_cfg.History = 1;
-    kv_cfg.TTL = static_cast<int64_t>(status_ttl.count()) * 1'000'000;
-    kv_cfg.StorageType = js_FileStorage;
-    kv_cfg.Replicas = replicas;
-    s = js_CreateKeyValue(&kv, js, &kv_cfg);
-  }
+  s = nats::open_kv_bucket(js, kOutboxStatusBucket, static_cast<int64_t>(status_ttl.count()),
+                           replicas, true, &kv);
   nats::KeyValue owned_kv(kv);
   if (s != NATS_OK) {
     return make_error(
@@ -577,18 +568,7 @@ int outbox_command(const std::vector<std::string>& args, const NatsConfig& nats_
   natsOptions* raw_options = nullptr;
   natsStatus s = natsOptions_Create(&raw_options);
   nats::Options options(raw_options);
-  if (s == NATS_OK) s = nats::set_server_urls(raw_options, nats_config.url.c_str());
-  if (s == NATS_OK && !nats_config.user.empty()) {
-    s = natsOptions_SetUserInfo(raw_options, nats_config.user.c_str(),
-                                nats_config.password.c_str());
-  }
-  if (s == NATS_OK && !nats_config.token.empty()) {
-    s = natsOptions_SetToken(raw_options, nats_config.token.c_str());
-  }
-  if (s == NATS_OK && !nats_config.credentials_file.empty()) {
-    s = natsOptions_SetUserCredentialsFromFiles(raw_options, nats_config.credentials_file.c_str(),
-                                                nullptr);
-  }
+  if (s == NATS_OK) s = apply_nats_endpoint(raw_options, nats_config);
   natsConnection* raw_connection = nullptr;
   if (s == NATS_OK) s = natsConnection_Connect(&raw_connection, raw_options);
   nats::Connection connection(raw_connection);

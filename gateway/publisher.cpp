@@ -142,6 +142,17 @@ void Publisher::setup_loop() {
   }
 }
 
+natsStatus apply_nats_endpoint(natsOptions* options, const NatsConfig& config) {
+  natsStatus s = nats::set_server_urls(options, config.url);
+  if (s == NATS_OK && !config.user.empty())
+    s = natsOptions_SetUserInfo(options, config.user.c_str(), config.password.c_str());
+  if (s == NATS_OK && !config.token.empty())
+    s = natsOptions_SetToken(options, config.token.c_str());
+  if (s == NATS_OK && !config.credentials_file.empty())
+    s = natsOptions_SetUserCredentialsFromFiles(options, config.credentials_file.c_str(), nullptr);
+  return s;
+}
+
 Result<std::unique_ptr<Publisher>> Publisher::start(const NatsConfig& config, Metrics& metrics) {
   std::unique_ptr<Publisher> p(new Publisher(config, metrics));
   natsOptions* raw_options = nullptr;
@@ -149,22 +160,13 @@ Result<std::unique_ptr<Publisher>> Publisher::start(const NatsConfig& config, Me
     return make_error(ErrorCode::internal, "publish", "cannot create NATS options");
   }
   nats::Options options(raw_options);
-  natsStatus s = nats::set_server_urls(raw_options, config.url.c_str());
+  natsStatus s = apply_nats_endpoint(raw_options, config);
   if (s == NATS_OK) s = natsOptions_SetName(raw_options, config.client_name.c_str());
   if (s == NATS_OK) s = natsOptions_SetTimeout(raw_options, to_ms(config.connect_timeout));
   if (s == NATS_OK) s = natsOptions_SetMaxReconnect(raw_options, -1);
   if (s == NATS_OK) s = natsOptions_SetReconnectWait(raw_options, to_ms(config.reconnect_wait));
   if (s == NATS_OK) s = natsOptions_SetPingInterval(raw_options, 5000);
   if (s == NATS_OK) s = natsOptions_SetMaxPingsOut(raw_options, 2);
-  if (s == NATS_OK && !config.user.empty()) {
-    s = natsOptions_SetUserInfo(raw_options, config.user.c_str(), config.password.c_str());
-  }
-  if (s == NATS_OK && !config.token.empty())
-    s = natsOptions_SetToken(raw_options, config.token.c_str());
-  if (s == NATS_OK && !config.credentials_file.empty()) {
-    s = natsOptions_SetUserCredentialsFromFiles(raw_options, config.credentials_file.c_str(),
-                                                nullptr);
-  }
   if (s == NATS_OK)
     s = natsOptions_SetDisconnectedCB(raw_options, &Publisher::on_disconnected, p.get());
   if (s == NATS_OK)
@@ -275,17 +277,8 @@ Status Publisher::ensure_stream_and_buckets() {
 
   auto bucket = [&](const char* name, std::chrono::milliseconds ttl, nats::KeyValue& out) {
     kvStore* kv = nullptr;
-    natsStatus s = js_KeyValue(&kv, jetstream_.get(), name);
-    if (s != NATS_OK && config_.manage_streams) {
-      kvConfig cfg;
-      kvConfig_Init(&cfg);
-      cfg.Bucket = name;
-      cfg.History = 1;
-      cfg.TTL = static_cast<int64_t>(ttl.count()) * 1'000'000;
-      cfg.StorageType = js_FileStorage;
-      cfg.Replicas = sc.replicas;
-      s = js_CreateKeyValue(&kv, jetstream_.get(), &cfg);
-    }
+    natsStatus s = nats::open_kv_bucket(jetstream_.get(), name, static_cast<int64_t>(ttl.count()),
+                                        sc.replicas, config_.manage_streams, &kv);
     if (s != NATS_OK) {
       log::warn("nats", std::string("KV bucket ") + name + " unavailable: " + nats_text(s));
       return;

@@ -35,6 +35,10 @@ struct NatsReadiness {
   std::string problem;        // why not ready, for people; empty when ready
 };
 
+// The servers (nats.url, a comma-separated list for a cluster) and credentials (user and
+// password, token, credentials file) of nats:, as every connection of the gateway uses them.
+natsStatus apply_nats_endpoint(natsOptions* options, const NatsConfig& config);
+
 class Publisher {
  public:
   // Connects (or keeps trying in the background when NATS is down: the gateway starts and

@@ -269,7 +269,7 @@ TEST_CASE("NATS stopped: confirming answers a 503 page with Retry-After; the lin
   REQUIRE(eventually(
       [&] {
         auto ready = client.Get("/readyz");
-        return ready && ready->status == 200;
+        return ready && ready->status == 200 && json::parse(ready->body)["status"] == "ready";
       },
       std::chrono::seconds(20)));
   // Nothing of the refused click reached the stream (not even later, from a client buffer).

@@ -39,7 +39,7 @@ TEST_CASE("NATS stopped: 503 with Retry-After and nothing acked; NATS back: acce
   REQUIRE(eventually(
       [&] {
         auto ready = client.Get("/readyz");
-        return ready && ready->status == 200;
+        return ready && ready->status == 200 && json::parse(ready->body)["status"] == "ready";
       },
       std::chrono::seconds(20)));
 
@@ -73,7 +73,7 @@ TEST_CASE("the gateway starts while NATS is down and serves once it appears",
   REQUIRE(eventually(
       [&] {
         auto ready = client.Get("/readyz");
-        return ready && ready->status == 200;
+        return ready && ready->status == 200 && json::parse(ready->body)["status"] == "ready";
       },
       std::chrono::seconds(20)));
   auto accepted = gateway.post_api("early", message_body("1"));

@@ -274,11 +274,11 @@ TEST_CASE(
   CHECK(during->status == 200);  // on_nats_down: spool, the default for telegram
   CHECK(gateway.gateway().metrics().spooled.value({"telegram"}) == 1);
 
-  nats.start();  // same port, same store; /readyz is "ready" once the spool is drained
+  nats.start();  // same port, same store; /readyz says "ready" (not "degraded") once drained
   REQUIRE(eventually(
       [&] {
         auto ready = client.Get("/readyz");
-        return ready && ready->status == 200;
+        return ready && ready->status == 200 && json::parse(ready->body)["status"] == "ready";
       },
       seconds(20)));
   // Telegram retries the refused update, possibly more than once.
