@@ -4,9 +4,9 @@
 // passes the schema. Sizes grow with OMNIGATE_FAULTS_SCALE (bench/faults.sh); at scale 1 each
 // case takes seconds.
 //
-// Tags: [faults] for all; a case that proves a feature still being built carries its tag too:
-// [needs-spool] (the local spool: NATS away, webhooks still 2xx), [needs-dedup] (dedup that a
-// crash cannot break), [needs-lease] (one poller per bot across instances).
+// Tags: [faults] for all; a case that proves one feature carries its tag too: [spool] (the
+// local spool: NATS away, webhooks still 2xx), [dedup] (dedup that a crash cannot break),
+// [lease] (one poller per bot across instances).
 #include <catch2/catch.hpp>
 
 #include <algorithm>
@@ -88,7 +88,7 @@ TEST_CASE("kill -9 of omnigate under webhook load, restarted each time: every 2x
 TEST_CASE(
     "kill -9 of omnigate under load, then every id resent after the stream's duplicate window: "
     "no duplicate",
-    "[faults][gateway-kill][needs-dedup]") {
+    "[faults][gateway-kill][dedup]") {
   NatsServer nats;
   const auto window = seconds(2);
   FaultConfig config{nats.url()};
@@ -162,12 +162,12 @@ void nats_outage_under_load(bool sigkill) {
 }  // namespace
 
 TEST_CASE("NATS stopped (SIGTERM) under webhook load: still 2xx, every 2xx id once after the drain",
-          "[faults][nats-outage][needs-spool]") {
+          "[faults][nats-outage][spool]") {
   nats_outage_under_load(false);
 }
 
 TEST_CASE("NATS killed (SIGKILL) under webhook load: still 2xx, every 2xx id once after the drain",
-          "[faults][nats-outage][needs-spool]") {
+          "[faults][nats-outage][spool]") {
   nats_outage_under_load(true);
 }
 
@@ -247,7 +247,7 @@ TEST_CASE(
 TEST_CASE(
     "two instances polling one bot: one poller, no duplicate, takeover after the holder is "
     "killed",
-    "[faults][instances][poll][needs-lease]") {
+    "[faults][instances][poll][lease]") {
   NatsServer nats;
   FakeBotApi telegram;
   BotApiTap tap_first(telegram.url()), tap_second(telegram.url());
