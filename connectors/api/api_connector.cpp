@@ -3,10 +3,11 @@
 #include <map>
 
 #include "connectors/api/api_parse.hpp"
-#include "gateway/connector.hpp"
-#include "gateway/metrics.hpp"
-#include "gateway/pipeline.hpp"
-#include "gateway/secrets.hpp"
+#include "gateway/core/metrics.hpp"
+#include "gateway/core/secrets.hpp"
+#include "gateway/http/verify.hpp"
+#include "gateway/kit/connector.hpp"
+#include "gateway/pipeline/pipeline.hpp"
 
 namespace omnigate::api {
 namespace {
@@ -55,7 +56,8 @@ class ApiConnector : public Connector {
                                    " bytes allowed for this account"),
                     "payload_too_large");
     }
-    if (!constant_time_equals(bearer_token(request.header("Authorization")), account.token)) {
+    if (!constant_time_equals(verify::bearer_token(request.header("Authorization")),
+                              account.token)) {
       return reject(make_error(ErrorCode::unauthorized, "verify",
                                "missing or wrong bearer token for this account"),
                     "unauthorized");

@@ -1,6 +1,6 @@
 #include "connectors/api/api_parse.hpp"
 
-#include "gateway/json_input.hpp"
+#include "gateway/model/json_input.hpp"
 
 namespace omnigate::api {
 

@@ -4,7 +4,7 @@
 #include <string>
 #include <string_view>
 
-#include "gateway/pipeline.hpp"
+#include "gateway/model/submission.hpp"
 
 namespace omnigate::api {
 

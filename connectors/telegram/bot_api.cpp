@@ -5,7 +5,7 @@
 #include <memory>
 #include <mutex>
 
-#include "gateway/json_input.hpp"
+#include "gateway/model/json_input.hpp"
 
 namespace omnigate::telegram {
 namespace {

@@ -9,7 +9,7 @@
 #include <functional>
 #include <string>
 
-#include "gateway/error.hpp"
+#include "gateway/core/error.hpp"
 
 namespace omnigate::telegram {
 

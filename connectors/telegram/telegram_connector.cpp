@@ -12,13 +12,14 @@
 #include "connectors/telegram/bot_api.hpp"
 #include "connectors/telegram/telegram_parse.hpp"
 #include "connectors/telegram/telegram_poller.hpp"
-#include "gateway/config.hpp"
-#include "gateway/connector.hpp"
-#include "gateway/formats.hpp"
-#include "gateway/log.hpp"
-#include "gateway/metrics.hpp"
-#include "gateway/pipeline.hpp"
-#include "gateway/secrets.hpp"
+#include "gateway/config/config.hpp"
+#include "gateway/core/log.hpp"
+#include "gateway/core/metrics.hpp"
+#include "gateway/core/secrets.hpp"
+#include "gateway/http/verify.hpp"
+#include "gateway/kit/connector.hpp"
+#include "gateway/model/formats.hpp"
+#include "gateway/pipeline/pipeline.hpp"
 
 namespace omnigate::telegram {
 namespace {
@@ -262,7 +263,8 @@ class TelegramConnector : public Connector {
       return Reply::error(make_error(ErrorCode::not_found, "route",
                                      "the media proxy is off for this bot (set media_token)"));
     }
-    if (!constant_time_equals(bearer_token(request.header("Authorization")), bot.media_token)) {
+    if (!constant_time_equals(verify::bearer_token(request.header("Authorization")),
+                              bot.media_token)) {
       return reject(make_error(ErrorCode::unauthorized, "verify", "missing or wrong bearer token"),
                     "unauthorized");
     }

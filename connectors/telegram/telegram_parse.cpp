@@ -4,11 +4,12 @@
 
 #include <nlohmann/json.hpp>
 
-#include "gateway/formats.hpp"
-#include "gateway/http_types.hpp"
-#include "gateway/identifiers.hpp"
-#include "gateway/json_input.hpp"
-#include "gateway/secrets.hpp"
+#include "gateway/core/secrets.hpp"
+#include "gateway/core/strings.hpp"
+#include "gateway/http/request.hpp"
+#include "gateway/model/formats.hpp"
+#include "gateway/model/identifiers.hpp"
+#include "gateway/model/json_input.hpp"
 
 namespace omnigate::telegram {
 namespace {
@@ -66,13 +67,6 @@ class Node {
 // schema guard replaces by received_at (and counts) -- never a signed overflow to year -32224.
 SysMillis from_unix(int64_t seconds) {
   return formats::from_unix_seconds(seconds).value_or(SysMillis::min());
-}
-
-std::string trim(std::string_view s) {
-  const char* space = " \t\r\n";
-  size_t first = s.find_first_not_of(space);
-  if (first == std::string_view::npos) return "";
-  return std::string(s.substr(first, s.find_last_not_of(space) - first + 1));
 }
 
 // The sender as a contact: the user id is Telegram's own, so it is verified.
@@ -297,7 +291,7 @@ Result<Interaction> message_interaction(const Node& msg, bool edited, const BotS
       in.consent.push_back(
           telegram_consent("service", "granted", "platform_event", in.occurred_at, "start"));
     } else {
-      std::string folded = fold_case(trim(*message.text));
+      std::string folded = fold_case(std::string(trim(*message.text)));
       for (const auto& word : bot.stop_words) {
         if (folded == fold_case(word)) {
           in.consent.push_back(
@@ -316,7 +310,7 @@ Result<Interaction> message_interaction(const Node& msg, bool edited, const BotS
 std::optional<std::string> start_payload(std::string_view text) {
   if (text == "/start") return std::string();
   if (text.rfind("/start ", 0) != 0) return std::nullopt;
-  return trim(text.substr(7));
+  return std::string(trim(text.substr(7)));
 }
 
 std::optional<std::vector<std::pair<std::string, std::string>>> decode_deep_link(

@@ -7,7 +7,7 @@
 #include <string_view>
 #include <vector>
 
-#include "gateway/pipeline.hpp"
+#include "gateway/model/submission.hpp"
 
 namespace omnigate::telegram {
 

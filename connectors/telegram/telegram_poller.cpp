@@ -3,11 +3,11 @@
 #include <charconv>
 #include <deque>
 
-#include "gateway/config.hpp"
-#include "gateway/cursor_store.hpp"
-#include "gateway/log.hpp"
-#include "gateway/metrics.hpp"
-#include "gateway/pipeline.hpp"
+#include "gateway/config/config.hpp"
+#include "gateway/core/log.hpp"
+#include "gateway/core/metrics.hpp"
+#include "gateway/pipeline/pipeline.hpp"
+#include "gateway/state/cursor_store.hpp"
 
 namespace omnigate::telegram {
 

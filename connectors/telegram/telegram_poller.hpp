@@ -1,7 +1,7 @@
 // Long polling for bots that cannot expose a webhook: getUpdates in a loop, the offset kept in
 // the KV bucket omnigate_cursors and advanced only after every update of a batch is durable.
-// Only the instance holding the bot's lease (gateway/lease.hpp) polls; the others wait and take
-// over when the holder stops renewing. Offset writes are compare-and-set: a lost race means
+// Only the instance holding the bot's lease (gateway/state/lease.hpp) polls; the others wait and
+// take over when the holder stops renewing. Offset writes are compare-and-set: a lost race means
 // another instance works on the bot, and this one stops and checks the lease again.
 #pragma once
 
@@ -16,8 +16,8 @@
 
 #include "connectors/telegram/bot_api.hpp"
 #include "connectors/telegram/telegram_parse.hpp"
-#include "gateway/connector.hpp"
-#include "gateway/lease.hpp"
+#include "gateway/kit/connector.hpp"
+#include "gateway/state/lease.hpp"
 
 namespace omnigate::telegram {
 

@@ -10,11 +10,12 @@
 #include <unordered_set>
 
 #include "connectors/webform/webform_form.hpp"
-#include "gateway/connector.hpp"
-#include "gateway/consent.hpp"
-#include "gateway/log.hpp"
-#include "gateway/metrics.hpp"
-#include "gateway/pipeline.hpp"
+#include "gateway/consent/consent.hpp"
+#include "gateway/core/log.hpp"
+#include "gateway/core/metrics.hpp"
+#include "gateway/core/strings.hpp"
+#include "gateway/kit/connector.hpp"
+#include "gateway/pipeline/pipeline.hpp"
 
 namespace omnigate::webform {
 
@@ -31,14 +32,6 @@ std::string origin_of(std::string_view url) {
   if (scheme == std::string_view::npos) return "";
   size_t path = url.find('/', scheme + 3);
   return std::string(url.substr(0, path));
-}
-
-std::string replace_all(std::string text, const std::string& from, const std::string& to) {
-  for (size_t pos = text.find(from); pos != std::string::npos;
-       pos = text.find(from, pos + to.size())) {
-    text.replace(pos, from.size(), to);
-  }
-  return text;
 }
 
 // Counts submissions per (form, client) in one-minute windows. An IPv6 client counts by its

@@ -5,10 +5,10 @@
 #include <algorithm>
 #include <unordered_set>
 
-#include "gateway/formats.hpp"
-#include "gateway/identifiers.hpp"
-#include "gateway/json_input.hpp"
-#include "gateway/limits.hpp"
+#include "gateway/core/limits.hpp"
+#include "gateway/model/formats.hpp"
+#include "gateway/model/identifiers.hpp"
+#include "gateway/model/json_input.hpp"
 
 namespace omnigate::webform {
 namespace {

@@ -7,9 +7,9 @@
 #include <string>
 #include <vector>
 
-#include "gateway/config.hpp"
-#include "gateway/limits.hpp"
-#include "gateway/pipeline.hpp"
+#include "gateway/config/config.hpp"
+#include "gateway/core/limits.hpp"
+#include "gateway/model/submission.hpp"
 
 namespace omnigate::webform {
 

@@ -10,7 +10,7 @@
 #include <sstream>
 #include <stdexcept>
 
-#include "gateway/ids.hpp"
+#include "gateway/model/ids.hpp"
 #include "tests/integration/fake_bot_api.hpp"
 
 namespace omnigate::testing {

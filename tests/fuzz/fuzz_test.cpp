@@ -18,7 +18,7 @@
 #include <random>
 #include <sstream>
 
-#include "gateway/http_types.hpp"
+#include "gateway/http/request.hpp"
 #include "tests/integration/harness.hpp"
 
 using namespace omnigate::testing;

@@ -6,7 +6,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "gateway/ids.hpp"
+#include "gateway/model/ids.hpp"
 #include "tests/integration/harness.hpp"
 
 using namespace omnigate::testing;

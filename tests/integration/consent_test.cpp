@@ -11,8 +11,8 @@
 #include <map>
 #include <regex>
 
-#include "gateway/consent.hpp"
-#include "gateway/ids.hpp"
+#include "gateway/consent/consent.hpp"
+#include "gateway/model/ids.hpp"
 #include "tests/integration/harness.hpp"
 
 using namespace omnigate::testing;

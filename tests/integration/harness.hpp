@@ -15,8 +15,8 @@
 #include <thread>
 #include <vector>
 
-#include "gateway/gateway.hpp"
-#include "gateway/nats_handles.hpp"
+#include "gateway/app/gateway.hpp"
+#include "gateway/nats/nats_handles.hpp"
 
 namespace omnigate::testing {
 

@@ -352,6 +352,14 @@ TEST_CASE("per-IP cap: connections over http.max_connections_per_ip get 429 and 
   NatsServer nats;
   RunningGateway gw(hostile_yaml(nats.url(), "  max_connections_per_ip: 4\n"));
   auto held = second_client_connections(gw.port(), 4);
+  // Each held connection has been served once (keep-alive), so the server has accepted and
+  // counted it before the fifth arrives: connect() alone returns before accept().
+  for (auto& c : held) {
+    c->send("GET /healthz HTTP/1.1\r\nHost: gateway\r\n\r\n");
+    auto served = c->read_response(3s);
+    REQUIRE(served);
+    REQUIRE(response_status(*served) == 200);
+  }
   RawConnection over(gw.port(), "127.0.0.2");
   auto answer = over.read_response(3s);
   REQUIRE(answer);

@@ -1,4 +1,4 @@
-// One poller per account across instances (gateway/lease.hpp): leases in omnigate_cursors
+// One poller per account across instances (gateway/state/lease.hpp): leases in omnigate_cursors
 // against a real nats-server, compare-and-set cursor writes, and two gateways in poll mode on
 // one fake Bot API, where the holder is killed with SIGKILL (a real crash of the omnigate
 // binary) and the other takes over from the stored offset.
@@ -11,11 +11,11 @@
 #include <fstream>
 #include <set>
 
-#include "gateway/cursor_store.hpp"
-#include "gateway/ids.hpp"
-#include "gateway/lease.hpp"
-#include "gateway/metrics.hpp"
-#include "gateway/publisher.hpp"
+#include "gateway/core/metrics.hpp"
+#include "gateway/model/ids.hpp"
+#include "gateway/nats/publisher.hpp"
+#include "gateway/state/cursor_store.hpp"
+#include "gateway/state/lease.hpp"
 #include "tests/integration/fake_bot_api.hpp"
 #include "tests/integration/harness.hpp"
 

@@ -1,15 +1,15 @@
-// The durable outbox (gateway/outbox.hpp) against a real nats-server and a small SMTP server on
-// 127.0.0.1 (tests/support/fake_smtp.hpp): an SMTP outage, a gateway restart with mail
-// pending, two instances sharing it, the final failure with `omnigate outbox list` and
-// `resend`, and the web form's 503 while the outbox is unavailable.
+// The durable outbox (gateway/mail/outbox.hpp) against a real nats-server and a small SMTP server
+// on 127.0.0.1 (tests/support/fake_smtp.hpp): an SMTP outage, a gateway restart with mail pending,
+// two instances sharing it, the final failure with `omnigate outbox list` and `resend`, and the web
+// form's 503 while the outbox is unavailable.
 #include <catch2/catch.hpp>
 
 #include <fstream>
 #include <set>
 
-#include "gateway/consent.hpp"
-#include "gateway/ids.hpp"
-#include "gateway/outbox.hpp"
+#include "gateway/consent/consent.hpp"
+#include "gateway/mail/outbox.hpp"
+#include "gateway/model/ids.hpp"
 #include "tests/integration/harness.hpp"
 #include "tests/support/fake_smtp.hpp"
 

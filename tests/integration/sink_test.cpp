@@ -9,7 +9,7 @@
 #include <set>
 #include <thread>
 
-#include "gateway/ids.hpp"
+#include "gateway/model/ids.hpp"
 #include "tests/integration/harness.hpp"
 
 using namespace omnigate::testing;

@@ -13,7 +13,7 @@
 #include <optional>
 #include <regex>
 
-#include "gateway/ids.hpp"
+#include "gateway/model/ids.hpp"
 #include "tests/integration/fake_bot_api.hpp"
 #include "tests/integration/harness.hpp"
 

@@ -9,8 +9,8 @@
 #include <set>
 #include <thread>
 
-#include "gateway/http_types.hpp"
-#include "gateway/ids.hpp"
+#include "gateway/http/request.hpp"
+#include "gateway/model/ids.hpp"
 #include "tests/integration/harness.hpp"
 
 using namespace omnigate::testing;

@@ -1,5 +1,5 @@
-// The error table (gateway/error.hpp), the JSON error reply (gateway/http_types.hpp) and the
-// secret helpers (gateway/secrets.hpp).
+// The error table (gateway/core/error.hpp), the JSON error reply (gateway/http/request.hpp) and the
+// secret helpers (gateway/core/secrets.hpp).
 #include <catch2/catch.hpp>
 
 #include <nlohmann/json.hpp>
@@ -8,9 +8,10 @@
 #include <string>
 #include <vector>
 
-#include "gateway/error.hpp"
-#include "gateway/http_types.hpp"
-#include "gateway/secrets.hpp"
+#include "gateway/core/error.hpp"
+#include "gateway/core/secrets.hpp"
+#include "gateway/http/request.hpp"
+#include "gateway/http/verify.hpp"
 
 using nlohmann::json;
 using omnigate::Error;
@@ -31,10 +32,12 @@ const std::vector<CodeRow> kCodes = {
     {ErrorCode::invalid_field, "invalid_field", 400},
     {ErrorCode::missing_header, "missing_header", 400},
     {ErrorCode::unauthorized, "unauthorized", 401},
+    {ErrorCode::signature_invalid, "signature_invalid", 401},
     {ErrorCode::forbidden, "forbidden", 403},
     {ErrorCode::not_found, "not_found", 404},
     {ErrorCode::unknown_account, "unknown_account", 404},
     {ErrorCode::method_not_allowed, "method_not_allowed", 405},
+    {ErrorCode::gone, "gone", 410},
     {ErrorCode::payload_too_large, "payload_too_large", 413},
     {ErrorCode::unsupported_media, "unsupported_media_type", 415},
     {ErrorCode::unprocessable, "unprocessable", 422},
@@ -154,7 +157,7 @@ TEST_CASE("bearer_token extracts the token of an Authorization header", "[secret
   };
   for (const auto& row : rows) {
     CAPTURE(row.header);
-    CHECK(omnigate::bearer_token(row.header) == row.token);
+    CHECK(omnigate::verify::bearer_token(row.header) == row.token);
   }
 }
 
@@ -182,6 +185,6 @@ TEST_CASE("constant_time_equals matches equal secrets only, and never an empty e
 
 TEST_CASE("an empty bearer token never authenticates against an empty configured token",
           "[secrets]") {
-  CHECK_FALSE(omnigate::constant_time_equals(omnigate::bearer_token(""), ""));
-  CHECK_FALSE(omnigate::constant_time_equals(omnigate::bearer_token("Bearer "), ""));
+  CHECK_FALSE(omnigate::constant_time_equals(omnigate::verify::bearer_token(""), ""));
+  CHECK_FALSE(omnigate::constant_time_equals(omnigate::verify::bearer_token("Bearer "), ""));
 }

@@ -1,5 +1,5 @@
-// Configuration loading (gateway/config.hpp, gateway/config_reader.hpp), driven through
-// load_config_text with a fake environment.
+// Configuration loading (gateway/config/config.hpp, gateway/config/config_reader.hpp), driven
+// through load_config_text with a fake environment.
 #include <catch2/catch.hpp>
 
 #include <unistd.h>
@@ -15,8 +15,8 @@
 #include <string>
 #include <vector>
 
-#include "gateway/config.hpp"
-#include "gateway/config_reader.hpp"
+#include "gateway/config/config.hpp"
+#include "gateway/config/config_reader.hpp"
 
 using namespace std::chrono;
 using omnigate::Config;

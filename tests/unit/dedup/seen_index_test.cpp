@@ -5,8 +5,8 @@
 #include <cstdio>
 #include <string>
 
-#include "gateway/ids.hpp"
-#include "gateway/seen_index.hpp"
+#include "gateway/model/ids.hpp"
+#include "gateway/nats/seen_index.hpp"
 
 using omnigate::SeenIndex;
 using namespace std::chrono;

@@ -13,11 +13,11 @@
 #include "connectors/api/api_parse.hpp"
 #include "connectors/telegram/telegram_parse.hpp"
 #include "connectors/webform/webform_form.hpp"
-#include "gateway/formats.hpp"
-#include "gateway/http_types.hpp"
-#include "gateway/json_input.hpp"
-#include "gateway/pipeline.hpp"
-#include "gateway/schema_guard.hpp"
+#include "gateway/http/request.hpp"
+#include "gateway/model/formats.hpp"
+#include "gateway/model/json_input.hpp"
+#include "gateway/model/schema_guard.hpp"
+#include "gateway/pipeline/pipeline.hpp"
 
 namespace {
 

@@ -2,9 +2,9 @@
 // failed-authentication throttle: its rate, its refill, its bounded table, IPv6 per /64.
 #include <catch2/catch.hpp>
 
-#include "gateway/client_ip.hpp"
-#include "gateway/config.hpp"
-#include "gateway/http_guard.hpp"
+#include "gateway/config/config.hpp"
+#include "gateway/http/client_ip.hpp"
+#include "gateway/http/http_guard.hpp"
 
 using namespace std::chrono_literals;
 using omnigate::AuthThrottle;

@@ -1,4 +1,4 @@
-// Deterministic interaction ids, RFC 3339 clock formats and SHA-256 (gateway/ids.hpp).
+// Deterministic interaction ids, RFC 3339 clock formats and SHA-256 (gateway/model/ids.hpp).
 #include <catch2/catch.hpp>
 
 #include <openssl/evp.h>
@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "gateway/ids.hpp"
+#include "gateway/model/ids.hpp"
 
 using namespace std::chrono;
 using omnigate::format_rfc3339;

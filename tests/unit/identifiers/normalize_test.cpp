@@ -1,13 +1,13 @@
-// Phone and e-mail normalization (gateway/identifiers.hpp) and the identifier merge of
-// normalize_identifiers (gateway/pipeline.hpp).
+// Phone and e-mail normalization (gateway/model/identifiers.hpp) and the identifier merge of
+// normalize_identifiers (gateway/pipeline/pipeline.hpp).
 #include <catch2/catch.hpp>
 
 #include <optional>
 #include <string>
 #include <vector>
 
-#include "gateway/identifiers.hpp"
-#include "gateway/pipeline.hpp"
+#include "gateway/model/identifiers.hpp"
+#include "gateway/pipeline/pipeline.hpp"
 
 using omnigate::Contact;
 using omnigate::Identifier;

@@ -1,4 +1,4 @@
-// Outgoing mail (gateway/mailer.hpp): the message is parsed back with GMime, sending goes to a
+// Outgoing mail (gateway/mail/mailer.hpp): the message is parsed back with GMime, sending goes to a
 // minimal SMTP server on 127.0.0.1 (tests/support/fake_smtp.hpp). Queuing and retries are the
 // outbox's (tests/integration/outbox_test.cpp).
 #include <catch2/catch.hpp>
@@ -19,7 +19,7 @@
 #include <thread>
 #include <vector>
 
-#include "gateway/mailer.hpp"
+#include "gateway/mail/mailer.hpp"
 #include "tests/support/fake_smtp.hpp"
 
 using namespace std::chrono_literals;
@@ -27,8 +27,8 @@ using omnigate::OutgoingMail;
 using omnigate::SmtpConfig;
 
 using omnigate::testing::Behaviour;
-using omnigate::testing::Delivery;
 using omnigate::testing::ClosedPort;
+using omnigate::testing::Delivery;
 using omnigate::testing::FakeSmtpServer;
 
 namespace {

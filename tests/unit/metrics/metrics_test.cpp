@@ -1,4 +1,4 @@
-// Prometheus text format (gateway/metrics.hpp).
+// Prometheus text format (gateway/core/metrics.hpp).
 #include <catch2/catch.hpp>
 
 #include <chrono>
@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "gateway/metrics.hpp"
+#include "gateway/core/metrics.hpp"
 
 using namespace std::chrono;
 using omnigate::Histogram;

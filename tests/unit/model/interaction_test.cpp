@@ -1,4 +1,4 @@
-// interaction.v1 in C++ (gateway/interaction.hpp): the serializer, the strict reader and the
+// interaction.v1 in C++ (gateway/model/interaction.hpp): the serializer, the strict reader and the
 // kind → section rule.
 #include <catch2/catch.hpp>
 
@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "gateway/interaction.hpp"
+#include "gateway/model/interaction.hpp"
 
 using nlohmann::json;
 using omnigate::ErrorCode;

@@ -1,4 +1,4 @@
-// The local spool (gateway/spool.hpp) against real SQLite files in a temp directory: order,
+// The local spool (gateway/spool/spool.hpp) against real SQLite files in a temp directory: order,
 // dedup, the byte bound, reopening, the errors an operator sees for a bad file, and a kill -9
 // of a process in the middle of appending.
 #include <catch2/catch.hpp>
@@ -24,9 +24,9 @@
 #include <thread>
 #include <vector>
 
-#include "gateway/config.hpp"
-#include "gateway/config_reader.hpp"
-#include "gateway/spool.hpp"
+#include "gateway/config/config.hpp"
+#include "gateway/config/config_reader.hpp"
+#include "gateway/spool/spool.hpp"
 
 namespace fs = std::filesystem;
 using namespace std::chrono;

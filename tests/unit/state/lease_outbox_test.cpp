@@ -3,9 +3,9 @@
 #include <catch2/catch.hpp>
 
 #include "connectors/telegram/telegram_poller.hpp"
-#include "gateway/config.hpp"
-#include "gateway/lease.hpp"
-#include "gateway/outbox.hpp"
+#include "gateway/config/config.hpp"
+#include "gateway/mail/outbox.hpp"
+#include "gateway/state/lease.hpp"
 
 using omnigate::decode_lease;
 using omnigate::decode_mail;

@@ -21,10 +21,10 @@
 #include <vector>
 
 #include "connectors/telegram/telegram_parse.hpp"
-#include "gateway/identifiers.hpp"
-#include "gateway/ids.hpp"
-#include "gateway/interaction.hpp"
-#include "gateway/pipeline.hpp"
+#include "gateway/model/identifiers.hpp"
+#include "gateway/model/ids.hpp"
+#include "gateway/model/interaction.hpp"
+#include "gateway/pipeline/pipeline.hpp"
 
 namespace {
 

@@ -1,4 +1,4 @@
-// The client IP recorded in consent evidence (gateway/client_ip.hpp): X-Forwarded-For is
+// The client IP recorded in consent evidence (gateway/http/client_ip.hpp): X-Forwarded-For is
 // believed only hop by hop from configured trusted proxies, so a client cannot forge it.
 #include <catch2/catch.hpp>
 
@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "gateway/client_ip.hpp"
+#include "gateway/http/client_ip.hpp"
 
 using omnigate::TrustedProxies;
 

@@ -1,14 +1,14 @@
-// Signed and sealed tokens (gateway/secrets.hpp) and the link claims built on them
-// (gateway/consent.hpp): render tokens of web forms, double opt-in confirmation and unsubscribe
-// links.
+// Signed and sealed tokens (gateway/core/secrets.hpp) and the link claims built on them
+// (gateway/consent/consent.hpp): render tokens of web forms, double opt-in confirmation and
+// unsubscribe links.
 #include <catch2/catch.hpp>
 
 #include <chrono>
 #include <string>
 #include <vector>
 
-#include "gateway/consent.hpp"
-#include "gateway/secrets.hpp"
+#include "gateway/consent/consent.hpp"
+#include "gateway/core/secrets.hpp"
 
 using omnigate::base64url_decode;
 using omnigate::base64url_encode;

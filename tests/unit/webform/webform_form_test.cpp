@@ -11,8 +11,8 @@
 #include <vector>
 
 #include "connectors/webform/webform_form.hpp"
-#include "gateway/identifiers.hpp"
-#include "gateway/ids.hpp"
+#include "gateway/model/identifiers.hpp"
+#include "gateway/model/ids.hpp"
 
 using omnigate::ConsentConfig;
 using omnigate::ConsentText;

@@ -1,0 +1,500 @@
+#include "gateway/app/gateway.hpp"
+
+#include <httplib.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <regex>
+
+#include "gateway/core/log.hpp"
+#include "gateway/http/http_guard.hpp"
+
+namespace omnigate {
+
+// The body of a request as its handler sees it, read by us (see register_handler).
+struct RequestBody {
+  std::string data;
+  std::vector<httplib::MultipartFormData> parts;
+  bool too_large = false;
+  bool incomplete = false;  // shorter than its Content-Length, or a broken chunked framing
+};
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+int64_t now_millis_count() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+bool valid_account_segment(const std::string& account) {
+  if (account.empty() || account.size() > 64) return false;
+  return std::all_of(account.begin(), account.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-';
+  });
+}
+
+void write_reply(const Reply& reply, httplib::Response& res) {
+  res.status = reply.status;
+  for (const auto& [name, value] : reply.headers) res.set_header(name, value);
+  if (reply.stream) {
+    auto stream = reply.stream;
+    res.set_chunked_content_provider(reply.content_type, [stream](size_t, httplib::DataSink& sink) {
+      bool ok = stream(
+          [&sink](std::string_view chunk) { return sink.write(chunk.data(), chunk.size()); });
+      if (ok) sink.done();
+      return ok;
+    });
+    return;
+  }
+  res.set_content(reply.body, reply.content_type);
+}
+
+InboundRequest inbound_from(const httplib::Request& req, const RequestBody& body,
+                            std::string_view account, Clock::time_point deadline) {
+  InboundRequest in;
+  in.method = req.method;
+  in.path = req.path;
+  in.account = account;
+  in.body = body.data;
+  in.remote_addr = req.remote_addr;
+  in.deadline = deadline;
+  in.headers.reserve(req.headers.size());
+  for (const auto& [name, value] : req.headers) in.headers.emplace_back(name, value);
+  for (const auto& [name, value] : req.params) in.query.emplace_back(name, value);
+  for (const auto& part : body.parts) {
+    if (part.filename.empty()) in.multipart.emplace_back(part.name, part.content);
+  }
+  return in;
+}
+
+}  // namespace
+
+namespace {
+HttpGuardLimits guard_limits(const HttpConfig& http) {
+  HttpGuardLimits limits;
+  limits.threads = static_cast<size_t>(http.threads);
+  limits.header_timeout = http.header_timeout;
+  limits.keep_alive_timeout = http.keep_alive_timeout;
+  limits.read_timeout = http.read_timeout;
+  limits.write_timeout = http.write_timeout;
+  limits.max_headers = static_cast<size_t>(http.max_headers);
+  limits.max_header_bytes = static_cast<size_t>(http.max_header_bytes);
+  limits.max_connections_per_ip = http.max_connections_per_ip;
+  limits.keep_alive_max_requests = http.keep_alive_max_requests;
+  limits.exempt = http.trusted_proxies;
+  return limits;
+}
+}  // namespace
+
+Gateway::Gateway(Config config)
+    : config_(std::move(config)),
+      auth_throttle_(std::make_unique<AuthThrottle>(config_.http.auth_failures_per_minute)),
+      server_(std::make_unique<GuardedServer>(guard_limits(config_.http), [this](GuardEvent e) {
+        metrics_.http_refused.inc({std::string(guard_event_name(e))});
+      })) {}
+
+Gateway::~Gateway() {
+  stop();
+  for (auto& connector : config_.connectors) connector->stop();
+}
+
+Result<std::unique_ptr<Gateway>> Gateway::create(Config config) {
+  std::unique_ptr<Gateway> gateway(new Gateway(std::move(config)));
+  log::set_level(gateway->config_.log.level);
+  // The spool first: an unwritable or corrupt spool refuses the start before anything else.
+  auto spool = Spool::open(gateway->config_.spool);
+  if (!spool) return spool.error();
+  gateway->spool_ = std::move(spool.value());
+  auto publisher = Publisher::start(gateway->config_.nats, gateway->metrics_);
+  if (!publisher) return publisher.error();
+  gateway->publisher_ = std::move(publisher.value());
+  if (gateway->publisher_->ready()) {
+    // Start answering with a complete dedup index where it is quick (a young stream); a long
+    // catch-up goes on in the background and requests wait for it within their deadlines.
+    gateway->publisher_->seen_index().wait_caught_up(Clock::now() +
+                                                     gateway->config_.nats.connect_timeout);
+  }
+  gateway->jetstream_sink_ = std::make_unique<JetStreamSink>(*gateway->publisher_);
+  gateway->spooling_sink_ = std::make_unique<SpoolingSink>(
+      *gateway->jetstream_sink_, *gateway->spool_, gateway->publisher_->seen_index(),
+      gateway->metrics_, gateway->config_);
+  gateway->sink_ = gateway->spooling_sink_.get();
+  gateway->add_dedup_gauges();
+  gateway->add_spool_gauges();
+  gateway->pipeline_ = std::make_unique<Pipeline>(
+      gateway->config_, gateway->publisher_->seen_index(), *gateway->sink_, gateway->metrics_);
+  gateway->consent_ = std::make_unique<ConsentService>(gateway->config_, *gateway->pipeline_,
+                                                       gateway->metrics_, *gateway->publisher_);
+  gateway->add_builtin_routes();
+  if (!gateway->config_.consent.signing_key.empty()) gateway->consent_->register_routes(*gateway);
+  // Connectors keep the context for their lifetime: the gateway owns it.
+  gateway->cursors_ = std::make_unique<CursorStore>(*gateway->publisher_);
+  gateway->context_ = std::make_unique<GatewayContext>(
+      GatewayContext{gateway->config_, *gateway->pipeline_, gateway->metrics_, *gateway->consent_,
+                     *gateway->cursors_});
+  for (auto& connector : gateway->config_.connectors)
+    connector->start(*gateway->context_, *gateway);
+  return gateway;
+}
+
+Gateway::RouteCap Gateway::route_for(const std::string& method, const std::string& path) const {
+  for (const auto& route : routes_) {
+    bool is_prefix = !route.path.empty() && route.path.back() == '/';
+    bool matches = is_prefix ? path.rfind(route.path, 0) == 0 : path == route.path;
+    if (route.method == method && matches) {
+      return {route.method, route.path, route.max_body ? route.max_body : config_.http.max_body};
+    }
+  }
+  return {method, "unmatched", config_.http.max_body};
+}
+
+void Gateway::register_handler(
+    const std::string& method, const std::string& pattern, const std::string& label, uint64_t cap,
+    std::function<Reply(const httplib::Request&, const RequestBody&, Clock::time_point)> fn) {
+  auto respond = [this, label, cap, fn](const httplib::Request& req, const RequestBody& body,
+                                        httplib::Response& res) {
+    Reply reply;
+    const std::string client = client_key(config_.http.trusted_proxies.client_ip(
+        req.remote_addr, req.get_header_value("X-Forwarded-For")));
+    const auto now = Clock::now();
+    if (body.too_large || body.data.size() > cap) {
+      reply = Reply::error(make_error(
+          ErrorCode::payload_too_large, "route",
+          "the body is larger than " + std::to_string(cap) + " bytes allowed for this route"));
+    } else if (body.incomplete) {
+      reply = Reply::error(make_error(ErrorCode::bad_request, "route",
+                                      "the body ended before its Content-Length, or its chunked "
+                                      "framing is broken: nothing was processed"));
+    } else if (auto wait = auth_throttle_->retry_after(client, now)) {
+      // Too many failed authentications from this client: the handler does not run at all.
+      metrics_.http_refused.inc({"auth_throttled"});
+      reply = Reply::error(make_error(ErrorCode::rate_limited, "route",
+                                      "too many failed authentications from this address"),
+                           std::chrono::seconds(*wait));
+    } else {
+      reply = fn(req, body, now + config_.nats.publish_timeout);
+      if (reply.status == 401 || reply.status == 403) {
+        auth_throttle_->record_failure(client, now);
+        metrics_.auth_failures.inc({label});
+      }
+    }
+    if (reply.status == 503 || reply.status == 429) {
+      // Handlers may set their own Retry-After; fill in the configured one when they did not.
+      bool has_retry = std::any_of(reply.headers.begin(), reply.headers.end(),
+                                   [](const auto& h) { return iequals(h.first, "Retry-After"); });
+      if (!has_retry) {
+        auto seconds = std::chrono::duration_cast<std::chrono::seconds>(config_.http.retry_after);
+        reply.headers.emplace_back("Retry-After", std::to_string(seconds.count()));
+      }
+    }
+    metrics_.http_requests.inc({label, std::to_string(reply.status)});
+    write_reply(reply, res);
+  };
+  if (method == "POST" || method == "PUT") {
+    // We read bodies ourselves: Debian's cpp-httplib refuses urlencoded bodies above 8 KB
+    // before any handler runs (a long Cyrillic comment is ~6 bytes a letter), and reading
+    // lets the route's own cap stop an oversized body early.
+    auto reading = [respond, cap](const httplib::Request& req, httplib::Response& res,
+                                  const httplib::ContentReader& reader) {
+      RequestBody body;
+      uint64_t received = 0;
+      auto within_cap = [&](size_t n) {
+        received += n;
+        if (received > cap) body.too_large = true;
+        return !body.too_large;
+      };
+      bool complete = false;
+      if (req.is_multipart_form_data()) {
+        complete = reader(
+            [&](const httplib::MultipartFormData& part) {
+              body.parts.push_back(part);
+              return true;
+            },
+            [&](const char* data, size_t n) {
+              if (!within_cap(n)) return false;
+              body.parts.back().content.append(data, n);
+              return true;
+            });
+      } else {
+        complete = reader([&](const char* data, size_t n) {
+          if (!within_cap(n)) return false;
+          body.data.append(data, n);
+          return true;
+        });
+      }
+      // cpp-httplib hands over what arrived even when the body broke off: the reader's result
+      // and the guard's framing check say whether it is the whole body.
+      auto* framing = RequestFraming::current();
+      if (!body.too_large && (!complete || (framing && !framing->body_complete())))
+        body.incomplete = true;
+      respond(req, body, res);
+    };
+    if (method == "POST")
+      server_->Post(pattern, reading);
+    else
+      server_->Put(pattern, reading);
+    return;
+  }
+  auto plain = [respond](const httplib::Request& req, httplib::Response& res) {
+    RequestBody body;
+    body.data = req.body;
+    respond(req, body, res);
+  };
+  if (method == "GET")
+    server_->Get(pattern, plain);
+  else if (method == "DELETE")
+    server_->Delete(pattern, plain);
+  else if (method == "OPTIONS")
+    server_->Options(pattern, plain);
+  else
+    log::error("http", "unsupported method " + method + " for " + label);
+}
+
+void Gateway::add_channel_route(RouteSpec spec) {
+  routes_.push_back({spec.method, "/v1/" + spec.channel + "/", spec.max_body});
+  const uint64_t cap = spec.max_body ? spec.max_body : config_.http.max_body;
+  Connector* connector = config_.connector(spec.channel);
+  auto handle = [this, spec, connector](const httplib::Request& req, const RequestBody& body,
+                                        Clock::time_point deadline) {
+    const std::string& account = req.matches[1].str();
+    if (!valid_account_segment(account) || !connector || !connector->has_account(account)) {
+      return Reply::error(make_error(ErrorCode::unknown_account, "route",
+                                     "no " + spec.channel + " account named '" +
+                                         (valid_account_segment(account) ? account : "?") +
+                                         "' is configured"));
+    }
+    return spec.handler(inbound_from(req, body, account, deadline));
+  };
+  register_handler(spec.method, "/v1/" + spec.channel + "/([^/]+)",
+                   spec.method + " /v1/" + spec.channel + "/:account", cap, handle);
+}
+
+void Gateway::add_route(std::string method, std::string path, uint64_t max_body,
+                        RouteHandler handler) {
+  routes_.push_back({method, path, max_body});
+  const uint64_t cap = max_body ? max_body : config_.http.max_body;
+  // httplib matches routes as regular expressions: escape the fixed path.
+  static const std::regex special(R"([.^$|()\[\]{}*+?\\])");
+  bool prefix = path.size() >= 2 && path.compare(path.size() - 2, 2, "/*") == 0;
+  if (prefix) {
+    path.pop_back();  // ".../" : body caps and metrics treat it as a prefix
+    routes_.back().path = path;
+  }
+  std::string pattern = std::regex_replace(path, special, R"(\$&)") + (prefix ? ".+" : "");
+  auto handle = [handler = std::move(handler)](const httplib::Request& req, const RequestBody& body,
+                                               Clock::time_point deadline) {
+    return handler(inbound_from(req, body, "", deadline));
+  };
+  register_handler(method, pattern, method + " " + path, cap, handle);
+}
+
+void Gateway::add_builtin_routes() {
+  auto counted = [this](std::string label, std::function<Reply(const httplib::Request&)> fn) {
+    return [this, label = std::move(label), fn = std::move(fn)](const httplib::Request& req,
+                                                                httplib::Response& res) {
+      Reply reply = fn(req);
+      metrics_.http_requests.inc({label, std::to_string(reply.status)});
+      write_reply(reply, res);
+    };
+  };
+  server_->Get("/healthz", counted("GET /healthz", [](const httplib::Request&) {
+                 return Reply::json(200, {{"status", "ok"}});
+               }));
+  server_->Get("/readyz", counted("GET /readyz",
+                                  [this](const httplib::Request&) { return readiness_reply(); }));
+  server_->Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
+    metrics_.http_requests.inc({"GET /metrics", "200"});
+    res.set_content(metrics_.render(), "text/plain; version=0.0.4; charset=utf-8");
+  });
+  if (config_.http.noop_route) {
+    // The benchmark's ceiling: the same server, plumbing and metrics, no parse or publish.
+    auto noop = counted("POST /v1/noop", [](const httplib::Request&) {
+      return Reply::json(202, {{"status", "accepted"}});
+    });
+    server_->Post("/v1/noop", noop);
+    server_->Get("/v1/noop", noop);
+  }
+}
+
+Reply Gateway::readiness_reply() const {
+  using nlohmann::json;
+  NatsReadiness nats = publisher_->readiness();
+  const SeenIndex& index = publisher_->seen_index();
+  json body = {{"stream", config_.nats.stream.name},
+               {"nats", {{"connected", nats.connected}, {"stream_ready", nats.stream_ready}}},
+               {"dedup_index", {{"caught_up", index.caught_up()}, {"ids", index.size()}}}};
+  std::string reason, problem;
+  if (!nats.connected) {
+    reason = "nats_disconnected";
+    problem = nats.problem;
+  } else if (!nats.stream_ready) {
+    reason = "stream_missing";
+    problem = nats.problem;
+  } else if (!index.caught_up()) {
+    reason = "dedup_index_loading";
+    problem = "the dedup index is still reading the stream after start";
+  }
+  SpoolStats spool = spooling_sink_->stats();
+  const bool spool_full = spooling_sink_->full();
+  body["spool"] = {{"depth", spool.depth}, {"bytes", spool.bytes}, {"full", spool_full}};
+  if (spool.oldest_ms)
+    body["spool"]["oldest_age_seconds"] = (now_millis_count() - *spool.oldest_ms) / 1000.0;
+  if (reason.empty() && spool.depth == 0) {
+    body["status"] = "ready";
+    return Reply::json(200, body);
+  }
+  bool any_account_spools =
+      std::any_of(config_.spool_on_nats_down.begin(), config_.spool_on_nats_down.end(),
+                  [](const auto& entry) { return entry.second; });
+  if (!spool_full && (any_account_spools || reason.empty())) {
+    // Spooling (or draining): webhooks and polled events are still made durable here, so a
+    // load balancer must keep sending them -- 200, not 503. API accounts (on_nats_down:
+    // reject) get 503 per request meanwhile; `reason`/`nats` say why.
+    body["status"] = "degraded";
+    body["reason"] = "spooling";
+    if (!reason.empty()) body["nats_problem"] = reason;
+    if (!problem.empty()) body["detail"] = problem;
+    return Reply::json(200, body);
+  }
+  if (reason.empty()) {
+    reason = "spool_full";
+    problem = "the spool is full (spool.max_bytes) and still draining";
+  } else {
+    problem += "; and the spool is full (spool.max_bytes)";
+  }
+  body["status"] = "not_ready";
+  body["reason"] = reason;
+  body["error"] = {{"code", "not_durable"}, {"message", problem}};
+  Reply reply = Reply::json(503, body);
+  auto seconds = std::chrono::duration_cast<std::chrono::seconds>(config_.http.retry_after);
+  reply.headers.emplace_back("Retry-After", std::to_string(seconds.count()));
+  return reply;
+}
+
+void Gateway::add_spool_gauges() {
+  const SpoolingSink& sink = *spooling_sink_;
+  metrics_.add_gauge("omnigate_spool_depth", "Interactions in the local spool, not yet drained.",
+                     [&sink] { return static_cast<double>(sink.stats().depth); });
+  metrics_.add_gauge("omnigate_spool_bytes", "Payload bytes in the local spool (spool.max_bytes).",
+                     [&sink] { return static_cast<double>(sink.stats().bytes); });
+  metrics_.add_gauge("omnigate_spool_oldest_age_seconds",
+                     "Age of the oldest interaction in the spool; 0 when empty.", [&sink] {
+                       auto oldest = sink.stats().oldest_ms;
+                       return oldest ? (now_millis_count() - *oldest) / 1000.0 : 0.0;
+                     });
+}
+
+void Gateway::add_dedup_gauges() {
+  const SeenIndex& index = publisher_->seen_index();
+  metrics_.add_gauge("omnigate_dedup_index_ids",
+                     "Interaction ids within the dedup horizon held by the dedup index.",
+                     [&index] { return static_cast<double>(index.size()); });
+  metrics_.add_gauge("omnigate_dedup_index_bytes", "Memory of the dedup index's tables.",
+                     [&index] { return static_cast<double>(index.memory_bytes()); });
+  metrics_.add_gauge("omnigate_dedup_index_caught_up",
+                     "1 once the dedup index has read the stream's horizon after start.",
+                     [&index] { return index.caught_up() ? 1.0 : 0.0; });
+}
+
+Result<int> Gateway::bind() {
+  const HttpConfig& http = config_.http;
+  // Threads, keep-alive and timeouts are the guard's (gateway/http/http_guard.hpp).
+  server_->set_tcp_nodelay(http.tcp_nodelay);
+  uint64_t largest_cap = http.max_body;
+  for (const auto& route : routes_) largest_cap = std::max(largest_cap, route.max_body);
+  server_->set_payload_max_length(static_cast<size_t>(largest_cap));
+
+  // Refuse an ambiguous framing, and an oversized declared body, before reading it. Either
+  // answer leaves the body unread, so the guard closes the connection after it.
+  server_->set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+    auto* framing = RequestFraming::current();
+    if (framing && !framing->framing_problem().empty()) {
+      metrics_.http_requests.inc({"unmatched", "400"});
+      write_reply(Reply::error(make_error(ErrorCode::bad_request, "route",
+                                          "refused framing: " + framing->framing_problem())),
+                  res);
+      return httplib::Server::HandlerResponse::Handled;
+    }
+    if (!req.has_header("Content-Length")) return httplib::Server::HandlerResponse::Unhandled;
+    uint64_t length = std::strtoull(req.get_header_value("Content-Length").c_str(), nullptr, 10);
+    RouteCap route = route_for(req.method, req.path);
+    uint64_t cap = route.max_body;
+    if (length <= cap) return httplib::Server::HandlerResponse::Unhandled;
+    // The label is the route, never the request's own path: labels must stay a bounded set.
+    metrics_.http_requests.inc({route.method + " " + route.path, "413"});
+    write_reply(Reply::error(make_error(ErrorCode::payload_too_large, "route",
+                                        "the body is larger than " + std::to_string(cap) +
+                                            " bytes allowed for this route")),
+                res);
+    return httplib::Server::HandlerResponse::Handled;
+  });
+  // cpp-httplib calls this for every response >= 400, including the ones our handlers wrote:
+  // only the server's own errors (no route, bad request line, oversized body) get a body here.
+  server_->set_error_handler(httplib::Server::HandlerWithResponse(
+      [this](const httplib::Request& req, httplib::Response& res) {
+        if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
+        ErrorCode code = ErrorCode::not_found;
+        std::string detail = "no route for " + req.method + " " + req.path;
+        if (res.status == 413) {
+          code = ErrorCode::payload_too_large;
+          detail = "the body is larger than this server accepts";
+        } else if (res.status == 400) {
+          code = ErrorCode::bad_request;
+          detail = "malformed HTTP request";
+        } else if (res.status == 405) {
+          code = ErrorCode::method_not_allowed;
+          detail = req.method + " is not allowed on " + req.path;
+        } else if (res.status >= 500) {
+          code = ErrorCode::internal;
+          detail = "internal error";
+        }
+        metrics_.http_requests.inc({"unmatched", std::to_string(res.status)});
+        int status = res.status;
+        write_reply(Reply::error(make_error(code, "route", detail)), res);
+        res.status = status;
+        return httplib::Server::HandlerResponse::Handled;
+      }));
+  server_->set_exception_handler(
+      [this](const httplib::Request& req, httplib::Response& res, std::exception_ptr) {
+        log::error("http", "unhandled exception on " + req.method + " " + req.path);
+        metrics_.http_requests.inc({"exception", "500"});
+        write_reply(Reply::error(make_error(ErrorCode::internal, "route", "internal error")), res);
+      });
+
+  // Debian's cpp-httplib is built with a listen backlog of 5: a burst of provider connections
+  // would wait for SYN retries. We keep the socket fd and listen() again with a real backlog.
+  server_->set_socket_options([this](socket_t fd) {
+    int yes = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+    listen_fd_ = fd;
+  });
+  int port = http.port;
+  if (port == 0) {
+    port = server_->bind_to_any_port(http.address);
+    if (port < 0) port = 0;
+  } else if (!server_->bind_to_port(http.address, port)) {
+    port = 0;
+  }
+  if (port == 0) {
+    return make_error(ErrorCode::internal, "route",
+                      "cannot listen on " + http.address + ":" + std::to_string(http.port) +
+                          " (in use, or not permitted)");
+  }
+  if (listen_fd_ >= 0) ::listen(listen_fd_, http.listen_backlog);
+  return port;
+}
+
+void Gateway::serve() {
+  server_->listen_after_bind();
+}
+
+void Gateway::stop() {
+  if (server_ && server_->is_running()) server_->stop();
+}
+
+}  // namespace omnigate

@@ -1,0 +1,108 @@
+// Consent across channels: signed confirmation and unsubscribe links, the pages behind them,
+// the double opt-in e-mail, and the `consent` interactions they publish.
+//
+//   GET  /v1/consent/confirm?token=      a page with one button (scanners open links: no effect)
+//   POST /v1/consent/confirm?token=      the button → consent granted (double_opt_in)
+//   GET  /v1/consent/unsubscribe?token=  a page with one button
+//   POST /v1/consent/unsubscribe?token=  → consent withdrawn (unsubscribe_link); RFC 8058 one-click
+//   POST /v1/consent/links               a CRM mints unsubscribe links (bearer consent.links_token)
+//
+// Tokens are sealed claims (AES-256-GCM under consent.signing_key): no server-side state, the
+// e-mail inside is not readable from the link, and the interaction id derives from the claims,
+// so a second click publishes nothing new.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "gateway/config/config.hpp"
+#include "gateway/core/metrics.hpp"
+#include "gateway/kit/connector.hpp"
+#include "gateway/mail/mailer.hpp"
+#include "gateway/mail/outbox.hpp"
+#include "gateway/pipeline/pipeline.hpp"
+
+namespace omnigate {
+
+struct LinkClaims {
+  std::string kind;  // "confirm" | "unsubscribe" | "render"
+  std::string channel, account;
+  std::string email;
+  std::vector<std::string> purposes, channels, text_ids;
+  std::string submission_id;          // confirm: the form submission
+  std::string linked_interaction_id;  // confirm: the lead that carried the pending consent
+  std::string language = "ru";
+  std::string nonce;  // unsubscribe: makes each minted link its own event
+  int64_t issued_at_ms = 0;
+  int64_t expires_at = 0;  // unix seconds; 0 = never
+};
+
+// Signs and reads link claims; needs only the config (the consent-link CLI uses it alone).
+class ConsentLinks {
+ public:
+  explicit ConsentLinks(const Config& config) : config_(config) {}
+  std::string sign(const LinkClaims& claims) const;
+  // forbidden (forged or not this kind) or invalid_field "expired" (410 at the page level).
+  Result<LinkClaims> verify(std::string_view token, std::string_view kind) const;
+  std::string confirm_url(const LinkClaims& claims) const;
+  std::string unsubscribe_url(const LinkClaims& claims) const;
+  // Claims of a new unsubscribe link for (channel, account, email, purposes, channels).
+  LinkClaims unsubscribe_claims(const std::string& channel, const std::string& account,
+                                const std::string& email, std::vector<std::string> purposes,
+                                std::vector<std::string> channels,
+                                const std::string& language) const;
+
+ private:
+  const Config& config_;
+};
+
+class Publisher;
+
+class ConsentService {
+ public:
+  // Starts the outbox's sender when consent.smtp.url is set.
+  ConsentService(const Config& config, Pipeline& pipeline, Metrics& metrics, Publisher& publisher);
+  ~ConsentService();
+
+  const ConsentLinks& links() const { return links_; }
+
+  // Queues the double opt-in e-mail for the pending consents of a durable lead in the durable
+  // outbox; ok only after JetStream stored it. The same claims.submission_id queues one mail
+  // (within the outbox's duplicate window). Errors: not_durable (the outbox is unreachable
+  // before `deadline`: worth a retry), internal (no SMTP server configured: a retry will not
+  // help). Each outcome is counted in omnigate_consent_emails_total.
+  Status request_confirmation(const LinkClaims& claims, const std::string& form_title,
+                              const std::string& consent_text,
+                              std::chrono::steady_clock::time_point deadline);
+
+  void register_routes(Router& router);
+  const ConsentConfig& config() const { return config_.consent; }
+
+ private:
+  struct ButtonPage {
+    std::string title, before_email, after_email, button;
+  };
+  // A page naming the address and purposes with one POST button (scanners open links; only a
+  // person's click counts).
+  Reply button_page(const InboundRequest& request, std::string_view kind, const ButtonPage& ru,
+                    const ButtonPage& en) const;
+  // The consent interaction of a link click: one entry per purpose, with the click's evidence.
+  Interaction consent_interaction(const LinkClaims& claims, const InboundRequest& request,
+                                  const std::string& status, const std::string& method,
+                                  const std::string& native_event) const;
+  Reply confirm_page(const InboundRequest& request);
+  Reply confirm(const InboundRequest& request);
+  Reply unsubscribe_page(const InboundRequest& request);
+  Reply unsubscribe(const InboundRequest& request);
+  Reply mint_links(const InboundRequest& request);
+  ConsentEvidence click_evidence(const InboundRequest& request) const;
+
+  const Config& config_;
+  ConsentLinks links_;
+  Pipeline& pipeline_;
+  Metrics& metrics_;
+  std::unique_ptr<Outbox> outbox_;
+};
+
+}  // namespace omnigate

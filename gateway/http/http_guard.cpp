@@ -1,0 +1,855 @@
+#include "gateway/http/http_guard.hpp"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+#include <thread>
+#include <vector>
+
+#include "gateway/http/request.hpp"
+
+namespace omnigate {
+
+using Clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+
+std::string_view guard_event_name(GuardEvent event) {
+  switch (event) {
+    case GuardEvent::per_ip_cap:
+      return "per_ip_cap";
+    case GuardEvent::header_timeout:
+      return "header_timeout";
+    case GuardEvent::header_too_large:
+      return "header_too_large";
+    case GuardEvent::bad_framing:
+      return "bad_framing";
+    case GuardEvent::incomplete_body:
+      return "incomplete_body";
+  }
+  return "unknown";
+}
+
+namespace {
+
+thread_local RequestFraming* t_current_framing = nullptr;
+
+// A busy keep-alive client's next request usually arrives within a millisecond of our answer;
+// waiting that long in the thread saves a round trip through the parking set.
+constexpr int kLingerForNextRequestMs = 1;
+// After an answer that leaves a body unread, the client may still be sending it: read and drop
+// it for a while before closing, or the kernel resets the connection and the client may lose
+// the answer (what nginx calls a lingering close).
+constexpr milliseconds kDrainTime{2'000};
+constexpr size_t kReadChunk = 16 * 1024;
+
+int poll_one(int fd, short events, milliseconds timeout) {
+  pollfd p{fd, events, 0};
+  int ms = static_cast<int>(std::max<int64_t>(0, timeout.count()));
+  for (;;) {
+    int r = ::poll(&p, 1, ms);
+    if (r < 0 && errno == EINTR) continue;
+    if (r > 0 && (p.revents & (POLLERR | POLLNVAL))) return -1;
+    return r;
+  }
+}
+
+std::string address_text(const sockaddr_storage& addr) {
+  char text[INET6_ADDRSTRLEN] = "";
+  if (addr.ss_family == AF_INET) {
+    inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in&>(addr).sin_addr, text, sizeof text);
+  } else if (addr.ss_family == AF_INET6) {
+    inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6&>(addr).sin6_addr, text, sizeof text);
+  }
+  return text;
+}
+
+int address_port(const sockaddr_storage& addr) {
+  if (addr.ss_family == AF_INET) return ntohs(reinterpret_cast<const sockaddr_in&>(addr).sin_port);
+  if (addr.ss_family == AF_INET6)
+    return ntohs(reinterpret_cast<const sockaddr_in6&>(addr).sin6_port);
+  return 0;
+}
+
+bool all_digits(std::string_view s) {
+  return !s.empty() && s.size() <= 19 &&
+         std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+// RFC 9112 §7.1 chunked framing, checked on the bytes as they are read: strict hex sizes, CRLF
+// after every chunk, no trailers (cpp-httplib cannot read them), and the end is the end.
+class ChunkedFraming {
+ public:
+  enum class State { size, extension, size_lf, data, data_cr, data_lf, last_cr, last_lf, done };
+  // Consumes bytes up to the end of the body; returns how many, or -1 when the framing is bad.
+  ssize_t feed(const char* data, size_t n) {
+    size_t i = 0;
+    while (i < n && state_ != State::done) {
+      char c = data[i];
+      switch (state_) {
+        case State::size:
+          if (std::isxdigit(static_cast<unsigned char>(c))) {
+            if (++digits_ > 15) return -1;
+            size_ = size_ * 16 + static_cast<uint64_t>(hex_value(c));
+          } else if (digits_ > 0 && c == ';') {
+            state_ = State::extension;
+          } else if (digits_ > 0 && c == '\r') {
+            state_ = State::size_lf;
+          } else {
+            return -1;
+          }
+          ++i;
+          break;
+        case State::extension:
+          if (c == '\n' || ++extension_ > 256) return -1;
+          if (c == '\r') state_ = State::size_lf;
+          ++i;
+          break;
+        case State::size_lf:
+          if (c != '\n') return -1;
+          state_ = size_ == 0 ? State::last_cr : State::data;
+          ++i;
+          break;
+        case State::data: {
+          size_t take = static_cast<size_t>(std::min<uint64_t>(size_, n - i));
+          size_ -= take;
+          i += take;
+          if (size_ == 0) state_ = State::data_cr;
+          break;
+        }
+        case State::data_cr:
+          if (c != '\r') return -1;
+          state_ = State::data_lf;
+          ++i;
+          break;
+        case State::data_lf:
+          if (c != '\n') return -1;
+          state_ = State::size;
+          digits_ = 0;
+          extension_ = 0;
+          ++i;
+          break;
+        case State::last_cr:
+          if (c != '\r') return -1;  // a trailer section: not supported
+          state_ = State::last_lf;
+          ++i;
+          break;
+        case State::last_lf:
+          if (c != '\n') return -1;
+          state_ = State::done;
+          ++i;
+          break;
+        case State::done:
+          break;
+      }
+    }
+    return static_cast<ssize_t>(i);
+  }
+  bool done() const { return state_ == State::done; }
+
+ private:
+  static int hex_value(char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    return (c | 0x20) - 'a' + 10;
+  }
+  State state_ = State::size;
+  uint64_t size_ = 0;
+  int digits_ = 0;
+  int extension_ = 0;
+};
+
+}  // namespace
+
+RequestFraming* RequestFraming::current() {
+  return t_current_framing;
+}
+
+// One TCP connection: its socket, its unread bytes (kept across requests and parking, so
+// pipelined requests are not lost), and its place in the per-IP count.
+struct GuardedServer::Connection {
+  int fd = -1;
+  std::string peer_ip;
+  std::string key;  // per-IP cap key; "" when exempt
+  std::vector<char> buffer;
+  size_t begin = 0, end = 0;
+  size_t scanned = 0;  // bytes of the current head already searched for its end
+  size_t lines = 0;    // and the line ends among them
+  int requests_left = 0;
+  int served = 0;
+  bool draining = false;
+  bool head_started = true;  // a new connection's deadline runs from the accept
+  Clock::time_point head_deadline;
+  Clock::time_point park_deadline;
+
+  bool buffered() const { return begin < end; }
+  enum class HeadState { complete, need_more, closed, too_large };
+  HeadState prefetch_head(const HttpGuardLimits& limits);
+};
+
+// Reads, without blocking, until the buffer holds a whole request head (request line, headers,
+// blank line). cpp-httplib then parses it from memory, so a slow client holds no thread while
+// its head trickles in. A head ends at the first "\n\r\n" (cpp-httplib skips lines that end
+// in a bare LF, and a line of just CRLF ends the head).
+GuardedServer::Connection::HeadState GuardedServer::Connection::prefetch_head(
+    const HttpGuardLimits& limits) {
+  Connection& c = *this;
+  for (;;) {
+    const char* data = c.buffer.data();
+    size_t from = c.begin + (c.scanned >= 2 ? c.scanned - 2 : 0);
+    size_t found = std::string_view(data + from, c.end - from).find("\n\r\n");
+    // The head ends after "\n\r\n"; without it, everything buffered is head so far.
+    size_t head_end = found == std::string_view::npos ? c.end : from + found + 3;
+    c.lines += static_cast<size_t>(std::count(data + c.begin + c.scanned, data + head_end, '\n'));
+    c.scanned = head_end - c.begin;
+    // The request line and the blank line that ends the head are lines too.
+    size_t line_cap = limits.max_headers + (found == std::string_view::npos ? 1 : 2);
+    if (c.scanned > limits.max_header_bytes || c.lines > line_cap) return HeadState::too_large;
+    if (found != std::string_view::npos) {
+      c.scanned = 0;
+      c.lines = 0;
+      return HeadState::complete;
+    }
+    if (c.buffer.empty()) c.buffer.resize(kReadChunk);
+    if (c.end == c.buffer.size()) {
+      if (c.begin > 0) {
+        std::memmove(c.buffer.data(), c.buffer.data() + c.begin, c.end - c.begin);
+        c.end -= c.begin;
+        c.begin = 0;
+      } else {
+        c.buffer.resize(c.buffer.size() + kReadChunk);  // bounded by max_header_bytes above
+      }
+    }
+    ssize_t n = ::recv(c.fd, c.buffer.data() + c.end, c.buffer.size() - c.end, MSG_DONTWAIT);
+    if (n > 0) {
+      c.end += static_cast<size_t>(n);
+      continue;
+    }
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+      return HeadState::need_more;
+    return HeadState::closed;
+  }
+}
+
+// The framing-aware stream cpp-httplib reads a request through and writes its answer to.
+class GuardedServer::ConnStream final : public httplib::Stream, public RequestFraming {
+ public:
+  ConnStream(Connection& connection, const HttpGuardLimits& limits)
+      : c_(connection), limits_(limits) {}
+
+  void begin_request() {
+    phase_ = Phase::head;
+    framing_ = Framing::none;
+    framing_problem_.clear();
+    remaining_ = 0;
+    chunked_ = ChunkedFraming();
+    body_failed_ = false;
+  }
+
+  // Called by cpp-httplib once the head is parsed (its setup_request hook).
+  void head_complete(const httplib::Request& req) {
+    phase_ = Phase::body;
+    size_t lengths = req.get_header_value_count("Content-Length");
+    size_t encodings = req.get_header_value_count("Transfer-Encoding");
+    if (encodings > 0) {
+      if (lengths > 0) {
+        framing_problem_ = "both Content-Length and Transfer-Encoding are present";
+      } else if (encodings > 1 || !iequals(req.get_header_value("Transfer-Encoding"), "chunked")) {
+        framing_problem_ = "Transfer-Encoding other than chunked is not supported";
+      }
+      framing_ = Framing::chunked;
+    } else if (lengths > 1) {
+      framing_problem_ = "more than one Content-Length";
+    } else if (lengths == 1) {
+      std::string value = req.get_header_value("Content-Length");
+      if (!all_digits(value)) {
+        framing_problem_ = "Content-Length is not a number";
+      } else {
+        framing_ = Framing::length;
+        remaining_ = std::stoull(value);
+      }
+    }
+    if (!framing_problem_.empty()) {
+      framing_ = Framing::refused;
+      body_failed_ = true;
+    }
+  }
+
+  void end_request() { phase_ = Phase::between; }
+  bool head_was_complete() const { return phase_ != Phase::head; }
+
+  std::string framing_problem() const override { return framing_problem_; }
+  bool body_complete() const override {
+    if (body_failed_) return false;
+    switch (framing_) {
+      case Framing::none:
+        return true;
+      case Framing::length:
+        return remaining_ == 0;
+      case Framing::chunked:
+        return chunked_.done();
+      case Framing::refused:
+        return false;
+    }
+    return false;
+  }
+  bool bad_framing() const { return framing_ == Framing::refused || body_failed_; }
+
+  bool is_readable() const override { return c_.buffered() || poll_in(limits_.read_timeout) > 0; }
+  bool is_writable() const override { return poll_one(c_.fd, POLLOUT, limits_.write_timeout) > 0; }
+
+  ssize_t read(char* ptr, size_t size) override {
+    if (size == 0) return 0;
+    switch (phase_) {
+      case Phase::head:
+        return read_head(ptr, size);
+      case Phase::body:
+        return read_body(ptr, size);
+      case Phase::between:
+        return 0;
+    }
+    return -1;
+  }
+
+  ssize_t write(const char* ptr, size_t size) override {
+    if (poll_one(c_.fd, POLLOUT, limits_.write_timeout) <= 0) return -1;
+    return ::send(c_.fd, ptr, size, MSG_NOSIGNAL);
+  }
+
+  void get_remote_ip_and_port(std::string& ip, int& port) const override {
+    sockaddr_storage addr{};
+    socklen_t len = sizeof addr;
+    if (getpeername(c_.fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
+      ip = address_text(addr);
+      port = address_port(addr);
+    }
+  }
+  void get_local_ip_and_port(std::string& ip, int& port) const override {
+    sockaddr_storage addr{};
+    socklen_t len = sizeof addr;
+    if (getsockname(c_.fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
+      ip = address_text(addr);
+      port = address_port(addr);
+    }
+  }
+  socket_t socket() const override { return c_.fd; }
+
+ private:
+  enum class Phase { head, body, between };
+  enum class Framing { none, length, chunked, refused };
+
+  int poll_in(milliseconds timeout) const { return poll_one(c_.fd, POLLIN, timeout); }
+
+  // Makes bytes available in the buffer, waiting until `deadline`: >0 bytes, 0 EOF, -1 error
+  // or timeout (then *timed_out is set).
+  ssize_t fill(Clock::time_point deadline, bool* timed_out) {
+    if (c_.buffered()) return static_cast<ssize_t>(c_.end - c_.begin);
+    c_.begin = c_.end = 0;
+    if (c_.buffer.empty()) c_.buffer.resize(kReadChunk);
+    auto left = std::chrono::duration_cast<milliseconds>(deadline - Clock::now());
+    int ready = poll_in(std::max(left, milliseconds(0)));
+    if (ready == 0) {
+      *timed_out = true;
+      return -1;
+    }
+    if (ready < 0) return -1;
+    ssize_t n = ::recv(c_.fd, c_.buffer.data(), c_.buffer.size(), MSG_DONTWAIT);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      *timed_out = Clock::now() >= deadline;
+      return -1;
+    }
+    if (n <= 0) return n;
+    c_.end = static_cast<size_t>(n);
+    return n;
+  }
+
+  size_t take(char* ptr, size_t size) {
+    size_t n = std::min(size, c_.end - c_.begin);
+    std::memcpy(ptr, c_.buffer.data() + c_.begin, n);
+    c_.begin += n;
+    return n;
+  }
+
+  // The head is in the buffer already (prefetch_head): no waiting, no caps to check here.
+  ssize_t read_head(char* ptr, size_t size) {
+    if (!c_.buffered()) return 0;
+    return static_cast<ssize_t>(take(ptr, size));
+  }
+
+  ssize_t read_body(char* ptr, size_t size) {
+    if (framing_ == Framing::none || framing_ == Framing::refused) return 0;
+    if (framing_ == Framing::length && remaining_ == 0) return 0;
+    if (framing_ == Framing::chunked && chunked_.done()) return 0;
+    bool timed_out = false;
+    ssize_t available = fill(Clock::now() + limits_.read_timeout, &timed_out);
+    if (available <= 0) {
+      body_failed_ = true;  // EOF or timeout inside the body: it is incomplete
+      return -1;
+    }
+    if (framing_ == Framing::length) {
+      size_t n = take(ptr, static_cast<size_t>(std::min<uint64_t>(size, remaining_)));
+      remaining_ -= n;
+      return static_cast<ssize_t>(n);
+    }
+    size_t peek = std::min(size, c_.end - c_.begin);
+    ssize_t framed = chunked_.feed(c_.buffer.data() + c_.begin, peek);
+    if (framed < 0) {
+      body_failed_ = true;
+      return -1;
+    }
+    return static_cast<ssize_t>(take(ptr, static_cast<size_t>(framed)));
+  }
+
+  Connection& c_;
+  const HttpGuardLimits& limits_;
+  Phase phase_ = Phase::between;
+  Framing framing_ = Framing::none;
+  std::string framing_problem_;
+  uint64_t remaining_ = 0;
+  ChunkedFraming chunked_;
+  bool body_failed_ = false;
+};
+
+// The set of connections that wait for bytes without a thread: one epoll set, one thread.
+class GuardedServer::Parker {
+ public:
+  explicit Parker(GuardedServer& server)
+      : server_(server), epoll_fd_(epoll_create1(EPOLL_CLOEXEC)) {}
+  ~Parker() {
+    stop();
+    if (epoll_fd_ >= 0) ::close(epoll_fd_);
+  }
+
+  void start() {
+    std::lock_guard lock(mutex_);
+    if (thread_.joinable() || stopped_) return;
+    thread_ = std::thread([this] { run(); });
+  }
+
+  // Takes the connection; false (connection returned untouched in `connection`) when stopped.
+  bool park(std::unique_ptr<Connection>& connection) {
+    std::lock_guard lock(mutex_);
+    if (stopped_ || !thread_.joinable()) return false;
+    epoll_event event{};
+    event.events = EPOLLIN | EPOLLRDHUP | EPOLLONESHOT;
+    event.data.fd = connection->fd;
+    if (epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, connection->fd, &event) != 0) return false;
+    int fd = connection->fd;
+    parked_[fd] = std::move(connection);
+    return true;
+  }
+
+  // Stops the thread and closes every parked connection.
+  void stop() {
+    {
+      std::lock_guard lock(mutex_);
+      stopped_ = true;
+    }
+    if (thread_.joinable()) thread_.join();
+    std::unordered_map<int, std::unique_ptr<Connection>> parked;
+    {
+      std::lock_guard lock(mutex_);
+      parked.swap(parked_);
+    }
+    for (auto& [fd, connection] : parked) server_.close(std::move(connection));
+  }
+
+ private:
+  void run() {
+    std::vector<epoll_event> events(64);
+    auto next_sweep = Clock::now();
+    for (;;) {
+      {
+        std::lock_guard lock(mutex_);
+        if (stopped_) return;
+      }
+      int n = epoll_wait(epoll_fd_, events.data(), static_cast<int>(events.size()), 50);
+      for (int i = 0; i < n; ++i) {
+        std::unique_ptr<Connection> connection = take(events[i].data.fd);
+        if (!connection) continue;
+        if (connection->draining) {
+          drain(std::move(connection));
+        } else {
+          server_.resume_later(std::move(connection));
+        }
+      }
+      if (Clock::now() >= next_sweep) {
+        sweep();
+        next_sweep = Clock::now() + milliseconds(100);
+      }
+    }
+  }
+
+  std::unique_ptr<Connection> take(int fd) {
+    std::lock_guard lock(mutex_);
+    auto it = parked_.find(fd);
+    if (it == parked_.end()) return nullptr;
+    auto connection = std::move(it->second);
+    parked_.erase(it);
+    epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);
+    return connection;
+  }
+
+  // Reads and drops what a client still sends after an answer that closes the connection.
+  void drain(std::unique_ptr<Connection> connection) {
+    char sink[kReadChunk];
+    for (int round = 0; round < 4; ++round) {
+      ssize_t n = ::recv(connection->fd, sink, sizeof sink, MSG_DONTWAIT);
+      if (n > 0) continue;
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
+      server_.close(std::move(connection));  // EOF or error: the client is done
+      return;
+    }
+    if (!park(connection)) server_.close(std::move(connection));
+  }
+
+  void sweep() {
+    std::vector<std::unique_ptr<Connection>> expired;
+    {
+      std::lock_guard lock(mutex_);
+      auto now = Clock::now();
+      for (auto it = parked_.begin(); it != parked_.end();) {
+        if (it->second->park_deadline <= now) {
+          epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, it->first, nullptr);
+          expired.push_back(std::move(it->second));
+          it = parked_.erase(it);
+        } else {
+          ++it;
+        }
+      }
+    }
+    for (auto& connection : expired) {
+      if (connection->head_started && !connection->draining && server_.on_event_)
+        server_.on_event_(GuardEvent::header_timeout);
+      server_.close(std::move(connection));
+    }
+  }
+
+ public:
+  // Closes the parked connections of `key` whose client has already hung up (FIN or reset)
+  // but whose wake-up has not been handled yet; returns how many. A client that opens a
+  // connection per request closes each one right after its answer: without this, the per-IP
+  // cap would count connections that are gone but not yet reaped.
+  int reap_hung_up(const std::string& key) {
+    std::vector<std::unique_ptr<Connection>> gone;
+    {
+      std::lock_guard lock(mutex_);
+      for (auto it = parked_.begin(); it != parked_.end();) {
+        pollfd p{it->first, POLLRDHUP, 0};
+        bool hung_up = it->second->key == key && ::poll(&p, 1, 0) > 0 &&
+                       (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0;
+        if (hung_up) {
+          epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, it->first, nullptr);
+          gone.push_back(std::move(it->second));
+          it = parked_.erase(it);
+        } else {
+          ++it;
+        }
+      }
+    }
+    for (auto& connection : gone) server_.close(std::move(connection));
+    return static_cast<int>(gone.size());
+  }
+
+ private:
+  GuardedServer& server_;
+  int epoll_fd_;
+  std::mutex mutex_;
+  bool stopped_ = false;
+  std::thread thread_;
+  std::unordered_map<int, std::unique_ptr<Connection>> parked_;
+};
+
+// cpp-httplib's thread pool, told to stop the parking set and unblock every connection
+// before it joins its workers (Server::stop would otherwise wait for idle clients).
+class GuardedServer::Pool final : public httplib::ThreadPool {
+ public:
+  Pool(size_t threads, GuardedServer& server) : httplib::ThreadPool(threads), server_(server) {}
+  void shutdown() override {
+    server_.shutdown_all();
+    httplib::ThreadPool::shutdown();
+  }
+
+ private:
+  GuardedServer& server_;
+};
+
+GuardedServer::GuardedServer(HttpGuardLimits limits, EventSink on_event)
+    : limits_(std::move(limits)),
+      on_event_(std::move(on_event)),
+      parker_(std::make_unique<Parker>(*this)) {
+  new_task_queue = [this] {
+    auto* pool = new Pool(limits_.threads, *this);
+    {
+      std::lock_guard lock(mutex_);
+      pool_ = pool;
+    }
+    parker_->start();
+    return pool;
+  };
+  set_keep_alive_max_count(static_cast<size_t>(limits_.keep_alive_max_requests));
+  auto seconds = [](milliseconds ms) { return std::max<time_t>(1, (ms.count() + 999) / 1000); };
+  set_keep_alive_timeout(seconds(limits_.keep_alive_timeout));
+  set_read_timeout(seconds(limits_.read_timeout));
+  set_write_timeout(seconds(limits_.write_timeout));
+  // The answer to a request whose body stays unread says that the connection closes.
+  set_post_routing_handler([](const httplib::Request&, httplib::Response& res) {
+    auto* framing = RequestFraming::current();
+    if (!framing || framing->body_complete()) return;
+    res.headers.erase("Keep-Alive");
+    res.headers.erase("Connection");
+    res.set_header("Connection", "close");
+  });
+}
+
+GuardedServer::~GuardedServer() {
+  parker_->stop();
+}
+
+size_t GuardedServer::open_connections() const {
+  std::lock_guard lock(mutex_);
+  return open_;
+}
+
+bool GuardedServer::process_and_close_socket(socket_t sock) {
+  auto connection = std::make_unique<Connection>();
+  connection->fd = sock;
+  connection->requests_left = limits_.keep_alive_max_requests;
+  connection->head_deadline = Clock::now() + limits_.header_timeout;
+  sockaddr_storage addr{};
+  socklen_t len = sizeof addr;
+  if (getpeername(sock, reinterpret_cast<sockaddr*>(&addr), &len) == 0)
+    connection->peer_ip = address_text(addr);
+  bool exempt = limits_.exempt.trusts(connection->peer_ip);
+  bool refused = false;
+  if (!exempt) connection->key = client_key(connection->peer_ip);
+  auto at_cap = [&] {
+    std::lock_guard lock(mutex_);
+    auto it = per_ip_.find(connection->key);
+    return it != per_ip_.end() && it->second >= limits_.max_connections_per_ip;
+  };
+  if (!exempt && at_cap()) {
+    // Count only connections that are still there: reap those whose client hung up, and give
+    // the ones already on their way to close (queued on a worker) a moment to finish.
+    parker_->reap_hung_up(connection->key);
+    auto until = Clock::now() + milliseconds(100);
+    while (at_cap() && Clock::now() < until) {
+      std::this_thread::sleep_for(milliseconds(5));
+      parker_->reap_hung_up(connection->key);
+    }
+  }
+  {
+    std::lock_guard lock(mutex_);
+    ++open_;
+    if (!exempt) {
+      int& count = per_ip_[connection->key];
+      if (count >= limits_.max_connections_per_ip) refused = true;
+      ++count;
+    }
+  }
+  if (refused) {
+    if (on_event_) on_event_(GuardEvent::per_ip_cap);
+    static const std::string body =
+        R"({"error":{"code":"rate_limited","message":"too many open connections from this address"}})";
+    std::string answer =
+        "HTTP/1.1 429 Too Many Requests\r\nContent-Type: application/json\r\n"
+        "Retry-After: 1\r\nConnection: close\r\nContent-Length: " +
+        std::to_string(body.size()) + "\r\n\r\n" + body;
+    ::send(sock, answer.data(), answer.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+    ::shutdown(sock, SHUT_WR);
+    connection->draining = true;
+    connection->park_deadline = Clock::now() + kDrainTime;
+    if (!parker_->park(connection)) close(std::move(connection));
+    return false;
+  }
+  resume(std::move(connection));
+  return true;
+}
+
+void GuardedServer::resume(std::unique_ptr<Connection> connection) {
+  connection = serve(std::move(connection));
+  if (connection) park_or_close(std::move(connection));
+}
+
+void GuardedServer::resume_later(std::unique_ptr<Connection> connection) {
+  std::unique_lock lock(mutex_);
+  if (pool_) {
+    // std::function needs a copyable callable: the connection travels as a raw pointer.
+    Connection* raw = connection.release();
+    pool_->enqueue([this, raw] { resume(std::unique_ptr<Connection>(raw)); });
+    return;
+  }
+  lock.unlock();
+  close(std::move(connection));  // shutting down: nobody will serve it
+}
+
+std::unique_ptr<GuardedServer::Connection> GuardedServer::serve(
+    std::unique_ptr<Connection> connection) {
+  Connection& c = *connection;
+  {
+    std::lock_guard lock(mutex_);
+    active_[c.fd] = true;
+  }
+  auto leave = [&] {
+    std::lock_guard lock(mutex_);
+    active_.erase(c.fd);
+  };
+  ConnStream stream(c, limits_);
+  bool answered = false;
+  while (svr_sock_ != INVALID_SOCKET && c.requests_left > 0) {
+    auto head = c.prefetch_head(limits_);
+    if (c.buffered() && !c.head_started) {
+      c.head_started = true;
+      c.head_deadline = Clock::now() + limits_.header_timeout;
+    }
+    if (head == Connection::HeadState::need_more) {
+      if (c.head_started && Clock::now() >= c.head_deadline) {
+        if (on_event_) on_event_(GuardEvent::header_timeout);
+        break;
+      }
+      if (!c.buffered() && poll_one(c.fd, POLLIN, milliseconds(kLingerForNextRequestMs)) > 0)
+        continue;
+      leave();
+      return connection;  // waiting for bytes: park it, the thread is free
+    }
+    if (head == Connection::HeadState::closed) break;
+    if (head == Connection::HeadState::too_large) {
+      if (on_event_) on_event_(GuardEvent::header_too_large);
+      static const std::string body =
+          R"json({"error":{"code":"bad_request","message":"the request head has too many header lines or bytes (http.max_headers, http.max_header_bytes)"}})json";
+      std::string answer =
+          "HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Type: application/json\r\n"
+          "Connection: close\r\nContent-Length: " +
+          std::to_string(body.size()) + "\r\n\r\n" + body;
+      stream.write(answer.data(), answer.size());
+      answered = true;
+      break;
+    }
+    stream.begin_request();
+    bool close_connection = c.requests_left == 1;
+    bool connection_closed = false;
+    t_current_framing = &stream;
+    bool ok = process_request(stream, close_connection, connection_closed,
+                              [&stream](httplib::Request& req) { stream.head_complete(req); });
+    t_current_framing = nullptr;
+    bool head_complete = stream.head_was_complete();
+    stream.end_request();
+    --c.requests_left;
+    ++c.served;
+    c.head_started = false;
+    answered = true;
+    if (!head_complete) break;  // a head cpp-httplib refused (it answered 400 or 414)
+    if (stream.bad_framing() || !stream.body_complete()) {
+      if (on_event_)
+        on_event_(stream.bad_framing() ? GuardEvent::bad_framing : GuardEvent::incomplete_body);
+      break;
+    }
+    if (!ok || connection_closed) break;
+  }
+  leave();
+  if (answered) {
+    // Drain what the client may still send, so that it reads the answer instead of a reset.
+    ::shutdown(c.fd, SHUT_WR);
+    c.draining = true;
+    c.park_deadline = Clock::now() + kDrainTime;
+    if (parker_->park(connection)) return nullptr;
+  }
+  close(std::move(connection));
+  return nullptr;
+}
+
+void GuardedServer::park_or_close(std::unique_ptr<Connection> connection) {
+  Connection& c = *connection;
+  if (c.head_started) {
+    c.park_deadline = c.head_deadline;  // a head under way, or a new connection's first one
+  } else {
+    c.park_deadline = Clock::now() + limits_.keep_alive_timeout;
+    if (!c.buffered()) {
+      c.buffer = {};  // an idle connection keeps no buffer
+      c.begin = c.end = 0;
+    }
+  }
+  if (!parker_->park(connection)) close(std::move(connection));
+}
+
+void GuardedServer::close(std::unique_ptr<Connection> connection) {
+  if (!connection || connection->fd < 0) return;
+  {
+    std::lock_guard lock(mutex_);
+    --open_;
+    if (!connection->key.empty()) {
+      auto it = per_ip_.find(connection->key);
+      if (it != per_ip_.end() && --it->second <= 0) per_ip_.erase(it);
+    }
+  }
+  ::shutdown(connection->fd, SHUT_RDWR);
+  ::close(connection->fd);
+  connection->fd = -1;
+}
+
+void GuardedServer::shutdown_all() {
+  {
+    std::lock_guard lock(mutex_);
+    pool_ = nullptr;
+  }
+  parker_->stop();
+  std::lock_guard lock(mutex_);
+  for (const auto& [fd, active] : active_) ::shutdown(fd, SHUT_RDWR);
+}
+
+// ---------------------------------------------------------------------------------------------
+
+AuthThrottle::AuthThrottle(int per_minute, size_t max_clients)
+    : per_minute_(per_minute), max_clients_(max_clients) {}
+
+double AuthThrottle::refill(const Bucket& bucket, Clock::time_point now) const {
+  double minutes = std::chrono::duration<double>(now - bucket.updated).count() / 60.0;
+  return std::min(per_minute_, bucket.tokens + minutes * per_minute_);
+}
+
+std::optional<int> AuthThrottle::retry_after(const std::string& client_key,
+                                             Clock::time_point now) const {
+  if (per_minute_ <= 0) return std::nullopt;
+  std::lock_guard lock(mutex_);
+  auto it = buckets_.find(client_key);
+  if (it == buckets_.end()) return std::nullopt;
+  double tokens = refill(it->second, now);
+  if (tokens >= 1.0) return std::nullopt;
+  double seconds = (1.0 - tokens) * 60.0 / per_minute_;
+  return std::max(1, static_cast<int>(seconds + 0.999));
+}
+
+void AuthThrottle::record_failure(const std::string& client_key, Clock::time_point now) {
+  if (per_minute_ <= 0) return;
+  std::lock_guard lock(mutex_);
+  auto it = buckets_.find(client_key);
+  if (it == buckets_.end()) {
+    if (buckets_.size() >= max_clients_) make_room(now);
+    it = buckets_.emplace(client_key, Bucket{per_minute_, now}).first;
+  }
+  it->second.tokens = std::max(0.0, refill(it->second, now) - 1.0);
+  it->second.updated = now;
+}
+
+void AuthThrottle::make_room(Clock::time_point now) {
+  // Full buckets carry no information: drop them all. If none is full, drop the stalest.
+  for (auto it = buckets_.begin(); it != buckets_.end();) {
+    it = refill(it->second, now) >= per_minute_ ? buckets_.erase(it) : std::next(it);
+  }
+  if (buckets_.size() < max_clients_) return;
+  auto stalest = std::min_element(
+      buckets_.begin(), buckets_.end(),
+      [](const auto& a, const auto& b) { return a.second.updated < b.second.updated; });
+  buckets_.erase(stalest);
+}
+
+size_t AuthThrottle::size() const {
+  std::lock_guard lock(mutex_);
+  return buckets_.size();
+}
+
+}  // namespace omnigate

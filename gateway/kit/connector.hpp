@@ -1,0 +1,97 @@
+// The contract between the gateway core and a channel connector. A connector is a folder
+// under connectors/ that registers itself with OMNIGATE_REGISTER_CONNECTOR and one line in
+// connectors/CMakeLists.txt; the core never names a channel.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "gateway/config/config_reader.hpp"
+#include "gateway/http/request.hpp"
+
+namespace omnigate {
+
+struct Config;
+class Pipeline;
+class Metrics;
+class ConsentService;
+class CursorStore;
+
+using RouteHandler = std::function<Reply(const InboundRequest&)>;
+
+struct RouteSpec {
+  std::string method;     // GET, POST, ...
+  std::string channel;    // the route is /v1/<channel>/<account>
+  uint64_t max_body = 0;  // 413 above this; 0 = the http.max_body default
+  RouteHandler handler;
+};
+
+// Where a connector declares its routes; the gateway does the plumbing (body caps,
+// metrics per route and status, the JSON error format, unknown routes).
+class Router {
+ public:
+  virtual ~Router() = default;
+  // `/v1/<channel>/<account>` with the account segment checked against [A-Za-z0-9_-]{1,64}.
+  virtual void add_channel_route(RouteSpec spec) = 0;
+  // A fixed path outside /v1/<channel>/ (consent pages, static assets); request.account is "".
+  // A path ending in "/*" matches everything below it; the handler reads request.path.
+  virtual void add_route(std::string method, std::string path, uint64_t max_body,
+                         RouteHandler handler) = 0;
+};
+
+// What a started connector may use; it lives as long as the gateway.
+struct GatewayContext {
+  const Config& config;
+  Pipeline& pipeline;
+  Metrics& metrics;
+  ConsentService& consent;
+  CursorStore& cursors;
+};
+
+class Connector {
+ public:
+  virtual ~Connector() = default;
+  virtual std::string_view channel() const = 0;
+  // Reads one channels.<channel>[] entry. `account` is already validated and unique; the
+  // connector reads its own keys from `entry` (unknown keys are rejected after this returns).
+  virtual void read_account(const std::string& account, ConfigMap& entry) = 0;
+  virtual bool has_account(std::string_view account) const = 0;
+  // The default of the account key on_nats_down (read by the core for every channel): true =
+  // `spool` (providers that punish errors or drop undelivered events: webhooks, pollers),
+  // false = `reject`, 503 with Retry-After (callers that retry on their own: an API).
+  virtual bool spools_by_default() const { return true; }
+  // After every section is read: checks that need the rest of the config (e.g. consent texts
+  // a form refers to). Report with context.problem(mark, ...) using marks kept while reading.
+  virtual void check(const Config& config, ConfigContext& context) const {}
+  // Declares routes and starts background work (pollers).
+  virtual void start(GatewayContext& context, Router& router) = 0;
+  virtual void stop() {}
+  // `omnigate <channel> <args...>`: operator commands (e.g. registering a webhook). Returns a
+  // process exit code; 2 with a usage line for unknown arguments.
+  virtual int command(const std::vector<std::string>& args, const Config& config) { return 2; }
+};
+
+using ConnectorFactory = std::function<std::unique_ptr<Connector>()>;
+
+struct ConnectorRegistration {
+  std::string channel;
+  ConnectorFactory factory;
+};
+
+// Registered connectors, in registration order.
+std::vector<ConnectorRegistration>& connector_registry();
+
+struct ConnectorRegistrar {
+  ConnectorRegistrar(std::string channel, ConnectorFactory factory);
+};
+
+#define OMNIGATE_CONCAT_INNER(a, b) a##b
+#define OMNIGATE_CONCAT(a, b) OMNIGATE_CONCAT_INNER(a, b)
+#define OMNIGATE_REGISTER_CONNECTOR(channel_name, ConnectorType)                        \
+  static ::omnigate::ConnectorRegistrar OMNIGATE_CONCAT(omnigate_registrar_, __LINE__)( \
+      channel_name, [] { return std::make_unique<ConnectorType>(); })
+
+}  // namespace omnigate

@@ -1,0 +1,60 @@
+#include "gateway/model/ids.hpp"
+
+#include <openssl/evp.h>
+#include <uuid/uuid.h>
+
+#include <algorithm>
+#include <array>
+#include <cctype>
+#include <charconv>
+#include <cstdio>
+
+namespace omnigate {
+namespace {
+
+// Fixed for all time: changing it changes every id and breaks dedup across versions.
+constexpr const char* kNamespace = "6f6d6e69-6761-5465-8000-696e7465726e";
+
+}  // namespace
+
+std::string interaction_id(std::string_view channel, std::string_view account,
+                           std::string_view native_key) {
+  static const auto ns = [] {
+    uuid_t parsed;
+    uuid_parse(kNamespace, parsed);
+    std::array<unsigned char, 16> out{};
+    std::copy(parsed, parsed + 16, out.begin());
+    return out;
+  }();
+  std::string name;
+  name.reserve(channel.size() + account.size() + native_key.size() + 2);
+  name.append(channel).append(":").append(account).append(":").append(native_key);
+  uuid_t id;
+  uuid_generate_sha1(id, ns.data(), name.data(), name.size());
+  char text[37];
+  uuid_unparse_lower(id, text);
+  return text;
+}
+
+std::string random_uuid() {
+  uuid_t id;
+  uuid_generate_random(id);
+  char text[37];
+  uuid_unparse_lower(id, text);
+  return text;
+}
+
+std::string sha256_hex(std::string_view bytes) {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int length = 0;
+  EVP_Digest(bytes.data(), bytes.size(), digest, &length, EVP_sha256(), nullptr);
+  static constexpr char hex[] = "0123456789abcdef";
+  std::string out(length * 2, '0');
+  for (unsigned int i = 0; i < length; ++i) {
+    out[2 * i] = hex[digest[i] >> 4];
+    out[2 * i + 1] = hex[digest[i] & 0xf];
+  }
+  return out;
+}
+
+}  // namespace omnigate

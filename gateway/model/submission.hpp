@@ -1,0 +1,29 @@
+// What a connector's mapping produces for one provider event, and what the pipeline answers.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "gateway/model/interaction.hpp"
+
+namespace omnigate {
+
+struct Submission {
+  Interaction interaction;     // channel, account, kind and content filled by the connector
+  std::string native_key;      // the provider's event key; the id derives from it
+  std::string_view raw_bytes;  // the provider's bytes, for raw.sha256 (may be empty)
+  std::string raw_content_type;
+};
+
+// A durable outcome: published now (duplicate false), already durable (duplicate true: in
+// the stream, in the spool, or earlier in the same batch), or spooled (durable on local disk,
+// drained to JetStream when NATS is back).
+struct Accepted {
+  std::string id;
+  uint64_t sequence = 0;  // 0 when spooled or recognised by the dedup index
+  bool duplicate = false;
+  bool spooled = false;
+};
+
+}  // namespace omnigate

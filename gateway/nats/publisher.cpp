@@ -1,0 +1,455 @@
+#include "gateway/nats/publisher.hpp"
+
+#include <algorithm>
+#include <thread>
+
+#include "gateway/core/log.hpp"
+
+namespace omnigate {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+std::string nats_text(natsStatus status) {
+  return natsStatus_GetText(status);
+}
+
+int64_t to_ms(std::chrono::milliseconds d) {
+  return static_cast<int64_t>(d.count());
+}
+
+// The stream is the dedup record: ids older than its max_age are gone from it, and a retry
+// after that is published again.
+void warn_if_shorter_than_horizon(const jsStreamInfo* info, const NatsConfig& config) {
+  if (info == nullptr || info->Config == nullptr) return;
+  int64_t max_age_ms = info->Config->MaxAge / 1'000'000;
+  if (max_age_ms > 0 && config.dedup_horizon.count() > max_age_ms) {
+    log::warn("nats", "stream " + config.stream.name + " keeps messages " +
+                          std::to_string(max_age_ms / 1000) +
+                          " s (max_age), less than nats.dedup_horizon (" +
+                          std::to_string(config.dedup_horizon.count() / 1000) +
+                          " s): retries older than max_age will not be recognised as duplicates");
+  }
+}
+
+}  // namespace
+
+Publisher::Publisher(const NatsConfig& config, Metrics& metrics)
+    : config_(config), metrics_(metrics), seen_index_(config.dedup_horizon) {}
+
+Publisher::~Publisher() {
+  seen_index_.stop();
+  {
+    std::lock_guard lock(setup_mutex_);
+    stopping_ = true;
+  }
+  setup_cv_.notify_all();
+  if (setup_thread_.joinable()) setup_thread_.join();
+  if (connection_) {
+    // Closing queues the disconnected and closed callbacks on nats.c's callback thread; they
+    // hold `this`. They run in order, so once the closed callback has run none is left.
+    natsConnection_Close(connection_.get());
+    std::unique_lock lock(closed_mutex_);
+    closed_cv_.wait_for(lock, std::chrono::seconds(5), [&] { return closed_; });
+  }
+  cursors_.reset();
+  jetstream_.reset();
+  connection_.reset();
+}
+
+void Publisher::on_closed(natsConnection*, void* self) {
+  auto* p = static_cast<Publisher*>(self);
+  std::lock_guard lock(p->closed_mutex_);
+  p->closed_ = true;
+  p->closed_cv_.notify_all();
+}
+
+void Publisher::on_connected(natsConnection*, void* self) {
+  auto* p = static_cast<Publisher*>(self);
+  p->metrics_.nats_connected = 1;
+  log::info("nats", "connected");
+  p->request_setup();
+}
+
+void Publisher::on_disconnected(natsConnection*, void* self) {
+  auto* p = static_cast<Publisher*>(self);
+  p->metrics_.nats_connected = 0;
+  p->setup_done_ = false;
+  p->fail_waiters(NATS_CONNECTION_DISCONNECTED);
+  log::warn("nats", "disconnected; interactions are spooled or answered 503 until NATS is back");
+}
+
+void Publisher::on_reconnected(natsConnection*, void* self) {
+  auto* p = static_cast<Publisher*>(self);
+  p->metrics_.nats_connected = 1;
+  p->metrics_.nats_reconnects++;
+  log::info("nats", "reconnected");
+  p->request_setup();  // the server may be a new one: verify the stream again
+}
+
+void Publisher::request_setup() {
+  {
+    std::lock_guard lock(setup_mutex_);
+    setup_done_ = false;
+    ++setup_generation_;
+  }
+  setup_cv_.notify_all();
+}
+
+void Publisher::fail_waiters(natsStatus status) {
+  std::lock_guard lock(waiters_mutex_);
+  for (auto& [msg, waiter] : waiters_) {
+    std::lock_guard waiter_lock(waiter->mutex);
+    waiter->status = status;
+    waiter->done = true;
+    waiter->done_cv.notify_one();
+  }
+  waiters_.clear();  // the ack handler destroys the messages; it finds no waiter now
+}
+
+void Publisher::setup_loop() {
+  std::unique_lock lock(setup_mutex_);
+  uint64_t done_generation = setup_generation_;  // start() did the first setup, or tried to
+  bool verified = setup_done_;
+  while (!stopping_) {
+    if (verified && done_generation == setup_generation_) {
+      setup_cv_.wait(lock, [&] { return stopping_ || done_generation != setup_generation_; });
+      continue;
+    }
+    if (!connected()) {
+      // Reconnection is nats.c's job; its callback asks again.
+      setup_cv_.wait_for(lock, config_.reconnect_wait, [&] { return stopping_; });
+      continue;
+    }
+    uint64_t generation = setup_generation_;
+    lock.unlock();
+    auto status = ensure_stream_and_buckets();
+    lock.lock();
+    done_generation = generation;
+    verified = static_cast<bool>(status);
+    if (verified) {
+      setup_problem_.clear();
+      // A (re)connect during the setup asks for another round before anyone may publish.
+      if (generation == setup_generation_) setup_done_ = true;
+      setup_cv_.notify_all();  // requests waiting for the stream (within their deadlines)
+      log::info("nats", "stream " + config_.stream.name + " verified");
+    } else {
+      setup_problem_ = status.error().detail;
+      log::warn("nats", setup_problem_);
+      setup_cv_.wait_for(lock, std::max(config_.reconnect_wait, std::chrono::milliseconds(500)),
+                         [&] { return stopping_; });
+    }
+  }
+}
+
+natsStatus apply_nats_endpoint(natsOptions* options, const NatsConfig& config) {
+  natsStatus s = nats::set_server_urls(options, config.url);
+  if (s == NATS_OK && !config.user.empty())
+    s = natsOptions_SetUserInfo(options, config.user.c_str(), config.password.c_str());
+  if (s == NATS_OK && !config.token.empty())
+    s = natsOptions_SetToken(options, config.token.c_str());
+  if (s == NATS_OK && !config.credentials_file.empty())
+    s = natsOptions_SetUserCredentialsFromFiles(options, config.credentials_file.c_str(), nullptr);
+  return s;
+}
+
+Result<std::unique_ptr<Publisher>> Publisher::start(const NatsConfig& config, Metrics& metrics) {
+  std::unique_ptr<Publisher> p(new Publisher(config, metrics));
+  natsOptions* raw_options = nullptr;
+  if (natsOptions_Create(&raw_options) != NATS_OK) {
+    return make_error(ErrorCode::internal, "publish", "cannot create NATS options");
+  }
+  nats::Options options(raw_options);
+  natsStatus s = apply_nats_endpoint(raw_options, config);
+  if (s == NATS_OK) s = natsOptions_SetName(raw_options, config.client_name.c_str());
+  if (s == NATS_OK) s = natsOptions_SetTimeout(raw_options, to_ms(config.connect_timeout));
+  if (s == NATS_OK) s = natsOptions_SetMaxReconnect(raw_options, -1);
+  if (s == NATS_OK) s = natsOptions_SetReconnectWait(raw_options, to_ms(config.reconnect_wait));
+  if (s == NATS_OK) s = natsOptions_SetPingInterval(raw_options, 5000);
+  if (s == NATS_OK) s = natsOptions_SetMaxPingsOut(raw_options, 2);
+  if (s == NATS_OK)
+    s = natsOptions_SetDisconnectedCB(raw_options, &Publisher::on_disconnected, p.get());
+  if (s == NATS_OK)
+    s = natsOptions_SetReconnectedCB(raw_options, &Publisher::on_reconnected, p.get());
+  if (s == NATS_OK) s = natsOptions_SetClosedCB(raw_options, &Publisher::on_closed, p.get());
+  // Start even when NATS is down: keep trying in the background, answer 503 meanwhile.
+  if (s == NATS_OK) {
+    s = natsOptions_SetRetryOnFailedConnect(raw_options, true, &Publisher::on_connected, p.get());
+  }
+  if (s != NATS_OK) {
+    return make_error(ErrorCode::internal, "publish", "invalid NATS options: " + nats_text(s));
+  }
+
+  natsConnection* raw_connection = nullptr;
+  s = natsConnection_Connect(&raw_connection, raw_options);
+  if (s != NATS_OK && s != NATS_NOT_YET_CONNECTED) {
+    return make_error(ErrorCode::not_durable, "publish",
+                      "cannot connect to NATS at " + config.url + ": " + nats_text(s));
+  }
+  p->connection_.reset(raw_connection);
+  if (s == NATS_OK) {
+    metrics.nats_connected = 1;
+  } else {
+    log::warn("nats",
+              "NATS at " + config.url + " is not reachable yet; retrying in the background");
+  }
+
+  jsOptions js_options;
+  jsOptions_Init(&js_options);
+  js_options.Wait = to_ms(config.ack_wait);
+  // Publishes are asynchronous under the hood: the request thread sends and waits on its own
+  // AckWaiter, and nats.c's ack handler completes it. This avoids a request/reply inbox per
+  // publish and 64 threads contending on the connection for synchronous requests (measured:
+  // see bench/README.md).
+  js_options.PublishAsync.AckHandler = &Publisher::on_ack;
+  js_options.PublishAsync.AckHandlerClosure = p.get();
+  js_options.PublishAsync.MaxPending = 65536;
+  jsCtx* raw_js = nullptr;
+  if (natsConnection_JetStream(&raw_js, raw_connection, &js_options) != NATS_OK) {
+    return make_error(ErrorCode::internal, "publish", "cannot create a JetStream context");
+  }
+  p->jetstream_.reset(raw_js);
+
+  if (p->connected()) {
+    // At start nobody waits yet: set up now, so a gateway that starts with NATS is ready.
+    auto ready = p->ensure_stream_and_buckets();
+    std::lock_guard lock(p->setup_mutex_);
+    if (ready) {
+      p->setup_done_ = true;
+    } else {
+      p->setup_problem_ = ready.error().detail;
+      log::warn("nats", ready.error().detail);
+    }
+  }
+  p->setup_thread_ = std::thread([raw = p.get()] { raw->setup_loop(); });
+  p->seen_index_.start(p->jetstream_.get(), config.stream.name,
+                       [raw = p.get()] { return raw->ready(); });
+  return p;
+}
+
+bool Publisher::connected() const {
+  return connection_ && natsConnection_Status(connection_.get()) == NATS_CONN_STATUS_CONNECTED;
+}
+
+Status Publisher::ensure_stream_and_buckets() {
+  const StreamConfig& sc = config_.stream;
+  jsErrCode js_error = static_cast<jsErrCode>(0);
+  if (config_.manage_streams) {
+    jsStreamConfig cfg;
+    jsStreamConfig_Init(&cfg);
+    const char* subjects[] = {"omnigate.interactions.>"};
+    cfg.Name = sc.name.c_str();
+    cfg.Description = "omnigate interaction.v1 documents";
+    cfg.Subjects = subjects;
+    cfg.SubjectsLen = 1;
+    cfg.Storage = js_FileStorage;
+    cfg.Replicas = sc.replicas;
+    cfg.Duplicates = static_cast<int64_t>(sc.duplicate_window.count()) * 1'000'000;  // ns
+    cfg.MaxAge = static_cast<int64_t>(sc.max_age.count()) * 1'000'000;
+    cfg.MaxBytes = sc.max_bytes;
+    jsStreamInfo* info = nullptr;
+    natsStatus s = js_AddStream(&info, jetstream_.get(), &cfg, nullptr, &js_error);
+    if (s != NATS_OK && js_error == JSStreamNameExistErr) {
+      s = js_UpdateStream(&info, jetstream_.get(), &cfg, nullptr, &js_error);
+      if (s != NATS_OK) {
+        // The stream exists; a setting we cannot change (e.g. storage) is an operator matter.
+        log::warn("nats", "stream " + sc.name +
+                              " exists but could not be updated: " + nats_GetLastError(nullptr));
+        s = NATS_OK;
+      }
+    }
+    nats::StreamInfo owned(info);
+    if (s != NATS_OK) {
+      return make_error(ErrorCode::not_durable, "publish",
+                        "cannot create stream " + sc.name + ": " + nats_GetLastError(nullptr));
+    }
+    warn_if_shorter_than_horizon(info, config_);
+  } else {
+    jsStreamInfo* info = nullptr;
+    natsStatus s = js_GetStreamInfo(&info, jetstream_.get(), sc.name.c_str(), nullptr, &js_error);
+    nats::StreamInfo owned(info);
+    if (s != NATS_OK) {
+      return make_error(ErrorCode::not_durable, "publish",
+                        "stream " + sc.name + " does not exist (nats.manage_streams is off)");
+    }
+    warn_if_shorter_than_horizon(info, config_);
+  }
+
+  auto bucket = [&](const char* name, std::chrono::milliseconds ttl, nats::KeyValue& out) {
+    kvStore* kv = nullptr;
+    natsStatus s = nats::open_kv_bucket(jetstream_.get(), name, static_cast<int64_t>(ttl.count()),
+                                        sc.replicas, config_.manage_streams, &kv);
+    if (s != NATS_OK) {
+      log::warn("nats", std::string("KV bucket ") + name + " unavailable: " + nats_text(s));
+      return;
+    }
+    out.reset(kv);
+  };
+  if (!cursors_) bucket("omnigate_cursors", std::chrono::milliseconds(0), cursors_);
+  return ok_status();
+}
+
+NatsReadiness Publisher::readiness() const {
+  NatsReadiness r;
+  r.connected = connected();
+  r.stream_ready = r.connected && setup_done_;
+  if (!r.connected) {
+    r.problem = "not connected to NATS at " + config_.url;
+  } else if (!r.stream_ready) {
+    std::lock_guard lock(setup_mutex_);
+    r.problem = setup_problem_.empty() ? "stream " + config_.stream.name + " not verified yet"
+                                       : setup_problem_;
+  }
+  return r;
+}
+
+bool Publisher::wait_for_setup(Clock::time_point deadline) {
+  std::unique_lock lock(setup_mutex_);
+  setup_cv_.wait_until(lock, deadline, [&] { return stopping_ || setup_done_ || !connected(); });
+  return setup_done_ && connected();
+}
+
+Error Publisher::not_ready_error() {
+  bool is_connected = connected();
+  metrics_.publish_failures.inc({is_connected ? "stream_missing" : "disconnected"});
+  return make_error(ErrorCode::not_durable, "publish", readiness().problem + "; retry later");
+}
+
+Status Publisher::check_ready() {
+  auto r = readiness();
+  if (r.problem.empty()) return ok_status();
+  return make_error(ErrorCode::not_durable, "publish", r.problem);
+}
+
+void Publisher::on_ack(jsCtx*, natsMsg* msg, jsPubAck* ack, jsPubAckErr* error, void* self) {
+  auto* publisher = static_cast<Publisher*>(self);
+  std::shared_ptr<AckWaiter> waiter;
+  {
+    std::lock_guard lock(publisher->waiters_mutex_);
+    auto it = publisher->waiters_.find(msg);
+    if (it != publisher->waiters_.end()) {
+      waiter = std::move(it->second);
+      publisher->waiters_.erase(it);
+    }
+  }
+  natsMsg_Destroy(msg);  // the handler owns the message (nats.c contract)
+  if (!waiter) return;   // the request gave up on this attempt already
+  std::lock_guard lock(waiter->mutex);
+  if (ack != nullptr) {
+    waiter->status = NATS_OK;
+    waiter->sequence = ack->Sequence;
+    waiter->duplicate = ack->Duplicate;
+  } else {
+    waiter->status = error != nullptr && error->Err != NATS_OK ? error->Err : NATS_ERR;
+  }
+  waiter->done = true;
+  waiter->done_cv.notify_one();
+}
+
+natsStatus Publisher::publish_attempt(const std::string& subject, const std::string& id,
+                                      const std::string& payload,
+                                      std::chrono::milliseconds max_wait, PublishOutcome& outcome) {
+  natsMsg* raw_msg = nullptr;
+  natsStatus s = natsMsg_Create(&raw_msg, subject.c_str(), nullptr, payload.data(),
+                                static_cast<int>(payload.size()));
+  nats::Msg msg(raw_msg);
+  if (s == NATS_OK) s = natsMsgHeader_Set(raw_msg, "Content-Type", "application/json");
+  if (s == NATS_OK) s = natsMsgHeader_Set(raw_msg, "Omnigate-Schema", "interaction.v1");
+  if (s != NATS_OK) return s;
+
+  auto waiter = std::make_shared<AckWaiter>();
+  {
+    // Registered before sending: the ack may arrive before js_PublishMsgAsync returns.
+    std::lock_guard lock(waiters_mutex_);
+    waiters_[raw_msg] = waiter;
+  }
+  jsPubOptions options;
+  jsPubOptions_Init(&options);
+  options.MsgId = id.c_str();
+  options.MaxWait = to_ms(max_wait);
+  natsMsg* sent = msg.release();
+  s = js_PublishMsgAsync(jetstream_.get(), &sent, &options);
+  if (s != NATS_OK) {
+    // Not sent: the message is still ours (nats.c leaves `sent` set on failure).
+    std::lock_guard lock(waiters_mutex_);
+    waiters_.erase(raw_msg);
+    natsMsg_Destroy(sent);
+    return s;
+  }
+  std::unique_lock lock(waiter->mutex);
+  // nats.c times the attempt out itself after MaxWait; the margin is a backstop.
+  auto until = Clock::now() + max_wait + std::chrono::milliseconds(250);
+  if (!waiter->done_cv.wait_until(lock, until, [&] { return waiter->done; })) {
+    lock.unlock();
+    std::lock_guard map_lock(waiters_mutex_);
+    waiters_.erase(raw_msg);
+    return NATS_TIMEOUT;
+  }
+  if (waiter->status == NATS_OK) {
+    outcome.sequence = waiter->sequence;
+    outcome.duplicate = waiter->duplicate;
+  }
+  return waiter->status;
+}
+
+Result<PublishOutcome> Publisher::publish(const std::string& subject, const std::string& id,
+                                          const std::string& payload, Clock::time_point deadline) {
+  auto not_durable = [&](const std::string& reason, const std::string& detail) {
+    metrics_.publish_failures.inc({reason});
+    return make_error(ErrorCode::not_durable, "publish", detail);
+  };
+  while (true) {
+    // Checked before every attempt: nothing here waits for setup, and an attempt sent on a
+    // dropped connection would only sit in the reconnect buffer until its ack timed out.
+    if (!connected()) return not_durable("disconnected", "NATS is not reachable; retry later");
+    if (!setup_done_ && !wait_for_setup(deadline)) {
+      if (!connected()) return not_durable("disconnected", "NATS is not reachable; retry later");
+      return not_durable("stream_missing", "stream " + config_.stream.name +
+                                               " is not verified since the (re)connect yet");
+    }
+    auto remaining = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+    if (remaining.count() <= 0) {
+      return not_durable("timeout", "no PubAck from JetStream before the request deadline");
+    }
+    PublishOutcome outcome;
+    natsStatus s =
+        publish_attempt(subject, id, payload, std::min(config_.ack_wait, remaining), outcome);
+    if (s == NATS_OK && outcome.duplicate && outcome.sequence == 0) {
+      // nats-server 2.10 answers a retry whose first copy is still being replicated with
+      // {"seq":0,"duplicate":true}: the id is known, the message not yet committed, and a
+      // leader lost now loses it. Not a confirmation: try again with the same id.
+      metrics_.publish_failures.inc({"duplicate_unconfirmed"});
+      std::this_thread::sleep_for(std::min(std::chrono::milliseconds(50), remaining));
+      continue;
+    }
+    if (s == NATS_OK) {
+      // The stream holds the record now; this only spares our own retries the wait for the
+      // stream follower.
+      seen_index_.insert(id);
+      return outcome;
+    }
+    if (s == NATS_TIMEOUT) {
+      // Unknown outcome: the message may be stored. Same id again; JetStream dedups.
+      metrics_.publish_failures.inc({"ack_timeout"});
+      continue;
+    }
+    if (s == NATS_NO_RESPONDERS) {
+      // The stream is gone: the setup thread re-creates it; this request waits for that only
+      // within its own deadline, then tries again.
+      request_setup();
+      if (config_.manage_streams && wait_for_setup(deadline)) continue;
+      return not_durable("stream_missing", "no JetStream stream captures " + subject);
+    }
+    if (s == NATS_CONNECTION_DISCONNECTED || !connected()) {
+      return not_durable("disconnected", "NATS connection lost; retry later");
+    }
+    if (s == NATS_MAX_PAYLOAD) {
+      metrics_.publish_failures.inc({"too_large"});
+      return make_error(ErrorCode::payload_too_large, "publish",
+                        "the interaction is larger than the NATS server's max_payload");
+    }
+    return not_durable("error", "JetStream publish failed: " + nats_text(s));
+  }
+}
+
+}  // namespace omnigate

@@ -1,0 +1,123 @@
+// Makes interactions durable: JetStream publish with Nats-Msg-Id = the interaction id, an
+// answer only after the PubAck. The stream itself is the long-horizon dedup record: the
+// SeenIndex follows it (gateway/nats/seen_index.hpp). Stream and bucket setup after a (re)connect
+// runs on one background thread, never on a request thread: a request waits at most its own
+// deadline, and never for another request's setup.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <unordered_map>
+
+#include "gateway/config/config.hpp"
+#include "gateway/core/error.hpp"
+#include "gateway/core/metrics.hpp"
+#include "gateway/nats/nats_handles.hpp"
+#include "gateway/nats/seen_index.hpp"
+
+namespace omnigate {
+
+struct PublishOutcome {
+  uint64_t sequence = 0;
+  bool duplicate = false;  // recognised by JetStream's duplicate window
+};
+
+// What /readyz reports about NATS, from state kept by callbacks and the setup thread (no
+// server round trip: it answers at once whatever NATS does).
+struct NatsReadiness {
+  bool connected = false;
+  bool stream_ready = false;  // the stream was created or verified since the last (re)connect
+  std::string problem;        // why not ready, for people; empty when ready
+};
+
+// The servers (nats.url, a comma-separated list for a cluster) and credentials (user and
+// password, token, credentials file) of nats:, as every connection of the gateway uses them.
+natsStatus apply_nats_endpoint(natsOptions* options, const NatsConfig& config);
+
+class Publisher {
+ public:
+  // Connects (or keeps trying in the background when NATS is down: the gateway starts and
+  // spools or answers 503 until NATS is there), and creates/updates the stream and the KV
+  // bucket omnigate_cursors when nats.manage_streams is on -- at once when NATS is there at
+  // start, later on the setup thread.
+  static Result<std::unique_ptr<Publisher>> start(const NatsConfig& config, Metrics& metrics);
+  ~Publisher();
+
+  // Publishes `payload` to `subject` with Nats-Msg-Id `id`. A timeout is an unknown outcome
+  // and is retried with the same id until `deadline`. Errors: not_durable (503) when NATS is
+  // unreachable, the connection drops while waiting, or the stream is not (yet) verified --
+  // at once, without waiting for setup; payload_too_large (413) above NATS max_payload.
+  Result<PublishOutcome> publish(const std::string& subject, const std::string& id,
+                                 const std::string& payload,
+                                 std::chrono::steady_clock::time_point deadline);
+
+  bool connected() const;
+  // Connected and the stream verified since the last (re)connect; never blocks.
+  bool ready() const { return connected() && setup_done_.load(); }
+  NatsReadiness readiness() const;
+  // The not_durable error of a publish refused because NATS is not ready (counted).
+  Error not_ready_error();
+  // Connected and the stream verified (from cached state; never blocks on the server).
+  Status check_ready();
+  natsConnection* connection() const { return connection_.get(); }
+  jsCtx* jetstream() const { return jetstream_.get(); }
+  // The KV bucket for poller cursors and locks (omnigate_cursors); may be null.
+  kvStore* cursors() const { return cursors_.get(); }
+  SeenIndex& seen_index() { return seen_index_; }
+
+ private:
+  Publisher(const NatsConfig& config, Metrics& metrics);
+  Status ensure_stream_and_buckets();
+  // The setup thread: verifies the stream and buckets whenever a (re)connect asks for it.
+  void setup_loop();
+  void request_setup();
+  // Waits (never past `deadline`) until the setup thread has verified the stream; false when
+  // it has not, or the connection is gone.
+  bool wait_for_setup(std::chrono::steady_clock::time_point deadline);
+  // Fails every in-flight attempt at once: its ack cannot arrive on a dropped connection.
+  void fail_waiters(natsStatus status);
+  // One publish attempt's outcome, filled by the ack handler (a nats.c thread).
+  struct AckWaiter {
+    std::mutex mutex;
+    std::condition_variable done_cv;
+    bool done = false;
+    natsStatus status = NATS_OK;
+    uint64_t sequence = 0;
+    bool duplicate = false;
+  };
+  // Sends one attempt with js_PublishMsgAsync and waits for its ack until `until`.
+  natsStatus publish_attempt(const std::string& subject, const std::string& id,
+                             const std::string& payload, std::chrono::milliseconds max_wait,
+                             PublishOutcome& outcome);
+  static void on_ack(jsCtx*, natsMsg* msg, jsPubAck* ack, jsPubAckErr* error, void* self);
+  static void on_disconnected(natsConnection*, void* self);
+  static void on_closed(natsConnection*, void* self);
+  static void on_reconnected(natsConnection*, void* self);
+  static void on_connected(natsConnection*, void* self);
+
+  const NatsConfig& config_;
+  Metrics& metrics_;
+  nats::Connection connection_;
+  nats::JetStream jetstream_;
+  nats::KeyValue cursors_;
+  SeenIndex seen_index_;
+  std::mutex closed_mutex_;
+  std::condition_variable closed_cv_;
+  bool closed_ = false;
+  std::mutex waiters_mutex_;
+  std::unordered_map<natsMsg*, std::shared_ptr<AckWaiter>> waiters_;  // in-flight attempts
+  mutable std::mutex setup_mutex_;
+  std::condition_variable setup_cv_;
+  uint64_t setup_generation_ = 0;  // bumped by every (re)connect and lost stream
+  std::string setup_problem_;      // the last setup failure, for /readyz
+  bool stopping_ = false;
+  std::atomic<bool> setup_done_{false};  // stream and buckets verified since the last (re)connect
+  std::thread setup_thread_;
+};
+
+}  // namespace omnigate

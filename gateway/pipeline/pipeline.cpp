@@ -1,0 +1,154 @@
+#include "gateway/pipeline/pipeline.hpp"
+
+#include <algorithm>
+
+#include "gateway/core/log.hpp"
+#include "gateway/model/identifiers.hpp"
+#include "gateway/model/schema_guard.hpp"
+#include "gateway/pipeline/dedup_index.hpp"
+#include "gateway/pipeline/sink.hpp"
+
+namespace omnigate {
+
+void normalize_identifiers(Contact& contact, const std::string& default_region) {
+  std::vector<Identifier> out;
+  for (auto& id : contact.identifiers) {
+    if (id.type == "phone" || id.type == "email") {
+      // What the source sent: a raw text wins over a value it claims is canonical.
+      std::string input = id.raw ? *id.raw : id.value.value_or("");
+      auto canonical =
+          id.type == "phone" ? normalize_phone(input, default_region) : normalize_email(input);
+      id.value = canonical;
+      if (!canonical || *canonical != input) {
+        id.raw = input;
+      } else {
+        id.raw.reset();
+      }
+    }
+    auto same = std::find_if(out.begin(), out.end(), [&](const Identifier& o) {
+      return o.type == id.type && o.value && id.value && *o.value == *id.value;
+    });
+    if (same != out.end()) {
+      same->verified = same->verified || id.verified;
+      continue;
+    }
+    out.push_back(std::move(id));
+  }
+  contact.identifiers = std::move(out);
+}
+
+std::string subject_for(const Interaction& interaction) {
+  std::string subject = "omnigate.interactions.";
+  subject.append(interaction.channel).append(".").append(interaction.account).append(".");
+  subject.append(interaction.kind);
+  return subject;
+}
+
+Pipeline::Pipeline(const Config& config, DedupIndex& seen, Sink& sink, Metrics& metrics)
+    : config_(config), seen_(seen), sink_(sink), metrics_(metrics) {}
+
+Interaction enrich(Submission submission, const IdentityConfig& identity) {
+  Interaction in = std::move(submission.interaction);
+  in.id = interaction_id(in.channel, in.account, submission.native_key);
+  in.received_at = now_millis();
+  if (in.occurred_at == SysMillis{}) in.occurred_at = in.received_at;
+  if (in.contact) normalize_identifiers(*in.contact, identity.default_region);
+  if (!submission.raw_bytes.empty()) {
+    in.raw = RawInfo{sha256_hex(submission.raw_bytes), submission.raw_content_type.empty()
+                                                           ? "application/octet-stream"
+                                                           : submission.raw_content_type};
+  }
+  std::sort(in.tags.begin(), in.tags.end());
+  in.tags.erase(std::unique(in.tags.begin(), in.tags.end()), in.tags.end());
+  return in;
+}
+
+std::vector<Result<Accepted>> Pipeline::submit_all(std::vector<Submission> submissions,
+                                                   std::chrono::steady_clock::time_point deadline) {
+  using Clock = std::chrono::steady_clock;
+  const size_t n = submissions.size();
+  std::vector<Result<Accepted>> outcomes(
+      n, Result<Accepted>(make_error(ErrorCode::internal, "publish", "not processed")));
+  // Leave the spool time to take what the index wait used up.
+  const auto index_wait_until = deadline - (deadline - Clock::now()) / 4;
+  // Waiting makes sense only while JetStream is there to finish the catch-up.
+  const bool index_complete =
+      seen_.caught_up() || (sink_.jetstream_ready() && seen_.wait_caught_up(index_wait_until));
+
+  std::vector<SinkRecord> records;
+  std::vector<size_t> record_of;            // submission -> index into records, or npos
+  std::vector<size_t> first_with_id(n, n);  // a repeat within the batch -> its first
+  record_of.assign(n, SIZE_MAX);
+  std::vector<Interaction> enriched;
+  enriched.reserve(n);
+  for (size_t i = 0; i < n; ++i) {
+    enriched.push_back(enrich(std::move(submissions[i]), config_.identity));
+    Interaction& in = enriched.back();
+    for (size_t j = 0; j < i; ++j) {
+      if (enriched[j].id == in.id) {
+        first_with_id[i] = j;
+        break;
+      }
+    }
+    if (first_with_id[i] != n) continue;
+    // The last check before anything is stored: invalid optional values are dropped and
+    // counted; a value nothing can replace refuses this interaction (400), never publishes it.
+    if (auto valid = enforce_schema(in, metrics_); !valid) {
+      outcomes[i] = valid.error();
+      continue;
+    }
+    // Long-horizon dedup in front of every sink: a provider retry days later, or of an event
+    // still in the spool, is a duplicate, not a second message.
+    if (seen_.contains(in.id) || sink_.holds(in.id)) {
+      metrics_.duplicates.inc({in.channel});
+      outcomes[i] = Accepted{in.id, 0, true, false};
+      continue;
+    }
+    bool may_spool = config_.spools_when_nats_down(in.channel, in.account);
+    record_of[i] = records.size();
+    records.push_back(
+        SinkRecord{in.id, subject_for(in), serialize(in), in.channel, may_spool, !index_complete});
+  }
+
+  auto started = Clock::now();
+  auto stored =
+      records.empty() ? std::vector<Result<SinkOutcome>>{} : sink_.put_all(records, deadline);
+  if (!records.empty()) metrics_.publish_latency.observe(Clock::now() - started);
+  for (size_t i = 0; i < n; ++i) {
+    const Interaction& in = enriched[i];
+    if (first_with_id[i] != n) {
+      // The same event twice in one request: durable exactly when its first copy is.
+      auto first = outcomes[first_with_id[i]];
+      if (first) first->duplicate = true;
+      if (first) metrics_.duplicates.inc({in.channel});
+      outcomes[i] = first;
+      continue;
+    }
+    if (record_of[i] == SIZE_MAX) continue;
+    auto& outcome = stored[record_of[i]];
+    if (!outcome) {
+      log::warn("publish", "interaction " + in.id + " (" + in.channel + "/" + in.account +
+                               ") not durable: " + outcome.error().detail);
+      outcomes[i] = outcome.error();
+      continue;
+    }
+    if (outcome->duplicate) {
+      metrics_.duplicates.inc({in.channel});
+    } else if (outcome->spooled) {
+      metrics_.spooled.inc({in.channel});
+    } else {
+      metrics_.interactions_published.inc({in.channel, in.kind});
+    }
+    outcomes[i] = Accepted{in.id, outcome->sequence, outcome->duplicate, outcome->spooled};
+  }
+  return outcomes;
+}
+
+Result<Accepted> Pipeline::submit(Submission submission,
+                                  std::chrono::steady_clock::time_point deadline) {
+  std::vector<Submission> one;
+  one.push_back(std::move(submission));
+  return std::move(submit_all(std::move(one), deadline).front());
+}
+
+}  // namespace omnigate

@@ -1,0 +1,55 @@
+// enrich → dedup → sink: what every connector hands its normalized interactions to.
+#pragma once
+
+#include <chrono>
+#include <string>
+#include <vector>
+
+#include "gateway/config/config.hpp"
+#include "gateway/core/metrics.hpp"
+#include "gateway/model/interaction.hpp"
+#include "gateway/model/submission.hpp"
+
+namespace omnigate {
+
+class DedupIndex;
+class Sink;
+
+// Canonical identifiers in place: phones to E.164 with the default region, e-mails trimmed
+// with a lower-case domain; text that cannot be normalized stays in `raw` with no `value`.
+// Duplicate identifiers are merged (verified wins).
+void normalize_identifiers(Contact& contact, const std::string& default_region);
+
+// What the pipeline publishes for a submission (pure but for the clock): id, received_at,
+// raw hash, canonical identifiers, sorted unique tags.
+Interaction enrich(Submission submission, const IdentityConfig& identity);
+
+// The NATS subject of an interaction: omnigate.interactions.<channel>.<account>.<kind>.
+std::string subject_for(const Interaction& interaction);
+
+class Pipeline {
+ public:
+  // `seen` is the long-horizon dedup index (the interactions stream, followed); `sink` makes
+  // interactions durable. Both outlive the pipeline.
+  Pipeline(const Config& config, DedupIndex& seen, Sink& sink, Metrics& metrics);
+
+  // The interactions of one provider request (a Telegram poll batch, a WhatsApp callback of
+  // many events): fills id, received_at and raw; normalizes; drops what the dedup index, the
+  // spool or the batch itself already holds; hands the rest to the sink. One outcome per
+  // submission, in order; the request may be answered 2xx only when every one is a value.
+  // Until the dedup index has caught up with the stream after start, it waits for it (until
+  // shortly before `deadline`); then an account with on_nats_down: spool is spooled and
+  // another one is refused not_durable -- never published from an incomplete index.
+  std::vector<Result<Accepted>> submit_all(std::vector<Submission> submissions,
+                                           std::chrono::steady_clock::time_point deadline);
+  // One submission (webhooks of one event, API calls, web forms).
+  Result<Accepted> submit(Submission submission, std::chrono::steady_clock::time_point deadline);
+
+ private:
+  const Config& config_;
+  DedupIndex& seen_;
+  Sink& sink_;
+  Metrics& metrics_;
+};
+
+}  // namespace omnigate

@@ -1,0 +1,179 @@
+#include "gateway/spool/spooling_sink.hpp"
+
+#include "gateway/core/log.hpp"
+#include "gateway/nats/publisher.hpp"
+
+namespace omnigate {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+
+// omnigate.interactions.<channel>.<account>.<kind> -> channel, kind (for the metrics).
+std::pair<std::string, std::string> channel_and_kind(const std::string& subject) {
+  std::vector<std::string> parts;
+  size_t start = 0;
+  while (parts.size() < 5) {
+    size_t dot = subject.find('.', start);
+    parts.push_back(subject.substr(start, dot == std::string::npos ? dot : dot - start));
+    if (dot == std::string::npos) break;
+    start = dot + 1;
+  }
+  if (parts.size() < 5) return {"unknown", "unknown"};
+  return {parts[2], parts[4]};
+}
+
+}  // namespace
+
+SpoolingSink::SpoolingSink(JetStreamSink& jetstream, Spool& spool, SeenIndex& seen,
+                           Metrics& metrics, const Config& config)
+    : jetstream_(jetstream), spool_(spool), seen_(seen), metrics_(metrics), config_(config) {
+  replayer_ = std::thread([this] { replay_loop(); });
+}
+
+SpoolingSink::~SpoolingSink() {
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
+  }
+  wake_.notify_all();
+  if (replayer_.joinable()) replayer_.join();
+}
+
+bool SpoolingSink::full() const {
+  return spool_.stats().bytes >= config_.spool.max_bytes - config_.spool.max_bytes / 100;
+}
+
+std::vector<Result<SinkOutcome>> SpoolingSink::put_all(const std::vector<SinkRecord>& records,
+                                                       Clock::time_point deadline) {
+  std::vector<Result<SinkOutcome>> outcomes(
+      records.size(), Result<SinkOutcome>(make_error(ErrorCode::internal, "spool", "unset")));
+  // The spool's share of the deadline: one fsync'd transaction, with room to spare.
+  auto left = std::chrono::duration_cast<milliseconds>(deadline - Clock::now());
+  const auto publish_deadline = deadline - std::min(milliseconds(500), left / 4);
+  Publisher& publisher = jetstream_.publisher();
+  std::vector<size_t> to_spool;
+  for (size_t i = 0; i < records.size(); ++i) {
+    const SinkRecord& record = records[i];
+    // Not ready: do not even try (a publish would fail at once or wait for nothing).
+    if (record.must_not_publish || !publisher.ready()) {
+      if (record.may_spool) {
+        to_spool.push_back(i);
+      } else {
+        outcomes[i] =
+            record.must_not_publish
+                ? jetstream_.put(record, deadline)  // the refusal, with its reason
+                : Result<SinkOutcome>(make_error(ErrorCode::not_durable, "publish",
+                                                 publisher.readiness().problem + "; retry later"));
+      }
+      continue;
+    }
+    auto published = jetstream_.put(record, record.may_spool ? publish_deadline : deadline);
+    if (!published && published.error().code == ErrorCode::not_durable && record.may_spool) {
+      to_spool.push_back(i);  // an unknown outcome is fine: the same Msg-Id on replay
+      continue;
+    }
+    outcomes[i] = std::move(published);
+  }
+  if (to_spool.empty()) return outcomes;
+
+  std::vector<SpoolRecord> spooled;
+  spooled.reserve(to_spool.size());
+  for (size_t i : to_spool)
+    spooled.push_back({records[i].id, records[i].subject, records[i].payload});
+  auto appended = spool_.append_all(spooled);
+  if (!appended) {
+    log::error("spool", "cannot spool " + std::to_string(spooled.size()) +
+                            " interaction(s): " + appended.error().detail);
+    Error refused = appended.error();
+    refused.code = ErrorCode::not_durable;  // 503 with Retry-After: the provider retries
+    for (size_t i : to_spool) outcomes[i] = refused;
+    return outcomes;
+  }
+  for (size_t j = 0; j < to_spool.size(); ++j) {
+    outcomes[to_spool[j]] = SinkOutcome{0, !(*appended)[j], true};
+  }
+  {
+    std::lock_guard lock(mutex_);
+    appended_ = true;
+  }
+  wake_.notify_all();
+  return outcomes;
+}
+
+size_t SpoolingSink::replay_batch() {
+  auto items = spool_.peek(128);
+  if (!items) {
+    log::error("spool", "cannot read the spool: " + items.error().detail);
+    return 0;
+  }
+  size_t removed_count = 0;
+  for (const auto& item : *items) {
+    {
+      std::lock_guard lock(mutex_);
+      if (stopping_) return removed_count;
+    }
+    // Published before a crash but not removed, or published by a retry meanwhile: the
+    // stream has it already.
+    bool in_stream = seen_.contains(item.id);
+    if (!in_stream) {
+      SinkRecord record{item.id, item.subject, item.payload, "", false, false};
+      auto published = jetstream_.put(record, Clock::now() + config_.nats.publish_timeout);
+      if (!published) {
+        if (published.error().code == ErrorCode::not_durable) return removed_count;  // NATS away
+        // JetStream refuses it for good (e.g. above a lowered max_payload): it stays in the
+        // spool, /readyz stays degraded, and the log says which one.
+        log::error("spool", "spooled interaction " + item.id + " cannot be published: " +
+                                published.error().detail + "; it stays in " + spool_.path());
+        metrics_.publish_failures.inc({"replay_refused"});
+        continue;
+      }
+      in_stream = published->duplicate;
+      if (!in_stream) {
+        auto [channel, kind] = channel_and_kind(item.subject);
+        metrics_.interactions_published.inc({channel, kind});
+      }
+    }
+    metrics_.spool_replayed.inc({in_stream ? "duplicate" : "published"});
+    if (auto removed = spool_.remove(item.seq); !removed) {
+      // Stays in the spool; the next pass finds it in the stream and removes it then.
+      log::warn("spool", "cannot remove a drained item: " + removed.error().detail);
+      return removed_count;
+    }
+    ++removed_count;
+  }
+  return removed_count;
+}
+
+void SpoolingSink::replay_loop() {
+  Publisher& publisher = jetstream_.publisher();
+  bool logged_start = false;
+  while (true) {
+    {
+      std::unique_lock lock(mutex_);
+      wake_.wait_for(lock, milliseconds(250), [&] { return stopping_ || appended_; });
+      if (stopping_) return;
+      appended_ = false;
+    }
+    // Drain only into a verified stream, and only once the index can tell what is there.
+    if (!publisher.ready() || !seen_.caught_up()) {
+      logged_start = false;
+      continue;
+    }
+    SpoolStats stats = spool_.stats();
+    if (stats.depth == 0) continue;
+    if (!logged_start) {
+      log::info("spool", "NATS is back: draining " + std::to_string(stats.depth) +
+                             " spooled interaction(s)");
+      logged_start = true;
+    }
+    while (spool_.stats().depth > 0 && publisher.ready()) {
+      if (replay_batch() == 0) break;  // NATS refused, or only refused items are left
+      std::lock_guard lock(mutex_);
+      if (stopping_) return;
+    }
+    if (spool_.stats().depth == 0) log::info("spool", "spool drained");
+  }
+}
+
+}  // namespace omnigate
