@@ -23,7 +23,7 @@ int fault_scale() {
 
 namespace {
 
-// Updates as Telegram sends them (tests/fixtures/telegram), each publishing one interaction
+// Updates as Telegram sends them (connectors/telegram/fixtures), each publishing one interaction
 // from the webhook alone (no Bot API call on the request path).
 const std::vector<std::string> kShapes = {
     "message_text_ru_emoji_entities.json",
@@ -39,7 +39,7 @@ const std::vector<std::string> kShapes = {
 }  // namespace
 
 nlohmann::json telegram_fixture(const std::string& name) {
-  std::string path = std::string(OMNIGATE_SOURCE_DIR) + "/tests/fixtures/telegram/" + name;
+  std::string path = std::string(OMNIGATE_SOURCE_DIR) + "/connectors/telegram/fixtures/" + name;
   std::ifstream in(path, std::ios::binary);
   if (!in) throw std::runtime_error("missing fixture " + path);
   return nlohmann::json::parse(in);

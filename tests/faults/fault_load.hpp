@@ -24,7 +24,7 @@ int fault_scale();
 
 using Clock = std::chrono::steady_clock;
 
-// A Telegram update as the Bot API sends it (tests/fixtures/telegram/<name>).
+// A Telegram update as the Bot API sends it (connectors/telegram/fixtures/<name>).
 nlohmann::json telegram_fixture(const std::string& name);
 
 enum class Payload {

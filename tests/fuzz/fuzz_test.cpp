@@ -1,5 +1,5 @@
 // Seeded mutation fuzz of every connector through a real gateway and a real nats-server: the
-// real fixtures of each channel (tests/fixtures/{telegram,api,webform}) with byte flips,
+// real fixtures of each channel (connectors/{telegram,api,webform}/fixtures) with byte flips,
 // truncations, type swaps, field removals, hostile strings, deep nesting and huge numbers.
 // Whatever is sent, the gateway answers (no crash, no hang), answers no 5xx but 503, and
 // every interaction it published is valid interaction.v1 (Ajv over the whole stream).
@@ -43,7 +43,7 @@ std::string read_file(const std::filesystem::path& path) {
 std::vector<std::string> fixtures(const std::string& channel, const std::string& extension) {
   std::vector<std::filesystem::path> paths;
   for (const auto& entry : std::filesystem::directory_iterator(
-           std::filesystem::path(OMNIGATE_SOURCE_DIR) / "tests/fixtures" / channel)) {
+           std::filesystem::path(OMNIGATE_SOURCE_DIR) / "connectors" / channel / "fixtures")) {
     if (entry.path().extension() == extension) paths.push_back(entry.path());
   }
   std::sort(paths.begin(), paths.end());

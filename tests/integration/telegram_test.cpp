@@ -1,4 +1,4 @@
-// Telegram bots end to end: real-shaped Bot API updates (tests/fixtures/telegram) through the
+// Telegram bots end to end: real-shaped Bot API updates (connectors/telegram/fixtures) through the
 // webhook or the long poller into JetStream, against a real nats-server and a local fake of the
 // Bot API (fake_bot_api.hpp); the media proxy; the operator commands of the omnigate binary.
 // Facts about Telegram: shared/design/CHANNELS.md. Every published interaction is validated.
@@ -28,7 +28,7 @@ const std::string kSecret = "wh_Secret-0123456789abcdefghij";
 const std::string kMediaToken = "media-token-0123456789abcdef";
 
 std::string fixture(const std::string& name) {
-  std::string path = std::string(OMNIGATE_SOURCE_DIR) + "/tests/fixtures/telegram/" + name;
+  std::string path = std::string(OMNIGATE_SOURCE_DIR) + "/connectors/telegram/fixtures/" + name;
   std::ifstream in(path, std::ios::binary);
   if (!in) throw std::runtime_error("missing fixture " + path);
   return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());

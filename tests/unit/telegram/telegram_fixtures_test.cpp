@@ -1,4 +1,4 @@
-// The Telegram fixture table: every file in tests/fixtures/telegram/ is a real-shaped Bot API
+// The Telegram fixture table: every file in connectors/telegram/fixtures/ is a real-shaped Bot API
 // Update (see shared/design/CHANNELS.md, "Telegram Bot API"), and one row here says what
 // parse_update + enrichment must make of it. Adding a provider quirk = adding a fixture and a row.
 //
@@ -41,7 +41,7 @@ const SysMillis kNow{std::chrono::seconds(1772798400)};
 const std::string kNowText = "2026-03-06T12:00:00.000Z";
 
 std::string fixture_dir() {
-  return std::string(OMNIGATE_SOURCE_DIR) + "/tests/fixtures/telegram";
+  return std::string(OMNIGATE_SOURCE_DIR) + "/connectors/telegram/fixtures";
 }
 
 std::string read_fixture(const std::string& name) {
