@@ -226,11 +226,8 @@ class TelegramConnector : public Connector {
     }
     auto parsed = parse_update(request.body, bot.settings, now_millis());
     if (!parsed) return reject(parsed.error(), parsed.error().name().data());
-    if (!parsed->submission) {
-      context_->metrics.ignored_events.inc({"telegram", parsed->ignored_type});
-      return Reply::json(200, {{"ok", true}});
-    }
-    auto accepted = context_->pipeline.submit(std::move(*parsed->submission), request.deadline);
+    auto accepted =
+        context_->pipeline.submit_mapped(std::move(parsed.value()), "telegram", request.deadline);
     if (!accepted) return Reply::error(accepted.error());  // Telegram retries a non-2xx
     return Reply::json(200, {{"ok", true}});
   }

@@ -348,7 +348,7 @@ Result<ParsedUpdate> parse_update(std::string_view body, const BotSettings& bot,
     s.native_key = std::to_string(*update_id);
     s.raw_bytes = body;
     s.raw_content_type = "application/json";
-    out.submission = std::move(s);
+    out.submissions.push_back(std::move(s));
   };
 
   for (const char* key : {"message", "edited_message"}) {
@@ -377,12 +377,12 @@ Result<ParsedUpdate> parse_update(std::string_view body, const BotSettings& bot,
   }
   if (Node m = update["my_chat_member"]; m.present()) {
     if (m["chat"]["type"].str() != std::optional<std::string>("private")) {
-      out.ignored_type = "my_chat_member_group";
+      out.ignored.push_back("my_chat_member_group");
       return out;
     }
     std::string status = m["new_chat_member"]["status"].str().value_or("");
     if (status != "kicked" && status != "member") {
-      out.ignored_type = "my_chat_member_" + (status.empty() ? std::string("unknown") : status);
+      out.ignored.push_back("my_chat_member_" + (status.empty() ? std::string("unknown") : status));
       return out;
     }
     Interaction in;
@@ -405,11 +405,11 @@ Result<ParsedUpdate> parse_update(std::string_view body, const BotSettings& bot,
         "inline_query", "chosen_inline_result", "shipping_query", "pre_checkout_query", "poll",
         "poll_answer", "chat_member", "chat_join_request"}) {
     if (update[key].present()) {
-      out.ignored_type = key;
+      out.ignored.push_back(key);
       return out;
     }
   }
-  out.ignored_type = "unknown";
+  out.ignored.push_back("unknown");
   return out;
 }
 

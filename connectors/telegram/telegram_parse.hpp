@@ -18,12 +18,10 @@ struct BotSettings {
   std::vector<std::string> stop_words = {"stop", "стоп", "отписаться", "unsubscribe"};
 };
 
-struct ParsedUpdate {
+// One update: one submission, or none and its type in `ignored` when it is acknowledged but not
+// published (channel posts, reactions, membership changes in groups, types we do not know).
+struct ParsedUpdate : Mapped {
   int64_t update_id = 0;
-  // Absent when the update is acknowledged but not published (channel posts, reactions,
-  // membership changes in groups, types we do not know); `ignored_type` names it for metrics.
-  std::optional<Submission> submission;
-  std::string ignored_type;
 };
 
 // bad_request for bytes that are not a JSON object or have no integer update_id;

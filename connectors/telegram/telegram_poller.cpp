@@ -172,13 +172,14 @@ void Poller::poll_while_held() {
         order.emplace_back(update.value("update_id", next - 1), SIZE_MAX);
         continue;
       }
-      if (!parsed->submission) {
-        context_.metrics.ignored_events.inc({"telegram", parsed->ignored_type});
+      for (const auto& type : parsed->ignored)
+        context_.metrics.ignored_events.inc({"telegram", type});
+      if (parsed->submissions.empty()) {
         order.emplace_back(parsed->update_id, SIZE_MAX);
         continue;
       }
       order.emplace_back(parsed->update_id, submissions.size());
-      submissions.push_back(std::move(*parsed->submission));
+      submissions.push_back(std::move(parsed->submissions.front()));
     }
     auto deadline = std::chrono::steady_clock::now() + context_.config.nats.publish_timeout;
     auto accepted = context_.pipeline.submit_all(std::move(submissions), deadline);

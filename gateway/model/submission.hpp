@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "gateway/model/interaction.hpp"
 
@@ -24,6 +25,15 @@ struct Accepted {
   uint64_t sequence = 0;  // 0 when spooled or recognised by the dedup index
   bool duplicate = false;
   bool spooled = false;
+};
+
+// What a connector's mapping makes of one provider request (a webhook POST, a poll batch, one
+// update): the interactions to publish, in order, and the events acknowledged without
+// publishing, by type (counted in omnigate_ignored_events_total{channel,type}). A request of
+// many events is answered 2xx only when every submission is durable.
+struct Mapped {
+  std::vector<Submission> submissions;
+  std::vector<std::string> ignored;
 };
 
 }  // namespace omnigate

@@ -144,6 +144,20 @@ std::vector<Result<Accepted>> Pipeline::submit_all(std::vector<Submission> submi
   return outcomes;
 }
 
+Result<std::vector<Accepted>> Pipeline::submit_mapped(
+    Mapped mapped, std::string_view channel, std::chrono::steady_clock::time_point deadline) {
+  for (const auto& type : mapped.ignored) metrics_.ignored_events.inc({std::string(channel), type});
+  std::vector<Accepted> accepted;
+  if (mapped.submissions.empty()) return accepted;
+  auto outcomes = submit_all(std::move(mapped.submissions), deadline);
+  accepted.reserve(outcomes.size());
+  for (auto& outcome : outcomes) {
+    if (!outcome) return outcome.error();
+    accepted.push_back(std::move(outcome.value()));
+  }
+  return accepted;
+}
+
 Result<Accepted> Pipeline::submit(Submission submission,
                                   std::chrono::steady_clock::time_point deadline) {
   std::vector<Submission> one;

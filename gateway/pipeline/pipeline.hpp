@@ -42,6 +42,12 @@ class Pipeline {
   // another one is refused not_durable -- never published from an incomplete index.
   std::vector<Result<Accepted>> submit_all(std::vector<Submission> submissions,
                                            std::chrono::steady_clock::time_point deadline);
+  // Everything a mapping made of one provider request: its ignored events are counted for
+  // `channel`, its submissions go through submit_all. The outcomes when every one is durable
+  // (answer 2xx), else the first error (answer it; the provider's retry then publishes only what
+  // is missing, the rest being duplicates by id).
+  Result<std::vector<Accepted>> submit_mapped(Mapped mapped, std::string_view channel,
+                                              std::chrono::steady_clock::time_point deadline);
   // One submission (webhooks of one event, API calls, web forms).
   Result<Accepted> submit(Submission submission, std::chrono::steady_clock::time_point deadline);
 

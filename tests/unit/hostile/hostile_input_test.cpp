@@ -68,8 +68,8 @@ Published telegram(const json& update) {
   bot.account = "shopbot";
   auto parsed = omnigate::telegram::parse_update(update.dump(), bot, kNow);
   REQUIRE(parsed);
-  REQUIRE(parsed->submission);
-  return publish(std::move(*parsed->submission));
+  REQUIRE(parsed->submissions.size() == 1);
+  return publish(std::move(parsed->submissions.front()));
 }
 
 json telegram_message(json extra) {

@@ -532,15 +532,15 @@ void check_row(const Row& row, Published& out) {
   CHECK(parsed->update_id == update_id);
 
   if (row.expected.outcome == Outcome::ignored) {
-    CHECK_FALSE(parsed->submission.has_value());
-    CHECK(parsed->ignored_type == row.expected.kind_or_type);
+    CHECK(parsed->submissions.empty());
+    CHECK(parsed->ignored == std::vector<std::string>{row.expected.kind_or_type});
     return;
   }
 
-  REQUIRE(parsed->submission.has_value());
-  CHECK(parsed->ignored_type.empty());
-  CHECK(parsed->submission->native_key == std::to_string(update_id));
-  const json doc = published_json(enrich(std::move(*parsed->submission)));
+  REQUIRE(parsed->submissions.size() == 1);
+  CHECK(parsed->ignored.empty());
+  CHECK(parsed->submissions.front().native_key == std::to_string(update_id));
+  const json doc = published_json(enrich(std::move(parsed->submissions.front())));
   INFO("published: " << doc.dump());
 
   // What every published Telegram interaction is.
@@ -640,11 +640,11 @@ TEST_CASE("the same Telegram update parsed twice gives the same id and the same 
     auto second = omnigate::telegram::parse_update(body, bot(), kNow);
     REQUIRE(first.ok());
     REQUIRE(second.ok());
-    REQUIRE(first->submission.has_value());
-    REQUIRE(second->submission.has_value());
-    const Interaction a = enrich(std::move(*first->submission));
+    REQUIRE(first->submissions.size() == 1);
+    REQUIRE(second->submissions.size() == 1);
+    const Interaction a = enrich(std::move(first->submissions.front()));
     std::this_thread::sleep_for(std::chrono::milliseconds(2));  // a retry arrives later
-    const Interaction b = enrich(std::move(*second->submission));
+    const Interaction b = enrich(std::move(second->submissions.front()));
     CHECK(a.id == b.id);
     json ja = published_json(a), jb = published_json(b);
     CHECK(ja.at("received_at") != jb.at("received_at"));
