@@ -17,7 +17,7 @@
 #include "gateway/core/metrics.hpp"
 #include "gateway/core/secrets.hpp"
 #include "gateway/http/verify.hpp"
-#include "gateway/kit/connector.hpp"
+#include "gateway/kit/accounts.hpp"
 #include "gateway/model/formats.hpp"
 #include "gateway/pipeline/pipeline.hpp"
 
@@ -26,8 +26,7 @@ namespace {
 
 using std::chrono::milliseconds;
 
-struct BotConfig {
-  BotSettings settings;
+struct BotConfig : AccountBase {
   std::string token;
   std::string secret_token;
   std::string mode = "webhook";  // webhook | poll
@@ -35,7 +34,9 @@ struct BotConfig {
   PollSettings poll;
   std::string media_token;
   int max_connections = 40;
-  uint64_t max_body = 1024 * 1024;
+
+  // What the mapping needs of the bot.
+  BotSettings settings() const { return {name, stop_words}; }
 };
 
 // Content-Type for a proxied file, from Telegram's file_path extension.
@@ -61,13 +62,14 @@ std::string mime_for(const std::string& path) {
   return it == types.end() ? "application/octet-stream" : it->second;
 }
 
-class TelegramConnector : public Connector {
+class TelegramConnector : public ChannelConnector<BotConfig> {
  public:
   std::string_view channel() const override { return "telegram"; }
 
-  void read_account(const std::string& account, ConfigMap& entry) override {
-    BotConfig bot;
-    bot.settings.account = account;
+ protected:
+  bool uses_stop_words() const override { return true; }
+
+  void read(BotConfig& bot, ConfigMap& entry) override {
     bot.token = entry.required_string("token");
     static const std::regex token_shape("[0-9]+:[A-Za-z0-9_-]{20,}");
     if (!bot.token.empty() && !std::regex_match(bot.token, token_shape)) {
@@ -97,36 +99,26 @@ class TelegramConnector : public Connector {
     if (bot.poll.lease_ttl.count() != 0 && bot.poll.lease_ttl < milliseconds(1000)) {
       entry.problem("lease_ttl", "must be 0 (leases.ttl) or at least 1s");
     }
-    bool custom_stop_words = entry.has("stop_words");
-    auto stop_words = entry.string_list("stop_words");
-    if (custom_stop_words) bot.settings.stop_words = std::move(stop_words);
     bot.media_token = entry.secret("media_token", false);
     bot.max_connections =
         static_cast<int>(entry.integer("max_connections", bot.max_connections, 1, 100));
-    bot.max_body = entry.size("max_body", bot.max_body);
-    max_body_ = std::max(max_body_, bot.max_body);
-    bots_[account] = std::move(bot);
   }
 
-  bool has_account(std::string_view account) const override {
-    return bots_.find(std::string(account)) != bots_.end();
-  }
-
-  void start(GatewayContext& context, Router& router) override {
-    context_ = &context;
+  void start_channel(GatewayContext& context, Router& router) override {
     router.add_channel_route(
-        {"POST", "telegram", max_body_, [this](const InboundRequest& r) { return webhook(r); }});
+        {"POST", "telegram", 0, [this](const InboundRequest& r) { return webhook(r); }});
     router.add_route("GET", "/v1/media/telegram/*", 0,
                      [this](const InboundRequest& r) { return media(r); });
-    for (auto& [account, bot] : bots_) {
+    for (const auto& [name, bot] : accounts()) {
       if (bot.mode != "poll") continue;
-      auto poller =
-          std::make_unique<Poller>(context, bot.settings, BotApi(bot.api_url, bot.token), bot.poll);
+      auto poller = std::make_unique<Poller>(context, bot.settings(),
+                                             BotApi(bot.api_url, bot.token), bot.poll);
       poller->start();
       pollers_.push_back(std::move(poller));
     }
   }
 
+ public:
   void stop() override {
     for (auto& poller : pollers_) poller->stop();
     pollers_.clear();
@@ -140,12 +132,12 @@ class TelegramConnector : public Connector {
       return 2;
     };
     if (args.size() != 2) return usage();
-    auto it = bots_.find(args[1]);
-    if (it == bots_.end()) {
+    const BotConfig* found = find(args[1]);
+    if (!found) {
       std::fprintf(stderr, "omnigate telegram: no bot account named '%s'\n", args[1].c_str());
       return 2;
     }
-    const BotConfig& bot = it->second;
+    const BotConfig& bot = *found;
     BotApi api(bot.api_url, bot.token);
     if (args[0] == "set-webhook") {
       if (bot.mode != "webhook") {
@@ -205,29 +197,23 @@ class TelegramConnector : public Connector {
     return 0;
   }
 
-  Reply reject(const Error& error, const char* reason) {
-    context_->metrics.rejected.inc({"telegram", reason});
-    return Reply::error(error);
-  }
-
   Reply webhook(const InboundRequest& request) {
-    const BotConfig& bot = bots_.at(std::string(request.account));
+    const BotConfig& bot = account(request.account);
     if (bot.mode != "webhook") {
       return reject(make_error(ErrorCode::not_found, "route",
                                "this bot is configured for long polling, not a webhook"),
                     "wrong_mode");
     }
-    if (!constant_time_equals(request.header("X-Telegram-Bot-Api-Secret-Token"),
-                              bot.secret_token)) {
-      return reject(
-          make_error(ErrorCode::unauthorized, "verify",
-                     "X-Telegram-Bot-Api-Secret-Token does not match this bot's secret_token"),
-          "unauthorized");
+    if (auto auth =
+            verify::secret(request.header("X-Telegram-Bot-Api-Secret-Token"), bot.secret_token,
+                           "X-Telegram-Bot-Api-Secret-Token (this bot's secret_token)");
+        !auth) {
+      return reject(auth.error());
     }
-    auto parsed = parse_update(request.body, bot.settings, now_millis());
-    if (!parsed) return reject(parsed.error(), parsed.error().name().data());
+    auto parsed = parse_update(request.body, bot.settings(), now_millis());
+    if (!parsed) return reject(parsed.error());
     auto accepted =
-        context_->pipeline.submit_mapped(std::move(parsed.value()), "telegram", request.deadline);
+        context().pipeline.submit_mapped(std::move(parsed.value()), "telegram", request.deadline);
     if (!accepted) return Reply::error(accepted.error());  // Telegram retries a non-2xx
     return Reply::json(200, {{"ok", true}});
   }
@@ -250,12 +236,12 @@ class TelegramConnector : public Connector {
                                      "expected /v1/media/telegram/<account>/<file_id>"));
     }
     const std::string bot_account(account_segment), file_id(file_segment);
-    auto it = bots_.find(bot_account);
-    if (it == bots_.end()) {
+    const BotConfig* found = find(bot_account);
+    if (!found) {
       return Reply::error(make_error(ErrorCode::unknown_account, "route",
                                      "no telegram account named '" + bot_account + "'"));
     }
-    const BotConfig& bot = it->second;
+    const BotConfig& bot = *found;
     if (bot.media_token.empty()) {
       return Reply::error(make_error(ErrorCode::not_found, "route",
                                      "the media proxy is off for this bot (set media_token)"));
@@ -376,9 +362,6 @@ class TelegramConnector : public Connector {
     std::thread worker_;
   };
 
-  std::map<std::string, BotConfig, std::less<>> bots_;
-  uint64_t max_body_ = 1024 * 1024;
-  GatewayContext* context_ = nullptr;
   std::vector<std::unique_ptr<Poller>> pollers_;
 };
 

@@ -1,7 +1,5 @@
 #include "connectors/telegram/telegram_parse.hpp"
 
-#include <simdjson.h>
-
 #include <nlohmann/json.hpp>
 
 #include "gateway/core/secrets.hpp"
@@ -9,59 +7,14 @@
 #include "gateway/http/request.hpp"
 #include "gateway/model/formats.hpp"
 #include "gateway/model/identifiers.hpp"
-#include "gateway/model/json_input.hpp"
+#include "gateway/model/json_reader.hpp"
+#include "gateway/model/keyword_consent.hpp"
+#include "gateway/model/tracking.hpp"
 
 namespace omnigate::telegram {
 namespace {
 
-using simdjson::dom::element;
-
-// Optional access to a DOM node: a missing key or a wrong type reads as absent.
-class Node {
- public:
-  Node() = default;
-  explicit Node(element e) : e_(e), present_(!e.is_null()) {}
-  Node operator[](std::string_view key) const {
-    element child;
-    if (!present_ || e_.at_key(key).get(child) != simdjson::SUCCESS) return Node();
-    return Node(child);
-  }
-  bool present() const { return present_; }
-  OptString str() const {
-    std::string_view v;
-    if (!present_ || e_.get_string().get(v) != simdjson::SUCCESS) return std::nullopt;
-    return std::string(v);
-  }
-  std::optional<int64_t> i64() const {
-    int64_t v;
-    if (!present_ || e_.get_int64().get(v) != simdjson::SUCCESS) return std::nullopt;
-    return v;
-  }
-  std::optional<double> num() const {
-    double v;
-    if (!present_ || e_.get_double().get(v) != simdjson::SUCCESS) return std::nullopt;
-    return v;
-  }
-  OptString id_text() const {  // ids are integers in the Bot API; interaction.v1 keeps strings
-    if (auto v = i64()) return std::to_string(*v);
-    return str();
-  }
-  std::vector<Node> array() const {
-    std::vector<Node> out;
-    simdjson::dom::array a;
-    if (!present_ || e_.get_array().get(a) != simdjson::SUCCESS) return out;
-    for (element item : a) out.emplace_back(item);
-    return out;
-  }
-  nlohmann::json to_json() const {
-    if (!present_) return nullptr;
-    return nlohmann::json::parse(simdjson::minify(e_), nullptr, false);
-  }
-
- private:
-  element e_;
-  bool present_ = false;
-};
+using Node = JsonNode;
 
 // A Telegram date. One outside 1970..9999 (a forged 10^15) becomes a time the pipeline's
 // schema guard replaces by received_at (and counts) -- never a signed overflow to year -32224.
@@ -186,14 +139,8 @@ void add_attachments(const Node& msg, Message& message) {
 
 Consent telegram_consent(std::string purpose, std::string status, std::string method, SysMillis at,
                          std::string native_event) {
-  Consent c;
-  c.purpose = std::move(purpose);
-  c.status = std::move(status);
-  c.channels = {"telegram"};
-  c.method = std::move(method);
-  c.captured_at = at;
-  c.evidence.native_event = std::move(native_event);
-  return c;
+  return channel_consent("telegram", std::move(purpose), std::move(status), std::move(method), at,
+                         std::move(native_event));
 }
 
 Result<Interaction> message_interaction(const Node& msg, bool edited, const BotSettings& bot) {
@@ -268,37 +215,13 @@ Result<Interaction> message_interaction(const Node& msg, bool edited, const BotS
       conversation_of(chat).type == std::optional<std::string>("private")) {
     if (auto payload = start_payload(*message.text)) {
       Source source;
-      if (!payload->empty()) {
-        source.deep_link = *payload;
-        if (auto pairs = decode_deep_link(*payload)) {
-          for (auto& [key, value] : *pairs) {
-            if (key == "utm_source")
-              source.utm.source = value;
-            else if (key == "utm_medium")
-              source.utm.medium = value;
-            else if (key == "utm_campaign")
-              source.utm.campaign = value;
-            else if (key == "utm_content")
-              source.utm.content = value;
-            else if (key == "utm_term")
-              source.utm.term = value;
-            else
-              source.params.emplace_back(key, value);
-          }
-        }
-      }
+      route_deep_link(source, *payload);
       in.source = std::move(source);
       in.consent.push_back(
           telegram_consent("service", "granted", "platform_event", in.occurred_at, "start"));
     } else {
-      std::string folded = fold_case(std::string(trim(*message.text)));
-      for (const auto& word : bot.stop_words) {
-        if (folded == fold_case(word)) {
-          in.consent.push_back(
-              telegram_consent("marketing", "withdrawn", "keyword", in.occurred_at, "stop_word"));
-          break;
-        }
-      }
+      if (bot.stop_words.matches(*message.text))
+        in.consent.push_back(stop_word_withdrawal("telegram", in.occurred_at));
     }
   }
   in.message = std::move(message);
@@ -313,28 +236,11 @@ std::optional<std::string> start_payload(std::string_view text) {
   return std::string(trim(text.substr(7)));
 }
 
-std::optional<std::vector<std::pair<std::string, std::string>>> decode_deep_link(
-    std::string_view payload) {
-  auto decoded = base64url_decode(payload);
-  if (!decoded || decoded->find('=') == std::string::npos) return std::nullopt;
-  for (unsigned char c : *decoded) {
-    if (c < 0x20 || c == 0x7f) return std::nullopt;  // binary: not the key=value convention
-  }
-  auto pairs = parse_urlencoded(*decoded);
-  if (pairs.empty()) return std::nullopt;
-  return pairs;
-}
-
 Result<ParsedUpdate> parse_update(std::string_view body, const BotSettings& bot, SysMillis now) {
-  // simdjson's own cap is 1024 levels; the gateway's is limits::kMaxJsonDepth for every parser.
-  if (!json_depth_within(body)) return json_too_deep_error();
-  thread_local simdjson::dom::parser parser;
-  element root;
-  if (parser.parse(body.data(), body.size()).get(root) != simdjson::SUCCESS || !root.is_object()) {
-    return make_error(ErrorCode::bad_request, "parse",
-                      "the body is not a JSON object (a Telegram Update)");
-  }
-  Node update(root);
+  thread_local JsonReader reader;
+  auto root = reader.object(body, "a Telegram Update");
+  if (!root) return root.error();
+  Node update = root.value();
   auto update_id = update["update_id"].i64();
   if (!update_id)
     return make_error(ErrorCode::bad_request, "parse",

@@ -7,6 +7,7 @@
 #include <string_view>
 #include <vector>
 
+#include "gateway/model/keyword_consent.hpp"
 #include "gateway/model/submission.hpp"
 
 namespace omnigate::telegram {
@@ -14,8 +15,8 @@ namespace omnigate::telegram {
 struct BotSettings {
   std::string account;
   // A message whose whole text is one of these (case-insensitive) withdraws marketing consent
-  // for Telegram.
-  std::vector<std::string> stop_words = {"stop", "стоп", "отписаться", "unsubscribe"};
+  // for Telegram (the account's stop_words; gateway/model/keyword_consent.hpp).
+  StopWords stop_words;
 };
 
 // One update: one submission, or none and its type in `ignored` when it is acknowledged but not
@@ -30,9 +31,5 @@ Result<ParsedUpdate> parse_update(std::string_view body, const BotSettings& bot,
 
 // "/start <payload>": the payload, when the text is a deep-link start.
 std::optional<std::string> start_payload(std::string_view text);
-// Decodes the base64url "key=value&key=value" convention of deep-link payloads into pairs;
-// nullopt when the payload is not that (then it is kept only as source.deep_link).
-std::optional<std::vector<std::pair<std::string, std::string>>> decode_deep_link(
-    std::string_view payload);
 
 }  // namespace omnigate::telegram

@@ -14,7 +14,7 @@
 #include "gateway/core/log.hpp"
 #include "gateway/core/metrics.hpp"
 #include "gateway/core/strings.hpp"
-#include "gateway/kit/connector.hpp"
+#include "gateway/kit/accounts.hpp"
 #include "gateway/pipeline/pipeline.hpp"
 
 namespace omnigate::webform {
@@ -116,14 +116,30 @@ class ConfirmationLedger {
   std::unordered_map<std::string, std::chrono::steady_clock::time_point> recipients_;
 };
 
-class WebformConnector : public Connector {
+// A form is an account: its FormConfig is what the mapping reads.
+struct FormAccount : AccountBase {
+  FormConfig form;
+};
+
+class WebformConnector : public ChannelConnector<FormAccount> {
  public:
   std::string_view channel() const override { return "webform"; }
 
-  void read_account(const std::string& account, ConfigMap& entry) override {
-    FormConfig form;
-    form.account = account;
-    form.title = entry.string("title", account);
+  // The core's own refusals (a body above max_body) carry CORS headers like ours, so the embed
+  // script can read them and tell the visitor.
+  void decorate_refusal(const InboundRequest& request, Reply& reply) const override {
+    const FormAccount* found = find(request.account);
+    std::string_view origin = request.header("Origin");
+    if (found && origin_allowed(found->form, origin)) add_cors(reply, origin);
+  }
+
+ protected:
+  uint64_t default_max_body() const override { return 64 * 1024; }
+
+  void read(FormAccount& account, ConfigMap& entry) override {
+    FormConfig& form = account.form;
+    form.account = account.name;
+    form.title = entry.string("title", account.name);
     form.allowed_origins = entry.string_list("allowed_origins");
     form.success_url = entry.string("success_url", "");
     ConfigMap fields = entry.map("fields");
@@ -152,23 +168,17 @@ class WebformConnector : public Connector {
     if (form.language != "ru" && form.language != "en")
       entry.problem("language", "must be ru or en");
     form.demo = entry.boolean("demo", false);
-    form.max_body = entry.size("max_body", form.max_body);
-    max_body_ = std::max(max_body_, form.max_body);
-    forms_[account] = std::move(form);
   }
 
-  bool has_account(std::string_view account) const override {
-    return forms_.find(std::string(account)) != forms_.end();
-  }
-
+ public:
   void check(const Config& config, ConfigContext& context) const override {
     if (config.consent.signing_key.empty()) {
       context.problem(YAML::Mark(),
                       "channels.webform: consent.signing_key is required (it signs "
                       "render tokens and confirmation links)");
     }
-    for (const auto& [account, form] : forms_) {
-      for (const auto& c : form.consents) {
+    for (const auto& [account, form_account] : accounts()) {
+      for (const auto& c : form_account.form.consents) {
         const ConsentText* text = config.consent.text(c.text_id);
         if (!text) {
           std::string known;
@@ -183,10 +193,10 @@ class WebformConnector : public Connector {
     }
   }
 
-  void start(GatewayContext& context, Router& router) override {
-    context_ = &context;
+ protected:
+  void start_channel(GatewayContext& context, Router& router) override {
     router.add_channel_route(
-        {"POST", "webform", max_body_, [this](const InboundRequest& r) { return submit(r); }});
+        {"POST", "webform", 0, [this](const InboundRequest& r) { return submit(r); }});
     router.add_channel_route(
         {"GET", "webform", 0, [this](const InboundRequest& r) { return describe(r); }});
     router.add_channel_route(
@@ -198,22 +208,23 @@ class WebformConnector : public Connector {
       reply.headers.emplace_back("Access-Control-Allow-Origin", "*");
       return reply;
     });
-    for (const auto& [account, form] : forms_) {
-      if (!form.demo) continue;
-      router.add_route("GET", "/demo/" + account, 0,
-                       [this, &form = form](const InboundRequest&) { return demo_page(form); });
+    for (const auto& [account, form_account] : accounts()) {
+      if (!form_account.form.demo) continue;
+      router.add_route(
+          "GET", "/demo/" + account, 0,
+          [this, &form = form_account.form](const InboundRequest&) { return demo_page(form); });
     }
   }
 
  private:
   const FormConfig& form_of(const InboundRequest& request) const {
-    return forms_.at(std::string(request.account));
+    return account(request.account).form;
   }
 
   // The origin may post when it is listed, or is the gateway itself (its demo pages).
   bool origin_allowed(const FormConfig& form, std::string_view origin) const {
     if (origin.empty()) return true;  // not a browser's cross-origin request
-    if (origin == origin_of(context_->config.http.public_url)) return true;
+    if (origin == origin_of(context().config.http.public_url)) return true;
     return std::find(form.allowed_origins.begin(), form.allowed_origins.end(), origin) !=
            form.allowed_origins.end();
   }
@@ -226,9 +237,10 @@ class WebformConnector : public Connector {
     reply.headers.emplace_back("Access-Control-Expose-Headers", "Retry-After");
   }
 
-  Reply reject(const Error& error, const char* reason, std::string_view origin) {
-    context_->metrics.rejected.inc({"webform", reason});
-    Reply reply = Reply::error(error);
+  // The kit's reject (counted by reason), with CORS headers for the page's script.
+  Reply reject(const Error& error, std::string_view reason, std::string_view origin,
+               const nlohmann::json& details = nullptr) const {
+    Reply reply = ChannelConnector::reject(error, reason, details);
     add_cors(reply, origin);
     return reply;
   }
@@ -256,7 +268,7 @@ class WebformConnector : public Connector {
     claims.account = form.account;
     claims.issued_at_ms = now_millis().time_since_epoch().count();
     claims.expires_at = claims.issued_at_ms / 1000 + 24 * 3600;
-    return context_->consent.links().sign(claims);
+    return context().consent.links().sign(claims);
   }
 
   // What the embed script needs: a render token, the fill-time minimum and the exact consent
@@ -270,7 +282,7 @@ class WebformConnector : public Connector {
     }
     json consents = json::array();
     for (const auto& c : form.consents) {
-      const ConsentText* text = context_->config.consent.text(c.text_id);
+      const ConsentText* text = context().config.consent.text(c.text_id);
       consents.push_back({{"field", c.field},
                           {"text_id", text->id},
                           {"version", text->version},
@@ -292,7 +304,7 @@ class WebformConnector : public Connector {
   Reply demo_page(const FormConfig& form) {
     std::string boxes;
     for (const auto& c : form.consents) {
-      const ConsentText* text = context_->config.consent.text(c.text_id);
+      const ConsentText* text = context().config.consent.text(c.text_id);
       boxes += "<label class=\"consent\"><input type=\"checkbox\" name=\"" + html_escape(c.field) +
                "\" value=\"yes\"" + (c.required ? " required" : "") +
                "> <span data-omnigate-consent-text=\"" + html_escape(c.field) + "\">" +
@@ -344,15 +356,9 @@ class WebformConnector : public Connector {
       return reject(make_error(ErrorCode::forbidden, "route", "origin not allowed for this form"),
                     "origin", {});
     }
-    const Config& config = context_->config;
+    const Config& config = context().config;
     std::string ip = config.http.trusted_proxies.client_ip(
         request.remote_addr, request.header_joined("X-Forwarded-For"));
-    if (request.body.size() > form.max_body) {
-      return reject(make_error(ErrorCode::payload_too_large, "route",
-                               "the body is larger than " + std::to_string(form.max_body) +
-                                   " bytes allowed for this form"),
-                    "payload_too_large", origin);
-    }
     if (int64_t wait = limiter_.admit(form.account + "|" + RateLimiter::client_key(ip),
                                       form.rate_limit_per_minute);
         wait > 0) {
@@ -367,7 +373,7 @@ class WebformConnector : public Connector {
       return reply;
     }
     auto fields = read_fields(request.media_type(), request.body, request.multipart);
-    if (!fields) return reject(fields.error(), fields.error().name().data(), origin);
+    if (!fields) return reject(fields.error(), {}, origin);
     if (fields->size() > kMaxFields) {
       return reject(make_error(ErrorCode::bad_request, "parse",
                                "more than " + std::to_string(kMaxFields) + " fields"),
@@ -382,12 +388,12 @@ class WebformConnector : public Connector {
     };
     // A bot fills the hidden field: answer like a success so it learns nothing; publish nothing.
     if (!field(form.honeypot).empty()) {
-      context_->metrics.rejected.inc({"webform", "honeypot"});
+      context().metrics.rejected.inc({"webform", "honeypot"});
       return success(request, form, random_uuid(), origin);
     }
     std::string_view token = field(kRenderTokenField);
     if (!token.empty()) {
-      auto claims = context_->consent.links().verify(token, "render");
+      auto claims = context().consent.links().verify(token, "render");
       if (!claims || claims->account != form.account) {
         return reject(make_error(ErrorCode::bad_request, "verify",
                                  "the form's render token is not valid; reload the page"),
@@ -426,22 +432,17 @@ class WebformConnector : public Connector {
     if (!normalized.missing.empty()) {
       std::string list;
       for (const auto& name : normalized.missing) list += (list.empty() ? "" : ", ") + name;
-      context_->metrics.rejected.inc({"webform", "required_missing"});
-      Reply reply = Reply::json(
-          422, {{"error",
-                 {{"code", "unprocessable"},
-                  {"message",
-                   (form.language == "ru" ? "Заполните обязательные поля: " : "Please fill in: ") +
-                       list},
-                  {"fields", normalized.missing}}}});
-      add_cors(reply, origin);
-      return reply;
+      return reject(make_error(ErrorCode::unprocessable, "normalize",
+                               (form.language == "ru" ? "Заполните обязательные поля: "
+                                                      : "Please fill in: ") +
+                                   list),
+                    "required_missing", origin, {{"fields", normalized.missing}});
     }
     for (const auto& field : normalized.dropped)
-      context_->metrics.dropped_values.inc({"webform", field});
+      context().metrics.dropped_values.inc({"webform", field});
     normalized.submission.raw_bytes = request.body;
     normalized.submission.raw_content_type = request.media_type();
-    auto accepted = context_->pipeline.submit(std::move(normalized.submission), request.deadline);
+    auto accepted = context().pipeline.submit(std::move(normalized.submission), request.deadline);
     if (!accepted) {
       Reply reply = Reply::error(accepted.error());
       add_cors(reply, origin);
@@ -457,7 +458,7 @@ class WebformConnector : public Connector {
           break;
         case ConfirmationLedger::Decision::recipient_limited:
           confirmation = "limited";
-          context_->metrics.consent_emails.inc({"recipient_limited"});
+          context().metrics.consent_emails.inc({"recipient_limited"});
           break;
         case ConfirmationLedger::Decision::send:
           confirmation = "send";
@@ -489,7 +490,7 @@ class WebformConnector : public Connector {
       claims.channels.erase(std::unique(claims.channels.begin(), claims.channels.end()),
                             claims.channels.end());
       auto queued =
-          context_->consent.request_confirmation(claims, form.title, quoted, request.deadline);
+          context().consent.request_confirmation(claims, form.title, quoted, request.deadline);
       if (!queued && queued.error().code == ErrorCode::not_durable) {
         // The lead is durable, the confirmation mail is not: 503, so that the embed script
         // sends the same submission again (its lead is then a duplicate) until the mail is
@@ -511,9 +512,6 @@ class WebformConnector : public Connector {
     return reply;
   }
 
-  std::map<std::string, FormConfig, std::less<>> forms_;
-  uint64_t max_body_ = 64 * 1024;
-  GatewayContext* context_ = nullptr;
   RateLimiter limiter_;
   ConfirmationLedger ledger_;
 };

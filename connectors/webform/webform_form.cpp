@@ -6,9 +6,11 @@
 #include <unordered_set>
 
 #include "gateway/core/limits.hpp"
+#include "gateway/core/strings.hpp"
 #include "gateway/model/formats.hpp"
 #include "gateway/model/identifiers.hpp"
 #include "gateway/model/json_input.hpp"
+#include "gateway/model/tracking.hpp"
 
 namespace omnigate::webform {
 namespace {
@@ -21,11 +23,7 @@ std::string_view value_of(const Fields& fields, std::string_view name) {
 }
 
 std::string trimmed(std::string_view text) {
-  const char* space = " \t\r\n";
-  size_t first = text.find_first_not_of(space);
-  if (first == std::string_view::npos) return "";
-  size_t last = text.find_last_not_of(space);
-  return std::string(text.substr(first, last - first + 1));
+  return std::string(trim(text));
 }
 
 // The schema wants URIs: keep what a browser sends (already percent-encoded), drop the rest
@@ -40,18 +38,6 @@ OptString web_url(std::string_view text) {
 
 bool valid_submission_id(std::string_view id) {
   return formats::is_token(id, 128);
-}
-
-void read_utm(Utm& utm, const Fields& source) {
-  auto take = [&](const char* key, OptString& out) {
-    std::string v = trimmed(value_of(source, key));
-    if (!v.empty() && !out) out = v;
-  };
-  take("utm_source", utm.source);
-  take("utm_medium", utm.medium);
-  take("utm_campaign", utm.campaign);
-  take("utm_content", utm.content);
-  take("utm_term", utm.term);
 }
 
 }  // namespace
@@ -122,17 +108,9 @@ NormalizedForm normalize_form(const FormConfig& form, const ConsentConfig& conse
   source.referrer = web_url(value_of(fields, kReferrerField));
   if (!source.referrer && !trimmed(value_of(fields, kReferrerField)).empty())
     out.dropped.push_back("source.referrer");
-  read_utm(source.utm, fields);
-  if (page_url) {
-    size_t query = page_url->find('?');
-    if (query != std::string::npos) {
-      std::string_view rest(*page_url);
-      rest = rest.substr(query + 1, rest.find('#', query) == std::string_view::npos
-                                        ? std::string_view::npos
-                                        : rest.find('#', query) - query - 1);
-      read_utm(source.utm, parse_urlencoded(rest));
-    }
-  }
+  route_tracking_params(source, fields, OtherParams::drop);
+  if (page_url)
+    route_tracking_params(source, parse_urlencoded(query_of(*page_url)), OtherParams::drop);
   in.source = std::move(source);
 
   // Consent: one entry per ticked box; an unticked box records nothing (no pre-ticked consent).

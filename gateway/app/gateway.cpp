@@ -256,17 +256,39 @@ void Gateway::register_handler(
 }
 
 void Gateway::add_channel_route(RouteSpec spec) {
-  routes_.push_back({spec.method, "/v1/" + spec.channel + "/", spec.max_body});
-  const uint64_t cap = spec.max_body ? spec.max_body : config_.http.max_body;
   Connector* connector = config_.connector(spec.channel);
-  auto handle = [this, spec, connector](const httplib::Request& req, const RequestBody& body,
-                                        Clock::time_point deadline) {
+  auto account_cap = [this, connector](std::string_view account) {
+    uint64_t cap = connector ? connector->max_body(account) : 0;
+    return cap ? cap : config_.http.max_body;
+  };
+  // While reading, the account is not known yet: the largest cap of any account; each
+  // account's own cap is checked below, before its handler runs.
+  uint64_t cap = spec.max_body;
+  if (!cap && connector) {
+    for (const auto& account : connector->account_names())
+      cap = std::max(cap, account_cap(account));
+  }
+  if (!cap) cap = config_.http.max_body;
+  routes_.push_back({spec.method, "/v1/" + spec.channel + "/", cap});
+  auto handle = [this, spec, connector, account_cap](const httplib::Request& req,
+                                                     const RequestBody& body,
+                                                     Clock::time_point deadline) {
     const std::string& account = req.matches[1].str();
     if (!valid_account_segment(account) || !connector || !connector->has_account(account)) {
       return Reply::error(make_error(ErrorCode::unknown_account, "route",
                                      "no " + spec.channel + " account named '" +
                                          (valid_account_segment(account) ? account : "?") +
                                          "' is configured"));
+    }
+    uint64_t size = body.data.size();
+    for (const auto& part : body.parts) size += part.content.size();
+    if (const uint64_t limit = account_cap(account); size > limit) {
+      metrics_.rejected.inc({spec.channel, "payload_too_large"});
+      Reply reply = Reply::error(make_error(ErrorCode::payload_too_large, "route",
+                                            "the body is larger than " + std::to_string(limit) +
+                                                " bytes allowed for this account (max_body)"));
+      connector->decorate_refusal(inbound_from(req, body, account, deadline), reply);
+      return reply;
     }
     return spec.handler(inbound_from(req, body, account, deadline));
   };

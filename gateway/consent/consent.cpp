@@ -60,9 +60,9 @@ Reply not_durable_page(const std::string& language) {
 
 Reply bad_link_page(const Error& error, const std::string& language) {
   bool ru = russian(language);
-  if (error.detail == "expired") {
+  if (error.code == ErrorCode::gone) {
     return page(
-        410, language, ru ? "Ссылка устарела" : "This link has expired",
+        error.http_status(), language, ru ? "Ссылка устарела" : "This link has expired",
         ru ? "<p>Срок действия ссылки истёк. Отправьте форму ещё раз — мы пришлём новую.</p>"
            : "<p>The link has expired. Submit the form again and we will send a new one.</p>");
   }
@@ -120,7 +120,7 @@ Result<LinkClaims> ConsentLinks::verify(std::string_view token, std::string_view
   }
   if (c.kind != kind) return forged;
   if (c.expires_at != 0 && unix_now() > c.expires_at) {
-    return make_error(ErrorCode::invalid_field, "verify", "expired");
+    return make_error(ErrorCode::gone, "verify", "the link has expired");
   }
   return c;
 }
@@ -277,7 +277,8 @@ Reply ConsentService::unsubscribe_page(const InboundRequest& request) {
 Reply ConsentService::confirm(const InboundRequest& request) {
   auto claims = links_.verify(request.query_param("token"), "confirm");
   if (!claims) {
-    metrics_.rejected.inc({"consent", claims.error().detail == "expired" ? "expired" : "forged"});
+    metrics_.rejected.inc(
+        {"consent", claims.error().code == ErrorCode::gone ? "expired" : "forged"});
     return bad_link_page(claims.error(), "ru");
   }
   const LinkClaims& c = claims.value();
@@ -302,7 +303,8 @@ Reply ConsentService::confirm(const InboundRequest& request) {
 Reply ConsentService::unsubscribe(const InboundRequest& request) {
   auto claims = links_.verify(request.query_param("token"), "unsubscribe");
   if (!claims) {
-    metrics_.rejected.inc({"consent", claims.error().detail == "expired" ? "expired" : "forged"});
+    metrics_.rejected.inc(
+        {"consent", claims.error().code == ErrorCode::gone ? "expired" : "forged"});
     return bad_link_page(claims.error(), "ru");
   }
   const LinkClaims& c = claims.value();

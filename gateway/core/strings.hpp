@@ -1,9 +1,14 @@
-// Small string helpers every part of the gateway needs, written once. ASCII only: provider
-// keys, header names and template placeholders are ASCII; text people write is never folded here.
+// Small string helpers every part of the gateway needs, written once: ASCII case and
+// whitespace (provider keys, header names, placeholders -- text people write is never folded
+// here), and the codecs of URLs and HTML.
 #pragma once
 
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
+
+#include "gateway/core/limits.hpp"
 
 namespace omnigate {
 
@@ -15,5 +20,14 @@ std::string_view trim(std::string_view text);
 std::string replace_all(std::string text, std::string_view needle, std::string_view with);
 // ASCII letters lower-cased; other bytes (UTF-8 included) unchanged.
 std::string ascii_lower(std::string_view text);
+
+// Decodes an application/x-www-form-urlencoded body (or query string) into ordered pairs,
+// at most `max_pairs` of them: a caller that allows N passes N + 1 and refuses N + 1 pairs,
+// without decoding the rest of a body made of 30 000 "a&a&a...".
+std::vector<std::pair<std::string, std::string>> parse_urlencoded(
+    std::string_view text, size_t max_pairs = limits::kMaxMapEntries + 1);
+std::string url_encode(std::string_view text);
+// HTML text and attribute escaping of & < > " '.
+std::string html_escape(std::string_view text);
 
 }  // namespace omnigate

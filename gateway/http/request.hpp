@@ -41,14 +41,6 @@ struct InboundRequest {
   std::string media_type() const;
 };
 
-// Decodes an application/x-www-form-urlencoded body (or query string) into ordered pairs,
-// at most `max_pairs` of them: a caller that allows N passes N + 1 and refuses N + 1 pairs,
-// without decoding the rest of a body made of 30 000 "a&a&a...".
-std::vector<std::pair<std::string, std::string>> parse_urlencoded(
-    std::string_view text, size_t max_pairs = limits::kMaxMapEntries + 1);
-std::string url_encode(std::string_view text);
-std::string html_escape(std::string_view text);
-
 struct Reply {
   int status = 200;
   std::string content_type = "application/json";
@@ -67,7 +59,9 @@ struct Reply {
   // configured http.retry_after.
   static Reply html(int status, std::string body);
   static Reply redirect(std::string location);  // 303 See Other
-  static Reply error(const Error& error, std::optional<std::chrono::seconds> retry_after = {});
+  // `details`: extra members of the error object (e.g. "fields" a form misses).
+  static Reply error(const Error& error, std::optional<std::chrono::seconds> retry_after = {},
+                     const nlohmann::json& details = nullptr);
 };
 
 }  // namespace omnigate

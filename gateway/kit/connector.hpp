@@ -23,9 +23,11 @@ class CursorStore;
 using RouteHandler = std::function<Reply(const InboundRequest&)>;
 
 struct RouteSpec {
-  std::string method;     // GET, POST, ...
-  std::string channel;    // the route is /v1/<channel>/<account>
-  uint64_t max_body = 0;  // 413 above this; 0 = the http.max_body default
+  std::string method;   // GET, POST, ...
+  std::string channel;  // the route is /v1/<channel>/<account>
+  // The cap while reading the body, before the account is known; 0 = the largest max_body of
+  // the connector's accounts (each account's own cap is then enforced by the core).
+  uint64_t max_body = 0;
   RouteHandler handler;
 };
 
@@ -59,10 +61,18 @@ class Connector {
   // connector reads its own keys from `entry` (unknown keys are rejected after this returns).
   virtual void read_account(const std::string& account, ConfigMap& entry) = 0;
   virtual bool has_account(std::string_view account) const = 0;
+  // The body cap of the account's requests; the core answers 413 above it before the handler
+  // runs. 0 = http.max_body. (ChannelConnector reads it from the account's max_body key.)
+  virtual uint64_t max_body(std::string_view account) const { return 0; }
+  // Every configured account (for the route's read cap and for checks over all accounts).
+  virtual std::vector<std::string> account_names() const { return {}; }
   // The default of the account key on_nats_down (read by the core for every channel): true =
   // `spool` (providers that punish errors or drop undelivered events: webhooks, pollers),
   // false = `reject`, 503 with Retry-After (callers that retry on their own: an API).
   virtual bool spools_by_default() const { return true; }
+  // Called on the core's own refusals of a request to this channel (a body above the account's
+  // max_body) before they are sent: e.g. the web form adds its CORS headers.
+  virtual void decorate_refusal(const InboundRequest& request, Reply& reply) const {}
   // After every section is read: checks that need the rest of the config (e.g. consent texts
   // a form refers to). Report with context.problem(mark, ...) using marks kept while reading.
   virtual void check(const Config& config, ConfigContext& context) const {}

@@ -185,12 +185,12 @@ TEST_CASE("ConsentLinks: claims survive signing; kind and expiry are enforced",
     CHECK(as_unsubscribe.error().code == omnigate::ErrorCode::forbidden);
     CHECK_FALSE(links.verify(token, "render"));
   }
-  SECTION("expired: invalid_field 'expired' (410 at the page level)") {
+  SECTION("expired: gone (410 from the one status table)") {
     claims.expires_at = unix_now() - 1;
     auto expired = links.verify(links.sign(claims), "confirm");
     REQUIRE_FALSE(expired);
-    CHECK(expired.error().code == omnigate::ErrorCode::invalid_field);
-    CHECK(expired.error().detail == "expired");
+    CHECK(expired.error().code == omnigate::ErrorCode::gone);
+    CHECK(expired.error().http_status() == 410);
   }
   SECTION("expires_at 0 never expires") {
     claims.expires_at = 0;
