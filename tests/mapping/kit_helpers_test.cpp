@@ -1,0 +1,162 @@
+// The kit's parsing and verification helpers, linked without NATS or httplib (this executable
+// links the model, the http request/verify library and the channels' mapping libraries only;
+// ctest checks its dynamic dependencies).
+#include <catch2/catch.hpp>
+
+#include "gateway/core/error.hpp"
+#include "gateway/http/request.hpp"
+#include "gateway/http/verify.hpp"
+#include "gateway/model/json_reader.hpp"
+#include "gateway/model/keyword_consent.hpp"
+#include "gateway/model/tracking.hpp"
+
+using namespace omnigate;
+
+TEST_CASE("JsonNode reads what is there and nothing else, never throwing", "[kit][json]") {
+  JsonReader reader;
+  auto root = reader.object(
+      R"({"s":"текст","i":42,"n":"1700000000","b":true,"f":false,"a":[1,"x"],"o":{"k":null}})",
+      "a test body");
+  REQUIRE(root);
+  JsonNode doc = root.value();
+  CHECK(doc["s"].str() == "текст");
+  CHECK_FALSE(doc["s"].i64());  // a string is not an integer
+  CHECK(doc["i"].i64() == 42);
+  CHECK(doc["i"].id_text() == "42");
+  CHECK_FALSE(doc["i"].str());
+  CHECK(doc["n"].integer_or_numeric_string() == 1700000000);
+  CHECK_FALSE(doc["s"].integer_or_numeric_string());
+  CHECK(doc["b"].boolean() == true);
+  CHECK(doc["f"].boolean() == false);
+  CHECK_FALSE(doc["i"].boolean());
+  CHECK(doc["a"].array().size() == 2);
+  CHECK(doc["s"].array().empty());
+  CHECK(doc["o"].members().size() == 1);
+  CHECK_FALSE(doc["o"]["k"].present());             // null reads as absent
+  CHECK_FALSE(doc["missing"]["deeper"].present());  // absent all the way down
+  CHECK_FALSE(doc["a"]["key"].present());           // a key of an array
+  CHECK(doc["a"].to_json() == nlohmann::json::array({1, "x"}));
+}
+
+TEST_CASE("JsonReader refuses what is not a JSON object with a bad_request that says so",
+          "[kit][json]") {
+  JsonReader reader;
+  for (std::string body : {"", "{", "[1,2]", "\"text\"", "{\"a\":1}garbage"}) {
+    CAPTURE(body);
+    auto parsed = reader.object(body, "a test body");
+    REQUIRE_FALSE(parsed);
+    CHECK(parsed.error().code == ErrorCode::bad_request);
+    CHECK(parsed.error().detail.find("a test body") != std::string::npos);
+  }
+  std::string deep(100, '[');
+  deep += std::string(100, ']');
+  auto too_deep = reader.value(deep, "deep");
+  REQUIRE_FALSE(too_deep);
+  CHECK(too_deep.error().code == ErrorCode::bad_request);
+}
+
+TEST_CASE("tracking parameters: utm_* into source.utm (first wins), the rest kept or dropped",
+          "[kit][tracking]") {
+  Source source;
+  route_tracking_params(source,
+                        {{"utm_source", " vk "},
+                         {"utm_source", "later"},
+                         {"utm_campaign", ""},
+                         {"utm_campaign", "весна"},
+                         {"gclid", "abc"}},
+                        OtherParams::keep);
+  CHECK(source.utm.source == "vk");
+  CHECK(source.utm.campaign == "весна");  // the empty first value is skipped
+  REQUIRE(source.params.size() == 1);
+  CHECK(source.params[0] == std::pair<std::string, std::string>{"gclid", "abc"});
+
+  Source form;
+  route_tracking_params(form, {{"utm_medium", "cpc"}, {"name", "Анна"}}, OtherParams::drop);
+  CHECK(form.utm.medium == "cpc");
+  CHECK(form.params.empty());
+
+  CHECK(query_of("https://shop.example/p?utm_source=x&a=1#top") == "utm_source=x&a=1");
+  CHECK(query_of("https://shop.example/p#top").empty());
+}
+
+TEST_CASE("deep links: the base64url key=value convention is decoded, anything else kept raw",
+          "[kit][tracking]") {
+  // base64url("utm_source=vk&utm_campaign=spring&ref=42")
+  Source source;
+  route_deep_link(source, "dXRtX3NvdXJjZT12ayZ1dG1fY2FtcGFpZ249c3ByaW5nJnJlZj00Mg");
+  CHECK(source.deep_link == "dXRtX3NvdXJjZT12ayZ1dG1fY2FtcGFpZ249c3ByaW5nJnJlZj00Mg");
+  CHECK(source.utm.source == "vk");
+  CHECK(source.utm.campaign == "spring");
+  REQUIRE(source.params.size() == 1);
+  CHECK(source.params[0].first == "ref");
+
+  Source plain;
+  route_deep_link(plain, "promo2026");  // not base64url of key=value
+  CHECK(plain.deep_link == "promo2026");
+  CHECK(plain.utm.empty());
+  CHECK(plain.params.empty());
+  CHECK_FALSE(decode_deep_link("AAEC"));  // binary bytes
+}
+
+TEST_CASE("stop words: the whole text, trimmed and case-folded, Cyrillic included",
+          "[kit][consent]") {
+  StopWords defaults;
+  CHECK(defaults.matches("СТОП"));
+  CHECK(defaults.matches("  Отписаться \n"));
+  CHECK(defaults.matches("UNSUBSCRIBE"));
+  CHECK_FALSE(defaults.matches("стоп, а сколько стоит доставка?"));
+  CHECK_FALSE(defaults.matches(""));
+  CHECK_FALSE(defaults.matches(std::string(100'000, 'x')));
+  StopWords custom({"Хватит"});
+  CHECK(custom.matches("хватит"));
+  CHECK_FALSE(custom.matches("стоп"));
+  Consent c = stop_word_withdrawal("vk", SysMillis{});
+  CHECK(c.channels == std::vector<std::string>{"vk"});
+  CHECK(c.purpose == "marketing");
+  CHECK(c.status == "withdrawn");
+  CHECK(c.method == "keyword");
+}
+
+TEST_CASE("HMAC-SHA256 over the raw body: RFC 4231 vector, and every wrong header refused",
+          "[kit][verify]") {
+  // RFC 4231, test case 2.
+  CHECK(verify::hmac_sha256_hex("Jefe", "what do ya want for nothing?") ==
+        "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+  const std::string secret = "wa-test-app-secret-0123456789";
+  const std::string body = R"({"object":"whatsapp_business_account","entry":[]})";
+  const std::string good = "sha256=" + verify::hmac_sha256_hex(secret, body);
+  CHECK(verify::hmac_sha256(body, secret, good));
+  std::string upper = good;
+  for (size_t i = 7; i < upper.size(); ++i) upper[i] = static_cast<char>(std::toupper(upper[i]));
+  CHECK(verify::hmac_sha256(body, secret, upper));  // hex case does not matter
+  for (const std::string& bad :
+       {std::string(), std::string("sha256="), good.substr(7), "sha1=" + good.substr(7),
+        good.substr(0, good.size() - 1) + (good.back() == '0' ? "1" : "0"), good + "00"}) {
+    CAPTURE(bad);
+    auto refused = verify::hmac_sha256(body, secret, bad);
+    REQUIRE_FALSE(refused);
+    CHECK(refused.error().code == ErrorCode::signature_invalid);
+    CHECK(refused.error().http_status() == 401);
+  }
+  CHECK_FALSE(verify::hmac_sha256(body + " ", secret, good));  // one byte more in the body
+  CHECK_FALSE(verify::hmac_sha256(body, "", "sha256=" + verify::hmac_sha256_hex("", body)));
+}
+
+TEST_CASE("shared secrets and bearer tokens are compared by the kit, with the kit's codes",
+          "[kit][verify]") {
+  CHECK(verify::secret("s3cret-value-0123", "s3cret-value-0123", "the secret"));
+  auto wrong = verify::secret("nope", "s3cret-value-0123", "the secret");
+  REQUIRE_FALSE(wrong);
+  CHECK(wrong.error().code == ErrorCode::unauthorized);
+  auto vk = verify::secret("nope", "s3cret-value-0123", "secret", ErrorCode::forbidden);
+  REQUIRE_FALSE(vk);
+  CHECK(vk.error().http_status() == 403);
+  CHECK_FALSE(
+      verify::secret("", "", "an unset secret"));  // an empty configured secret never matches
+
+  InboundRequest request;
+  request.headers = {{"Authorization", "Bearer  token-0123456789abcdef "}};
+  CHECK(verify::bearer(request, "token-0123456789abcdef"));
+  request.headers = {{"Authorization", "Basic token-0123456789abcdef"}};
+  CHECK_FALSE(verify::bearer(request, "token-0123456789abcdef"));
+}
