@@ -20,6 +20,8 @@ std::string_view trim(std::string_view text);
 std::string replace_all(std::string text, std::string_view needle, std::string_view with);
 // ASCII letters lower-cased; other bytes (UTF-8 included) unchanged.
 std::string ascii_lower(std::string_view text);
+// Bytes as lower-case hex, two digits a byte (digests).
+std::string hex_lower(std::string_view bytes);
 
 // Decodes an application/x-www-form-urlencoded body (or query string) into ordered pairs,
 // at most `max_pairs` of them: a caller that allows N passes N + 1 and refuses N + 1 pairs,

@@ -37,13 +37,7 @@ std::string hmac_sha256_hex(std::string_view key, std::string_view data) {
   unsigned int length = 0;
   HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
        reinterpret_cast<const unsigned char*>(data.data()), data.size(), digest, &length);
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out(length * 2, '0');
-  for (unsigned int i = 0; i < length; ++i) {
-    out[2 * i] = kHex[digest[i] >> 4];
-    out[2 * i + 1] = kHex[digest[i] & 0xf];
-  }
-  return out;
+  return hex_lower({reinterpret_cast<const char*>(digest), length});
 }
 
 Status hmac_sha256(std::string_view raw_body, std::string_view key, std::string_view header_value,

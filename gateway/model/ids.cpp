@@ -9,6 +9,8 @@
 #include <charconv>
 #include <cstdio>
 
+#include "gateway/core/strings.hpp"
+
 namespace omnigate {
 namespace {
 
@@ -48,13 +50,7 @@ std::string sha256_hex(std::string_view bytes) {
   unsigned char digest[EVP_MAX_MD_SIZE];
   unsigned int length = 0;
   EVP_Digest(bytes.data(), bytes.size(), digest, &length, EVP_sha256(), nullptr);
-  static constexpr char hex[] = "0123456789abcdef";
-  std::string out(length * 2, '0');
-  for (unsigned int i = 0; i < length; ++i) {
-    out[2 * i] = hex[digest[i] >> 4];
-    out[2 * i + 1] = hex[digest[i] & 0xf];
-  }
-  return out;
+  return hex_lower({reinterpret_cast<const char*>(digest), length});
 }
 
 }  // namespace omnigate
