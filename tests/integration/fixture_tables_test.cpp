@@ -39,6 +39,14 @@ TEST_CASE("every fixture table in connectors/ is readable and sends files that e
     REQUIRE_NOTHROW(table = load_fixture_table(cases));
     CHECK(table.channel == entry.path().filename().string());
     CHECK_FALSE(table.cases.empty());
+    // The cases tests/compliance will run once the channel's connector is registered.
+    for (const char* role : {"valid", "unauthenticated"}) {
+      if (!table.compliance.is_object() || !table.compliance.contains(role) ||
+          table.compliance[role].is_null())
+        continue;
+      INFO("compliance." << role);
+      CHECK(table.find(table.compliance[role].get<std::string>()) != nullptr);
+    }
     ++tables;
   }
   CHECK(tables >= 3);
