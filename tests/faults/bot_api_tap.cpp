@@ -2,7 +2,7 @@
 
 #include <stdexcept>
 
-#include "tests/integration/harness.hpp"
+#include "tests/support/harness.hpp"
 
 namespace omnigate::testing {
 

@@ -11,7 +11,7 @@
 #include <stdexcept>
 
 #include "gateway/model/ids.hpp"
-#include "tests/integration/fake_bot_api.hpp"
+#include "tests/support/fake_bot_api.hpp"
 
 namespace omnigate::testing {
 

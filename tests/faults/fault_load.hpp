@@ -14,7 +14,7 @@
 #include <thread>
 #include <vector>
 
-#include "tests/integration/harness.hpp"
+#include "tests/support/harness.hpp"
 
 namespace omnigate::testing {
 

@@ -14,8 +14,8 @@
 
 #include "tests/faults/bot_api_tap.hpp"
 #include "tests/faults/fault_load.hpp"
-#include "tests/integration/fake_bot_api.hpp"
-#include "tests/integration/harness.hpp"
+#include "tests/support/fake_bot_api.hpp"
+#include "tests/support/harness.hpp"
 
 using namespace omnigate::testing;
 using std::chrono::milliseconds;

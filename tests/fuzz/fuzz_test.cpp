@@ -19,7 +19,7 @@
 #include <sstream>
 
 #include "gateway/http/request.hpp"
-#include "tests/integration/harness.hpp"
+#include "tests/support/harness.hpp"
 
 using namespace omnigate::testing;
 using nlohmann::json;
@@ -44,11 +44,23 @@ std::vector<std::string> fixtures(const std::string& channel, const std::string&
   std::vector<std::filesystem::path> paths;
   for (const auto& entry : std::filesystem::directory_iterator(
            std::filesystem::path(OMNIGATE_SOURCE_DIR) / "connectors" / channel / "fixtures")) {
-    if (entry.path().extension() == extension) paths.push_back(entry.path());
+    // cases.json is the fixture table (tests/support/fixture_table.hpp), not a payload.
+    if (entry.path().extension() == extension && entry.path().filename() != "cases.json")
+      paths.push_back(entry.path());
   }
   std::sort(paths.begin(), paths.end());
   std::vector<std::string> out;
   for (const auto& p : paths) out.push_back(read_file(p));
+  return out;
+}
+
+// The .json fixtures of a channel that are JSON objects: the seeds to mutate (a fixture table
+// also sends malformed bodies, which have no structure to mutate).
+std::vector<std::string> json_documents(const std::string& channel) {
+  std::vector<std::string> out;
+  for (auto& body : fixtures(channel, ".json")) {
+    if (json::parse(body, nullptr, false).is_object()) out.push_back(std::move(body));
+  }
   return out;
 }
 
@@ -349,7 +361,7 @@ TEST_CASE("api channel: mutated interactions publish only valid interactions", "
   yaml.replace(yaml.find(small), small.size(), "      max_body: 1MiB\n");
   RunningGateway gateway(yaml);
   Mutator mutator(fuzz_seed() + 1);
-  auto bodies = fixtures("api", ".json");
+  auto bodies = json_documents("api");
   REQUIRE(bodies.size() >= 5);
   Outcome outcome;
   const size_t kCases = 4000;
@@ -471,7 +483,7 @@ TEST_CASE("web form: mutated submissions publish only valid interactions", "[fuz
   RunningGateway gateway(test_config_yaml(nats.url(), "", webform_section()));
   Mutator mutator(fuzz_seed() + 2);
   auto encoded = fixtures("webform", ".urlencoded");
-  auto documents = fixtures("webform", ".json");
+  auto documents = json_documents("webform");
   REQUIRE(!encoded.empty());
   REQUIRE(!documents.empty());
   Outcome outcome;

@@ -7,7 +7,7 @@
 #include <unistd.h>
 
 #include "gateway/model/ids.hpp"
-#include "tests/integration/harness.hpp"
+#include "tests/support/harness.hpp"
 
 using namespace omnigate::testing;
 using nlohmann::json;
@@ -33,49 +33,6 @@ const std::string kMessageBody = R"({
 })";
 
 }  // namespace
-
-TEST_CASE("an API interaction is normalized, published with its id and readable from the stream",
-          "[integration][api]") {
-  NatsServer nats;
-  RunningGateway gateway(test_config_yaml(nats.url()));
-
-  auto response = gateway.post_api("call-2291", kMessageBody);
-  REQUIRE(response);
-  REQUIRE(response->status == 202);
-  json answer = json::parse(response->body);
-  std::string expected_id = omnigate::interaction_id("api", "crm", "call-2291");
-  CHECK(answer["id"] == expected_id);
-  CHECK(answer["status"] == "accepted");
-
-  auto messages = read_stream(nats.url());
-  REQUIRE(messages.size() == 1);
-  const auto& m = messages[0];
-  CHECK(m.subject == "omnigate.interactions.api.crm.message");
-  CHECK(m.msg_id == expected_id);
-  CHECK(m.schema_header == "interaction.v1");
-  const json& doc = m.body;
-  CHECK(doc["schema"] == "interaction.v1");
-  CHECK(doc["id"] == expected_id);
-  CHECK(doc["channel"] == "api");
-  CHECK(doc["account"] == "crm");
-  CHECK(doc["occurred_at"] == "2026-11-22T09:30:00.000Z");
-  const json& ids = doc["contact"]["identifiers"];
-  REQUIRE(ids.size() == 3);
-  CHECK(ids[0] == json{{"type", "phone"},
-                       {"value", "+79123456789"},
-                       {"verified", false},
-                       {"raw", "8 (912) 345-67-89"}});
-  CHECK(ids[1]["value"] == "Ivan.Petrov@example.ru");
-  CHECK_FALSE(ids[2].contains("value"));  // garbage keeps its raw text only
-  CHECK(ids[2]["raw"] == "позвоните мне");
-  CHECK(doc["message"]["text"] == "Перезвоните после 18:00, \"срочно\" 📞");
-  CHECK(doc["tags"] == json::array({"calltracking"}));
-  CHECK(doc["raw"]["sha256"] == omnigate::sha256_hex(kMessageBody));
-  CHECK_FALSE(doc.contains("lead"));  // absent sections are absent
-
-  INFO(schema_problems(messages));
-  CHECK(schema_problems(messages).empty());
-}
 
 TEST_CASE("the same Idempotency-Key twice gives one message and the same answer",
           "[integration][api][dedup]") {
@@ -137,86 +94,6 @@ TEST_CASE("a retry after the stream's duplicate window is still recognised by th
   auto messages = read_stream(nats.url());
   CHECK(messages.size() == 1);
   CHECK(schema_problems(messages).empty());
-}
-
-TEST_CASE(
-    "the API channel refuses what it cannot take, with the right status and nothing published",
-    "[integration][api][errors]") {
-  NatsServer nats;
-  RunningGateway gateway(test_config_yaml(nats.url()));
-  auto client = gateway.client();
-  const httplib::Headers auth = {{"Authorization", "Bearer " + kApiToken},
-                                 {"Idempotency-Key", "k-1"}};
-
-  struct Row {
-    std::string label;
-    std::string path;
-    httplib::Headers headers;
-    std::string body;
-    std::string content_type;
-    int status;
-    std::string code;
-    std::string message_part;
-  };
-  std::vector<Row> rows = {
-      {"wrong token",
-       "/v1/api/crm",
-       {{"Authorization", "Bearer nope-nope-nope-nope"}, {"Idempotency-Key", "k"}},
-       kMessageBody,
-       "application/json",
-       401,
-       "unauthorized",
-       "bearer token"},
-      {"no token",
-       "/v1/api/crm",
-       {{"Idempotency-Key", "k"}},
-       kMessageBody,
-       "application/json",
-       401,
-       "unauthorized",
-       "bearer token"},
-      {"unknown account", "/v1/api/shop", auth, kMessageBody, "application/json", 404,
-       "unknown_account", "shop"},
-      {"bad JSON", "/v1/api/crm", auth, R"({"kind": "message",})", "application/json", 400,
-       "bad_request", "line 1, column"},
-      {"unknown kind", "/v1/api/crm", auth, R"({"kind": "letter"})", "application/json", 400,
-       "invalid_field", "kind: 'letter' is not one of"},
-      {"bad identifier type", "/v1/api/crm", auth,
-       R"({"kind":"message","message":{"native_id":"1"},"contact":{"identifiers":[{"type":"ip","value":"1.2.3.4"}]}})",
-       "application/json", 400, "invalid_field", "contact.identifiers[0].type"},
-      {"unknown field", "/v1/api/crm", auth,
-       R"({"kind":"message","message":{"native_id":"1"},"priority":1})", "application/json", 400,
-       "invalid_field", "priority: unknown field"},
-      {"id is the gateway's", "/v1/api/crm", auth,
-       R"({"id":"x","kind":"message","message":{"native_id":"1"}})", "application/json", 400,
-       "invalid_field", "id: unknown field"},
-      {"missing Idempotency-Key",
-       "/v1/api/crm",
-       {{"Authorization", "Bearer " + kApiToken}},
-       kMessageBody,
-       "application/json",
-       400,
-       "missing_header",
-       "Idempotency-Key"},
-      {"not JSON content type", "/v1/api/crm", auth, "kind=message",
-       "application/x-www-form-urlencoded", 415, "unsupported_media_type", "application/json"},
-      {"too large", "/v1/api/crm", auth, std::string(5000, ' ') + kMessageBody, "application/json",
-       413, "payload_too_large", "4096"},
-  };
-  for (const auto& row : rows) {
-    INFO(row.label);
-    auto response = client.Post(row.path.c_str(), row.headers, row.body, row.content_type.c_str());
-    REQUIRE(response);
-    CHECK(response->status == row.status);
-    json error = json::parse(response->body);
-    CHECK(error["error"]["code"] == row.code);
-    CHECK_THAT(error["error"]["message"].get<std::string>(), Catch::Contains(row.message_part));
-  }
-  CHECK(read_stream(nats.url()).empty());
-  auto& metrics = gateway.gateway().metrics();
-  CHECK(metrics.rejected.value({"api", "bad_request"}) == 1);
-  CHECK(metrics.rejected.value({"api", "unauthorized"}) == 2);
-  CHECK(metrics.http_requests.value({"POST /v1/api/:account", "400"}) == 6);
 }
 
 TEST_CASE("health, readiness and metrics endpoints", "[integration][http]") {

@@ -5,7 +5,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "tests/integration/harness.hpp"
+#include "tests/support/harness.hpp"
 
 using namespace omnigate::testing;
 using nlohmann::json;

@@ -13,7 +13,7 @@
 
 #include "gateway/consent/consent.hpp"
 #include "gateway/model/ids.hpp"
-#include "tests/integration/harness.hpp"
+#include "tests/support/harness.hpp"
 
 using namespace omnigate::testing;
 using nlohmann::json;

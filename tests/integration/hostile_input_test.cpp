@@ -2,7 +2,7 @@
 // answers 400 with a message (never 500, never a dead process), and the gateway keeps serving.
 #include <catch2/catch.hpp>
 
-#include "tests/integration/harness.hpp"
+#include "tests/support/harness.hpp"
 
 using namespace omnigate::testing;
 using nlohmann::json;

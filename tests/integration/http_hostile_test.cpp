@@ -10,7 +10,7 @@
 #include <fstream>
 #include <thread>
 
-#include "tests/integration/harness.hpp"
+#include "tests/support/harness.hpp"
 
 using namespace omnigate::testing;
 using namespace std::chrono_literals;

@@ -5,8 +5,8 @@
 
 #include <fstream>
 
-#include "tests/integration/fake_bot_api.hpp"
-#include "tests/integration/harness.hpp"
+#include "tests/support/fake_bot_api.hpp"
+#include "tests/support/harness.hpp"
 
 using namespace omnigate::testing;
 

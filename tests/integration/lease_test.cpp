@@ -16,8 +16,8 @@
 #include "gateway/nats/publisher.hpp"
 #include "gateway/state/cursor_store.hpp"
 #include "gateway/state/lease.hpp"
-#include "tests/integration/fake_bot_api.hpp"
-#include "tests/integration/harness.hpp"
+#include "tests/support/fake_bot_api.hpp"
+#include "tests/support/harness.hpp"
 
 using namespace omnigate::testing;
 using nlohmann::json;

@@ -2,7 +2,7 @@
 // the stream; NATS back → the gateway reconnects by itself and accepts again.
 #include <catch2/catch.hpp>
 
-#include "tests/integration/harness.hpp"
+#include "tests/support/harness.hpp"
 
 using namespace omnigate::testing;
 using nlohmann::json;

@@ -10,7 +10,7 @@
 #include "gateway/consent/consent.hpp"
 #include "gateway/mail/outbox.hpp"
 #include "gateway/model/ids.hpp"
-#include "tests/integration/harness.hpp"
+#include "tests/support/harness.hpp"
 #include "tests/support/fake_smtp.hpp"
 
 using namespace omnigate::testing;

@@ -10,7 +10,7 @@
 #include <thread>
 
 #include "gateway/model/ids.hpp"
-#include "tests/integration/harness.hpp"
+#include "tests/support/harness.hpp"
 
 using namespace omnigate::testing;
 using nlohmann::json;

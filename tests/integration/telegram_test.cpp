@@ -14,8 +14,8 @@
 #include <regex>
 
 #include "gateway/model/ids.hpp"
-#include "tests/integration/fake_bot_api.hpp"
-#include "tests/integration/harness.hpp"
+#include "tests/support/fake_bot_api.hpp"
+#include "tests/support/harness.hpp"
 
 using namespace omnigate::testing;
 using nlohmann::json;

@@ -1,4 +1,4 @@
-#include "tests/integration/harness.hpp"
+#include "tests/support/harness.hpp"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>

@@ -1,4 +1,4 @@
-#include "tests/integration/fake_bot_api.hpp"
+#include "tests/support/fake_bot_api.hpp"
 
 #include <algorithm>
 #include <regex>
