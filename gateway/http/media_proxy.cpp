@@ -180,10 +180,10 @@ class MediaProxy::Pool {
     }
   }
 
-  // False when `capacity` transfers already wait for a worker.
+  // False when every worker is busy and `capacity` transfers already wait for one.
   bool submit(std::shared_ptr<Transfer> transfer) {
     std::lock_guard lock(mutex_);
-    if (stopping_ || queue_.size() >= capacity_) return false;
+    if (stopping_ || queue_.size() + running_ >= threads_.size() + capacity_) return false;
     transfer->pool_stopping = &stopping_;
     queue_.push_back(std::move(transfer));
     ready_.notify_one();

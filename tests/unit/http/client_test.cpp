@@ -1,6 +1,6 @@
 // The outbound HTTP client (gateway/http/client.hpp) against a local cpp-httplib server: JSON
 // calls, the response cap, timeouts and transport errors as Errors, streamed downloads with a
-// first-byte callback, cancel and a total timeout; and the media proxy's path parser.
+// first-byte callback, cancel and a total timeout; the media proxy without a socket.
 #include <catch2/catch.hpp>
 
 #include <httplib.h>
@@ -16,6 +16,7 @@
 #include <thread>
 #include <vector>
 
+#include "gateway/core/metrics.hpp"
 #include "gateway/http/client.hpp"
 #include "gateway/http/media_proxy.hpp"
 
@@ -68,6 +69,14 @@ class LocalServer {
         std::string chunk(65536, static_cast<char>('a' + offset / 65536));
         return sink.write(chunk.data(), chunk.size());
       });
+    });
+    server.Get("/private", [](const httplib::Request& req, httplib::Response& res) {
+      // WhatsApp's media URLs want the access token on the download itself.
+      if (req.get_header_value("Authorization") != "Bearer wa-access-token") {
+        res.status = 401;
+        return;
+      }
+      res.set_content("private bytes", "image/jpeg");
     });
     server.Get("/empty", [](const httplib::Request&, httplib::Response& res) {
       res.set_content("", "text/plain");
@@ -227,6 +236,21 @@ TEST_CASE("http client: a download streams its chunks after one first-byte callb
   CHECK(body == std::string(65536, 'a') + std::string(65536, 'b') + std::string(65536, 'c'));
   CHECK(events == std::vector<std::string>{"first 200 image/png", "chunk"});
 
+  // Request headers go with the download (WhatsApp: the access token).
+  std::string private_body;
+  http::DownloadHandlers keep;
+  keep.on_chunk = [&](std::string_view chunk) {
+    private_body.append(chunk);
+    return true;
+  };
+  auto authorised = download_of(server.url("/private"));
+  authorised.headers = {{"Authorization", "Bearer wa-access-token"}};
+  REQUIRE(http::download(authorised, keep));
+  CHECK(private_body == "private bytes");
+  auto anonymous = http::download(download_of(server.url("/private")), keep);
+  REQUIRE_FALSE(anonymous);
+  CHECK(anonymous.error().code == ErrorCode::bad_gateway);
+
   // An empty file still reports its start, once.
   events.clear();
   body.clear();
@@ -322,4 +346,71 @@ TEST_CASE("media types come from a file's extension", "[http][media]") {
   CHECK(media_type_for_path("documents/file_4") == "application/octet-stream");
   CHECK(media_type_for_path("dir.d/file") == "application/octet-stream");
   CHECK(media_type_for_path("file.exe") == "application/octet-stream");
+}
+
+TEST_CASE(
+    "media proxy: with media_queue 0 a request is served while a worker is free, refused "
+    "when none is",
+    "[http][media]") {
+  LocalServer server;
+  Metrics metrics;
+  MediaProxyLimits limits;
+  limits.workers = 1;
+  limits.queue = 0;
+  limits.first_byte_timeout = milliseconds(10'000);
+  MediaProxy proxy(limits, metrics);
+  MediaSource source;
+  source.bearer_token = [](std::string_view account) -> std::optional<std::string> {
+    return account == "acc" ? std::optional<std::string>("tok") : std::nullopt;
+  };
+  source.resolve = [&](std::string_view, std::string_view ref) -> Result<MediaTarget> {
+    std::string path = "/";
+    path += ref;  // not "/" + string: GCC 12 warns falsely (-Wrestrict) on that
+    return MediaTarget{server.url(path), {}, std::nullopt};
+  };
+  proxy.add_source("test", source);
+  auto request_for = [](const std::string& path) {
+    InboundRequest request;
+    request.method = "GET";
+    request.path = path;
+    request.headers = {{"Authorization", "Bearer tok"}};
+    return request;
+  };
+  std::string sent;
+  auto drain = [&](Reply& reply) {
+    return reply.stream([&](std::string_view chunk) {
+      sent.append(chunk);
+      return true;
+    });
+  };
+
+  // The only worker is free: served, type from the upstream.
+  const std::string file_path = "/v1/media/test/acc/file";
+  Reply served = proxy.handle(request_for(file_path));
+  REQUIRE(served.status == 200);
+  CHECK(served.content_type == "image/png");
+  CHECK(drain(served));
+  CHECK(sent.size() == 3 * 65536);
+  served = Reply{};  // the reply is done with: its download is counted
+  CHECK(metrics.media_requests.value({"test", "ok"}) == 1);
+
+  // The worker waits for a slow upstream: the next request is refused, not queued.
+  const std::string slow_path = "/v1/media/test/acc/slow";
+  std::thread holder([&] {
+    Reply slow = proxy.handle(request_for(slow_path));
+    CHECK(slow.status == 200);
+  });
+  auto deadline = Clock::now() + std::chrono::seconds(10);
+  while (proxy.in_flight() == 0 && Clock::now() < deadline)
+    std::this_thread::sleep_for(milliseconds(5));
+  Reply refused = proxy.handle(request_for(file_path));
+  CHECK(refused.status == 503);
+  CHECK(json::parse(refused.body)["error"]["code"] == "overloaded");
+  {
+    std::lock_guard lock(server.mutex);
+    server.release = true;
+  }
+  server.released.notify_all();
+  holder.join();
+  CHECK(metrics.media_requests.value({"test", "overloaded"}) == 1);
 }
