@@ -57,8 +57,9 @@ class Gateway : public Router {
  private:
   explicit Gateway(Config config);
   void add_builtin_routes();
-  // GET /v1/media/<channel>/<account>/<ref>: one route for every channel's media sources.
-  void add_media_route();
+  // The proxy behind GET /v1/media/<channel>/<account>/<ref>, one route for every channel's
+  // media sources: before the connectors start (they add sources), routed after them.
+  void create_media_proxy();
   // GET /readyz: 200 ready, 200 degraded while interactions are spooled (webhooks are still
   // taken durably: a load balancer must keep sending them), 503 when nothing can be made durable.
   Reply readiness_reply() const;
