@@ -1,12 +1,11 @@
-// A small Telegram Bot API client on libcurl: JSON methods, and file downloads streamed to a
-// sink. The bot token is part of every URL, so no error or log text ever contains a URL.
+// The Telegram Bot API on the kit's HTTP client (gateway/http/client.hpp): JSON methods and
+// file URLs. The bot token is part of every URL, so no error or log text ever contains a URL.
 #pragma once
 
 #include <nlohmann/json.hpp>
 
 #include <atomic>
 #include <chrono>
-#include <functional>
 #include <string>
 
 #include "gateway/core/error.hpp"
@@ -34,12 +33,9 @@ class BotApi {
                    std::chrono::milliseconds timeout,
                    const std::atomic<bool>* cancel = nullptr) const;
 
-  // GET <base>/file/bot<token>/<file_path>, each chunk handed to `sink` (false stops).
-  // `on_headers` receives the HTTP status and Content-Type before the first chunk.
-  Status download(
-      const std::string& file_path,
-      const std::function<void(int status, const std::string& content_type)>& on_headers,
-      const std::function<bool(std::string_view)>& sink, std::chrono::milliseconds timeout) const;
+  // <base>/file/bot<token>/<file_path>: where getFile's file_path is downloaded. It holds the
+  // token: never log it.
+  std::string file_url(const std::string& file_path) const;
 
  private:
   std::string base_url_;

@@ -1,13 +1,10 @@
 // Telegram bots: the webhook POST /v1/telegram/<account> (or long polling), and a media proxy
 // GET /v1/media/telegram/<account>/<file_id> so a CRM can show files without the bot token.
-#include <condition_variable>
 #include <cstdio>
-#include <deque>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <regex>
-#include <thread>
 
 #include "connectors/telegram/bot_api.hpp"
 #include "connectors/telegram/telegram_parse.hpp"
@@ -38,29 +35,6 @@ struct BotConfig : AccountBase {
   // What the mapping needs of the bot.
   BotSettings settings() const { return {name, stop_words}; }
 };
-
-// Content-Type for a proxied file, from Telegram's file_path extension.
-std::string mime_for(const std::string& path) {
-  static const std::map<std::string, std::string> types = {{"jpg", "image/jpeg"},
-                                                           {"jpeg", "image/jpeg"},
-                                                           {"png", "image/png"},
-                                                           {"webp", "image/webp"},
-                                                           {"gif", "image/gif"},
-                                                           {"mp4", "video/mp4"},
-                                                           {"webm", "video/webm"},
-                                                           {"oga", "audio/ogg"},
-                                                           {"ogg", "audio/ogg"},
-                                                           {"mp3", "audio/mpeg"},
-                                                           {"m4a", "audio/mp4"},
-                                                           {"pdf", "application/pdf"},
-                                                           {"tgs", "application/x-tgsticker"}};
-  size_t dot = path.rfind('.');
-  if (dot == std::string::npos) return "application/octet-stream";
-  std::string ext = path.substr(dot + 1);
-  for (char& c : ext) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  auto it = types.find(ext);
-  return it == types.end() ? "application/octet-stream" : it->second;
-}
 
 class TelegramConnector : public ChannelConnector<BotConfig> {
  public:
@@ -107,8 +81,7 @@ class TelegramConnector : public ChannelConnector<BotConfig> {
   void start_channel(GatewayContext& context, Router& router) override {
     router.add_channel_route(
         {"POST", "telegram", 0, [this](const InboundRequest& r) { return webhook(r); }});
-    router.add_route("GET", "/v1/media/telegram/*", 0,
-                     [this](const InboundRequest& r) { return media(r); });
+    router.add_media_source("telegram", media_source());
     for (const auto& [name, bot] : accounts()) {
       if (bot.mode != "poll") continue;
       auto poller = std::make_unique<Poller>(context, bot.settings(),
@@ -218,149 +191,38 @@ class TelegramConnector : public ChannelConnector<BotConfig> {
     return Reply::json(200, {{"ok", true}});
   }
 
-  // GET /v1/media/telegram/<account>/<file_id>
-  Reply media(const InboundRequest& request) {
-    // /v1/media/telegram/<[A-Za-z0-9_-]{1,64}>/<[A-Za-z0-9_-]{1,512}>, by a character loop.
-    constexpr std::string_view prefix = "/v1/media/telegram/";
-    std::string_view rest = request.path;
-    size_t slash = rest.substr(0, prefix.size()) == prefix ? rest.find('/', prefix.size())
-                                                           : std::string_view::npos;
-    std::string_view account_segment, file_segment;
-    if (slash != std::string_view::npos) {
-      account_segment = rest.substr(prefix.size(), slash - prefix.size());
-      file_segment = rest.substr(slash + 1);
-    }
-    if (!formats::is_token(account_segment, 64, false) ||
-        !formats::is_token(file_segment, 512, false)) {
-      return Reply::error(make_error(ErrorCode::not_found, "route",
-                                     "expected /v1/media/telegram/<account>/<file_id>"));
-    }
-    const std::string bot_account(account_segment), file_id(file_segment);
-    const BotConfig* found = find(bot_account);
-    if (!found) {
-      return Reply::error(make_error(ErrorCode::unknown_account, "route",
-                                     "no telegram account named '" + bot_account + "'"));
-    }
-    const BotConfig& bot = *found;
-    if (bot.media_token.empty()) {
-      return Reply::error(make_error(ErrorCode::not_found, "route",
-                                     "the media proxy is off for this bot (set media_token)"));
-    }
-    if (!constant_time_equals(verify::bearer_token(request.header("Authorization")),
-                              bot.media_token)) {
-      return reject(make_error(ErrorCode::unauthorized, "verify", "missing or wrong bearer token"),
-                    "unauthorized");
-    }
+  // GET /v1/media/telegram/<account>/<file_id> (the core's media proxy): a bot's media_token
+  // opens it, and getFile turns a file_id into the file server's URL.
+  MediaSource media_source() const {
+    MediaSource source;
+    source.bearer_token = [this](std::string_view account) -> std::optional<std::string> {
+      const BotConfig* bot = find(account);
+      if (!bot) return std::nullopt;
+      return bot->media_token;
+    };
+    source.resolve = [this](std::string_view account, std::string_view file_id) {
+      return resolve_file(*find(account), file_id);
+    };
+    return source;
+  }
+
+  static Result<MediaTarget> resolve_file(const BotConfig& bot, std::string_view file_id) {
     BotApi api(bot.api_url, bot.token);
     auto file = api.call("getFile", {{"file_id", file_id}}, milliseconds(15'000));
     if (!file.transport_ok) {
-      return Reply::error(make_error(ErrorCode::not_durable, "media",
-                                     "Telegram is not reachable: " + file.transport_error));
+      return make_error(ErrorCode::not_durable, "media",
+                        "Telegram is not reachable: " + file.transport_error);
     }
-    if (!file.ok || !file.result.is_object() || !file.result.contains("file_path")) {
+    if (!file.ok || !file.result.is_object() || !file.result.contains("file_path") ||
+        !file.result["file_path"].is_string()) {
       // "Bad Request: invalid file_id", or a file above the Bot API's 20 MB download limit.
-      return Reply::error(make_error(ErrorCode::not_found, "media",
-                                     "Telegram cannot serve this file: " + file.description));
+      return make_error(ErrorCode::not_found, "media",
+                        "Telegram cannot serve this file: " + file.description);
     }
-    std::string file_path = file.result.value("file_path", "");
-    // Download on a worker through a bounded queue, and answer only once the file server has
-    // answered: a download that fails before its first byte must be an error status the CRM
-    // can act on, not a 200 and a cut connection.
-    auto transfer = std::make_shared<FileTransfer>();
-    transfer->start(BotApi(bot.api_url, bot.token), file_path);
-    if (!transfer->wait_for_start(milliseconds(30'000))) {
-      return Reply::error(
-          make_error(ErrorCode::not_durable, "media",
-                     "Telegram's file server did not deliver the file: " + transfer->error_text()));
-    }
-    Reply reply;
-    reply.status = 200;
-    reply.content_type = mime_for(file_path);
-    reply.headers.emplace_back("Cache-Control", "private, max-age=3600");
-    reply.stream = [transfer](const Reply::Writer& write) { return transfer->drain(write); };
-    return reply;
+    std::string file_path = file.result["file_path"].get<std::string>();
+    // Telegram's file server sends application/octet-stream: the type is the path's extension.
+    return MediaTarget{api.file_url(file_path), {}, media_type_for_path(file_path)};
   }
-
-  // One proxied file: a worker downloads into a bounded queue; the HTTP thread drains it.
-  class FileTransfer {
-   public:
-    ~FileTransfer() {
-      {
-        std::lock_guard lock(mutex_);
-        cancelled_ = true;
-      }
-      changed_.notify_all();
-      if (worker_.joinable()) worker_.join();
-    }
-
-    void start(BotApi api, std::string file_path) {
-      worker_ = std::thread([this, api = std::move(api), file_path = std::move(file_path)] {
-        auto status = api.download(
-            file_path,
-            [this](int, const std::string&) {
-              std::lock_guard lock(mutex_);
-              started_ = true;
-              changed_.notify_all();
-            },
-            [this](std::string_view chunk) {
-              std::unique_lock lock(mutex_);
-              changed_.wait(lock, [&] { return queued_ < kMaxQueued || cancelled_; });
-              if (cancelled_) return false;
-              chunks_.emplace_back(chunk);
-              queued_ += chunk.size();
-              changed_.notify_all();
-              return true;
-            },
-            milliseconds(120'000));
-        std::lock_guard lock(mutex_);
-        done_ = true;
-        if (!status) {
-          failed_ = true;
-          error_ = status.error().detail;
-          log::warn("telegram", "media proxy: " + error_);
-        }
-        changed_.notify_all();
-      });
-    }
-
-    // True once the first byte (or a complete empty file) arrived; false on failure or timeout.
-    bool wait_for_start(milliseconds timeout) {
-      std::unique_lock lock(mutex_);
-      changed_.wait_for(lock, timeout, [&] { return started_ || done_; });
-      return started_ || (done_ && !failed_);
-    }
-
-    std::string error_text() {
-      std::lock_guard lock(mutex_);
-      return error_.empty() ? "no answer in time" : error_;
-    }
-
-    bool drain(const Reply::Writer& write) {
-      while (true) {
-        std::string chunk;
-        {
-          std::unique_lock lock(mutex_);
-          changed_.wait(lock, [&] { return !chunks_.empty() || done_; });
-          if (chunks_.empty()) return !failed_;
-          chunk = std::move(chunks_.front());
-          chunks_.pop_front();
-          queued_ -= chunk.size();
-          changed_.notify_all();
-        }
-        if (!write(chunk)) return false;  // the client went away; the destructor cancels
-      }
-    }
-
-   private:
-    static constexpr size_t kMaxQueued = 1024 * 1024;
-    std::mutex mutex_;
-    std::condition_variable changed_;
-    std::deque<std::string> chunks_;
-    size_t queued_ = 0;
-    bool started_ = false, done_ = false, failed_ = false, cancelled_ = false;
-    std::string error_;
-    std::thread worker_;
-  };
 
   std::vector<std::unique_ptr<Poller>> pollers_;
 };

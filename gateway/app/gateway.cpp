@@ -131,6 +131,7 @@ Result<std::unique_ptr<Gateway>> Gateway::create(Config config) {
   gateway->consent_ = std::make_unique<ConsentService>(gateway->config_, *gateway->pipeline_,
                                                        gateway->metrics_, *gateway->publisher_);
   gateway->add_builtin_routes();
+  gateway->create_media_proxy();
   if (!gateway->config_.consent.signing_key.empty()) gateway->consent_->register_routes(*gateway);
   // Connectors keep the context for their lifetime: the gateway owns it.
   gateway->cursors_ = std::make_unique<CursorStore>(*gateway->publisher_);
@@ -139,6 +140,11 @@ Result<std::unique_ptr<Gateway>> Gateway::create(Config config) {
                      *gateway->cursors_});
   for (auto& connector : gateway->config_.connectors)
     connector->start(*gateway->context_, *gateway);
+  // After the channel routes: cpp-httplib tries routes in order, webhooks are the hot path.
+  gateway->add_route("GET", "/v1/media/*", 0,
+                     [media = gateway->media_.get()](const InboundRequest& request) {
+                       return media->handle(request);
+                     });
   return gateway;
 }
 
@@ -313,6 +319,25 @@ void Gateway::add_route(std::string method, std::string path, uint64_t max_body,
     return handler(inbound_from(req, body, "", deadline));
   };
   register_handler(method, pattern, method + " " + path, cap, handle);
+}
+
+void Gateway::create_media_proxy() {
+  const HttpConfig& http = config_.http;
+  MediaProxyLimits limits;
+  limits.workers = http.media_workers;
+  limits.queue = http.media_queue;
+  limits.first_byte_timeout = http.media_first_byte_timeout;
+  limits.timeout = http.media_timeout;
+  media_ = std::make_unique<MediaProxy>(limits, metrics_);
+  const MediaProxy& media = *media_;
+  metrics_.add_gauge("omnigate_media_in_flight",
+                     "Media proxy downloads running or waiting for a worker (http.media_workers "
+                     "+ http.media_queue at most).",
+                     [&media] { return static_cast<double>(media.in_flight()); });
+}
+
+void Gateway::add_media_source(std::string channel, MediaSource source) {
+  media_->add_source(std::move(channel), std::move(source));
 }
 
 void Gateway::add_builtin_routes() {

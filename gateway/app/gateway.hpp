@@ -52,10 +52,14 @@ class Gateway : public Router {
   void add_channel_route(RouteSpec spec) override;
   void add_route(std::string method, std::string path, uint64_t max_body,
                  RouteHandler handler) override;
+  void add_media_source(std::string channel, MediaSource source) override;
 
  private:
   explicit Gateway(Config config);
   void add_builtin_routes();
+  // The proxy behind GET /v1/media/<channel>/<account>/<ref>, one route for every channel's
+  // media sources: before the connectors start (they add sources), routed after them.
+  void create_media_proxy();
   // GET /readyz: 200 ready, 200 degraded while interactions are spooled (webhooks are still
   // taken durably: a load balancer must keep sending them), 503 when nothing can be made durable.
   Reply readiness_reply() const;
@@ -91,6 +95,8 @@ class Gateway : public Router {
   std::unique_ptr<GuardedServer> server_;
   std::vector<RouteCap> routes_;
   int listen_fd_ = -1;
+  // Last: destroyed first, so no download outlives the connectors its sources call.
+  std::unique_ptr<MediaProxy> media_;
 };
 
 }  // namespace omnigate

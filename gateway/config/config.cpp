@@ -53,6 +53,13 @@ void read_http(ConfigMap map, HttpConfig& http) {
   http.max_body = map.size("max_body", http.max_body);
   if (http.max_body < 1024) map.problem("max_body", "must be at least 1KiB");
   http.noop_route = map.boolean("noop_route", http.noop_route);
+  http.media_workers = static_cast<int>(map.integer("media_workers", http.media_workers, 1, 256));
+  http.media_queue = static_cast<int>(map.integer("media_queue", http.media_queue, 0, 10'000));
+  http.media_first_byte_timeout = ms_at_least(map, "media_first_byte_timeout",
+                                              http.media_first_byte_timeout, milliseconds(100));
+  http.media_timeout = ms_at_least(map, "media_timeout", http.media_timeout, milliseconds(1000));
+  if (http.media_timeout < http.media_first_byte_timeout)
+    map.problem("media_timeout", "must be at least media_first_byte_timeout");
   http.public_url = map.string("public_url", http.public_url);
   while (!http.public_url.empty() && http.public_url.back() == '/') http.public_url.pop_back();
   if (http.public_url.rfind("http://", 0) != 0 && http.public_url.rfind("https://", 0) != 0) {

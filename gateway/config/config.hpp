@@ -63,6 +63,12 @@ struct HttpConfig {
   // opt-in, unsubscribe) and of webhook URLs registered with providers.
   std::string public_url = "http://127.0.0.1:8080";
   TrustedProxies trusted_proxies;
+  // The media proxy (GET /v1/media/...): concurrent downloads, requests waiting for one (503
+  // with Retry-After beyond), time to the upstream's first byte (504 after), a whole download.
+  int media_workers = 8;
+  int media_queue = 32;
+  milliseconds media_first_byte_timeout{30'000};
+  milliseconds media_timeout{120'000};
 };
 
 struct StreamConfig {

@@ -6,7 +6,7 @@ namespace omnigate {
 
 const ErrorSpec& spec_of(ErrorCode code) {
   // Indexed by ErrorCode; the order must follow the enum.
-  static constexpr std::array<ErrorSpec, 16> table{{
+  static constexpr std::array<ErrorSpec, 19> table{{
       {"bad_request", 400},
       {"invalid_field", 400},
       {"missing_header", 400},
@@ -23,8 +23,11 @@ const ErrorSpec& spec_of(ErrorCode code) {
       {"rate_limited", 429},
       {"internal", 500},
       {"not_durable", 503},
+      {"bad_gateway", 502},
+      {"overloaded", 503},
+      {"upstream_timeout", 504},
   }};
-  static_assert(table.size() == static_cast<size_t>(ErrorCode::not_durable) + 1);
+  static_assert(table.size() == static_cast<size_t>(ErrorCode::upstream_timeout) + 1);
   return table[static_cast<size_t>(code)];
 }
 

@@ -27,6 +27,9 @@ enum class ErrorCode {
   rate_limited,        // 429 (+ Retry-After)
   internal,            // 500: a bug; logged with its detail
   not_durable,         // 503 (+ Retry-After): cannot make the interaction durable now
+  bad_gateway,         // 502: an upstream (a provider's file server) failed or answered an error
+  overloaded,          // 503 (+ Retry-After): every worker of a bounded pool is busy
+  upstream_timeout,    // 504: an upstream did not answer in time
 };
 
 struct ErrorSpec {

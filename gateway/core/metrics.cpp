@@ -162,6 +162,10 @@ Metrics::Metrics()
       spool_replayed("omnigate_spool_replayed_total",
                      "Spooled interactions drained to JetStream, by result (published, duplicate).",
                      {"result"}),
+      media_requests("omnigate_media_requests_total",
+                     "Media proxy requests by channel and outcome (ok, an error code, "
+                     "client_gone, failed_mid_stream).",
+                     {"channel", "outcome"}),
       publish_latency(
           "omnigate_publish_duration_seconds",
           "Time from publish start to JetStream PubAck (including retries).",
@@ -189,6 +193,7 @@ std::string Metrics::render() const {
   out += "omnigate_nats_reconnects_total " + std::to_string(nats_reconnects.load()) + "\n";
   spooled.render(out);
   spool_replayed.render(out);
+  media_requests.render(out);
   std::lock_guard lock(gauges_mutex_);
   for (const auto& gauge : gauges_) {
     header(out, gauge.name, gauge.help, "gauge");

@@ -65,6 +65,7 @@ class Metrics {
   LabeledCounter lease_takeovers;  // channel, account: leases taken from a holder that went silent
   LabeledCounter spooled;          // channel: written to the local spool (NATS away)
   LabeledCounter spool_replayed;   // result: published | duplicate
+  LabeledCounter media_requests;   // channel, outcome: the media proxy's answers
   Histogram publish_latency;
   std::atomic<int> nats_connected{0};
   std::atomic<uint64_t> nats_reconnects{0};

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "gateway/config/config_reader.hpp"
+#include "gateway/http/media_proxy.hpp"
 #include "gateway/http/request.hpp"
 
 namespace omnigate {
@@ -42,6 +43,9 @@ class Router {
   // A path ending in "/*" matches everything below it; the handler reads request.path.
   virtual void add_route(std::string method, std::string path, uint64_t max_body,
                          RouteHandler handler) = 0;
+  // Serves GET /v1/media/<channel>/<account>/<ref> through the core's media proxy (bearer check,
+  // bounded download pool, error statuses before the first byte; gateway/http/media_proxy.hpp).
+  virtual void add_media_source(std::string channel, MediaSource source) = 0;
 };
 
 // What a started connector may use; it lives as long as the gateway.

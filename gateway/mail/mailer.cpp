@@ -12,6 +12,7 @@
 
 #include "gateway/core/log.hpp"
 #include "gateway/core/strings.hpp"
+#include "gateway/http/client.hpp"
 
 namespace omnigate {
 namespace {
@@ -39,12 +40,6 @@ struct DateTimeUnref {
 struct FormatOptionsFree {
   void operator()(GMimeFormatOptions* options) const { g_mime_format_options_free(options); }
 };
-struct CurlCleanup {
-  void operator()(CURL* curl) const { curl_easy_cleanup(curl); }
-};
-struct SlistFree {
-  void operator()(curl_slist* list) const { curl_slist_free_all(list); }
-};
 
 // GMime keeps global tables (charsets, iconv cache, parser options); g_mime_init fills them
 // once. There is no matching g_mime_shutdown: the mailer lives as long as the process and a
@@ -52,13 +47,6 @@ struct SlistFree {
 void ensure_gmime() {
   static std::once_flag once;
   std::call_once(once, [] { g_mime_init(); });
-}
-
-// curl_global_init is not thread-safe and must precede every easy handle; the outbox's
-// sender and a test may both be first.
-void ensure_curl() {
-  static std::once_flag once;
-  std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
 }
 
 // ---- Input hygiene ---------------------------------------------------------------------------
@@ -350,13 +338,12 @@ std::string build_message(const SmtpConfig& config, const OutgoingMail& mail) {
 Status send_mail(const SmtpConfig& config, const OutgoingMail& mail) {
   auto composed = compose(config, mail);
   if (!composed) return composed.error();
-  ensure_curl();
-
-  std::unique_ptr<CURL, CurlCleanup> curl(curl_easy_init());
+  // The process-wide curl init and handle deleters are the HTTP client's (one of each).
+  http::CurlEasy curl = http::make_curl_easy();
   if (!curl) return make_error(ErrorCode::internal, "mail", "curl_easy_init failed");
-  curl_slist* first = curl_slist_append(nullptr, mail.to.c_str());
-  if (first == nullptr) return make_error(ErrorCode::internal, "mail", "out of memory");
-  std::unique_ptr<curl_slist, SlistFree> recipients(first);
+  http::CurlSlist recipients;
+  if (!http::append_line(recipients, mail.to))
+    return make_error(ErrorCode::internal, "mail", "out of memory");
 
   Upload upload{composed->bytes};
   Transcript transcript;

@@ -44,13 +44,16 @@ const std::vector<CodeRow> kCodes = {
     {ErrorCode::rate_limited, "rate_limited", 429},
     {ErrorCode::internal, "internal", 500},
     {ErrorCode::not_durable, "not_durable", 503},
+    {ErrorCode::bad_gateway, "bad_gateway", 502},
+    {ErrorCode::overloaded, "overloaded", 503},
+    {ErrorCode::upstream_timeout, "upstream_timeout", 504},
 };
 
 }  // namespace
 
 TEST_CASE("spec_of maps every ErrorCode to its name and HTTP status", "[errors]") {
-  // One row per enumerator: the last one is not_durable.
-  REQUIRE(kCodes.size() == static_cast<size_t>(ErrorCode::not_durable) + 1);
+  // One row per enumerator: the last one is upstream_timeout.
+  REQUIRE(kCodes.size() == static_cast<size_t>(ErrorCode::upstream_timeout) + 1);
   std::set<std::string> names;
   for (const auto& row : kCodes) {
     CAPTURE(row.name);
