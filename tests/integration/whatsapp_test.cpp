@@ -16,6 +16,8 @@
 #include <thread>
 
 #include "connectors/whatsapp/graph_api.hpp"
+#include "gateway/config/config.hpp"
+#include "gateway/config/config_reader.hpp"
 #include "gateway/core/secrets.hpp"
 #include "gateway/http/verify.hpp"
 #include "gateway/model/ids.hpp"
@@ -375,7 +377,7 @@ TEST_CASE(
   REQUIRE(messages.size() == 1000);
   CHECK(messages.front().body["message"]["native_id"] == "wamid.bulk-1796029200-0");
   CHECK(messages.back().body["message"]["native_id"] == "wamid.bulk-1796029200-999");
-  CHECK(schema_problems({messages.begin(), messages.begin() + 20}).empty());
+  CHECK(schema_problems(messages).empty());
 
   // max_body + 1, validly signed: refused before anything reads it.
   std::string over = text_batch(1, 0, 1796100000);
@@ -446,4 +448,63 @@ TEST_CASE("omnigate whatsapp info <account> prints the number as the Graph API r
   auto unknown = run_command(cli + "info nosuch --config " + config_path);
   CHECK(unknown.exit_code == 2);
   CHECK_THAT(unknown.output, Catch::Contains("no whatsapp account named 'nosuch'"));
+}
+
+TEST_CASE(
+    "WhatsApp: the subscription check answers only subscribe with the right token and a "
+    "plausible challenge",
+    "[integration][whatsapp][verify]") {
+  NatsServer nats;
+  RunningGateway gateway(test_config_yaml(nats.url(), "", whatsapp_section()));
+  auto client = gateway.client();
+  auto get = [&](const std::string& query) {
+    auto r = client.Get(("/v1/whatsapp/main?" + query).c_str());
+    REQUIRE(r);
+    return r->status;
+  };
+  const std::string token = "hub.verify_token=" + kVerifyToken;
+  CHECK(get("hub.mode=subscribe&hub.challenge=42&" + token) == 200);
+  CHECK(get("hub.mode=unsubscribe&hub.challenge=42&" + token) == 403);
+  CHECK(get("hub.challenge=42&" + token) == 403);
+  CHECK(get("hub.mode=subscribe&hub.challenge=42") == 403);
+  CHECK(get("hub.mode=subscribe&" + token) == 400);
+  CHECK(get("hub.mode=subscribe&hub.challenge=%3Cscript%3E&" + token) == 400);
+  auto unknown = client.Get("/v1/whatsapp/other?hub.mode=subscribe&hub.challenge=42&" + token);
+  REQUIRE(unknown);
+  CHECK(unknown->status == 404);
+  CHECK(gateway.gateway().metrics().rejected.value({"whatsapp", "forbidden"}) == 3);
+  CHECK(whatsapp_messages(nats.url()).empty());
+}
+
+TEST_CASE(
+    "WhatsApp config: the number, the app secret and the verify token are required, "
+    "secrets long enough, unknown keys refused",
+    "[integration][whatsapp][config]") {
+  auto problems = [](const std::string& account_keys) {
+    omnigate::ConfigContext context("test.yaml");
+    auto loaded = omnigate::load_config_text(
+        test_config_yaml("nats://127.0.0.1:4222", "",
+                         "  whatsapp:\n    - account: main\n" + account_keys),
+        "test.yaml", context);
+    return loaded ? std::string() : loaded.error().detail;
+  };
+  const std::string good = "      phone_number_id: \"" + kPhoneNumberId +
+                           "\"\n      app_secret: " + kAppSecret +
+                           "\n      verify_token: " + kVerifyToken + "\n";
+  CHECK(problems(good).empty());
+  CHECK_THAT(
+      problems("      app_secret: " + kAppSecret + "\n      verify_token: " + kVerifyToken + "\n"),
+      Catch::Contains("phone_number_id"));
+  CHECK_THAT(problems("      phone_number_id: \"1\"\n      verify_token: " + kVerifyToken + "\n"),
+             Catch::Contains("app_secret"));
+  CHECK_THAT(problems("      phone_number_id: \"1\"\n      app_secret: " + kAppSecret + "\n"),
+             Catch::Contains("verify_token"));
+  CHECK_THAT(
+      problems("      phone_number_id: \"1\"\n      app_secret: short\n      verify_token: " +
+               kVerifyToken + "\n"),
+      Catch::Contains("app_secret"));
+  CHECK_THAT(problems(good + "      webhook_secret: x\n"), Catch::Contains("webhook_secret"));
+  CHECK_THAT(problems("      phone_number_id: \"+1 555\"\n      app_secret: " + kAppSecret +
+                      "\n      verify_token: " + kVerifyToken + "\n"),
+             Catch::Contains("phone_number_id"));
 }
