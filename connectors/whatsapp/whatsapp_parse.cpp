@@ -177,7 +177,7 @@ struct Batch {
     }
     if (type == "reaction") {
       auto of = msg["reaction"]["message_id"].str();
-      if (!of) return ignore("reaction_without_message_id");
+      if (!of || of->empty()) return ignore("reaction_without_message_id");
       Reaction reaction;
       reaction.of = *of;
       // Meta documents a removal as no emoji field; older payloads send "".

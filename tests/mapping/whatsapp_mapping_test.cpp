@@ -39,11 +39,12 @@ TEST_CASE("events without the key they need are acknowledged and counted, never 
           "[whatsapp][mapping]") {
   auto mapped = parse_webhook(
       change_with(
-          R"("messages":[{"from":"79161234567","timestamp":"1796029200","type":"text","text":{"body":"no id"}},{"from":"79161234567","id":"wamid.A","timestamp":"1796029200","type":"reaction","reaction":{"emoji":"x"}}],"statuses":[{"id":"wamid.B","status":"deleted","timestamp":"1"},{"status":"read"}])"),
+          R"("messages":[{"from":"79161234567","timestamp":"1796029200","type":"text","text":{"body":"no id"}},{"from":"79161234567","id":"wamid.A","timestamp":"1796029200","type":"reaction","reaction":{"emoji":"x"}},{"from":"79161234567","id":"wamid.D","timestamp":"1796029200","type":"reaction","reaction":{"message_id":"","emoji":"x"}}],"statuses":[{"id":"wamid.B","status":"deleted","timestamp":"1"},{"status":"read"}])"),
       kAccount);
   REQUIRE(mapped);
   CHECK(mapped->submissions.empty());
   CHECK(mapped->ignored == std::vector<std::string>{"message_without_id",
+                                                    "reaction_without_message_id",
                                                     "reaction_without_message_id", "status_deleted",
                                                     "status_without_id"});
 }
