@@ -14,6 +14,8 @@ chmod 600 var/dev.env
 grep -q '^OMNIGATE_API_TOKEN=' var/dev.env || echo "OMNIGATE_API_TOKEN=$(openssl rand -hex 24)" >> var/dev.env
 grep -q '^OMNIGATE_CONSENT_KEY=' var/dev.env || echo "OMNIGATE_CONSENT_KEY=$(openssl rand -hex 32)" >> var/dev.env
 grep -q '^TELEGRAM_WEBHOOK_SECRET=' var/dev.env || echo "TELEGRAM_WEBHOOK_SECRET=$(openssl rand -hex 24)" >> var/dev.env
+grep -q '^WHATSAPP_APP_SECRET=' var/dev.env || echo "WHATSAPP_APP_SECRET=$(openssl rand -hex 16)" >> var/dev.env
+grep -q '^WHATSAPP_VERIFY_TOKEN=' var/dev.env || echo "WHATSAPP_VERIFY_TOKEN=$(openssl rand -hex 24)" >> var/dev.env
 set -a
 # shellcheck disable=SC1091
 . var/dev.env

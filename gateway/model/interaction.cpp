@@ -171,8 +171,9 @@ ojson to_json(const Interaction& in) {
     out["status"] = std::move(s);
   }
   if (in.reaction) {
-    out["reaction"] = {
-        {"of", in.reaction->of}, {"emoji", in.reaction->emoji}, {"removed", in.reaction->removed}};
+    out["reaction"] = {{"of", in.reaction->of}, {"emoji", in.reaction->emoji}};
+    // Only a removal says so: a reaction that is set has no `removed` key.
+    if (in.reaction->removed) out["reaction"]["removed"] = true;
   }
   if (in.action) {
     ojson a = {{"type", in.action->type}};

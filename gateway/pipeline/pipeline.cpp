@@ -81,9 +81,24 @@ std::vector<Result<Accepted>> Pipeline::submit_all(std::vector<Submission> submi
   record_of.assign(n, SIZE_MAX);
   std::vector<Interaction> enriched;
   enriched.reserve(n);
+  // The events of one provider request usually share its bytes (a WhatsApp POST of 1000
+  // changes): hash those once, not once per event (3 GB of SHA-256 for a 3 MB body).
+  std::string_view hashed_bytes;
+  std::string hashed_sha256;
   for (size_t i = 0; i < n; ++i) {
+    std::string_view raw = submissions[i].raw_bytes;
+    const bool same_bytes =
+        !raw.empty() && raw.data() == hashed_bytes.data() && raw.size() == hashed_bytes.size();
+    if (same_bytes) submissions[i].raw_bytes = {};
+    std::string raw_type = submissions[i].raw_content_type;
     enriched.push_back(enrich(std::move(submissions[i]), config_.identity));
     Interaction& in = enriched.back();
+    if (same_bytes) {
+      in.raw = RawInfo{hashed_sha256, raw_type.empty() ? "application/octet-stream" : raw_type};
+    } else if (in.raw) {
+      hashed_bytes = raw;
+      hashed_sha256 = in.raw->sha256;
+    }
     for (size_t j = 0; j < i; ++j) {
       if (enriched[j].id == in.id) {
         first_with_id[i] = j;

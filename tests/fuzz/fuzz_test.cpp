@@ -19,6 +19,7 @@
 #include <sstream>
 
 #include "gateway/http/request.hpp"
+#include "gateway/http/verify.hpp"
 #include "tests/support/harness.hpp"
 
 using namespace omnigate::testing;
@@ -509,4 +510,49 @@ TEST_CASE("web form: mutated submissions publish only valid interactions", "[fuz
     send_case(gateway, "/v1/webform/fuzzform", {}, body, content_type, what, i, outcome);
   }
   check_published(gateway, nats, "webform", outcome, started, kCases / 5);
+}
+
+TEST_CASE("whatsapp webhook: mutated, re-signed fixtures publish only valid interactions",
+          "[fuzz]") {
+  auto started = std::chrono::steady_clock::now();
+  NatsServer nats;
+  const std::string app_secret = "fuzz-app-secret-0123456789abcdef";
+  RunningGateway gateway(
+      test_config_yaml(nats.url(), "",
+                       "  whatsapp:\n"
+                       "    - account: fuzznumber\n"
+                       "      phone_number_id: \"106540352242922\"\n"
+                       "      app_secret: " +
+                           app_secret +
+                           "\n"
+                           "      verify_token: fuzz-verify-token-0123456789\n"));
+  Mutator mutator(fuzz_seed());
+  auto bodies = fixtures("whatsapp", ".json");
+  REQUIRE(bodies.size() > 30);
+  Outcome outcome;
+  const size_t kCases = 3000;
+  for (size_t i = 0; i < kCases; ++i) {
+    std::string what;
+    // Each case its own events: every wamid gets the case number.
+    std::string fixture = bodies[i % bodies.size()];
+    const std::string unique = "wamid." + std::to_string(i) + ".";
+    for (size_t at = fixture.find("wamid."); at != std::string::npos;
+         at = fixture.find("wamid.", at + unique.size())) {
+      fixture.replace(at, 6, unique);
+    }
+    json doc = json::parse(fixture, nullptr, false);
+    std::string body;
+    if (doc.is_object() && !doc.contains("cases")) {
+      body = mutator.chance(30) ? mutator.damage_bytes(doc.dump(), what)
+                                : mutator.mutate_json(doc, what);
+    } else {
+      body = mutator.damage_bytes(fixture, what);  // the malformed fixture, the table
+    }
+    // Signed after the mutation: the fuzz is of what a holder of the app secret could send.
+    httplib::Headers headers = {
+        {"X-Hub-Signature-256", "sha256=" + omnigate::verify::hmac_sha256_hex(app_secret, body)}};
+    send_case(gateway, "/v1/whatsapp/fuzznumber", headers, body, "application/json", what, i,
+              outcome);
+  }
+  check_published(gateway, nats, "whatsapp", outcome, started, kCases / 5);
 }

@@ -37,6 +37,7 @@ TEST_CASE("check-config accepts the example and rejects a misspelt key with its 
   const std::string source = OMNIGATE_SOURCE_DIR;
   auto good = run_command(
       "OMNIGATE_API_TOKEN=abcdefabcdefabcdef TELEGRAM_WEBHOOK_SECRET=s3cret-0123456789abcdef "
+      "WHATSAPP_APP_SECRET=wa-s3cret-0123456789abcdef WHATSAPP_VERIFY_TOKEN=wa-verify-0123456789 "
       "OMNIGATE_CONSENT_KEY=" +
       std::string(40, 'k') + " " + binary + " check-config " + source +
       "/config/omnigate.example.yaml");

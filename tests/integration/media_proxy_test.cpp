@@ -11,8 +11,8 @@
 #include <mutex>
 #include <thread>
 
-#include "tests/integration/fake_bot_api.hpp"
-#include "tests/integration/harness.hpp"
+#include "tests/support/fake_bot_api.hpp"
+#include "tests/support/harness.hpp"
 
 using namespace omnigate::testing;
 using nlohmann::json;

@@ -94,7 +94,9 @@ TEST_CASE("config/omnigate.example.yaml loads and documents every known key", "[
       read_text(std::filesystem::path(OMNIGATE_SOURCE_DIR) / "config" / "omnigate.example.yaml");
   auto loaded = load(text, {{"OMNIGATE_API_TOKEN", kToken},
                             {"OMNIGATE_CONSENT_KEY", kSigningKey},
-                            {"TELEGRAM_WEBHOOK_SECRET", "test_secret_0123456789"}});
+                            {"TELEGRAM_WEBHOOK_SECRET", "test_secret_0123456789"},
+                            {"WHATSAPP_APP_SECRET", "wa_app_secret_0123456789"},
+                            {"WHATSAPP_VERIFY_TOKEN", "wa_verify_token_0123456789"}});
   INFO(loaded.problems);
   REQUIRE(loaded.result.ok());
   const Config& config = loaded.result.value();
@@ -121,6 +123,8 @@ TEST_CASE("the example's values are what the loader reads", "[config][example]")
   auto loaded = load(text, {{"OMNIGATE_API_TOKEN", kToken},
                             {"OMNIGATE_CONSENT_KEY", kSigningKey},
                             {"TELEGRAM_WEBHOOK_SECRET", "test_secret_0123456789"},
+                            {"WHATSAPP_APP_SECRET", "wa_app_secret_0123456789"},
+                            {"WHATSAPP_VERIFY_TOKEN", "wa_verify_token_0123456789"},
                             {"OMNIGATE_HTTP_PORT", "9090"}});
   INFO(loaded.problems);
   REQUIRE(loaded.result.ok());
@@ -138,6 +142,9 @@ TEST_CASE("the example's values are what the loader reads", "[config][example]")
   CHECK(config.connector("telegram")->has_account("shopbot"));
   REQUIRE(config.connector("webform") != nullptr);
   CHECK(config.connector("webform")->has_account("callback"));
+  REQUIRE(config.connector("whatsapp") != nullptr);
+  CHECK(config.connector("whatsapp")->has_account("main"));
+  CHECK(config.connector("whatsapp")->max_body("main") == 4 * 1024 * 1024);
 }
 
 TEST_CASE("the example without OMNIGATE_API_TOKEN fails naming the variable", "[config][example]") {

@@ -1,4 +1,0 @@
-// Moved to tests/support/ (the one test-support library); kept so older includes still build.
-#pragma once
-
-#include "tests/support/fake_bot_api.hpp"
