@@ -52,6 +52,11 @@ TEST_CASE("every fixture table in connectors/ is readable and sends files that e
   CHECK(tables >= 3);
 }
 
+TEST_CASE("fixture table: whatsapp", "[integration][fixtures][whatsapp]") {
+  check_every_payload_is_used("whatsapp");
+  run_fixture_table("whatsapp");
+}
+
 TEST_CASE("fixture table: api", "[integration][fixtures][api]") {
   check_every_payload_is_used("api");
   run_fixture_table("api");
