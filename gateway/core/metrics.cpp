@@ -156,6 +156,10 @@ Metrics::Metrics()
       lease_takeovers("omnigate_lease_takeovers_total",
                       "Poll leases taken over from a holder that stopped renewing.",
                       {"channel", "account"}),
+      poll_failures("omnigate_poll_failures_total",
+                    "Poll attempts that ended in a back-off: a failed fetch, a batch not "
+                    "durable, an unreadable cursor; by channel, account and stage.",
+                    {"channel", "account", "stage"}),
       spooled("omnigate_spooled_total",
               "Interactions written to the local spool because NATS was not durable, by channel.",
               {"channel"}),
@@ -186,6 +190,7 @@ std::string Metrics::render() const {
   auth_failures.render(out);
   lease_held.render(out);
   lease_takeovers.render(out);
+  poll_failures.render(out);
   publish_latency.render(out);
   header(out, "omnigate_nats_connected", "1 when connected to NATS, else 0.", "gauge");
   out += "omnigate_nats_connected " + std::to_string(nats_connected.load()) + "\n";

@@ -63,6 +63,7 @@ class Metrics {
   LabeledCounter auth_failures;           // route (401/403 answers)
   LabeledCounter lease_held;       // gauge, channel + account: 1 while this instance polls it
   LabeledCounter lease_takeovers;  // channel, account: leases taken from a holder that went silent
+  LabeledCounter poll_failures;    // channel, account, stage (fetch | submit | cursor): back-offs
   LabeledCounter spooled;          // channel: written to the local spool (NATS away)
   LabeledCounter spool_replayed;   // result: published | duplicate
   LabeledCounter media_requests;   // channel, outcome: the media proxy's answers
