@@ -17,7 +17,7 @@
 #include "gateway/pipeline/pipeline.hpp"
 #include "gateway/pipeline/sink.hpp"
 #include "gateway/state/poll_loop.hpp"
-#include "tests/integration/harness.hpp"
+#include "tests/support/harness.hpp"
 
 using namespace omnigate;
 using namespace omnigate::testing;
