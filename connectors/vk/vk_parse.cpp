@@ -163,11 +163,11 @@ void add_attachments(Message& message, const Node& object) {
   if (Node geo = object["geo"]; geo.is_object()) message.attachments.push_back(location_of(geo));
 }
 
-// A payload as text: a JSON string as is, anything else minified.
+// A payload as text: a JSON string as is, anything else minified in VK's key order.
 OptString payload_text(const Node& payload) {
   if (!payload.present()) return std::nullopt;
   if (auto s = payload.str()) return s;
-  return payload.to_json().dump();
+  return payload.minified();
 }
 
 struct Event {
