@@ -289,6 +289,8 @@ struct Event {
     auto id = obj["id"].id_text();
     auto owner = obj["owner_id"].id_text();
     auto post = obj["post_id"].id_text();
+    // The community's own replies under its posts (negative from_id) are not a customer's.
+    if (obj["from_id"].i64().value_or(0) < 0) return ignore("wall_reply_new_from_community");
     if (!contact || !id || !owner || !post) return ignore("wall_reply_new_without_ids");
     Message message;
     message.native_id = *id;

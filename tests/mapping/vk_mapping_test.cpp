@@ -99,6 +99,12 @@ TEST_CASE("messages without the id or sender they need are acknowledged and coun
         std::vector<std::string>{"message_edit_without_sender"});
   CHECK(parsed(event("wall_reply_new", R"({"id":1,"from_id":5,"owner_id":-1})")).mapped.ignored ==
         std::vector<std::string>{"wall_reply_new_without_ids"});
+  CHECK(
+      parsed(
+          event(
+              "wall_reply_new",
+              R"({"id":2,"from_id":-218765432,"owner_id":-218765432,"post_id":1,"text":"Спасибо!"})"))
+          .mapped.ignored == std::vector<std::string>{"wall_reply_new_from_community"});
   CHECK(parsed(event("message_allow", R"({"key":"x"})")).mapped.ignored ==
         std::vector<std::string>{"message_allow_without_user"});
   CHECK(parsed(event("message_reply", R"({"from_id":-218765432,"id":3,"peer_id":5,"out":1})"))
