@@ -80,6 +80,11 @@ nlohmann::json JsonNode::to_json() const {
   return nlohmann::json::parse(simdjson::minify(e_), nullptr, false);
 }
 
+std::string JsonNode::minified() const {
+  if (!present_) return {};
+  return simdjson::minify(e_);
+}
+
 Result<JsonNode> JsonReader::value(std::string_view body, std::string_view what) {
   // simdjson's own cap is 1024 levels; the gateway's is limits::kMaxJsonDepth for every parser.
   if (!json_depth_within(body)) return json_too_deep_error();

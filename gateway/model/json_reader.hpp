@@ -44,6 +44,9 @@ class JsonNode {
   std::vector<std::pair<std::string_view, JsonNode>> members() const;  // empty when not an object
   // The subtree as nlohmann JSON (provider_ref, ad), null when absent.
   nlohmann::json to_json() const;
+  // The subtree as minified JSON text in the sender's key order (to_json sorts keys), "" when
+  // absent: a payload a CRM compares byte for byte with what it put on a button.
+  std::string minified() const;
 
  private:
   simdjson::dom::element e_;

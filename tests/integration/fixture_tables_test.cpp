@@ -57,6 +57,11 @@ TEST_CASE("fixture table: whatsapp", "[integration][fixtures][whatsapp]") {
   run_fixture_table("whatsapp");
 }
 
+TEST_CASE("fixture table: vk", "[integration][fixtures][vk]") {
+  check_every_payload_is_used("vk");
+  run_fixture_table("vk");
+}
+
 TEST_CASE("fixture table: api", "[integration][fixtures][api]") {
   check_every_payload_is_used("api");
   run_fixture_table("api");
