@@ -28,7 +28,7 @@ TEST_CASE("fixture table: telegram", "[integration][fixtures][telegram]") {
 
 TEST_CASE("every fixture table in connectors/ is readable and sends files that exist",
           "[integration][fixtures]") {
-  // Also the tables of channels not built yet (WhatsApp, VK): they are read the same way.
+  // Every folder's table, also of a channel whose connector is not registered yet.
   size_t tables = 0;
   for (const auto& entry : std::filesystem::directory_iterator(
            std::filesystem::path(OMNIGATE_SOURCE_DIR) / "connectors")) {
