@@ -39,10 +39,7 @@ const std::vector<std::string> kShapes = {
 }  // namespace
 
 nlohmann::json telegram_fixture(const std::string& name) {
-  std::string path = std::string(OMNIGATE_SOURCE_DIR) + "/connectors/telegram/fixtures/" + name;
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw std::runtime_error("missing fixture " + path);
-  return nlohmann::json::parse(in);
+  return nlohmann::json::parse(channel_fixture("telegram", name));
 }
 
 LoadGenerator::LoadGenerator(LoadOptions options) : options_(std::move(options)) {

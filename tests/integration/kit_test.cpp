@@ -15,10 +15,7 @@ namespace {
 const std::string kSecret = "kit_Secret-0123456789abcdefghij";
 
 std::string telegram_fixture(const std::string& name) {
-  std::ifstream in(std::string(OMNIGATE_SOURCE_DIR) + "/connectors/telegram/fixtures/" + name,
-                   std::ios::binary);
-  REQUIRE(in);
-  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  return channel_fixture("telegram", name);
 }
 
 // Bots "small" (with `small_keys`) and "large" (defaults).

@@ -28,10 +28,7 @@ const std::string kSecret = "wh_Secret-0123456789abcdefghij";
 const std::string kMediaToken = "media-token-0123456789abcdef";
 
 std::string fixture(const std::string& name) {
-  std::string path = std::string(OMNIGATE_SOURCE_DIR) + "/connectors/telegram/fixtures/" + name;
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw std::runtime_error("missing fixture " + path);
-  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  return channel_fixture("telegram", name);
 }
 
 json fixture_json(const std::string& name) {

@@ -37,10 +37,7 @@ const std::string kPhoneNumberId = "106540352242922";
 const std::string kAccessToken = "wa-access-token-0123456789abcdef";
 
 std::string fixture(const std::string& name) {
-  std::string path = std::string(OMNIGATE_SOURCE_DIR) + "/connectors/whatsapp/fixtures/" + name;
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw std::runtime_error("missing fixture " + path);
-  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  return channel_fixture("whatsapp", name);
 }
 
 std::string signature_of(const std::string& body, const std::string& secret = kAppSecret) {

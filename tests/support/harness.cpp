@@ -367,6 +367,14 @@ std::string schema_problems(const std::vector<StreamMessage>& messages) {
   return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
 }
 
+std::string channel_fixture(const std::string& channel, const std::string& name) {
+  std::string path =
+      std::string(OMNIGATE_SOURCE_DIR) + "/connectors/" + channel + "/fixtures/" + name;
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw std::runtime_error("missing fixture " + path);
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
 std::string test_config_yaml(const std::string& nats_url, const std::string& extra_nats,
                              const std::string& extra) {
   return "http:\n"

@@ -122,6 +122,9 @@ CommandResult run_command(const std::string& command);
 
 inline const std::string kApiToken = "test-token-0123456789abcdef";
 
+// The bytes of connectors/<channel>/fixtures/<name>, exactly as stored; throws when missing.
+std::string channel_fixture(const std::string& channel, const std::string& name);
+
 // The config of the tests: port 0, the given NATS, one API account "crm"; `extra_nats`
 // lines are appended to the nats: section, `extra` at the end of the file.
 std::string test_config_yaml(const std::string& nats_url, const std::string& extra_nats = "",
