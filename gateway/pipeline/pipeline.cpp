@@ -1,6 +1,7 @@
 #include "gateway/pipeline/pipeline.hpp"
 
 #include <algorithm>
+#include <unordered_map>
 
 #include "gateway/core/log.hpp"
 #include "gateway/model/identifiers.hpp"
@@ -81,6 +82,8 @@ std::vector<Result<Accepted>> Pipeline::submit_all(std::vector<Submission> submi
   record_of.assign(n, SIZE_MAX);
   std::vector<Interaction> enriched;
   enriched.reserve(n);
+  std::unordered_map<std::string, size_t> first_index_of;
+  first_index_of.reserve(n);
   // The events of one provider request usually share its bytes (a WhatsApp POST of 1000
   // changes): hash those once, not once per event (3 GB of SHA-256 for a 3 MB body).
   std::string_view hashed_bytes;
@@ -99,13 +102,11 @@ std::vector<Result<Accepted>> Pipeline::submit_all(std::vector<Submission> submi
       hashed_bytes = raw;
       hashed_sha256 = in.raw->sha256;
     }
-    for (size_t j = 0; j < i; ++j) {
-      if (enriched[j].id == in.id) {
-        first_with_id[i] = j;
-        break;
-      }
+    // A repeat within the batch (a hash lookup: a 4 MiB POST can hold thousands of events).
+    if (auto [it, inserted] = first_index_of.try_emplace(in.id, i); !inserted) {
+      first_with_id[i] = it->second;
+      continue;
     }
-    if (first_with_id[i] != n) continue;
     // The last check before anything is stored: invalid optional values are dropped and
     // counted; a value nothing can replace refuses this interaction (400), never publishes it.
     if (auto valid = enforce_schema(in, metrics_); !valid) {
