@@ -211,6 +211,28 @@ class FakeGraphApi {
 
 // Every case of connectors/whatsapp/fixtures/cases.json runs through the shared fixture runner
 // (integration_tests "fixture table: whatsapp"); this checks what a table row cannot say.
+TEST_CASE("WhatsApp: the same message twice in one POST is published once, the copy a duplicate",
+          "[integration][whatsapp][dedup]") {
+  NatsServer nats;
+  RunningGateway gateway(test_config_yaml(nats.url(), "", whatsapp_section()));
+  // Meta may repeat a change inside one delivery; 300 copies also keep the in-batch check honest
+  // about its cost (it was a comparison with every earlier event).
+  json doc = json::parse(fixture("message_text_ru_emoji.json"));
+  const json change = doc["entry"][0]["changes"][0];
+  doc["entry"][0]["changes"] = json::array();
+  for (int i = 0; i < 300; ++i) doc["entry"][0]["changes"].push_back(change);
+  const std::string body = doc.dump(-1, ' ', true);
+  auto answer = post_signed(gateway, body);
+  REQUIRE(answer);
+  CHECK(answer->status == 200);
+  auto messages = whatsapp_messages(nats.url());
+  REQUIRE(messages.size() == 1);
+  CHECK(messages[0].msg_id ==
+        omnigate::interaction_id("whatsapp", "main",
+                                 change["value"]["messages"][0]["id"].get<std::string>()));
+  CHECK(gateway.gateway().metrics().duplicates.value({"whatsapp"}) == 299);
+}
+
 TEST_CASE("WhatsApp: the events of one POST share its raw hash, and a message's id is its wamid",
           "[integration][whatsapp]") {
   NatsServer nats;
