@@ -273,6 +273,22 @@ FAILED=()
 URL="http://127.0.0.1:$GW_PORT"
 wrk_cmd=(wrk "-t$WRK_THREADS" "-c$CONN" "-d${DURATION}s" --latency)
 
+# One wrk scenario: $1 names its files in $TMP, $2 is the prefix of its result variables
+# (<prefix>_RPS _P50 _P99 _NON2XX _SOCKERR _REQS, from parse_wrk), $3 says what it is (log,
+# FAILED), $4 is its Lua script in bench/. Variables such as OMNIGATE_BENCH_WA_FILE=… put
+# before the call reach wrk.
+wrk_scenario() {
+  local name=$1 prefix=$2 what=$3 script=$4 field value
+  log "$what: ${wrk_cmd[*]} -s bench/$script"
+  run_load "$name" "${wrk_cmd[@]}" -s "$BENCH_DIR/$script" "$URL" || FAILED+=("$what: wrk exited nonzero")
+  parse_wrk "$TMP/$name.out"
+  for field in RPS P50 P99 NON2XX SOCKERR REQS; do
+    value="W_$field"
+    printf -v "${prefix}_$field" '%s' "${!value}"
+  done
+  [[ -n $W_RPS ]] || FAILED+=("$what: no wrk result")
+}
+
 log "(a) no-op route: ${wrk_cmd[*]} -s bench/noop.lua"
 run_load noop "${wrk_cmd[@]}" -s "$BENCH_DIR/noop.lua" "$URL" || FAILED+=("no-op: wrk exited nonzero")
 parse_wrk "$TMP/noop.out"
@@ -295,67 +311,37 @@ GW_PUB_FAILURES=$(metric_sum omnigate_publish_failures_total)
 
 # (d) first the no-op route with the Telegram request (same bytes, same wrk Lua work: its own
 # ceiling, the webhook body and headers differ from the API's), then the webhook itself.
-log "(d0) no-op route, Telegram request: ${wrk_cmd[*]} -s bench/noop_telegram.lua"
-run_load tgnoop "${wrk_cmd[@]}" -s "$BENCH_DIR/noop_telegram.lua" "$URL" ||
-  FAILED+=("no-op with the Telegram request: wrk exited nonzero")
-parse_wrk "$TMP/tgnoop.out"
-TGNOOP_RPS=$W_RPS TGNOOP_P50=$W_P50 TGNOOP_P99=$W_P99 TGNOOP_NON2XX=$W_NON2XX TGNOOP_SOCKERR=$W_SOCKERR
-[[ -n $TGNOOP_RPS ]] || FAILED+=("no-op with the Telegram request: no wrk result")
+# Fetches /metrics into $TMP/metrics-$3.txt and sets <$2>_PUBLISHED _DUPLICATES _REJECTED
+# _IGNORED to channel $1's counters (totals since omnigate started).
+channel_metrics() {
+  local channel=$1 prefix=$2 file="$TMP/metrics-$3.txt" field metric
+  curl -fsS --max-time 2 "$URL/metrics" >"$file" 2>/dev/null || true
+  for field in PUBLISHED:interactions_published DUPLICATES:duplicates REJECTED:rejected IGNORED:ignored_events; do
+    metric="omnigate_${field#*:}_total{channel=\"$channel\""
+    printf -v "${prefix}_${field%%:*}" '%s' "$(metric_sum "$metric" "$file")"
+  done
+}
 
-log "(d) Telegram webhook: ${wrk_cmd[*]} -s bench/telegram_update.lua"
-run_load tg "${wrk_cmd[@]}" -s "$BENCH_DIR/telegram_update.lua" "$URL" || FAILED+=("Telegram: wrk exited nonzero")
-parse_wrk "$TMP/tg.out"
-TG_RPS=$W_RPS TG_P50=$W_P50 TG_P99=$W_P99 TG_NON2XX=$W_NON2XX TG_SOCKERR=$W_SOCKERR
-TG_REQS=$W_REQS
-[[ -n $TG_RPS ]] || FAILED+=("Telegram: no wrk result")
-curl -fsS --max-time 2 "$URL/metrics" >"$TMP/metrics-tg.txt" 2>/dev/null || true
-TG_PUBLISHED=$(metric_sum 'omnigate_interactions_published_total{channel="telegram"' "$TMP/metrics-tg.txt")
-TG_DUPLICATES=$(metric_sum 'omnigate_duplicates_total{channel="telegram"' "$TMP/metrics-tg.txt")
-TG_REJECTED=$(metric_sum 'omnigate_rejected_total{channel="telegram"' "$TMP/metrics-tg.txt")
-TG_IGNORED=$(metric_sum 'omnigate_ignored_events_total{channel="telegram"' "$TMP/metrics-tg.txt")
+wrk_scenario tgnoop TGNOOP "(d0) no-op route, Telegram request" noop_telegram.lua
+wrk_scenario tg TG "(d) Telegram webhook" telegram_update.lua
+channel_metrics telegram TG tg
 TG_PUB_FAILURES_ALL=$(metric_sum omnigate_publish_failures_total "$TMP/metrics-tg.txt")
 TG_PUB_FAILURES=$(( ${TG_PUB_FAILURES_ALL:-0} - ${GW_PUB_FAILURES:-0} ))
 
 # (w) WhatsApp: each no-op run sends the very file of its webhook run (same bytes, same Lua).
 wa_wraps() { awk '/^wrapped around the request file:/ { print $6 }' "$1"; }
-log "(w0) no-op route, WhatsApp request: ${wrk_cmd[*]} -s bench/noop_whatsapp.lua"
-OMNIGATE_BENCH_WA_FILE=$WA_FILE run_load wanoop "${wrk_cmd[@]}" -s "$BENCH_DIR/noop_whatsapp.lua" "$URL" ||
-  FAILED+=("no-op with the WhatsApp request: wrk exited nonzero")
-parse_wrk "$TMP/wanoop.out"
-WANOOP_RPS=$W_RPS WANOOP_P50=$W_P50 WANOOP_P99=$W_P99 WANOOP_NON2XX=$W_NON2XX WANOOP_SOCKERR=$W_SOCKERR
-[[ -n $WANOOP_RPS ]] || FAILED+=("no-op with the WhatsApp request: no wrk result")
-
-log "(w) WhatsApp webhook: ${wrk_cmd[*]} -s bench/whatsapp_webhook.lua"
-OMNIGATE_BENCH_WA_FILE=$WA_FILE run_load wa "${wrk_cmd[@]}" -s "$BENCH_DIR/whatsapp_webhook.lua" "$URL" ||
-  FAILED+=("WhatsApp: wrk exited nonzero")
-parse_wrk "$TMP/wa.out"
-WA_RPS=$W_RPS WA_P50=$W_P50 WA_P99=$W_P99 WA_NON2XX=$W_NON2XX WA_SOCKERR=$W_SOCKERR WA_REQS=$W_REQS
+OMNIGATE_BENCH_WA_FILE=$WA_FILE wrk_scenario wanoop WANOOP "(w0) no-op route, WhatsApp request" noop_whatsapp.lua
+OMNIGATE_BENCH_WA_FILE=$WA_FILE wrk_scenario wa WA "(w) WhatsApp webhook" whatsapp_webhook.lua
 WA_WRAPS=$(wa_wraps "$TMP/wa.out")
-[[ -n $WA_RPS ]] || FAILED+=("WhatsApp: no wrk result")
-curl -fsS --max-time 2 "$URL/metrics" >"$TMP/metrics-wa.txt" 2>/dev/null || true
-WA_PUBLISHED=$(metric_sum 'omnigate_interactions_published_total{channel="whatsapp"' "$TMP/metrics-wa.txt")
-WA_DUPLICATES=$(metric_sum 'omnigate_duplicates_total{channel="whatsapp"' "$TMP/metrics-wa.txt")
-WA_REJECTED=$(metric_sum 'omnigate_rejected_total{channel="whatsapp"' "$TMP/metrics-wa.txt")
-WA_IGNORED=$(metric_sum 'omnigate_ignored_events_total{channel="whatsapp"' "$TMP/metrics-wa.txt")
+channel_metrics whatsapp WA wa
 WA_2XX=$(( ${WA_REQS:-0} - ${WA_NON2XX:-0} ))
 
-log "(w100-0) no-op route, WhatsApp 100-message batch: ${wrk_cmd[*]} -s bench/noop_whatsapp.lua"
-OMNIGATE_BENCH_WA_FILE=$WA100_FILE run_load wa100noop "${wrk_cmd[@]}" -s "$BENCH_DIR/noop_whatsapp.lua" "$URL" ||
-  FAILED+=("no-op with the WhatsApp batch: wrk exited nonzero")
-parse_wrk "$TMP/wa100noop.out"
-WA100NOOP_RPS=$W_RPS WA100NOOP_P50=$W_P50 WA100NOOP_P99=$W_P99 WA100NOOP_NON2XX=$W_NON2XX WA100NOOP_SOCKERR=$W_SOCKERR
-[[ -n $WA100NOOP_RPS ]] || FAILED+=("no-op with the WhatsApp batch: no wrk result")
-
-log "(w100) WhatsApp webhook, 100-message batch: ${wrk_cmd[*]} -s bench/whatsapp_webhook.lua"
-OMNIGATE_BENCH_WA_FILE=$WA100_FILE run_load wa100 "${wrk_cmd[@]}" -s "$BENCH_DIR/whatsapp_webhook.lua" "$URL" ||
-  FAILED+=("WhatsApp batch: wrk exited nonzero")
-parse_wrk "$TMP/wa100.out"
-WA100_RPS=$W_RPS WA100_P50=$W_P50 WA100_P99=$W_P99 WA100_NON2XX=$W_NON2XX WA100_SOCKERR=$W_SOCKERR WA100_REQS=$W_REQS
+OMNIGATE_BENCH_WA_FILE=$WA100_FILE wrk_scenario wa100noop WA100NOOP "(w100-0) no-op route, WhatsApp 100-message batch" noop_whatsapp.lua
+OMNIGATE_BENCH_WA_FILE=$WA100_FILE wrk_scenario wa100 WA100 "(w100) WhatsApp webhook, 100-message batch" whatsapp_webhook.lua
 WA100_WRAPS=$(wa_wraps "$TMP/wa100.out")
-[[ -n $WA100_RPS ]] || FAILED+=("WhatsApp batch: no wrk result")
-curl -fsS --max-time 2 "$URL/metrics" >"$TMP/metrics-wa100.txt" 2>/dev/null || true
-WA100_PUBLISHED=$(( $(metric_sum 'omnigate_interactions_published_total{channel="whatsapp"' "$TMP/metrics-wa100.txt") - ${WA_PUBLISHED:-0} ))
-WA100_DUPLICATES=$(( $(metric_sum 'omnigate_duplicates_total{channel="whatsapp"' "$TMP/metrics-wa100.txt") - ${WA_DUPLICATES:-0} ))
+channel_metrics whatsapp WA100_TOTAL wa100
+WA100_PUBLISHED=$(( ${WA100_TOTAL_PUBLISHED:-0} - ${WA_PUBLISHED:-0} ))
+WA100_DUPLICATES=$(( ${WA100_TOTAL_DUPLICATES:-0} - ${WA_DUPLICATES:-0} ))
 WA100_2XX=$(( ${WA100_REQS:-0} - ${WA100_NON2XX:-0} ))
 WA100_MPS=$(awk -v r="$WA100_RPS" 'BEGIN { if (r != "") printf "%.0f", r * 100 }')
 
