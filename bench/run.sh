@@ -367,6 +367,11 @@ RAW_P99=$(json_field "$TMP/raw.out" p99_ms)
 RAW_ERRORS=$(json_field "$TMP/raw.out" errors)
 [[ -n $RAW_RPS ]] || FAILED+=("raw JetStream: no result")
 
+# Answers the HTTP layer writes itself (per-address connection cap, header timeout...) never
+# reach a route's counter; when a run shows non-2xx, these say which it was.
+curl -fsS --max-time 2 "$URL/metrics" >"$TMP/metrics-end.txt" 2>/dev/null || true
+HTTP_REFUSED=$(awk '/^omnigate_http_refused_total\{/ && $NF > 0 { printf "%s%s", sep, $0; sep = "; " }' "$TMP/metrics-end.txt")
+
 RSS_LOAD_KB=$(status_kb "$GW_PID" VmRSS)
 HWM_KB=$(status_kb "$GW_PID" VmHWM)
 THREADS_LOAD=$(status_kb "$GW_PID" Threads)
@@ -487,6 +492,7 @@ REPORT="$TMP/report.md"
   (( ${VK_DUPLICATES:-0} == 0 )) || notes+=("VK run resent event_ids (${VK_DUPLICATES} duplicates): those are answered \`ok\` without publishing, so the (v) req/s and ratio overstate the gateway — not valid")
   notes+=("WhatsApp batching: (w100) $(or_na "$WA100_MPS") messages/s against (w) $(fmt_rps "$WA_RPS") single-message POSTs/s: $(ratio "$WA100_MPS" "$WA_RPS")×.")
   notes+=("Telegram against the API's no-op run (a) instead of its own (d0): $(ratio "$TG_RPS" "$NOOP_RPS"); Telegram against the API channel (b): $(ratio "$TG_RPS" "$API_RPS").")
+  [[ -z $HTTP_REFUSED ]] || notes+=("omnigate's HTTP layer refused requests or connections during the runs (they count as non-2xx or socket errors in wrk): \`$HTTP_REFUSED\`")
   [[ $GW_ALIVE == yes ]] || notes+=("omnigate was no longer running after the scenarios")
   ((GW_WARNINGS == 0)) || notes+=("omnigate logged $GW_WARNINGS lines at warn level or above; first: \`$(head -n 1 "$TMP/omnigate.log" | cut -c1-200)\`")
   for f in "${FAILED[@]}"; do notes+=("FAILED: $f"); done
