@@ -14,18 +14,8 @@ if token == nil or token == "" then
   error("set OMNIGATE_BENCH_TOKEN to the API channel's bearer token")
 end
 
--- Runs in wrk's main Lua state, once per wrk thread, before any request: hand out ids.
--- Globals on purpose: thread:set() overwrites them in each thread's state.
-local next_thread_id = 0
-math.randomseed(os.time() + math.floor(os.clock() * 1e6))
-run_id = string.format("%x%04x", os.time(), math.random(0, 0xffff))
-thread_id = 0
-
-function setup(thread)
-  next_thread_id = next_thread_id + 1
-  thread:set("thread_id", next_thread_id)
-  thread:set("run_id", run_id)
-end
+-- thread_id and run_id (bench/thread_ids.lua; its setup() numbers wrk's threads).
+dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "thread_ids.lua")
 
 -- Runs in each thread's own Lua state.
 local counter = 0
