@@ -98,17 +98,6 @@ class UpdatesSource : public PollSource {
   bool warned_unreadable_ = false;  // once per lease term
 };
 
-PollLoopSettings loop_settings(const Config& config, const std::string& account,
-                               const PollSettings& settings) {
-  PollLoopSettings loop;
-  loop.channel = "telegram";
-  loop.account = account;
-  loop.cursor_key = Poller::cursor_key(account);
-  loop.lease.ttl = settings.lease_ttl.count() > 0 ? settings.lease_ttl : config.leases.ttl;
-  loop.submit_timeout = config.nats.publish_timeout;
-  return loop;
-}
-
 }  // namespace
 
 std::optional<int64_t> parse_offset(const std::string& text) {
@@ -121,6 +110,7 @@ std::optional<int64_t> parse_offset(const std::string& text) {
 Poller::Poller(GatewayContext& context, BotSettings bot, BotApi api, PollSettings settings)
     : loop_(std::make_unique<UpdatesSource>(bot, std::move(api), settings), context.cursors,
             context.pipeline, context.metrics,
-            loop_settings(context.config, bot.account, settings)) {}
+            poll_loop_settings(context.config, "telegram", bot.account, cursor_key(bot.account),
+                               settings.lease_ttl)) {}
 
 }  // namespace omnigate::telegram

@@ -135,9 +135,11 @@ Result<std::unique_ptr<Gateway>> Gateway::create(Config config) {
   if (!gateway->config_.consent.signing_key.empty()) gateway->consent_->register_routes(*gateway);
   // Connectors keep the context for their lifetime: the gateway owns it.
   gateway->cursors_ = std::make_unique<CursorStore>(*gateway->publisher_);
+  gateway->names_ =
+      std::make_unique<NameCache>(gateway->publisher_.get(), gateway->config_.nats.names_ttl);
   gateway->context_ = std::make_unique<GatewayContext>(
       GatewayContext{gateway->config_, *gateway->pipeline_, gateway->metrics_, *gateway->consent_,
-                     *gateway->cursors_});
+                     *gateway->cursors_, *gateway->names_});
   for (auto& connector : gateway->config_.connectors)
     connector->start(*gateway->context_, *gateway);
   // After the channel routes: cpp-httplib tries routes in order, webhooks are the hot path.

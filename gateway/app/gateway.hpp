@@ -19,6 +19,7 @@
 #include "gateway/spool/spool.hpp"
 #include "gateway/spool/spooling_sink.hpp"
 #include "gateway/state/cursor_store.hpp"
+#include "gateway/state/name_cache.hpp"
 
 namespace httplib {
 class Server;
@@ -90,6 +91,7 @@ class Gateway : public Router {
   std::unique_ptr<Pipeline> pipeline_;
   std::unique_ptr<ConsentService> consent_;
   std::unique_ptr<CursorStore> cursors_;
+  std::unique_ptr<NameCache> names_;
   std::unique_ptr<GatewayContext> context_;
   std::unique_ptr<AuthThrottle> auth_throttle_;
   std::unique_ptr<GuardedServer> server_;

@@ -93,6 +93,8 @@ void read_nats(ConfigMap map, NatsConfig& nats) {
   nats.stream.max_bytes = stream.integer("max_bytes", -1, -1, INT64_MAX);
   stream.finish();
   nats.dedup_horizon = map.duration("dedup_horizon", nats.dedup_horizon);
+  nats.names_ttl = map.duration("names_ttl", nats.names_ttl);
+  if (nats.names_ttl.count() <= 0) map.problem("names_ttl", "must be positive (e.g. 3d)");
   if (nats.dedup_horizon.count() != 0 && nats.dedup_horizon < nats.stream.duplicate_window) {
     map.problem("dedup_horizon", "must be 0 (off) or at least nats.stream.duplicate_window");
   }

@@ -91,6 +91,9 @@ struct NatsConfig {
   milliseconds publish_timeout{5'000};
   milliseconds ack_wait{2'000};
   milliseconds dedup_horizon{7LL * 24 * 3600 * 1000};
+  // How long a display name looked up from a provider API (VK users.get) is kept in the KV
+  // bucket omnigate_names before it is looked up again.
+  milliseconds names_ttl{3LL * 24 * 3600 * 1000};
   bool manage_streams = true;
   StreamConfig stream;
 };

@@ -170,6 +170,11 @@ Metrics::Metrics()
                      "Media proxy requests by channel and outcome (ok, an error code, "
                      "client_gone, failed_mid_stream).",
                      {"channel", "outcome"}),
+      name_lookups("omnigate_name_lookups_total",
+                   "Display names of events that carry none, by result: cached (memory or KV), "
+                   "fetched (the provider API), unknown (no such name), failed or timeout "
+                   "(published without a name).",
+                   {"channel", "result"}),
       publish_latency(
           "omnigate_publish_duration_seconds",
           "Time from publish start to JetStream PubAck (including retries).",
@@ -199,6 +204,7 @@ std::string Metrics::render() const {
   spooled.render(out);
   spool_replayed.render(out);
   media_requests.render(out);
+  name_lookups.render(out);
   std::lock_guard lock(gauges_mutex_);
   for (const auto& gauge : gauges_) {
     header(out, gauge.name, gauge.help, "gauge");

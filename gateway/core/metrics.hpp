@@ -67,6 +67,7 @@ class Metrics {
   LabeledCounter spooled;          // channel: written to the local spool (NATS away)
   LabeledCounter spool_replayed;   // result: published | duplicate
   LabeledCounter media_requests;   // channel, outcome: the media proxy's answers
+  LabeledCounter name_lookups;     // channel, result: cached | fetched | unknown | failed | timeout
   Histogram publish_latency;
   std::atomic<int> nats_connected{0};
   std::atomic<uint64_t> nats_reconnects{0};

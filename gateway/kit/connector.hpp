@@ -20,6 +20,7 @@ class Pipeline;
 class Metrics;
 class ConsentService;
 class CursorStore;
+class NameCache;
 
 using RouteHandler = std::function<Reply(const InboundRequest&)>;
 
@@ -55,6 +56,8 @@ struct GatewayContext {
   Metrics& metrics;
   ConsentService& consent;
   CursorStore& cursors;
+  // Display names looked up from a provider API, shared by every instance (VK users.get).
+  NameCache& names;
 };
 
 class Connector {

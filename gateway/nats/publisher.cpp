@@ -53,6 +53,7 @@ Publisher::~Publisher() {
     closed_cv_.wait_for(lock, std::chrono::seconds(5), [&] { return closed_; });
   }
   cursors_.reset();
+  names_.reset();
   jetstream_.reset();
   connection_.reset();
 }
@@ -286,6 +287,7 @@ Status Publisher::ensure_stream_and_buckets() {
     out.reset(kv);
   };
   if (!cursors_) bucket("omnigate_cursors", std::chrono::milliseconds(0), cursors_);
+  if (!names_) bucket("omnigate_names", config_.names_ttl, names_);
   return ok_status();
 }
 

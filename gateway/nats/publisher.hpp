@@ -68,6 +68,8 @@ class Publisher {
   jsCtx* jetstream() const { return jetstream_.get(); }
   // The KV bucket for poller cursors and locks (omnigate_cursors); may be null.
   kvStore* cursors() const { return cursors_.get(); }
+  // The KV bucket of looked-up display names (omnigate_names, TTL nats.names_ttl); may be null.
+  kvStore* names() const { return names_.get(); }
   SeenIndex& seen_index() { return seen_index_; }
 
  private:
@@ -105,6 +107,7 @@ class Publisher {
   nats::Connection connection_;
   nats::JetStream jetstream_;
   nats::KeyValue cursors_;
+  nats::KeyValue names_;
   SeenIndex seen_index_;
   std::mutex closed_mutex_;
   std::condition_variable closed_cv_;

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdio>
 
+#include "gateway/config/config.hpp"
 #include "gateway/core/log.hpp"
 #include "gateway/core/metrics.hpp"
 #include "gateway/pipeline/pipeline.hpp"
@@ -26,6 +27,17 @@ uint64_t seed_of(uint64_t configured) {
 }
 
 }  // namespace
+
+PollLoopSettings poll_loop_settings(const Config& config, std::string channel, std::string account,
+                                    std::string cursor_key, milliseconds lease_ttl) {
+  PollLoopSettings loop;
+  loop.channel = std::move(channel);
+  loop.account = std::move(account);
+  loop.cursor_key = std::move(cursor_key);
+  loop.lease.ttl = lease_ttl.count() > 0 ? lease_ttl : config.leases.ttl;
+  loop.submit_timeout = config.nats.publish_timeout;
+  return loop;
+}
 
 milliseconds backoff_delay(const PollBackoff& backoff, int failures, double unit) {
   const milliseconds ceiling = std::max(backoff.max, milliseconds(1));

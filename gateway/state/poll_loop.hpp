@@ -51,6 +51,7 @@ namespace omnigate {
 
 class Metrics;
 class Pipeline;
+struct Config;
 
 // One provider event: what the mapping made of it, and where polling resumes once it is
 // durable.
@@ -128,6 +129,11 @@ struct PollLoopSettings {
   PollBackoff backoff;
   uint64_t jitter_seed = 0;  // 0: seeded from std::random_device (tests fix it)
 };
+
+// The settings of a connector's poller for one account: its lease TTL (0 = the config's
+// leases.ttl) and nats.publish_timeout as each batch's deadline.
+PollLoopSettings poll_loop_settings(const Config& config, std::string channel, std::string account,
+                                    std::string cursor_key, std::chrono::milliseconds lease_ttl);
 
 // How the loop waits between attempts: returns false when woken early (stop, lease lost). The
 // default waits on the loop's own condition variable; tests inject one that records the

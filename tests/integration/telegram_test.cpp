@@ -95,15 +95,7 @@ uint64_t published(RunningGateway& gateway) {
 
 // The poll offset as stored in the KV bucket, read behind the gateway's back.
 std::string stored_offset(const std::string& nats_url, const std::string& account) {
-  NatsClient client(nats_url);
-  kvStore* raw_kv = nullptr;
-  if (js_KeyValue(&raw_kv, client.jetstream(), "omnigate_cursors") != NATS_OK) return "<no bucket>";
-  omnigate::nats::KeyValue kv(raw_kv);
-  kvEntry* raw_entry = nullptr;
-  std::string key = "telegram." + account + ".offset";
-  if (kvStore_Get(&raw_entry, raw_kv, key.c_str()) != NATS_OK) return "<no key>";
-  omnigate::nats::KvEntry entry(raw_entry);
-  return std::string(kvEntry_ValueString(raw_entry));
+  return stored_cursor(nats_url, "telegram." + account + ".offset");
 }
 
 bool asked_for(const FakeBotApi& fake, int64_t offset, size_t from_poll = 0) {

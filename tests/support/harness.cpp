@@ -349,6 +349,17 @@ CommandResult run_command(const std::string& command) {
   return result;
 }
 
+std::string stored_cursor(const std::string& nats_url, const std::string& key) {
+  NatsClient client(nats_url);
+  kvStore* raw_kv = nullptr;
+  if (js_KeyValue(&raw_kv, client.jetstream(), "omnigate_cursors") != NATS_OK) return "<no bucket>";
+  nats::KeyValue kv(raw_kv);
+  kvEntry* raw_entry = nullptr;
+  if (kvStore_Get(&raw_entry, raw_kv, key.c_str()) != NATS_OK) return "<no key>";
+  nats::KvEntry entry(raw_entry);
+  return std::string(kvEntry_ValueString(raw_entry));
+}
+
 std::string schema_problems(const std::vector<StreamMessage>& messages) {
   if (messages.empty()) return "nothing to validate";
   TempDir dir;

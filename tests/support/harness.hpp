@@ -109,6 +109,10 @@ struct StreamMessage {
 std::vector<StreamMessage> read_stream(const std::string& nats_url,
                                        const std::string& stream = "OMNIGATE_INTERACTIONS");
 
+// A key of the KV bucket omnigate_cursors as stored, read behind the gateway's back:
+// "<no bucket>" / "<no key>" when there is none.
+std::string stored_cursor(const std::string& nats_url, const std::string& key);
+
 // Runs tests/schema/validate.mjs over the bodies; returns its output, empty when all valid.
 std::string schema_problems(const std::vector<StreamMessage>& messages);
 
