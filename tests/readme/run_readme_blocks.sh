@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# The README's runnable commands, verbatim, in "a new terminal after `make run`":
+#   1. a throw-away copy of the checkout (symlinks to bin/, config/, scripts/, tests/, the build
+#      directory) where scripts/run-local.sh -- what `make run` runs -- generates var/dev.env
+#      and starts nats-server and omnigate;
+#   2. every ```sh block of README.md preceded by `<!-- test: run -->` runs with bash -e in that
+#      directory, in an environment as bare as a new login shell (PATH, HOME): nothing of the
+#      dev secrets is exported. The one change to the text: the ports 8080 and 4222 become the
+#      free ports this run uses (passed to the config as OMNIGATE_HTTP_PORT/OMNIGATE_NATS_URL);
+#   3. SIGTERM to the run script: it must exit 0, omnigate must log "stopped" and no NATS
+#      warning, and the banner must come after omnigate's "listening on" line.
+# usage: run_readme_blocks.sh SOURCE_DIR BUILD_DIR
+set -euo pipefail
+source_dir="$1"
+build_dir="$2"
+work="$(mktemp -d)"
+run_pid=""
+finish() {
+  if [ -n "$run_pid" ] && kill -0 "$run_pid" 2>/dev/null; then kill -TERM "$run_pid" || true; wait "$run_pid" || true; fi
+  rm -rf "$work"
+}
+trap finish EXIT
+fail() { echo "FAIL: $*" >&2; echo "--- make run's output:" >&2; cat "$work/run.log" >&2 || true; exit 1; }
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+http_port="$(free_port)"
+nats_port="$(free_port)"
+smtp_port="$(free_port)"
+
+for entry in bin config scripts tests README.md; do ln -s "$source_dir/$entry" "$work/$entry"; done
+ln -s "$build_dir" "$work/build"
+
+cd "$work"
+export OMNIGATE_HTTP_PORT="$http_port" OMNIGATE_NATS_URL="nats://127.0.0.1:$nats_port"
+export OMNIGATE_SMTP_URL="smtp://127.0.0.1:$smtp_port"
+scripts/run-local.sh build/omnigate config/omnigate.example.yaml >"$work/run.log" 2>&1 &
+run_pid=$!
+for _ in $(seq 1 300); do
+  grep -q "omnigate listens on" "$work/run.log" && break
+  kill -0 "$run_pid" 2>/dev/null || fail "make run's script exited before its banner"
+  sleep 0.1
+done
+grep -q "omnigate listens on" "$work/run.log" || fail "no banner within 30 s"
+listening_line="$(grep -n "listening on" "$work/run.log" | head -1 | cut -d: -f1)"
+banner_line="$(grep -n "omnigate listens on" "$work/run.log" | head -1 | cut -d: -f1)"
+[ -n "$listening_line" ] && [ "$listening_line" -lt "$banner_line" ] ||
+  fail "the banner came before omnigate's 'listening on' line"
+
+# The blocks: the line after a `<!-- test: run -->` marker opens ```sh, the block ends at ```.
+blocks="$(awk '
+  /<!-- test: run -->/ { armed = 1; next }
+  armed && /^```sh$/ { inside = 1; armed = 0; n++; print "#### block " n; next }
+  inside && /^```$/ { inside = 0; next }
+  inside { print }
+  !inside && !/^[[:space:]]*$/ { armed = 0 }
+' README.md)"
+count="$(printf '%s\n' "$blocks" | grep -c '^#### block ' || true)"
+[ "$count" -ge 1 ] || fail "README.md has no block marked <!-- test: run -->"
+for n in $(seq 1 "$count"); do
+  block="$(printf '%s\n' "$blocks" | awk -v n="$n" '/^#### block /{ on = ($3 == n); next } on')"
+  block="${block//127.0.0.1:8080/127.0.0.1:$http_port}"
+  block="${block//127.0.0.1:4222/127.0.0.1:$nats_port}"
+  echo "--- README block $n:"
+  printf '%s\n' "$block"
+  if ! output="$(env -i HOME="$HOME" PATH=/usr/local/bin:/usr/bin:/bin \
+                  OMNIGATE_HTTP_PORT="$http_port" OMNIGATE_NATS_URL="nats://127.0.0.1:$nats_port" \
+                  OMNIGATE_SMTP_URL="$OMNIGATE_SMTP_URL" \
+                  timeout 30 bash -e -c "$block" 2>&1)"; then
+    printf '%s\n' "$output"
+    fail "README block $n failed"
+  fi
+  printf '%s\n' "$output"
+done
+
+kill -TERM "$run_pid"
+status=0
+wait "$run_pid" || status=$?
+run_pid=""
+[ "$status" -eq 0 ] || fail "make run's script exited $status on SIGTERM (make would say Error $status)"
+grep -q "main: stopped" "$work/run.log" || fail "no 'stopped' line after SIGTERM"
+if grep -E " (warn|error) " "$work/run.log"; then fail "a warning or error was logged"; fi
+echo "ok: $count README block(s), clean stop"
