@@ -3,9 +3,9 @@
 #   1. a throw-away copy of the checkout (symlinks to bin/, config/, scripts/, tests/, the build
 #      directory) where scripts/run-local.sh -- what `make run` runs -- generates var/dev.env
 #      and starts nats-server and omnigate;
-#   2. every ```sh block of README.md preceded by `<!-- test: run -->` runs with bash -e in that
-#      directory, in an environment as bare as a new login shell (PATH, HOME): nothing of the
-#      dev secrets is exported. The one change to the text: the ports 8080 and 4222 become the
+#   2. every ```sh block of README.md and connectors/*/README.md preceded by
+#      `<!-- test: run -->` runs with bash -e in that directory, in order in one shell whose
+#      environment is as bare as a new terminal's (PATH, HOME): no dev secret is exported. The one change to the text: the ports 8080 and 4222 become the
 #      free ports this run uses (passed to the config as OMNIGATE_HTTP_PORT/OMNIGATE_NATS_URL);
 #   3. SIGTERM to the run script: it must exit 0, omnigate must log "stopped" and no NATS
 #      warning, and the banner must come after omnigate's "listening on" line.
@@ -27,7 +27,7 @@ http_port="$(free_port)"
 nats_port="$(free_port)"
 smtp_port="$(free_port)"
 
-for entry in bin config scripts tests README.md; do ln -s "$source_dir/$entry" "$work/$entry"; done
+for entry in bin config connectors scripts tests README.md; do ln -s "$source_dir/$entry" "$work/$entry"; done
 ln -s "$build_dir" "$work/build"
 
 cd "$work"
@@ -47,30 +47,29 @@ banner_line="$(grep -n "omnigate listens on" "$work/run.log" | head -1 | cut -d:
   fail "the banner came before omnigate's 'listening on' line"
 
 # The blocks: the line after a `<!-- test: run -->` marker opens ```sh, the block ends at ```.
-blocks="$(awk '
-  /<!-- test: run -->/ { armed = 1; next }
-  armed && /^```sh$/ { inside = 1; armed = 0; n++; print "#### block " n; next }
-  inside && /^```$/ { inside = 0; next }
-  inside { print }
-  !inside && !/^[[:space:]]*$/ { armed = 0 }
-' README.md)"
-count="$(printf '%s\n' "$blocks" | grep -c '^#### block ' || true)"
-[ "$count" -ge 1 ] || fail "README.md has no block marked <!-- test: run -->"
-for n in $(seq 1 "$count"); do
-  block="$(printf '%s\n' "$blocks" | awk -v n="$n" '/^#### block /{ on = ($3 == n); next } on')"
-  block="${block//127.0.0.1:8080/127.0.0.1:$http_port}"
-  block="${block//127.0.0.1:4222/127.0.0.1:$nats_port}"
-  echo "--- README block $n:"
-  printf '%s\n' "$block"
-  if ! output="$(env -i HOME="$HOME" PATH=/usr/local/bin:/usr/bin:/bin \
-                  OMNIGATE_HTTP_PORT="$http_port" OMNIGATE_NATS_URL="nats://127.0.0.1:$nats_port" \
-                  OMNIGATE_SMTP_URL="$OMNIGATE_SMTP_URL" \
-                  timeout 30 bash -e -c "$block" 2>&1)"; then
-    printf '%s\n' "$output"
-    fail "README block $n failed"
-  fi
-  printf '%s\n' "$output"
+# They run in order in one shell, as a reader follows the docs in one terminal: README.md
+# first (its `export PATH=$PWD/bin:$PATH` holds for the connector READMEs' blocks after it).
+script="$work/readme-blocks.sh"
+for doc in README.md connectors/*/README.md; do
+  awk -v doc="$doc" '
+    /<!-- test: run -->/ { armed = 1; next }
+    armed && /^```sh$/ { inside = 1; armed = 0; n++; print "echo \"--- " doc " block " n "\""; next }
+    inside && /^```$/ { inside = 0; next }
+    inside { print }
+    !inside && !/^[[:space:]]*$/ { armed = 0 }
+  ' "$doc" >>"$script"
 done
+count="$(grep -c '^echo "--- ' "$script" || true)"
+[ "$count" -ge 1 ] || fail "no README block is marked <!-- test: run -->"
+sed -i "s/127\.0\.0\.1:8080/127.0.0.1:$http_port/g; s/127\.0\.0\.1:4222/127.0.0.1:$nats_port/g" "$script"
+echo "--- the README blocks, as run:"
+cat "$script"
+echo "--- their output:"
+if ! env -i HOME="$HOME" PATH=/usr/local/bin:/usr/bin:/bin \
+       OMNIGATE_HTTP_PORT="$http_port" OMNIGATE_NATS_URL="nats://127.0.0.1:$nats_port" \
+       OMNIGATE_SMTP_URL="$OMNIGATE_SMTP_URL" timeout 40 bash -e "$script"; then
+  fail "a README block failed (the last '--- ... block N' line above names it)"
+fi
 
 kill -TERM "$run_pid"
 status=0
