@@ -479,6 +479,7 @@ Result<int> Gateway::bind() {
     uint64_t cap = route.max_body;
     if (length <= cap) return httplib::Server::HandlerResponse::Unhandled;
     // The label is the route, never the request's own path: labels must stay a bounded set.
+    log::request_route(route.method + " " + route.path, "");
     metrics_.http_requests.inc({route.method + " " + route.path, "413"});
     write_reply(Reply::error(make_error(ErrorCode::payload_too_large, "route",
                                         "the body is larger than " + std::to_string(cap) +

@@ -530,8 +530,12 @@ int channel_command(const std::vector<std::string>& args) {
       auto connector = registration.factory();
       std::string usage = connector->command_usage();
       if (usage.empty()) {
+        // A connector without command_usage(): its own answer to an unknown argument.
+        std::printf("usage: omnigate %s <command> [--config FILE] (connectors/%s/README.md)\n",
+                    args[0].c_str(), args[0].c_str());
+        std::fflush(stdout);
         omnigate::Config empty;
-        connector->command({"--help"}, empty);  // prints its usage line
+        connector->command({"--help"}, empty);
         return 0;
       }
       std::printf("usage (each takes --config FILE too):\n%s", usage.c_str());

@@ -167,6 +167,7 @@ TEST_CASE("omnigate without a command prints the usage; every command answers --
       {"telegram", "omnigate telegram info <account>"},
       {"telegram set-webhook", "omnigate telegram set-webhook <account>"},
       {"whatsapp", "omnigate whatsapp info <account>"},
+      {"vk", "usage: omnigate vk <command>"},  // a connector without command_usage()
   };
   for (const auto& [command, expected] : commands) {
     // Without any secret in the environment: --help needs no config.
