@@ -7,8 +7,9 @@
 #      `<!-- test: run -->` runs with bash -e in that directory, in order in one shell whose
 #      environment is as bare as a new terminal's (PATH, HOME): no dev secret is exported. The one change to the text: the ports 8080 and 4222 become the
 #      free ports this run uses (passed to the config as OMNIGATE_HTTP_PORT/OMNIGATE_NATS_URL);
-#   3. SIGTERM to the run script: it must exit 0, omnigate must log "stopped" and no NATS
-#      warning, and the banner must come after omnigate's "listening on" line.
+#   3. Ctrl-C (SIGINT to its process group), then a second start and a SIGTERM to the script:
+#      each must exit 0, omnigate must log "stopped" and no NATS warning, and the banner must
+#      come after omnigate's "listening on" line.
 # usage: run_readme_blocks.sh SOURCE_DIR BUILD_DIR
 set -euo pipefail
 source_dir="$1"
@@ -33,18 +34,37 @@ ln -s "$build_dir" "$work/build"
 cd "$work"
 export OMNIGATE_HTTP_PORT="$http_port" OMNIGATE_NATS_URL="nats://127.0.0.1:$nats_port"
 export OMNIGATE_SMTP_URL="smtp://127.0.0.1:$smtp_port"
-scripts/run-local.sh build/omnigate config/omnigate.example.yaml >"$work/run.log" 2>&1 &
-run_pid=$!
-for _ in $(seq 1 300); do
-  grep -q "omnigate listens on" "$work/run.log" && break
-  kill -0 "$run_pid" 2>/dev/null || fail "make run's script exited before its banner"
-  sleep 0.1
-done
-grep -q "omnigate listens on" "$work/run.log" || fail "no banner within 30 s"
-listening_line="$(grep -n "listening on" "$work/run.log" | head -1 | cut -d: -f1)"
-banner_line="$(grep -n "omnigate listens on" "$work/run.log" | head -1 | cut -d: -f1)"
-[ -n "$listening_line" ] && [ "$listening_line" -lt "$banner_line" ] ||
-  fail "the banner came before omnigate's 'listening on' line"
+# `make run`'s script in its own process group, as a terminal's foreground job is.
+start_run() {
+  : >"$work/run.log"
+  setsid scripts/run-local.sh build/omnigate config/omnigate.example.yaml >"$work/run.log" 2>&1 &
+  run_pid=$!
+  for _ in $(seq 1 300); do
+    grep -q "omnigate listens on" "$work/run.log" && break
+    kill -0 "$run_pid" 2>/dev/null || fail "make run's script exited before its banner"
+    sleep 0.1
+  done
+  grep -q "omnigate listens on" "$work/run.log" || fail "no banner within 30 s"
+  listening_line="$(grep -n "listening on" "$work/run.log" | head -1 | cut -d: -f1)"
+  banner_line="$(grep -n "omnigate listens on" "$work/run.log" | head -1 | cut -d: -f1)"
+  [ -n "$listening_line" ] && [ "$listening_line" -lt "$banner_line" ] ||
+    fail "the banner came before omnigate's 'listening on' line"
+}
+# Stops it with `kill_args` (-INT -- -<group>: Ctrl-C; -TERM <pid>: a SIGTERM to the script):
+# exit 0 (make would report "Error <status>" otherwise), a "stopped" line, no warning.
+stop_run() {
+  local how="$1"
+  shift
+  kill "$@"
+  local status=0
+  wait "$run_pid" || status=$?
+  run_pid=""
+  [ "$status" -eq 0 ] || fail "make run's script exited $status on $how (make: Error $status)"
+  grep -q "main: stopped" "$work/run.log" || fail "no 'stopped' line after $how"
+  if grep -E " (warn|error) " "$work/run.log"; then fail "a warning or error was logged ($how)"; fi
+}
+
+start_run
 
 # The blocks: the line after a `<!-- test: run -->` marker opens ```sh, the block ends at ```.
 # They run in order in one shell, as a reader follows the docs in one terminal: README.md
@@ -71,11 +91,9 @@ if ! env -i HOME="$HOME" PATH=/usr/local/bin:/usr/bin:/bin \
   fail "a README block failed (the last '--- ... block N' line above names it)"
 fi
 
-kill -TERM "$run_pid"
-status=0
-wait "$run_pid" || status=$?
-run_pid=""
-[ "$status" -eq 0 ] || fail "make run's script exited $status on SIGTERM (make would say Error $status)"
-grep -q "main: stopped" "$work/run.log" || fail "no 'stopped' line after SIGTERM"
-if grep -E " (warn|error) " "$work/run.log"; then fail "a warning or error was logged"; fi
-echo "ok: $count README block(s), clean stop"
+stop_run "Ctrl-C" -INT -- "-$run_pid"
+dev_env="$(cat var/dev.env)"
+start_run  # again: the secrets are generated once, the spool and stream are reused
+[ "$(cat var/dev.env)" = "$dev_env" ] || fail "a second make run changed var/dev.env"
+stop_run "SIGTERM" -TERM "$run_pid"
+echo "ok: $count README block(s); clean stops on Ctrl-C and SIGTERM"
