@@ -261,14 +261,17 @@ TEST_CASE("tail --since replays from a time or a duration ago; --pretty is one l
 
 TEST_CASE("tail goes on printing across a restart of nats-server, nothing twice",
           "[integration][cli][tail][reconnect]") {
+  // An ephemeral consumer (created again after the last sequence printed) and a durable one.
+  const std::string consumer = GENERATE(as<std::string>{}, "--since 1m", "--durable crm-restart");
+  CAPTURE(consumer);
   NatsServer nats;
   RunningGateway gateway(test_config_yaml(nats.url()));
   TempDir dir;
   const std::string out = dir.path() + "/tail.out";
   CommandResult tail_result;
   std::thread tail_thread([&] {
-    tail_result = run_command("timeout 60 " + kBinary + " tail --nats " + nats.url() +
-                              " --since 1m --count 3 > " + out + " 2>&1");
+    tail_result = run_command("timeout 60 " + kBinary + " tail --nats " + nats.url() + " " +
+                              consumer + " --count 3 > " + out + " 2>&1");
   });
   auto printed = [&] {
     std::ifstream in(out);
