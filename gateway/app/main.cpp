@@ -633,6 +633,7 @@ int main(int argc, char** argv) {
       std::printf("%s", kVersionUsage);
       return 0;
     }
+    if (!rest.empty()) return unknown_option("version", rest[0], kVersionUsage);
     const auto& build = omnigate::build_info();
     std::printf("omnigate %.*s\ncommit: %.*s\nbuilt:  %.*s\n", int(build.version.size()),
                 build.version.data(), int(build.commit.size()), build.commit.data(),

@@ -183,6 +183,8 @@ TEST_CASE("omnigate without a command prints the usage; every command answers --
   check_refused(kBinary + " consent-link --adress x@example.ru",
                 {"unknown option '--adress'", "--email E"});
   check_refused(kBinary + " serve", {"unknown command 'serve'", "run [--config FILE]"});
+  check_refused(kBinary + " version --short",
+                {"unknown option '--short'", "usage: omnigate version"});
 }
 
 TEST_CASE("version names the commit and build date; /metrics has omnigate_build_info",
