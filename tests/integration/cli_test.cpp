@@ -194,11 +194,16 @@ TEST_CASE("version names the commit and build date; /metrics has omnigate_build_
   CHECK_THAT(version.output, Catch::StartsWith("omnigate 0."));
   std::string commit = version.output.substr(version.output.find("commit: ") + 8);
   commit = commit.substr(0, commit.find('\n'));
-  // In this checkout: the abbreviated hash of HEAD (what CMake saw when it configured).
-  auto head =
-      run_command(std::string("git -C ") + OMNIGATE_SOURCE_DIR + " rev-parse --short=12 HEAD");
-  if (head.exit_code == 0) {
-    CHECK(commit.rfind(head.output.substr(0, 7), 0) == 0);
+  // In a checkout: an abbreviated hash of a commit of this repository (HEAD when CMake last
+  // configured; a build after a commit configures again), "-dirty" with uncommitted changes.
+  const std::string hash = commit.substr(0, commit.find("-dirty"));
+  auto known = run_command(std::string("git -C ") + OMNIGATE_SOURCE_DIR + " cat-file -e " + hash +
+                           "^{commit}");
+  auto in_git = run_command(std::string("git -C ") + OMNIGATE_SOURCE_DIR + " rev-parse HEAD");
+  if (in_git.exit_code == 0) {
+    CAPTURE(commit);
+    CHECK(hash.size() == 12);
+    CHECK(known.exit_code == 0);
   } else {
     CHECK(commit == "unknown");
   }
