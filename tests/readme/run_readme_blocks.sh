@@ -23,7 +23,14 @@ finish() {
 trap finish EXIT
 fail() { echo "FAIL: $*" >&2; echo "--- make run's output:" >&2; cat "$work/run.log" >&2 || true; exit 1; }
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# A port nothing listens on now (bash alone: no python in the package list).
+free_port() {
+  local port
+  while :; do
+    port=$((20000 + RANDOM % 40000))
+    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null || { echo "$port"; return; }
+  done
+}
 http_port="$(free_port)"
 nats_port="$(free_port)"
 smtp_port="$(free_port)"
