@@ -3,8 +3,9 @@ MAKEFLAGS += --no-print-directory
 BUILD_DIR ?= build
 CONFIG ?= config/omnigate.example.yaml
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+PREFIX ?= /usr/local
 
-.PHONY: all deps configure build run test bench format clean
+.PHONY: all deps configure build run install test bench format clean
 
 all: build
 
@@ -20,6 +21,12 @@ configure: deps
 run: configure
 	@cmake --build $(BUILD_DIR) -j $(JOBS) --target omnigate
 	@scripts/run-local.sh $(BUILD_DIR)/omnigate $(CONFIG)
+
+# The binary, the example config and the systemd unit under $(PREFIX) (no root needed for a
+# prefix you can write: make install PREFIX=/tmp/omnigate). Builds only the binary.
+install: configure
+	@cmake --build $(BUILD_DIR) -j $(JOBS) --target omnigate
+	@cmake --install $(BUILD_DIR) --prefix $(PREFIX)
 
 test: build
 	@cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS)

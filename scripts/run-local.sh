@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # `make run`: a local NATS with JetStream (data in var/nats) unless the config points at a NATS
-# that is already there, then omnigate in the foreground. Ctrl-C stops both.
+# that is already there, then omnigate in the foreground. Ctrl-C (or SIGTERM to this script)
+# stops omnigate first, then what this script started, and exits with omnigate's status: 0 for
+# a clean stop, so make does not report "Error 130".
 set -euo pipefail
 binary="$1"
 config="$2"
@@ -34,8 +36,11 @@ sink_pid=""
 cleanup() {
   if [ -n "$sink_pid" ]; then kill "$sink_pid" 2>/dev/null || true; wait "$sink_pid" 2>/dev/null || true; fi
   if [ -n "$nats_pid" ]; then kill "$nats_pid" 2>/dev/null || true; wait "$nats_pid" 2>/dev/null || true; fi
+  sink_pid=""
+  nats_pid=""
 }
-trap cleanup EXIT INT TERM
+trap cleanup EXIT
+trap 'exit 130' INT TERM  # before omnigate runs there is nothing to stop cleanly
 
 port_open() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
 
@@ -43,7 +48,9 @@ if port_open "$nats_host" "$nats_port"; then
   echo "omnigate: using the NATS already listening at $nats_url"
 elif [ "$nats_host" = "127.0.0.1" ] || [ "$nats_host" = "localhost" ]; then
   mkdir -p var/nats
-  nats-server -js -a 127.0.0.1 -p "$nats_port" -sd "$root/var/nats" -l "$root/var/nats.log" &
+  # Its own session: Ctrl-C in this terminal reaches omnigate, not NATS, which stays up until
+  # omnigate has closed its connection (no "disconnected" warning at the end).
+  setsid nats-server -js -a 127.0.0.1 -p "$nats_port" -sd "$root/var/nats" -l "$root/var/nats.log" &
   nats_pid=$!
   for _ in $(seq 1 100); do port_open 127.0.0.1 "$nats_port" && break; sleep 0.1; done
   port_open 127.0.0.1 "$nats_port" || { echo "omnigate: nats-server did not start, see var/nats.log" >&2; exit 1; }
@@ -57,7 +64,7 @@ fi
 if port_open 127.0.0.1 2525; then
   echo "omnigate: using the SMTP server already listening on 127.0.0.1:2525"
 elif [ -d tests/browser/node_modules ]; then
-  node tests/browser/smtp-sink.mjs --port 2525 --dir var/mail &
+  setsid node tests/browser/smtp-sink.mjs --port 2525 --dir var/mail &
   sink_pid=$!
   for _ in $(seq 1 50); do port_open 127.0.0.1 2525 && break; sleep 0.1; done
   port_open 127.0.0.1 2525 || echo "omnigate: the mail sink did not start; confirmation e-mails will fail" >&2
@@ -66,6 +73,32 @@ else
 fi
 
 shown_host="$http_addr"; [ "$shown_host" = "0.0.0.0" ] && shown_host=127.0.0.1
+
+"$binary" run --config "$config" &
+gateway_pid=$!
+gateway_status=0
+stop_all() {
+  trap - INT TERM
+  if kill -0 "$gateway_pid" 2>/dev/null; then kill -TERM "$gateway_pid" 2>/dev/null || true; fi
+  wait "$gateway_pid" 2>/dev/null
+  gateway_status=$?
+  cleanup
+  exit "$gateway_status"
+}
+trap stop_all INT TERM
+
+# The banner once the port is bound (omnigate logs "listening on" then), not before.
+for _ in $(seq 1 300); do
+  port_open "$shown_host" "$http_port" && break
+  kill -0 "$gateway_pid" 2>/dev/null || break
+  sleep 0.1
+done
+if ! port_open "$shown_host" "$http_port"; then
+  wait "$gateway_pid" 2>/dev/null; gateway_status=$?
+  echo "omnigate: did not start listening on $shown_host:$http_port (exit $gateway_status); see its log above" >&2
+  cleanup
+  exit "$gateway_status"
+fi
 cat <<TXT
 
   omnigate listens on http://$shown_host:$http_port   (config: $config)
@@ -78,17 +111,19 @@ cat <<TXT
       -H "Idempotency-Key: first-\$(date +%s)" \\
       -d '{"kind":"message","contact":{"display_name":"Иван Петров","identifiers":[{"type":"phone","raw":"8 (912) 345-67-89"}]},"message":{"native_id":"1","text":"Здравствуйте!"}}'
 
-  Watch interactions arrive (another terminal):
+  In another terminal, in $root:
 
-    $binary tail --config $config
+    export PATH=\$PWD/bin:\$PATH      # bin/omnigate = $binary with the secrets of var/dev.env
+    omnigate tail --pretty           # interactions as they arrive, one line each
+    omnigate --help                  # every command
 
   Demo form: http://$shown_host:$http_port/demo/callback   (confirmation e-mails land in var/mail/)
 
   Health: http://$shown_host:$http_port/readyz   Metrics: http://$shown_host:$http_port/metrics
-  (The API token is in var/dev.env.)
+  (The development secrets are in var/dev.env; Ctrl-C stops everything.)
 
 TXT
-"$binary" run --config "$config" &
-gateway_pid=$!
-trap 'kill "$gateway_pid" 2>/dev/null || true; wait "$gateway_pid" 2>/dev/null || true; cleanup' EXIT INT TERM
 wait "$gateway_pid"
+gateway_status=$?
+cleanup
+exit "$gateway_status"

@@ -97,11 +97,21 @@ class TelegramConnector : public ChannelConnector<BotConfig> {
     pollers_.clear();
   }
 
+  std::string command_usage() const override {
+    return "omnigate telegram set-webhook <account>     point the bot's webhook at "
+           "http.public_url\n"
+           "omnigate telegram delete-webhook <account>  remove it (polling possible again)\n"
+           "omnigate telegram info <account>            the webhook Telegram has, its errors\n";
+  }
+
+  std::string account_mode(std::string_view account) const override {
+    const BotConfig* bot = find(account);
+    return bot ? bot->mode : "";
+  }
+
   int command(const std::vector<std::string>& args, const Config& config) override {
-    auto usage = [] {
-      std::fprintf(
-          stderr,
-          "usage: omnigate telegram set-webhook|delete-webhook|info <account> [--config FILE]\n");
+    auto usage = [this] {
+      std::fprintf(stderr, "usage (each takes --config FILE too):\n%s", command_usage().c_str());
       return 2;
     };
     if (args.size() != 2) return usage();

@@ -44,9 +44,14 @@ class WhatsAppConnector : public ChannelConnector<NumberAccount> {
  public:
   std::string_view channel() const override { return "whatsapp"; }
 
+  std::string command_usage() const override {
+    return "omnigate whatsapp info <account>            the number's display name and quality "
+           "rating\n";
+  }
+
   int command(const std::vector<std::string>& args, const Config&) override {
     if (args.size() != 2 || args[0] != "info") {
-      std::fprintf(stderr, "usage: omnigate whatsapp info <account> [--config FILE]\n");
+      std::fprintf(stderr, "usage (each takes --config FILE too):\n%s", command_usage().c_str());
       return 2;
     }
     const NumberAccount* found = find(args[1]);

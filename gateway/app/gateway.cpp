@@ -106,6 +106,7 @@ Gateway::~Gateway() {
 Result<std::unique_ptr<Gateway>> Gateway::create(Config config) {
   std::unique_ptr<Gateway> gateway(new Gateway(std::move(config)));
   log::set_level(gateway->config_.log.level);
+  log::set_format(gateway->config_.log.format);
   // The spool first: an unwritable or corrupt spool refuses the start before anything else.
   auto spool = Spool::open(gateway->config_.spool);
   if (!spool) return spool.error();
@@ -167,6 +168,7 @@ void Gateway::register_handler(
   auto respond = [this, label, cap, fn](const httplib::Request& req, const RequestBody& body,
                                         httplib::Response& res) {
     Reply reply;
+    log::request_route(label, "");  // a channel handler adds the account once it is known
     const std::string client = client_key(config_.http.trusted_proxies.client_ip(
         req.remote_addr, req.get_header_value("X-Forwarded-For")));
     const auto now = Clock::now();
@@ -288,6 +290,7 @@ void Gateway::add_channel_route(RouteSpec spec) {
                                          (valid_account_segment(account) ? account : "?") +
                                          "' is configured"));
     }
+    log::request_route(spec.method + " /v1/" + spec.channel + "/:account", account);
     uint64_t size = body.data.size();
     for (const auto& part : body.parts) size += part.content.size();
     if (const uint64_t limit = account_cap(account); size > limit) {
@@ -346,6 +349,7 @@ void Gateway::add_builtin_routes() {
   auto counted = [this](std::string label, std::function<Reply(const httplib::Request&)> fn) {
     return [this, label = std::move(label), fn = std::move(fn)](const httplib::Request& req,
                                                                 httplib::Response& res) {
+      log::request_route(label, "");
       Reply reply = fn(req);
       metrics_.http_requests.inc({label, std::to_string(reply.status)});
       write_reply(reply, res);
@@ -357,6 +361,7 @@ void Gateway::add_builtin_routes() {
   server_->Get("/readyz", counted("GET /readyz",
                                   [this](const httplib::Request&) { return readiness_reply(); }));
   server_->Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
+    log::request_route("GET /metrics", "");
     metrics_.http_requests.inc({"GET /metrics", "200"});
     res.set_content(metrics_.render(), "text/plain; version=0.0.4; charset=utf-8");
   });
@@ -461,6 +466,7 @@ Result<int> Gateway::bind() {
   // Refuse an ambiguous framing, and an oversized declared body, before reading it. Either
   // answer leaves the body unread, so the guard closes the connection after it.
   server_->set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+    log::request_begin();  // every parsed request passes here first; its log line is below
     auto* framing = RequestFraming::current();
     if (framing && !framing->framing_problem().empty()) {
       metrics_.http_requests.inc({"unmatched", "400"});
@@ -475,6 +481,7 @@ Result<int> Gateway::bind() {
     uint64_t cap = route.max_body;
     if (length <= cap) return httplib::Server::HandlerResponse::Unhandled;
     // The label is the route, never the request's own path: labels must stay a bounded set.
+    log::request_route(route.method + " " + route.path, "");
     metrics_.http_requests.inc({route.method + " " + route.path, "413"});
     write_reply(Reply::error(make_error(ErrorCode::payload_too_large, "route",
                                         "the body is larger than " + std::to_string(cap) +
@@ -514,6 +521,23 @@ Result<int> Gateway::bind() {
         metrics_.http_requests.inc({"exception", "500"});
         write_reply(Reply::error(make_error(ErrorCode::internal, "route", "internal error")), res);
       });
+
+  // After every response is written: the one request log line (never a path, query or body:
+  // the route pattern, the account, the interaction id, the status and the time taken).
+  server_->set_logger([this](const httplib::Request& req, const httplib::Response& res) {
+    log::RequestRecord record = log::request_end();
+    if (!config_.log.requests || !log::enabled(log::Level::info)) return;
+    std::string route = record.route;
+    if (route.rfind(req.method + " ", 0) == 0) route.erase(0, req.method.size() + 1);
+    log::Fields fields = {{"method", req.method}, {"route", route}};
+    if (!record.account.empty()) fields.emplace_back("account", record.account);
+    fields.emplace_back("status", int64_t{res.status});
+    if (record.latency_ms >= 0) fields.emplace_back("latency_ms", record.latency_ms);
+    if (!record.first_interaction.empty())
+      fields.emplace_back("interaction_id", record.first_interaction);
+    if (record.interactions > 1) fields.emplace_back("interactions", record.interactions);
+    log::write(log::Level::info, "http", "request", fields);
+  });
 
   // Debian's cpp-httplib is built with a listen backlog of 5: a burst of provider connections
   // would wait for SYN retries. We keep the socket fd and listen() again with a real backlog.

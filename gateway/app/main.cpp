@@ -2,11 +2,15 @@
 #include <pthread.h>
 #include <signal.h>
 
+#include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <iostream>
+#include <optional>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -14,54 +18,167 @@
 #include "gateway/app/gateway.hpp"
 #include "gateway/app/tail.hpp"
 #include "gateway/config/config.hpp"  // also Spool (gateway/spool/spool.hpp), for `omnigate spool`
+#include "gateway/config/config_reader.hpp"
 #include "gateway/consent/consent.hpp"
+#include "gateway/core/build_info.hpp"
+#include "gateway/core/clock.hpp"
 #include "gateway/core/log.hpp"
 #include "gateway/mail/outbox.hpp"
 #include "gateway/model/identifiers.hpp"
+#include "gateway/model/interaction.hpp"
 
 namespace {
 
-constexpr const char* kUsage = R"(omnigate - omnichannel intake gateway
+// One line per subcommand; each answers --help with its own usage (below). Connector commands
+// are listed from the registry (Connector::command_usage).
+constexpr const char* kOverview = R"(omnigate - omnichannel intake gateway
 
-usage:
-  omnigate run [--config FILE]          serve (default config: config/omnigate.example.yaml)
-  omnigate check-config FILE            validate a config file without starting
-  omnigate tail [options]               print interactions from JetStream, one JSON per line
-      --config FILE      take the NATS URL and stream from this config
-      --nats URL         NATS server (default: nats.url of the config, else nats://127.0.0.1:4222)
-      --channel C --account A --kind K  filter (default: everything)
-      --durable NAME     a durable consumer: resumes where the last run stopped
-      --from-start       replay the stream (ephemeral consumer)
-      --count N          exit after N interactions
-      --idle-exit MS     exit after MS milliseconds with nothing new
-  omnigate consent-link --account A --email E [options]
-                                        print an unsubscribe link for a CRM mailing
-      --config FILE      (default config/omnigate.example.yaml): signing key, public URL
-      --channel C        channel of the withdrawal (default webform; the account must exist)
-      --purpose P        repeatable (default marketing)
-      --via C            channel being unsubscribed from, repeatable (default email)
-      --language ru|en   language of the page (default ru)
-  omnigate outbox list [--failed] [--config FILE]
-                                        pending (or finally failed) confirmation mail:
-                                        id, attempts, age, masked address, last error
-  omnigate outbox resend <id>|--all-failed [--config FILE]
-                                        queue failed mail again
-  omnigate <channel> <command> [--config FILE]
-                                        a channel's operator commands, e.g.
-                                        omnigate telegram set-webhook <account>
-                                        omnigate telegram info <account>
-  omnigate spool stats [--config FILE]  depth, bytes and oldest age of the local spool
-                                        (reads spool.path; works while omnigate runs)
-  omnigate version
+usage: omnigate <command> [options]     (omnigate <command> --help: its options)
+
+  run [--config FILE]                 serve (default config: config/omnigate.example.yaml)
+  check-config FILE                   validate a config file without starting
+  tail [options]                      print interactions from JetStream as they arrive
+  consent-link --account A --email E  print an unsubscribe link for a CRM mailing
+  outbox list|resend                  pending or failed confirmation mail; send again
+  spool stats [--config FILE]         depth, bytes and oldest age of the local spool
+  version                             version, git commit and build date
+  help                                this text
 )";
 
+constexpr const char* kRunUsage = R"(usage: omnigate run [--config FILE]
+
+Serves HTTP and publishes to NATS JetStream until SIGINT or SIGTERM (a clean stop: exit 0).
+  --config FILE      the config (default config/omnigate.example.yaml); secrets come from ${VAR}
+)";
+
+constexpr const char* kCheckConfigUsage =
+    R"(usage: omnigate check-config FILE [--print nats.url|http.address|http.port]
+
+Validates FILE (keys, values, secrets present) without starting; exit 0 ok, 2 with the problems.
+  --print KEY        print one resolved value (for scripts)
+)";
+
+constexpr const char* kTailUsage = R"(usage: omnigate tail [options]
+
+Prints interactions from JetStream, one JSON document per line (new ones, unless told otherwise);
+reconnects by itself when NATS restarts.
+  --config FILE      take the NATS URL and stream from this config (only its nats: section)
+  --nats URL         NATS server (default: nats.url of the config, else nats://127.0.0.1:4222)
+  --channel C        only this channel (%s)
+  --account A        only this account
+  --kind K           only this kind (%s)
+  --durable NAME     a durable consumer: resumes where the last run stopped, acks each line
+  --from-start       replay the whole stream (ephemeral consumer)
+  --since T          from a time: RFC 3339 (2026-12-01T09:00:00Z) or a duration ago (10m, 2h, 7d)
+  --count N          exit after N interactions
+  --idle-exit MS     exit after MS milliseconds with nothing new
+  --pretty           one line per interaction for a person: local time, channel/account, kind,
+                     name, the first 80 characters of the text
+)";
+
+constexpr const char* kConsentLinkUsage =
+    R"(usage: omnigate consent-link --account A --email E [options]
+
+Prints an unsubscribe link (and its List-Unsubscribe headers) for a CRM mailing.
+  --config FILE      (default config/omnigate.example.yaml): signing key, public URL
+  --channel C        channel of the withdrawal (default webform; the account must exist)
+  --account A        the account the link is minted for
+  --email E          the address being unsubscribed
+  --purpose P        repeatable (default marketing)
+  --via C            channel being unsubscribed from, repeatable (default email)
+  --language ru|en   language of the page (default ru)
+)";
+
+constexpr const char* kOutboxUsage = R"(usage: omnigate outbox list [--failed] [--config FILE]
+       omnigate outbox resend <id>|--all-failed [--config FILE]
+
+list: pending (or finally failed) confirmation mail: id, attempts, age, masked address, last error.
+resend: queue failed mail again. Needs only the config's nats: section.
+)";
+
+constexpr const char* kSpoolUsage = R"(usage: omnigate spool stats [--config FILE]
+
+Depth, bytes and oldest age of the local spool (reads spool.path; works while omnigate runs).
+)";
+
+constexpr const char* kVersionUsage = R"(usage: omnigate version
+
+Prints the version, the git commit it was built from and the build date.
+)";
+
+bool asks_for_help(const std::vector<std::string>& args) {
+  for (const auto& a : args) {
+    if (a == "--help" || a == "-h") return true;
+  }
+  return false;
+}
+
+std::string joined(const std::vector<std::string>& names) {
+  std::string out;
+  for (const auto& n : names) out += (out.empty() ? "" : ", ") + n;
+  return out;
+}
+
+std::vector<std::string> channel_names() {
+  std::vector<std::string> out;
+  for (const auto& registration : omnigate::connector_registry())
+    out.push_back(registration.channel);
+  return out;
+}
+
+std::vector<std::string> kind_names() {
+  return {omnigate::kKinds.begin(), omnigate::kKinds.end()};
+}
+
+std::string tail_usage() {
+  char buffer[4096];
+  std::snprintf(buffer, sizeof buffer, kTailUsage, joined(channel_names()).c_str(),
+                joined(kind_names()).c_str());
+  return buffer;
+}
+
+// The overview, and every registered connector's commands under it.
+void print_overview(FILE* out) {
+  std::fprintf(out, "%s", kOverview);
+  std::string channels;
+  for (const auto& registration : omnigate::connector_registry()) {
+    std::string usage = registration.factory()->command_usage();
+    std::istringstream lines(usage);
+    for (std::string line; std::getline(lines, line);) {
+      if (line.rfind("omnigate ", 0) == 0) line.erase(0, 9);
+      channels += "  " + line + "\n";
+    }
+  }
+  if (!channels.empty())
+    std::fprintf(out, "\nchannel commands (each takes --config FILE):\n%s", channels.c_str());
+}
+
+// "omnigate <command>: unknown option X" and what is valid, exit code 2.
+int unknown_option(const char* command, const std::string& option, const std::string& usage) {
+  std::fprintf(stderr, "omnigate %s: unknown option '%s'\n\n%s", command, option.c_str(),
+               usage.c_str());
+  return 2;
+}
+
 constexpr const char* kDefaultConfig = "config/omnigate.example.yaml";
+
+// A config that does not load: its problems, and -- in a checkout where `make run` generated
+// the development secrets -- how to use them, the usual cause in a second terminal. Exit 2.
+int config_problem(const std::string& detail) {
+  std::fprintf(stderr, "%s", detail.c_str());
+  if (detail.find("is not set") != std::string::npos && std::filesystem::exists("var/dev.env")) {
+    std::fprintf(stderr,
+                 "hint: `make run` keeps the development secrets in var/dev.env; load them with\n"
+                 "  set -a; . var/dev.env; set +a\n"
+                 "or run bin/omnigate, which does that (export PATH=$PWD/bin:$PATH)\n");
+  }
+  return 2;
+}
 
 int check_config(const std::string& path, const std::string& print_key) {
   auto config = omnigate::load_config_file(path);
   if (!config) {
-    std::fprintf(stderr, "%s", config.error().detail.c_str());
-    return 2;
+    return config_problem(config.error().detail);
   }
   if (!print_key.empty()) {
     // For scripts (make run): the resolved value of one key, after ${ENV} substitution.
@@ -95,20 +212,60 @@ int check_config(const std::string& path, const std::string& print_key) {
   return 0;
 }
 
+// The NATS URL(s) without user:password@ or a token: the start-up line names no secret.
+std::string without_credentials(const std::string& urls) {
+  std::string out, url;
+  std::istringstream list(urls);
+  while (std::getline(list, url, ',')) {
+    size_t scheme = url.find("://");
+    size_t host = scheme == std::string::npos ? 0 : scheme + 3;
+    size_t at = url.find('@', host);
+    if (at != std::string::npos) url.erase(host, at + 1 - host);
+    out += (out.empty() ? "" : ",") + url;
+  }
+  return out;
+}
+
+// Before serving: what runs, from which build and config, against which NATS and stream, with
+// which channels and accounts -- names and modes only.
+void log_start(const std::string& path, const omnigate::Config& config) {
+  const auto& build = omnigate::build_info();
+  std::string channels;
+  for (const auto& connector : config.connectors) {
+    std::string channel(connector->channel());
+    std::string accounts;
+    for (const auto& account : connector->account_names()) {
+      std::string mode = connector->account_mode(account);
+      mode += (mode.empty() ? "" : ",");
+      mode += config.spools_when_nats_down(channel, account) ? "spool" : "reject";
+      accounts += (accounts.empty() ? "" : " ") + account + "(" + mode + ")";
+    }
+    channels += (channels.empty() ? "" : "; ") + channel + ": " + accounts;
+  }
+  omnigate::log::write(omnigate::log::Level::info, "main", "starting",
+                       {{"version", std::string(build.version)},
+                        {"commit", std::string(build.commit)},
+                        {"config", path},
+                        {"nats", without_credentials(config.nats.url)},
+                        {"stream", config.nats.stream.name},
+                        {"replicas", int64_t{config.nats.stream.replicas}},
+                        {"channels", channels.empty() ? std::string("none") : channels}});
+}
+
 int run(const std::string& path) {
   // Block the stop signals in every thread; one thread waits for them.
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGINT);
   sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGUSR1);  // how the main thread wakes the waiter when serve() ends
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
   auto config = omnigate::load_config_file(path);
-  if (!config) {
-    std::fprintf(stderr, "%s", config.error().detail.c_str());
-    return 2;
-  }
+  if (!config) return config_problem(config.error().detail);
+  omnigate::log::set_format(config->log.format);
+  log_start(path, config.value());
   auto gateway = omnigate::Gateway::create(std::move(config.value()));
   if (!gateway) {
     std::fprintf(stderr, "omnigate: %s\n", gateway.error().detail.c_str());
@@ -119,24 +276,62 @@ int run(const std::string& path) {
     std::fprintf(stderr, "omnigate: %s\n", port.error().detail.c_str());
     return 1;
   }
+  // The port is bound (and listening: bind() calls listen()): a client may connect now, so
+  // this is the line that says so.
   const auto& http = gateway.value()->config().http;
   omnigate::log::info("http", "listening on " + http.address + ":" + std::to_string(*port) +
                                   " with " + std::to_string(http.threads) + " workers");
+  std::atomic<bool> signalled{false};
   std::thread waiter([&] {
     int signal_number = 0;
     sigwait(&signals, &signal_number);
+    if (signal_number == SIGUSR1) return;  // serve() ended by itself
+    signalled = true;
     omnigate::log::info("main", std::string("stopping on ") + strsignal(signal_number));
     gateway.value()->stop();
   });
   gateway.value()->serve();
-  pthread_kill(waiter.native_handle(), SIGTERM);  // wake the waiter if serve() ended by itself
+  if (!signalled) pthread_kill(waiter.native_handle(), SIGUSR1);
   waiter.join();
+  // Connectors, pollers, the NATS connection and the spool close here, in order, before the
+  // last line: nothing logs after "stopped".
+  gateway.value().reset();
+  omnigate::log::info("main", "stopped");
   return 0;
 }
 
+std::optional<long> whole_number(const std::string& text) {
+  if (text.empty() || text.size() > 12 ||
+      !std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; }))
+    return std::nullopt;
+  return std::stol(text);
+}
+
+int bad_value(const char* flag, const char* expected) {
+  std::fprintf(stderr, "omnigate tail: %s needs %s\n", flag, expected);
+  return 2;
+}
+
+// --since: an RFC 3339 time, or a duration back from now. Nanoseconds since the epoch (UTC).
+std::optional<int64_t> since_to_ns(const std::string& text) {
+  using namespace std::chrono;
+  if (auto time = omnigate::parse_rfc3339(text))
+    return duration_cast<nanoseconds>(time->time_since_epoch()).count();
+  const bool looks_like_duration = !text.empty() && text.back() >= 'a' && text.back() <= 'z';
+  if (auto ago = looks_like_duration ? omnigate::parse_duration(text) : std::nullopt) {
+    auto now = duration_cast<nanoseconds>(system_clock::now().time_since_epoch());
+    return (now - duration_cast<nanoseconds>(*ago)).count();
+  }
+  return std::nullopt;
+}
+
 int tail(const std::vector<std::string>& args) {
+  if (asks_for_help(args)) {
+    std::printf("%s", tail_usage().c_str());
+    return 0;
+  }
   omnigate::TailOptions options;
-  std::string config_path;
+  std::string config_path, since;
   for (size_t i = 0; i < args.size(); ++i) {
     auto value = [&](const char* flag) -> std::string {
       if (i + 1 >= args.size()) {
@@ -160,14 +355,48 @@ int tail(const std::vector<std::string>& args) {
       options.durable = value("--durable");
     else if (a == "--from-start")
       options.from_start = true;
-    else if (a == "--count")
-      options.count = std::stol(value("--count"));
-    else if (a == "--idle-exit")
-      options.idle_exit_ms = std::stol(value("--idle-exit"));
-    else {
-      std::fprintf(stderr, "omnigate tail: unknown option %s\n%s", a.c_str(), kUsage);
+    else if (a == "--since")
+      since = value("--since");
+    else if (a == "--pretty")
+      options.pretty = true;
+    else if (a == "--count") {
+      auto n = whole_number(value("--count"));
+      if (!n || *n < 1) return bad_value("--count", "a whole number of at least 1");
+      options.count = *n;
+    } else if (a == "--idle-exit") {
+      auto n = whole_number(value("--idle-exit"));
+      if (!n) return bad_value("--idle-exit", "a whole number of milliseconds");
+      options.idle_exit_ms = *n;
+    } else {
+      return unknown_option("tail", a, tail_usage());
+    }
+  }
+  auto listed = [](const std::string& v, const std::vector<std::string>& valid) {
+    return v == "*" || std::find(valid.begin(), valid.end(), v) != valid.end();
+  };
+  if (!listed(options.kind, kind_names())) {
+    std::fprintf(stderr, "omnigate tail: unknown kind '%s'; valid kinds: %s\n",
+                 options.kind.c_str(), joined(kind_names()).c_str());
+    return 2;
+  }
+  if (!listed(options.channel, channel_names())) {
+    std::fprintf(stderr, "omnigate tail: unknown channel '%s'; valid channels: %s\n",
+                 options.channel.c_str(), joined(channel_names()).c_str());
+    return 2;
+  }
+  if (!since.empty()) {
+    if (!options.durable.empty() || options.from_start) {
+      std::fprintf(stderr,
+                   "omnigate tail: --since replays with an ephemeral consumer; it does "
+                   "not go with --durable or --from-start\n");
       return 2;
     }
+    auto since_ns = since_to_ns(since);
+    if (!since_ns) {
+      return bad_value("--since",
+                       "an RFC 3339 time (2026-12-01T09:00:00Z) or a duration (30s, 10m, 2h, 7d)");
+    }
+    options.since_ns = since_ns;
   }
   if (config_path.empty() && options.nats_url.empty()) {
     if (FILE* f = std::fopen(kDefaultConfig, "r")) {
@@ -178,8 +407,7 @@ int tail(const std::vector<std::string>& args) {
   if (!config_path.empty()) {
     auto nats = omnigate::load_nats_config_file(config_path);
     if (!nats) {
-      std::fprintf(stderr, "%s", nats.error().detail.c_str());
-      return 2;
+      return config_problem(nats.error().detail);
     }
     if (options.nats_url.empty()) options.nats_url = nats->url;
     options.stream = nats->stream.name;
@@ -189,6 +417,10 @@ int tail(const std::vector<std::string>& args) {
 }
 
 int consent_link(const std::vector<std::string>& args) {
+  if (asks_for_help(args)) {
+    std::printf("%s", kConsentLinkUsage);
+    return 0;
+  }
   std::string config_path = kDefaultConfig, channel = "webform", account, email, language = "ru";
   std::vector<std::string> purposes, via;
   for (size_t i = 0; i < args.size(); ++i) {
@@ -214,15 +446,12 @@ int consent_link(const std::vector<std::string>& args) {
       via.push_back(value("--via"));
     else if (a == "--language")
       language = value("--language");
-    else {
-      std::fprintf(stderr, "omnigate consent-link: unknown option %s\n%s", a.c_str(), kUsage);
-      return 2;
-    }
+    else
+      return unknown_option("consent-link", a, kConsentLinkUsage);
   }
   auto config = omnigate::load_config_file(config_path);
   if (!config) {
-    std::fprintf(stderr, "%s", config.error().detail.c_str());
-    return 2;
+    return config_problem(config.error().detail);
   }
   if (config->consent.signing_key.empty()) {
     std::fprintf(stderr, "omnigate consent-link: consent.signing_key is not configured\n");
@@ -252,17 +481,20 @@ int consent_link(const std::vector<std::string>& args) {
 
 // `omnigate spool stats [--config FILE]`: needs only the spool: section.
 int spool_command(const std::vector<std::string>& args) {
+  if (asks_for_help(args)) {
+    std::printf("%s", kSpoolUsage);
+    return 0;
+  }
   std::string config_path = kDefaultConfig;
   if (args.size() == 3 && args[0] == "stats" && args[1] == "--config") config_path = args[2];
   if (args.empty() || args[0] != "stats" || (args.size() != 1 && args.size() != 3) ||
       (args.size() == 3 && args[1] != "--config")) {
-    std::fprintf(stderr, "usage: omnigate spool stats [--config FILE]\n");
+    std::fprintf(stderr, "%s", kSpoolUsage);
     return 2;
   }
   auto config = omnigate::load_spool_config_file(config_path);
   if (!config) {
-    std::fprintf(stderr, "%s", config.error().detail.c_str());
-    return 2;
+    return config_problem(config.error().detail);
   }
   std::printf("spool:  %s\n", config->path.c_str());
   if (!std::filesystem::exists(config->path)) {
@@ -291,6 +523,25 @@ int spool_command(const std::vector<std::string>& args) {
 
 // `omnigate <channel> <command> ... [--config FILE]`: handed to the channel's connector.
 int channel_command(const std::vector<std::string>& args) {
+  if (asks_for_help(args)) {
+    // Usage needs no config: ask an unconfigured connector of the channel.
+    for (const auto& registration : omnigate::connector_registry()) {
+      if (registration.channel != args[0]) continue;
+      auto connector = registration.factory();
+      std::string usage = connector->command_usage();
+      if (usage.empty()) {
+        // A connector without command_usage(): its own answer to an unknown argument.
+        std::printf("usage: omnigate %s <command> [--config FILE] (connectors/%s/README.md)\n",
+                    args[0].c_str(), args[0].c_str());
+        std::fflush(stdout);
+        omnigate::Config empty;
+        connector->command({"--help"}, empty);
+        return 0;
+      }
+      std::printf("usage (each takes --config FILE too):\n%s", usage.c_str());
+      return 0;
+    }
+  }
   std::string config_path = kDefaultConfig;
   std::vector<std::string> rest;
   for (size_t i = 1; i < args.size(); ++i) {
@@ -302,8 +553,7 @@ int channel_command(const std::vector<std::string>& args) {
   }
   auto config = omnigate::load_config_file(config_path);
   if (!config) {
-    std::fprintf(stderr, "%s", config.error().detail.c_str());
-    return 2;
+    return config_problem(config.error().detail);
   }
   omnigate::Connector* connector = config->connector(args[0]);
   if (connector == nullptr) {
@@ -316,6 +566,10 @@ int channel_command(const std::vector<std::string>& args) {
 
 // `omnigate outbox ...`: needs only the nats: section (no channel secrets).
 int outbox(const std::vector<std::string>& args) {
+  if (asks_for_help(args)) {
+    std::printf("%s", kOutboxUsage);
+    return 0;
+  }
   std::string config_path = kDefaultConfig;
   std::vector<std::string> rest;
   for (size_t i = 0; i < args.size(); ++i) {
@@ -327,8 +581,7 @@ int outbox(const std::vector<std::string>& args) {
   }
   auto nats = omnigate::load_nats_config_file(config_path);
   if (!nats) {
-    std::fprintf(stderr, "%s", nats.error().detail.c_str());
-    return 2;
+    return config_problem(nats.error().detail);
   }
   return omnigate::outbox_command(rest, nats.value());
 }
@@ -344,38 +597,50 @@ bool is_registered_channel(const std::string& name) {
 
 int main(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
-  if (args.empty() || args[0] == "run") {
-    std::string path = kDefaultConfig;
-    if (args.size() >= 3 && args[1] == "--config")
-      path = args[2];
-    else if (args.size() >= 2 && args[1] != "--config")
-      path = args[1];
-    return run(path);
+  // Without a command: the usage, never a server (that is `omnigate run`).
+  if (args.empty() || args[0] == "help" || args[0] == "--help" || args[0] == "-h") {
+    print_overview(stdout);
+    return 0;
   }
-  if (args[0] == "--config" && args.size() >= 2) return run(args[1]);
+  const std::vector<std::string> rest(args.begin() + 1, args.end());
+  if (args[0] == "run") {
+    if (asks_for_help(rest)) {
+      std::printf("%s", kRunUsage);
+      return 0;
+    }
+    if (rest.empty()) return run(kDefaultConfig);
+    if (rest.size() == 2 && rest[0] == "--config") return run(rest[1]);
+    if (rest.size() == 1 && rest[0].rfind("-", 0) != 0) return run(rest[0]);  // run FILE
+    return unknown_option("run", rest[0], kRunUsage);
+  }
   if (args[0] == "check-config") {
-    if (args.size() == 2) return check_config(args[1], "");
-    if (args.size() == 4 && args[2] == "--print") return check_config(args[1], args[3]);
-    std::fprintf(stderr,
-                 "usage: omnigate check-config FILE [--print nats.url|http.address|http.port]\n");
+    if (asks_for_help(rest)) {
+      std::printf("%s", kCheckConfigUsage);
+      return 0;
+    }
+    if (rest.size() == 1 && rest[0].rfind("-", 0) != 0) return check_config(rest[0], "");
+    if (rest.size() == 3 && rest[1] == "--print") return check_config(rest[0], rest[2]);
+    std::fprintf(stderr, "%s", kCheckConfigUsage);
     return 2;
   }
-  if (args[0] == "tail") return tail(std::vector<std::string>(args.begin() + 1, args.end()));
-  if (args[0] == "spool")
-    return spool_command(std::vector<std::string>(args.begin() + 1, args.end()));
-  if (args[0] == "consent-link") {
-    return consent_link(std::vector<std::string>(args.begin() + 1, args.end()));
-  }
-  if (args[0] == "outbox") return outbox(std::vector<std::string>(args.begin() + 1, args.end()));
+  if (args[0] == "tail") return tail(rest);
+  if (args[0] == "spool") return spool_command(rest);
+  if (args[0] == "consent-link") return consent_link(rest);
+  if (args[0] == "outbox") return outbox(rest);
   if (is_registered_channel(args[0])) return channel_command(args);
   if (args[0] == "version" || args[0] == "--version") {
-    std::printf("omnigate 0.1.0\n");
+    if (asks_for_help(rest)) {
+      std::printf("%s", kVersionUsage);
+      return 0;
+    }
+    if (!rest.empty()) return unknown_option("version", rest[0], kVersionUsage);
+    const auto& build = omnigate::build_info();
+    std::printf("omnigate %.*s\ncommit: %.*s\nbuilt:  %.*s\n", int(build.version.size()),
+                build.version.data(), int(build.commit.size()), build.commit.data(),
+                int(build.date.size()), build.date.data());
     return 0;
   }
-  if (args[0] == "help" || args[0] == "--help" || args[0] == "-h") {
-    std::printf("%s", kUsage);
-    return 0;
-  }
-  std::fprintf(stderr, "omnigate: unknown command '%s'\n%s", args[0].c_str(), kUsage);
+  std::fprintf(stderr, "omnigate: unknown command '%s'\n\n", args[0].c_str());
+  print_overview(stderr);
   return 2;
 }

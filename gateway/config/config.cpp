@@ -197,6 +197,9 @@ void read_log(ConfigMap map, LogConfig& log) {
   if (log.level != "debug" && log.level != "info" && log.level != "warn" && log.level != "error") {
     map.problem("level", "must be one of debug, info, warn, error");
   }
+  log.format = map.string("format", log.format);
+  if (log.format != "text" && log.format != "json") map.problem("format", "must be text or json");
+  log.requests = map.boolean("requests", log.requests);
   map.finish();
 }
 

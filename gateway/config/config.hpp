@@ -143,7 +143,9 @@ struct OutboxConfig {
 };
 
 struct LogConfig {
-  std::string level = "info";  // debug | info | warn | error
+  std::string level = "info";   // debug | info | warn | error
+  std::string format = "text";  // text | json (one object per line)
+  bool requests = true;         // one info line per HTTP request (route, status, latency)
 };
 
 struct Config {

@@ -3,6 +3,8 @@
 #include <cstdio>
 #include <mutex>
 
+#include "gateway/core/build_info.hpp"
+
 namespace omnigate {
 namespace {
 
@@ -183,6 +185,12 @@ Metrics::Metrics()
 std::string Metrics::render() const {
   std::string out;
   out.reserve(4096);
+  // Which build is running, as Prometheus' *_build_info convention has it: join on it.
+  const BuildInfo& build = build_info();
+  header(out, "omnigate_build_info", "The running binary: version and git commit; always 1.",
+         "gauge");
+  out += "omnigate_build_info{version=\"" + escape_label(std::string(build.version)) +
+         "\",commit=\"" + escape_label(std::string(build.commit)) + "\"} 1\n";
   http_requests.render(out);
   interactions_published.render(out);
   duplicates.render(out);

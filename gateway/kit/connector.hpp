@@ -89,6 +89,13 @@ class Connector {
   // `omnigate <channel> <args...>`: operator commands (e.g. registering a webhook). Returns a
   // process exit code; 2 with a usage line for unknown arguments.
   virtual int command(const std::vector<std::string>& args, const Config& config) { return 2; }
+  // The usage of command(): one line per command, each starting "omnigate <channel> ", for
+  // `omnigate --help` and `omnigate <channel> --help` (called on an unconfigured connector).
+  // Empty: `--help` hands {"--help"} to command() and shows the usage it prints.
+  virtual std::string command_usage() const { return {}; }
+  // How an account runs, for the start-up log line (e.g. Telegram's "webhook" or "poll");
+  // never a secret. Empty: nothing beyond on_nats_down to say.
+  virtual std::string account_mode(std::string_view account) const { return {}; }
 };
 
 using ConnectorFactory = std::function<std::unique_ptr<Connector>()>;

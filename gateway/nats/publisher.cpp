@@ -48,6 +48,7 @@ Publisher::~Publisher() {
   if (connection_) {
     // Closing queues the disconnected and closed callbacks on nats.c's callback thread; they
     // hold `this`. They run in order, so once the closed callback has run none is left.
+    closing_ = true;
     natsConnection_Close(connection_.get());
     std::unique_lock lock(closed_mutex_);
     closed_cv_.wait_for(lock, std::chrono::seconds(5), [&] { return closed_; });
@@ -77,6 +78,7 @@ void Publisher::on_disconnected(natsConnection*, void* self) {
   p->metrics_.nats_connected = 0;
   p->setup_done_ = false;
   p->fail_waiters(NATS_CONNECTION_DISCONNECTED);
+  if (p->closing_) return;  // our own close at stop: the "stopped" line says it
   log::warn("nats", "disconnected; interactions are spooled or answered 503 until NATS is back");
 }
 

@@ -112,6 +112,9 @@ class Publisher {
   std::mutex closed_mutex_;
   std::condition_variable closed_cv_;
   bool closed_ = false;
+  // Set before our own natsConnection_Close: the disconnect it causes is a clean stop, not an
+  // outage to warn about.
+  std::atomic<bool> closing_{false};
   std::mutex waiters_mutex_;
   std::unordered_map<natsMsg*, std::shared_ptr<AckWaiter>> waiters_;  // in-flight attempts
   mutable std::mutex setup_mutex_;

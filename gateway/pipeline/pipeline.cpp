@@ -156,6 +156,7 @@ std::vector<Result<Accepted>> Pipeline::submit_all(std::vector<Submission> submi
       metrics_.interactions_published.inc({in.channel, in.kind});
     }
     outcomes[i] = Accepted{in.id, outcome->sequence, outcome->duplicate, outcome->spooled};
+    log::request_interaction(in.id);  // for the request log line: ids, never contents
   }
   return outcomes;
 }

@@ -262,6 +262,8 @@ TEST_CASE("a value of the wrong type names the key and its line", "[config][type
       {"http", "max_body", "10", "http.max_body: must be at least 1KiB"},
       {"http", "address", "[a, b]", "http.address: must be a single value, not a list or mapping"},
       {"log", "level", "verbose", "log.level: must be one of debug, info, warn, error"},
+      {"log", "format", "xml", "log.format: must be text or json"},
+      {"log", "requests", "sometimes", "log.requests: must be true or false, got 'sometimes'"},
       {"identity", "default_region", "XX", "identity.default_region: 'XX' is not a region"},
       {"nats", "user", "svc", "nats.password: is required with user"},
   };
