@@ -57,9 +57,21 @@ class VkConnector : public ChannelConnector<CommunityAccount> {
     pollers_.clear();
   }
 
+  std::string command_usage() const override {
+    return "omnigate vk setup-callback <account>        register http.public_url as the "
+           "community's callback server\n"
+           "omnigate vk info <account>                  the community's callback servers and "
+           "their status\n";
+  }
+
+  std::string account_mode(std::string_view account) const override {
+    const CommunityAccount* a = find(account);
+    return a ? a->mode : "";
+  }
+
   int command(const std::vector<std::string>& args, const Config& config) override {
     if (args.size() != 2 || (args[0] != "setup-callback" && args[0] != "info")) {
-      std::fprintf(stderr, "usage: omnigate vk setup-callback|info <account> [--config FILE]\n");
+      std::fprintf(stderr, "usage (each takes --config FILE too):\n%s", command_usage().c_str());
       return 2;
     }
     const CommunityAccount* found = find(args[1]);

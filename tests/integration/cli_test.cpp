@@ -150,9 +150,10 @@ TEST_CASE("omnigate without a command prints the usage; every command answers --
     CAPTURE(ask);
     CHECK(usage.exit_code == 0);
     CHECK_THAT(usage.output, Catch::Contains("usage: omnigate <command>"));
-    for (const char* line : {"run [--config FILE]", "check-config FILE", "tail [options]",
-                             "consent-link", "outbox list|resend", "spool stats", "version",
-                             "telegram set-webhook <account>", "whatsapp info <account>"})
+    for (const char* line :
+         {"run [--config FILE]", "check-config FILE", "tail [options]", "consent-link",
+          "outbox list|resend", "spool stats", "version", "telegram set-webhook <account>",
+          "whatsapp info <account>", "vk setup-callback <account>"})
       CHECK_THAT(usage.output, Catch::Contains(line));
   }
   const std::vector<std::pair<std::string, std::string>> commands = {
@@ -167,7 +168,8 @@ TEST_CASE("omnigate without a command prints the usage; every command answers --
       {"telegram", "omnigate telegram info <account>"},
       {"telegram set-webhook", "omnigate telegram set-webhook <account>"},
       {"whatsapp", "omnigate whatsapp info <account>"},
-      {"vk", "usage: omnigate vk <command>"},  // a connector without command_usage()
+      {"vk", "omnigate vk setup-callback <account>"},
+      {"vk info", "omnigate vk info <account>"},
   };
   for (const auto& [command, expected] : commands) {
     // Without any secret in the environment: --help needs no config.

@@ -395,7 +395,7 @@ TEST_CASE(
 
   auto usage = run_command(cli + "setup-callback" + config);
   CHECK(usage.exit_code == 2);
-  CHECK_THAT(usage.output, Catch::Contains("usage: omnigate vk setup-callback|info"));
+  CHECK_THAT(usage.output, Catch::Contains("omnigate vk setup-callback <account>"));
 }
 
 TEST_CASE("omnigate vk setup-callback refuses a confirmation string that is not the community's",
