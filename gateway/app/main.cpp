@@ -50,6 +50,8 @@ usage:
                                         a channel's operator commands, e.g.
                                         omnigate telegram set-webhook <account>
                                         omnigate telegram info <account>
+                                        omnigate email deliver <account> < message.eml
+                                          (an MTA's pipe: exit 0 durable, 75 retry later)
   omnigate spool stats [--config FILE]  depth, bytes and oldest age of the local spool
                                         (reads spool.path; works while omnigate runs)
   omnigate version
@@ -300,16 +302,21 @@ int channel_command(const std::vector<std::string>& args) {
       rest.push_back(args[i]);
     }
   }
+  int config_error = 2;
+  for (const auto& registration : omnigate::connector_registry()) {
+    if (registration.channel == args[0])
+      config_error = registration.factory()->config_error_exit_code();
+  }
   auto config = omnigate::load_config_file(config_path);
   if (!config) {
     std::fprintf(stderr, "%s", config.error().detail.c_str());
-    return 2;
+    return config_error;
   }
   omnigate::Connector* connector = config->connector(args[0]);
   if (connector == nullptr) {
     std::fprintf(stderr, "omnigate: no %s accounts are configured in %s\n", args[0].c_str(),
                  config_path.c_str());
-    return 2;
+    return config_error;
   }
   return connector->command(rest, config.value());
 }

@@ -86,6 +86,11 @@ class Connector {
   // `omnigate <channel> <args...>`: operator commands (e.g. registering a webhook). Returns a
   // process exit code; 2 with a usage line for unknown arguments.
   virtual int command(const std::vector<std::string>& args, const Config& config) { return 2; }
+  // The exit code of `omnigate <channel> ...` when the config cannot be loaded or has no
+  // account of the channel: 2, or what the command's callers expect (an MTA's pipe transport:
+  // 78, EX_CONFIG, which it reports instead of retrying). Asked of a connector made for the
+  // purpose (no account read).
+  virtual int config_error_exit_code() const { return 2; }
 };
 
 using ConnectorFactory = std::function<std::unique_ptr<Connector>()>;
