@@ -794,14 +794,16 @@ struct Mail {
   }
 };
 
-// A header block: the first line is a header field ("Name: value"; an mbox "From " line first
-// is allowed).
+// The message without the mbox "From sender date" line an MTA may put first (Exim's pipe
+// transport does by default): the same mail has the same bytes, and hash, on every path.
+std::string_view without_from_line(std::string_view raw) {
+  if (raw.rfind("From ", 0) != 0) return raw;
+  size_t eol = raw.find('\n');
+  return eol == std::string_view::npos ? std::string_view() : raw.substr(eol + 1);
+}
+
+// A header block: the first line is a header field ("Name: value").
 bool has_header_block(std::string_view raw) {
-  if (raw.rfind("From ", 0) == 0) {
-    size_t eol = raw.find('\n');
-    if (eol == std::string_view::npos) return false;
-    raw = raw.substr(eol + 1);
-  }
   size_t i = 0;
   while (i < raw.size() && i < 1000) {
     unsigned char c = static_cast<unsigned char>(raw[i]);
@@ -816,6 +818,7 @@ bool has_header_block(std::string_view raw) {
 }  // namespace
 
 Result<Mapped> parse_email(std::string_view raw, const MailboxSettings& mailbox, SysMillis now) {
+  raw = without_from_line(raw);
   if (!has_header_block(raw))
     return make_error(ErrorCode::bad_request, "parse",
                       "not an e-mail message: it must start with a header block (RFC 5322)");

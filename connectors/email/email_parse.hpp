@@ -34,7 +34,8 @@ inline constexpr size_t kMaxTextBytes = 64 * 1024;
 //     or the text above the quote is a stop word;
 //   - for a delivery status notification: one kind status (state bounced) per failed recipient;
 //     other actions are ignored as "dsn_<action>".
-// Every submission's raw is the whole message ("message/rfc822"). bad_request only when the
+// Every submission's raw is the whole message ("message/rfc822"; an mbox "From " line an MTA
+// put first is not part of it). bad_request only when the
 // bytes are not a message at all (no header block). `now` is the received time and the
 // fallback of a missing or unreadable Date. Thread-safe; never throws.
 Result<Mapped> parse_email(std::string_view raw, const MailboxSettings& mailbox, SysMillis now);

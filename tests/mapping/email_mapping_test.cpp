@@ -286,6 +286,17 @@ TEST_CASE(
   CHECK(only(m).conversation->id == sha256_hex(raw));
 }
 
+TEST_CASE("an mbox From_ line an MTA put first is not part of the message", "[email][mapping]") {
+  const std::string raw = "From: a@b.example\nSubject: s\n\nbody\n";
+  const std::string delivered = "From a@b.example Tue Dec  1 12:00:00 2026\n" + raw;
+  auto result = parse_email(delivered, mailbox(), kNow);
+  REQUIRE(result);
+  REQUIRE(result->submissions.size() == 1);
+  CHECK(result->submissions[0].raw_bytes == raw);
+  CHECK(result->submissions[0].native_key == sha256_hex(raw));
+  CHECK(result->submissions[0].interaction.message->text == std::string("body"));
+}
+
 TEST_CASE("threads: the first References id is the root, In-Reply-To the reply",
           "[email][mapping]") {
   const std::string raw = kHeaders +
