@@ -190,18 +190,21 @@ size_t decode_entity(std::string_view text, size_t at, std::string& out) {
   return 0;
 }
 
-// Tags that end a line: on both sides for blocks, before the element for items and rows (so a
-// list's items are lines, not paragraphs).
-bool is_block_tag(std::string_view name) {
-  static const std::string_view kBlocks[] = {
-      "p",  "div", "h1",    "h2", "h3",  "h4",      "h5",      "h6",
-      "ul", "ol",  "table", "hr", "pre", "section", "article", "blockquote"};
-  for (auto b : kBlocks)
-    if (name == b) return true;
-  return false;
-}
-bool is_line_tag(std::string_view name) {
-  return name == "br" || name == "li" || name == "tr" || name == "dt" || name == "dd";
+// How a tag breaks the text, as a browser lays it out: paragraphs (margins) leave a blank line,
+// lines (div, list items, rows) start a new line once, cells are separated by a space.
+enum class Break { none, cell, line, paragraph };
+Break break_of(std::string_view name) {
+  static const std::string_view kParagraphs[] = {"p",  "h1",  "h2",         "h3", "h4",
+                                                 "h5", "h6",  "ul",         "ol", "table",
+                                                 "hr", "pre", "blockquote", "dl"};
+  static const std::string_view kLines[] = {"div",     "li",      "tr",     "dt",     "dd",
+                                            "section", "article", "header", "footer", "address"};
+  for (auto tag : kParagraphs)
+    if (name == tag) return Break::paragraph;
+  for (auto tag : kLines)
+    if (name == tag) return Break::line;
+  if (name == "td" || name == "th") return Break::cell;
+  return Break::none;
 }
 
 // Text of an HTML body in one forward scan (no recursion, no backtracking): tags dropped,
@@ -211,10 +214,22 @@ std::string html_to_text(std::string_view html) {
   std::string flow;  // whitespace collapsed, '\n' only from block tags
   flow.reserve(html.size() / 2);
   bool space = false;
-  auto emit_break = [&] {
+  auto end_line = [&](bool always) {
     while (!flow.empty() && flow.back() == ' ') flow.pop_back();
-    flow += '\n';
+    if (always || (!flow.empty() && flow.back() != '\n')) flow += '\n';
     space = false;
+  };
+  auto emit = [&](Break kind, bool closing) {
+    if (kind == Break::line) return end_line(false);
+    if (kind == Break::paragraph) {
+      end_line(false);
+      if (!flow.empty() && (flow.size() < 2 || flow[flow.size() - 2] != '\n')) flow += '\n';
+      return;
+    }
+    if (kind == Break::cell && !closing && !flow.empty() && flow.back() != '\n' && !space) {
+      flow += ' ';
+      space = true;
+    }
   };
   size_t i = 0;
   const size_t n = html.size();
@@ -260,7 +275,10 @@ std::string html_to_text(std::string_view html) {
         }
         continue;
       }
-      if (is_block_tag(name) || (!closing && is_line_tag(name))) emit_break();
+      if (name == "br")
+        end_line(true);
+      else
+        emit(break_of(name), closing);
       continue;
     }
     if (c == '&') {
@@ -715,8 +733,13 @@ bool subject_marks_auto_reply(std::string_view subject) {
 
 std::vector<std::string> tags_of(GMimeObject* root, const OptString& subject) {
   std::vector<std::string> tags;
+  // The keyword alone: "auto-replied (vacation)", "auto-generated; owner-email=..." (RFC 3834).
   std::string auto_submitted = ascii_lower(header_of(root, "Auto-Submitted"));
-  auto_submitted = std::string(trim(auto_submitted.substr(0, auto_submitted.find(';'))));
+  size_t keyword_end = 0;
+  while (keyword_end < auto_submitted.size() &&
+         (g_ascii_isalnum(auto_submitted[keyword_end]) || auto_submitted[keyword_end] == '-'))
+    ++keyword_end;
+  auto_submitted.resize(keyword_end);
   bool has_auto_submitted = g_mime_object_get_header(root, "Auto-Submitted") != nullptr;
   bool x_autoreply = g_mime_object_get_header(root, "X-Autoreply") != nullptr ||
                      g_mime_object_get_header(root, "X-Autorespond") != nullptr;
@@ -766,6 +789,89 @@ std::string_view unquoted_text(std::string_view text) {
     start = end + 1;
   }
   return trim(text);
+}
+
+// ---- a GMime 3.2 workaround ----
+
+// One base64 ("B") encoded word at raw[at] ("=?charset?B?payload?="), or nothing.
+struct BWord {
+  std::string_view charset, payload;
+  size_t end = 0;  // one past "?="
+};
+std::optional<BWord> b_word_at(std::string_view raw, size_t at) {
+  if (raw.compare(at, 2, "=?") != 0) return std::nullopt;
+  size_t q1 = raw.find('?', at + 2);
+  if (q1 == std::string_view::npos || q1 - at - 2 == 0 || q1 - at - 2 > 64) return std::nullopt;
+  if (q1 + 2 >= raw.size() || (raw[q1 + 1] != 'B' && raw[q1 + 1] != 'b') || raw[q1 + 2] != '?')
+    return std::nullopt;
+  size_t p = q1 + 3;
+  while (p < raw.size() &&
+         (g_ascii_isalnum(raw[p]) || raw[p] == '+' || raw[p] == '/' || raw[p] == '='))
+    ++p;
+  if (raw.compare(p, 2, "?=") != 0) return std::nullopt;
+  return BWord{raw.substr(at + 2, q1 - at - 2), raw.substr(q1 + 3, p - q1 - 3), p + 2};
+}
+
+std::string base64_decoded(std::string_view payload) {
+  std::string text(payload);
+  gsize size = 0;
+  std::unique_ptr<guchar, GFree> bytes(g_base64_decode(text.c_str(), &size));
+  return bytes ? std::string(reinterpret_cast<const char*>(bytes.get()), size) : std::string();
+}
+
+// GMime 3.2 decodes adjacent encoded words of one charset as one base64 stream, so a word
+// ending in '=' padding ("=?utf-8?B?0LQ=?= =?utf-8?B?0L7R...?=", what Outlook, Yandex and 1C
+// write for long subjects and names) loses every word after it. Such runs are rewritten into
+// one encoded word of the same bytes (whitespace between encoded words is not text, RFC 2047
+// 6.2) in GMime's copy of the message; nullopt when there is none, the common case.
+std::optional<std::string> merge_padded_b_words(std::string_view raw) {
+  std::string out;
+  bool changed = false;
+  size_t copied = 0;
+  size_t at = raw.find("=?");
+  while (at != std::string_view::npos) {
+    auto first = b_word_at(raw, at);
+    if (!first) {
+      at = raw.find("=?", at + 2);
+      continue;
+    }
+    std::vector<BWord> run{*first};
+    while (true) {
+      size_t next = run.back().end;
+      int newlines = 0;
+      while (next < raw.size() &&
+             (raw[next] == ' ' || raw[next] == '\t' || raw[next] == '\r' || raw[next] == '\n')) {
+        if (raw[next] == '\n') ++newlines;
+        ++next;
+      }
+      // A folded line continues the header; a line that does not start with white space, or
+      // an empty line, does not.
+      if (newlines > 1 || (newlines == 1 && raw[next - 1] != ' ' && raw[next - 1] != '\t')) break;
+      auto word = b_word_at(raw, next);
+      if (!word || !iequals(word->charset, run.front().charset)) break;
+      run.push_back(*word);
+    }
+    bool padded = false;
+    for (size_t i = 0; i + 1 < run.size(); ++i)
+      if (run[i].payload.find('=') != std::string_view::npos) padded = true;
+    if (padded) {
+      std::string bytes;
+      for (const BWord& word : run) bytes += base64_decoded(word.payload);
+      GChars merged(g_base64_encode(reinterpret_cast<const guchar*>(bytes.data()), bytes.size()));
+      out.append(raw.substr(copied, at - copied));
+      out += "=?";
+      out.append(run.front().charset);
+      out += "?B?";
+      out += merged.get();
+      out += "?=";
+      copied = run.back().end;
+      changed = true;
+    }
+    at = raw.find("=?", run.back().end);
+  }
+  if (!changed) return std::nullopt;
+  out.append(raw.substr(copied));
+  return out;
 }
 
 // ---- the mapping ----
@@ -823,8 +929,10 @@ Result<Mapped> parse_email(std::string_view raw, const MailboxSettings& mailbox,
     return make_error(ErrorCode::bad_request, "parse",
                       "not an e-mail message: it must start with a header block (RFC 5322)");
   GMimeParserOptions* options = parser_options();
-  // The stream copies nothing: GMime reads the caller's bytes (owner false).
-  GObjectPtr<GMimeStream> stream(g_mime_stream_mem_new_with_buffer(raw.data(), raw.size()));
+  // GMime's stream holds a copy of the bytes; the submissions point at the caller's.
+  std::optional<std::string> repaired = merge_padded_b_words(raw);
+  std::string_view bytes = repaired ? std::string_view(*repaired) : raw;
+  GObjectPtr<GMimeStream> stream(g_mime_stream_mem_new_with_buffer(bytes.data(), bytes.size()));
   GObjectPtr<GMimeParser> parser(g_mime_parser_new_with_stream(stream.get()));
   g_mime_parser_set_format(parser.get(), GMIME_FORMAT_MESSAGE);
   GObjectPtr<GMimeMessage> message(g_mime_parser_construct_message(parser.get(), options));

@@ -105,6 +105,27 @@ TEST_CASE("From, Date, Message-ID and a koi8-r encoded-word subject", "[email][m
   CHECK(in.tags.empty());
 }
 
+TEST_CASE("folded encoded words with base64 padding are all decoded (GMime 3.2 drops them)",
+          "[email][mapping]") {
+  const std::string raw =
+      "From: =?utf-8?B?0JjQstCw?=\r\n =?utf-8?B?0L0=?= <a@b.example>\r\n"
+      "Subject: =?utf-8?B?0LQ=?=\r\n =?UTF-8?B?0L7RgdGC0LDQstC60YM=?=\r\n"
+      "\t=?koi8-r?B?+sHLwdo=?= =?koi8-r?B?+sHLwdo=?= plain\r\n"
+      "Content-Type: multipart/mixed; boundary=b\r\n\r\n"
+      "--b\r\nContent-Type: text/plain\r\n\r\nx =?utf-8?B?0LQ=?= y\r\n"
+      "--b\r\nContent-Type: application/pdf; name=\"=?utf-8?B?0LQ=?=\r\n"
+      " =?utf-8?B?0LQ=?=.pdf\"\r\n\r\nJVBERi0=\r\n--b--\r\n";
+  Mapped m = parsed(raw);
+  const Interaction in = only(m);
+  CHECK(in.message->subject == std::string("доставкуЗаказЗаказ plain"));
+  CHECK(in.contact->display_name == std::string("Иван"));
+  CHECK(in.message->text == std::string("x =?utf-8?B?0LQ=?= y"));
+  REQUIRE(in.message->attachments.size() == 1);
+  CHECK(in.message->attachments[0].file_name == std::string("дд.pdf"));
+  // The bytes published are the sender's, not the repaired copy GMime read.
+  CHECK(m.submissions[0].raw_bytes == raw);
+}
+
 TEST_CASE("windows-1251 bodies: quoted-printable and base64", "[email][mapping]") {
   const std::string qp = kHeaders +
                          "Subject: =?windows-1251?Q?=D1=F7=B8=F2?=\r\n"
@@ -187,11 +208,12 @@ TEST_CASE("HTML only: text derived from the HTML, scripts and styles dropped", "
       "<p>Добрый&nbsp;день,</p><p>заказ &laquo;42&raquo; &amp; счёт<br>во вложении.</p>"
       "<script>alert('x<p>')</script><!-- a <b>comment</b> -->"
       "<div>Итого:   100&#8381;</div><ul><li>один</li><li>два</li></ul>"
-      "<table><tr><td>a</td></tr><tr><td>b</td></tr></table></body></html>\r\n";
+      "<table><tr><td>a</td><td>1</td></tr><tr><td>b</td></tr></table>"
+      "<div>строка</div><div>ещё одна<br><br>после пустой</div></body></html>\r\n";
   const Interaction in = only(parsed(raw));
   CHECK(in.message->text == std::string("Добрый день,\n\nзаказ «42» & счёт\nво вложении.\n\nИтого: "
                                         "100₽\n\nодин\n"
-                                        "два\n\na\nb"));
+                                        "два\n\na 1\nb\n\nстрока\nещё одна\n\nпосле пустой"));
   CHECK(in.message->attachments.empty());
 }
 
@@ -381,6 +403,7 @@ TEST_CASE("automated mail is tagged: auto-replies, out of office, bulk, lists",
   using Tags = std::vector<std::string>;
   CHECK(tags_of("Auto-Submitted: auto-replied\r\nSubject: x\r\n") ==
         Tags{"auto_reply", "automated"});
+  CHECK(tags_of("Auto-Submitted: auto-replied (vacation)\r\n") == Tags{"auto_reply", "automated"});
   CHECK(tags_of("Auto-Submitted: auto-generated\r\n") == Tags{"automated"});
   CHECK(tags_of("Auto-Submitted: no\r\n").empty());
   CHECK(tags_of("X-Autoreply: yes\r\n") == Tags{"auto_reply", "automated"});
