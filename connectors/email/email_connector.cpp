@@ -106,13 +106,16 @@ class EmailConnector : public ChannelConnector<MailAccount> {
 
     if (a.mailbox.empty()) entry.problem("mailbox", "must name a folder (default INBOX)");
     if (a.poll_interval < milliseconds(1000))
-      entry.problem("poll_interval", "must be at least 1s (a mailbox polled faster is banned)");
+      entry.problem("poll_interval",
+                    "must be at least 1s (providers lock out mailboxes polled faster)");
     if (a.after_durable != "keep" && a.after_durable != "seen" &&
         !(a.after_durable.rfind("move:", 0) == 0 && a.after_durable.size() > 5))
       entry.problem("after_durable", "must be keep, seen or move:<folder>");
     if (a.mode == "imap") {
-      if (a.url.rfind("imaps://", 0) != 0 && a.url.rfind("imap://", 0) != 0)
+      if (a.url.empty())
         entry.problem("url", "is required for mode imap: imaps://host[:port]");
+      else if (a.url.rfind("imaps://", 0) != 0 && a.url.rfind("imap://", 0) != 0)
+        entry.problem("url", "must be imaps://host[:port] (imap:// only for a local test server)");
       if (a.username.empty()) entry.problem("username", "is required for mode imap");
       if (a.password.empty() == a.oauth2_token.empty())
         entry.problem("password", "mode imap needs exactly one of password and oauth2_token");

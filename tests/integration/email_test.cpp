@@ -196,3 +196,51 @@ TEST_CASE(
   CHECK(retried.exit_code == 0);
   CHECK(email_messages(nats.url()).size() == 2);
 }
+
+TEST_CASE(
+    "email config: every key checked with a problem that says what to do; imap is read "
+    "but refused until the poller is wired",
+    "[integration][email][cli]") {
+  CommandFiles files;
+  auto check = [&](const std::string& name, const std::string& entry) {
+    std::string yaml = "channels:\n  email:\n    - account: support\n" + entry;
+    return run_command(std::string(OMNIGATE_BINARY) + " check-config " + files.write(name, yaml));
+  };
+  auto pipe = check("pipe.yaml", "      token: " + kEmailToken +
+                                     "\n      max_message: 10MiB\n      stop_words: [стоп]\n");
+  CHECK(pipe.exit_code == 0);
+  CHECK_THAT(pipe.output, Catch::Contains("email"));
+
+  auto imap =
+      check("imap.yaml",
+            "      mode: imap\n      url: imaps://imap.yandex.ru\n      username: u\n"
+            "      password: app-password\n      mailbox: Support\n      poll_interval: 30s\n"
+            "      tls_verify: false\n      after_durable: move:Done\n");
+  CHECK(imap.exit_code == 2);
+  CHECK_THAT(imap.output, Catch::Contains("imap is not wired yet"));
+  CHECK_THAT(imap.output, !Catch::Contains("url"));  // the rest of the entry is valid
+
+  auto broken =
+      check("broken.yaml",
+            "      mode: imap\n      url: https://mail.example\n      password: p\n"
+            "      oauth2_token: t\n      after_durable: delete\n      poll_interval: 100ms\n"
+            "      addresses: [support]\n");
+  CHECK(broken.exit_code == 2);
+  for (const char* problem :
+       {"url: must be imaps://host[:port]", "username: is required",
+        "exactly one of password and oauth2_token", "after_durable: must be keep, seen or move:",
+        "poll_interval: must be at least 1s", "'support' is not an e-mail address"}) {
+    CHECK_THAT(broken.output, Catch::Contains(problem));
+  }
+
+  auto no_token = check("no-token.yaml", "      mode: pipe\n");
+  CHECK(no_token.exit_code == 2);
+  CHECK_THAT(no_token.output, Catch::Contains("token"));
+  auto other_mode = check("mode.yaml", "      mode: pop3\n      token: " + kEmailToken + "\n");
+  CHECK_THAT(other_mode.output, Catch::Contains("mode: must be pipe or imap"));
+  // The body cap of this channel is max_message; max_body is not one of its keys.
+  auto max_body =
+      check("max-body.yaml", "      token: " + kEmailToken + "\n      max_body: 1MiB\n");
+  CHECK(max_body.exit_code == 2);
+  CHECK_THAT(max_body.output, Catch::Contains("max_body"));
+}
