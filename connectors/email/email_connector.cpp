@@ -44,6 +44,8 @@ struct MailAccount : AccountBase {
 };
 
 constexpr uint64_t kDefaultMaxMessage = 50ull * 1024 * 1024;
+// How long `deliver` waits for the dedup index to read the stream before answering 75.
+constexpr std::chrono::seconds kIndexCatchUp{120};
 
 // What the command reads of stdin: at most `limit` + 1 bytes (one more says "too large").
 std::string read_stdin(uint64_t limit, bool& too_large) {
@@ -183,8 +185,11 @@ class EmailConnector : public ChannelConnector<MailAccount> {
       return EX_DATAERR;
     }
     const auto& nats = config.nats;
-    auto deadline = std::chrono::steady_clock::now() + nats.connect_timeout + nats.publish_timeout;
-    auto direct = DirectPipeline::open(config, deadline);
+    auto started = std::chrono::steady_clock::now();
+    // A retry must be recognised however old the first delivery is, so the dedup index reads
+    // the stream first; an MTA gives a pipe command minutes (Postfix: command_time_limit).
+    auto direct = DirectPipeline::open(
+        config, started + nats.connect_timeout + nats.publish_timeout, started + kIndexCatchUp);
     if (!direct) {
       std::fprintf(stderr, "omnigate email deliver: not delivered, retry later: %s\n",
                    direct.error().detail.c_str());

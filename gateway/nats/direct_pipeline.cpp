@@ -16,7 +16,8 @@ DirectPipeline::~DirectPipeline() {
 }
 
 Result<std::unique_ptr<DirectPipeline>> DirectPipeline::open(
-    const Config& config, std::chrono::steady_clock::time_point deadline) {
+    const Config& config, std::chrono::steady_clock::time_point deadline,
+    std::chrono::steady_clock::time_point index_deadline) {
   std::unique_ptr<DirectPipeline> direct(new DirectPipeline());
   auto publisher = Publisher::start(config.nats, direct->metrics_);
   if (!publisher) return publisher.error();
@@ -32,7 +33,7 @@ Result<std::unique_ptr<DirectPipeline>> DirectPipeline::open(
       return direct->publisher_->not_ready_error();
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
-  if (!direct->publisher_->seen_index().wait_caught_up(deadline)) {
+  if (!direct->publisher_->seen_index().wait_caught_up(index_deadline)) {
     return make_error(ErrorCode::not_durable, "publish",
                       "the dedup index did not finish reading the stream in time");
   }

@@ -19,11 +19,14 @@ class JetStreamSink;
 
 class DirectPipeline {
  public:
-  // Connects to nats: of `config` (which must outlive the pipeline) and waits, until
-  // `deadline`, for the stream to be verified and the dedup index to have read the stream.
-  // not_durable when NATS is not reachable or not ready by then.
+  // Connects to nats: of `config` (which must outlive the pipeline) and waits until
+  // `ready_deadline` for the stream to be verified (a server that is not there at all is known
+  // after nats.connect_timeout), then until `index_deadline` for the dedup index to have read
+  // the stream's ids within nats.dedup_horizon (headers only; it takes longer the more the
+  // stream holds). not_durable when either is not done in time.
   static Result<std::unique_ptr<DirectPipeline>> open(
-      const Config& config, std::chrono::steady_clock::time_point deadline);
+      const Config& config, std::chrono::steady_clock::time_point ready_deadline,
+      std::chrono::steady_clock::time_point index_deadline);
   ~DirectPipeline();
 
   // Submissions made durable here are in JetStream (never spooled) when the result is a value.
