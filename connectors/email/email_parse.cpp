@@ -179,7 +179,7 @@ size_t decode_entity(std::string_view text, size_t at, std::string& out) {
       {"reg", 0xAE},     {"trade", 0x2122}, {"euro", 0x20AC},   {"rsquo", 0x2019},
       {"lsquo", 0x2018}, {"ldquo", 0x201C}, {"rdquo", 0x201D},  {"bdquo", 0x201E},
       {"bull", 0x2022},  {"middot", 0xB7},  {"deg", 0xB0},      {"times", 0xD7},
-      {"shy", 0xAD},     {"zwnj", 0x200C},  {"zwj", 0x200D},    {"laquo", 0xAB},
+      {"shy", 0xAD},     {"zwnj", 0x200C},  {"zwj", 0x200D},
   };
   for (const auto& [entity, cp] : kNamed) {
     if (name == entity) {
@@ -282,13 +282,9 @@ std::string html_to_text(std::string_view html) {
       continue;
     }
     if (c == '&') {
-      size_t before = flow.size();
       size_t used = decode_entity(html, i, flow);
       if (used > 0) {
-        if (flow.size() > before && flow.back() == ' ') {
-          // &nbsp; is a space that is never collapsed away at a line's start.
-        }
-        space = false;
+        space = false;  // &nbsp; (decoded to a space) is not collapsed with the next one
         i += used;
         continue;
       }
