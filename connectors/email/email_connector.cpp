@@ -70,6 +70,7 @@ class EmailConnector : public ChannelConnector<MailAccount> {
   // An MTA queues and retries on its own: a 503 is the honest answer, never a local spool.
   bool spools_by_default() const override { return false; }
   int config_error_exit_code() const override { return EX_CONFIG; }
+  std::string max_body_key() const override { return "max_message"; }
 
   int command(const std::vector<std::string>& args, const Config& config) override {
     if (args.size() != 2 || args[0] != "deliver") {
@@ -83,7 +84,6 @@ class EmailConnector : public ChannelConnector<MailAccount> {
  protected:
   bool uses_stop_words() const override { return true; }
   uint64_t default_max_body() const override { return kDefaultMaxMessage; }
-  std::string max_body_key() const override { return "max_message"; }
 
   void read(MailAccount& a, ConfigMap& entry) override {
     a.mode = entry.string("mode", a.mode);

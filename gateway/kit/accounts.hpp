@@ -67,9 +67,6 @@ class ChannelConnector : public Connector {
   virtual void start_channel(GatewayContext& context, Router& router) = 0;
   // The max_body of an account that does not set one.
   virtual uint64_t default_max_body() const { return 1024 * 1024; }
-  // The account key of the body cap, where the channel's own word for it is clearer (e-mail:
-  // max_message, the largest message taken).
-  virtual std::string max_body_key() const { return "max_body"; }
   // Whether the channel reads the `stop_words` key (messengers; not the web form or the API).
   virtual bool uses_stop_words() const { return false; }
 
