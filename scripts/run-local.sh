@@ -19,6 +19,7 @@ grep -q '^TELEGRAM_WEBHOOK_SECRET=' var/dev.env || echo "TELEGRAM_WEBHOOK_SECRET
 grep -q '^WHATSAPP_APP_SECRET=' var/dev.env || echo "WHATSAPP_APP_SECRET=$(openssl rand -hex 16)" >> var/dev.env
 grep -q '^WHATSAPP_VERIFY_TOKEN=' var/dev.env || echo "WHATSAPP_VERIFY_TOKEN=$(openssl rand -hex 24)" >> var/dev.env
 grep -q '^VK_CALLBACK_SECRET=' var/dev.env || echo "VK_CALLBACK_SECRET=$(openssl rand -hex 24)" >> var/dev.env
+grep -q '^OMNIGATE_EMAIL_TOKEN=' var/dev.env || echo "OMNIGATE_EMAIL_TOKEN=$(openssl rand -hex 24)" >> var/dev.env
 set -a
 # shellcheck disable=SC1091
 . var/dev.env

@@ -551,15 +551,21 @@ int channel_command(const std::vector<std::string>& args) {
       rest.push_back(args[i]);
     }
   }
+  int config_error = 2;
+  for (const auto& registration : omnigate::connector_registry()) {
+    if (registration.channel == args[0])
+      config_error = registration.factory()->config_error_exit_code();
+  }
   auto config = omnigate::load_config_file(config_path);
   if (!config) {
-    return config_problem(config.error().detail);
+    config_problem(config.error().detail);
+    return config_error;
   }
   omnigate::Connector* connector = config->connector(args[0]);
   if (connector == nullptr) {
     std::fprintf(stderr, "omnigate: no %s accounts are configured in %s\n", args[0].c_str(),
                  config_path.c_str());
-    return 2;
+    return config_error;
   }
   return connector->command(rest, config.value());
 }

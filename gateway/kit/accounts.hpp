@@ -34,7 +34,7 @@ class ChannelConnector : public Connector {
   void read_account(const std::string& name, ConfigMap& entry) final {
     Account account;
     account.name = name;
-    account.max_body = entry.size("max_body", default_max_body());
+    account.max_body = entry.size(max_body_key(), default_max_body());
     if (uses_stop_words()) {
       if (entry.has("stop_words")) account.stop_words = StopWords(entry.string_list("stop_words"));
     }

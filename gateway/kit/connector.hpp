@@ -71,6 +71,9 @@ class Connector {
   // The body cap of the account's requests; the core answers 413 above it before the handler
   // runs. 0 = http.max_body. (ChannelConnector reads it from the account's max_body key.)
   virtual uint64_t max_body(std::string_view account) const { return 0; }
+  // The account key of that cap: max_body, or the channel's own word where it is clearer
+  // (e-mail: max_message, the largest message taken).
+  virtual std::string max_body_key() const { return "max_body"; }
   // Every configured account (for the route's read cap and for checks over all accounts).
   virtual std::vector<std::string> account_names() const { return {}; }
   // The default of the account key on_nats_down (read by the core for every channel): true =
@@ -96,6 +99,11 @@ class Connector {
   // How an account runs, for the start-up log line (e.g. Telegram's "webhook" or "poll");
   // never a secret. Empty: nothing beyond on_nats_down to say.
   virtual std::string account_mode(std::string_view account) const { return {}; }
+  // The exit code of `omnigate <channel> ...` when the config cannot be loaded or has no
+  // account of the channel: 2, or what the command's callers expect (an MTA's pipe transport:
+  // 78, EX_CONFIG, which it reports instead of retrying). Asked of a connector made for the
+  // purpose (no account read).
+  virtual int config_error_exit_code() const { return 2; }
 };
 
 using ConnectorFactory = std::function<std::unique_ptr<Connector>()>;

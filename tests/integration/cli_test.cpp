@@ -40,6 +40,7 @@ TEST_CASE("check-config accepts the example and rejects a misspelt key with its 
       "OMNIGATE_API_TOKEN=abcdefabcdefabcdef TELEGRAM_WEBHOOK_SECRET=s3cret-0123456789abcdef "
       "WHATSAPP_APP_SECRET=wa-s3cret-0123456789abcdef WHATSAPP_VERIFY_TOKEN=wa-verify-0123456789 "
       "VK_CALLBACK_SECRET=vk-s3cret-0123456789abcdef "
+      "OMNIGATE_EMAIL_TOKEN=email-pipe-0123456789abcdef "
       "OMNIGATE_CONSENT_KEY=" +
       std::string(40, 'k') + " " + binary + " check-config " + source +
       "/config/omnigate.example.yaml");

@@ -62,6 +62,11 @@ TEST_CASE("fixture table: vk", "[integration][fixtures][vk]") {
   run_fixture_table("vk");
 }
 
+TEST_CASE("fixture table: email", "[integration][fixtures][email]") {
+  check_every_payload_is_used("email");
+  run_fixture_table("email");
+}
+
 TEST_CASE("fixture table: api", "[integration][fixtures][api]") {
   check_every_payload_is_used("api");
   run_fixture_table("api");

@@ -97,7 +97,8 @@ TEST_CASE("config/omnigate.example.yaml loads and documents every known key", "[
                             {"TELEGRAM_WEBHOOK_SECRET", "test_secret_0123456789"},
                             {"WHATSAPP_APP_SECRET", "wa_app_secret_0123456789"},
                             {"WHATSAPP_VERIFY_TOKEN", "wa_verify_token_0123456789"},
-                            {"VK_CALLBACK_SECRET", "vk_callback_secret_0123456789"}});
+                            {"VK_CALLBACK_SECRET", "vk_callback_secret_0123456789"},
+                            {"OMNIGATE_EMAIL_TOKEN", "email_pipe_token_0123456789"}});
   INFO(loaded.problems);
   REQUIRE(loaded.result.ok());
   const Config& config = loaded.result.value();
@@ -127,6 +128,7 @@ TEST_CASE("the example's values are what the loader reads", "[config][example]")
                             {"WHATSAPP_APP_SECRET", "wa_app_secret_0123456789"},
                             {"WHATSAPP_VERIFY_TOKEN", "wa_verify_token_0123456789"},
                             {"VK_CALLBACK_SECRET", "vk_callback_secret_0123456789"},
+                            {"OMNIGATE_EMAIL_TOKEN", "email_pipe_token_0123456789"},
                             {"OMNIGATE_HTTP_PORT", "9090"}});
   INFO(loaded.problems);
   REQUIRE(loaded.result.ok());

@@ -1,0 +1,229 @@
+// E-mail from an MTA: POST /v1/email/<account> (the raw message, bearer token) and the pipe
+// command `omnigate email deliver <account>` (the message on stdin), both answering "taken"
+// only once the interactions are in JetStream. An MTA queues and retries on its own, so
+// neither spools: the route answers 503 with Retry-After (on_nats_down: reject, the default
+// here) and the command exits 75 (EX_TEMPFAIL), which Postfix and Exim treat as "defer".
+// Not wired yet: mode imap (the IMAP poller, issue 12 item 2) -- its keys are read and checked,
+// and check-config refuses the mode until the poller is merged.
+#include <sysexits.h>
+
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "connectors/email/email_parse.hpp"
+#include "gateway/config/config.hpp"
+#include "gateway/core/log.hpp"
+#include "gateway/core/strings.hpp"
+#include "gateway/http/verify.hpp"
+#include "gateway/kit/accounts.hpp"
+#include "gateway/nats/direct_pipeline.hpp"
+#include "gateway/pipeline/pipeline.hpp"
+
+namespace omnigate::email {
+namespace {
+
+using std::chrono::milliseconds;
+
+struct MailAccount : AccountBase {
+  std::string mode = "pipe";  // pipe (an MTA delivers) | imap (the gateway polls a mailbox)
+  // IMAP (mode imap): imaps://host[:port], the folder polled, the login.
+  std::string url;
+  std::string mailbox = "INBOX";
+  std::string username;
+  std::string password;      // or:
+  std::string oauth2_token;  // XOAUTH2 bearer (Gmail, Outlook)
+  milliseconds poll_interval{60'000};
+  bool tls_verify = true;
+  std::string after_durable = "keep";  // keep | seen | move:<folder>
+  // The pipe route's bearer token (mode pipe).
+  std::string token;
+  std::vector<std::string> addresses;  // the mailbox's own addresses, lower-case
+
+  MailboxSettings settings() const { return {name, addresses, stop_words}; }
+};
+
+constexpr uint64_t kDefaultMaxMessage = 50ull * 1024 * 1024;
+// How long `deliver` waits for the dedup index to read the stream before answering 75.
+constexpr std::chrono::seconds kIndexCatchUp{120};
+
+// What the command reads of stdin: at most `limit` + 1 bytes (one more says "too large").
+std::string read_stdin(uint64_t limit, bool& too_large) {
+  std::string data;
+  char buffer[64 * 1024];
+  too_large = false;
+  while (true) {
+    size_t n = std::fread(buffer, 1, sizeof buffer, stdin);
+    if (n == 0) break;
+    if (data.size() + n > limit) {
+      too_large = true;
+      return {};
+    }
+    data.append(buffer, n);
+  }
+  return data;
+}
+
+class EmailConnector : public ChannelConnector<MailAccount> {
+ public:
+  std::string_view channel() const override { return "email"; }
+  // An MTA queues and retries on its own: a 503 is the honest answer, never a local spool.
+  bool spools_by_default() const override { return false; }
+  int config_error_exit_code() const override { return EX_CONFIG; }
+  std::string max_body_key() const override { return "max_message"; }
+
+  std::string command_usage() const override {
+    return "omnigate email deliver <account> < m.eml  an MTA's pipe: exit 0 durable, 75 retry "
+           "later\n";
+  }
+
+  std::string account_mode(std::string_view account) const override {
+    const MailAccount* a = find(account);
+    return a ? a->mode : "";
+  }
+
+  int command(const std::vector<std::string>& args, const Config& config) override {
+    if (args.size() != 2 || args[0] != "deliver") {
+      std::fprintf(stderr, "usage (each takes --config FILE too):\n%s", command_usage().c_str());
+      return EX_USAGE;
+    }
+    return deliver(args[1], config);
+  }
+
+ protected:
+  bool uses_stop_words() const override { return true; }
+  uint64_t default_max_body() const override { return kDefaultMaxMessage; }
+
+  void read(MailAccount& a, ConfigMap& entry) override {
+    a.mode = entry.string("mode", a.mode);
+    a.url = entry.string("url", "");
+    a.mailbox = entry.string("mailbox", a.mailbox);
+    a.username = entry.string("username", "");
+    // Credentials the gateway presents (not checks): any length, from ${ENV} or ${file:}.
+    a.password = entry.string("password", "");
+    a.oauth2_token = entry.string("oauth2_token", "");
+    a.poll_interval = entry.duration("poll_interval", a.poll_interval);
+    a.tls_verify = entry.boolean("tls_verify", a.tls_verify);
+    a.after_durable = entry.string("after_durable", a.after_durable);
+    a.token = entry.secret("token", a.mode == "pipe");
+    for (const std::string& address : entry.string_list("addresses")) {
+      std::string_view trimmed = trim(address);
+      size_t at = trimmed.find('@');
+      if (at == std::string_view::npos || at == 0 || at + 1 == trimmed.size())
+        entry.problem("addresses", "'" + address + "' is not an e-mail address");
+      else
+        a.addresses.push_back(ascii_lower(trimmed));
+    }
+
+    if (a.mailbox.empty()) entry.problem("mailbox", "must name a folder (default INBOX)");
+    if (a.poll_interval < milliseconds(1000))
+      entry.problem("poll_interval",
+                    "must be at least 1s (providers lock out mailboxes polled faster)");
+    if (a.after_durable != "keep" && a.after_durable != "seen" &&
+        !(a.after_durable.rfind("move:", 0) == 0 && a.after_durable.size() > 5))
+      entry.problem("after_durable", "must be keep, seen or move:<folder>");
+    if (a.mode == "imap") {
+      if (a.url.empty())
+        entry.problem("url", "is required for mode imap: imaps://host[:port]");
+      else if (a.url.rfind("imaps://", 0) != 0 && a.url.rfind("imap://", 0) != 0)
+        entry.problem("url", "must be imaps://host[:port] (imap:// only for a local test server)");
+      if (a.username.empty()) entry.problem("username", "is required for mode imap");
+      if (a.password.empty() == a.oauth2_token.empty())
+        entry.problem("password", "mode imap needs exactly one of password and oauth2_token");
+      // The poller is written in parallel (issue 12 item 2) and wired at merge.
+      entry.problem("mode",
+                    "imap is not wired yet: use mode pipe (an MTA's pipe transport, or "
+                    "POST /v1/email/<account>) for now");
+    } else if (a.mode == "pipe") {
+      if (!a.url.empty()) entry.problem("url", "is for mode imap; a pipe account has no mailbox");
+    } else {
+      entry.problem("mode", "must be pipe or imap");
+    }
+  }
+
+  void start_channel(GatewayContext&, Router& router) override {
+    router.add_channel_route(
+        {"POST", "email", 0, [this](const InboundRequest& r) { return receive(r); }});
+  }
+
+ private:
+  // POST /v1/email/<account>: the raw message as the body, any Content-Type.
+  Reply receive(const InboundRequest& request) {
+    const MailAccount& a = account(request.account);
+    if (a.token.empty()) {
+      return reject(make_error(ErrorCode::unauthorized, "verify",
+                               "this account takes no mail over HTTP (it has no token)"));
+    }
+    if (auto ok = verify::bearer(request, a.token); !ok) return reject(ok.error());
+    auto mapped = parse_email(request.body, a.settings(), now_millis());
+    if (!mapped) return reject(mapped.error());
+    auto accepted =
+        context().pipeline.submit_mapped(std::move(mapped.value()), "email", request.deadline);
+    if (!accepted) return Reply::error(accepted.error());
+    return Reply::json(200, answer(accepted.value()));
+  }
+
+  // The first interaction (the mail itself, or its first bounce) names the delivery; null when
+  // the mail was acknowledged without publishing (a DSN of delayed recipients only).
+  static nlohmann::json answer(const std::vector<Accepted>& accepted) {
+    if (accepted.empty()) return {{"id", nullptr}, {"duplicate", false}};
+    return {{"id", accepted.front().id}, {"duplicate", accepted.front().duplicate}};
+  }
+
+  // `omnigate email deliver <account>`: exit codes of sysexits.h, as MTAs read them.
+  int deliver(const std::string& name, const Config& config) {
+    // stderr is what the MTA logs and bounces with: one line of ours, not the gateway's log.
+    log::set_level("error");
+    const MailAccount* a = find(name);
+    if (!a) {
+      std::fprintf(stderr, "omnigate email deliver: no email account named '%s'\n", name.c_str());
+      return EX_CONFIG;
+    }
+    bool too_large = false;
+    std::string raw = read_stdin(a->max_body, too_large);
+    if (too_large) {
+      std::fprintf(stderr,
+                   "omnigate email deliver: the message is larger than max_message (%llu "
+                   "bytes)\n",
+                   static_cast<unsigned long long>(a->max_body));
+      return EX_DATAERR;
+    }
+    auto mapped = parse_email(raw, a->settings(), now_millis());
+    if (!mapped) {
+      std::fprintf(stderr, "omnigate email deliver: %s\n", mapped.error().detail.c_str());
+      return EX_DATAERR;
+    }
+    const auto& nats = config.nats;
+    auto started = std::chrono::steady_clock::now();
+    // A retry must be recognised however old the first delivery is, so the dedup index reads
+    // the stream first; an MTA gives a pipe command minutes (Postfix: command_time_limit).
+    auto direct = DirectPipeline::open(
+        config, started + nats.connect_timeout + nats.publish_timeout, started + kIndexCatchUp);
+    if (!direct) {
+      std::fprintf(stderr, "omnigate email deliver: not delivered, retry later: %s\n",
+                   direct.error().detail.c_str());
+      return EX_TEMPFAIL;
+    }
+    auto accepted = direct.value()->pipeline().submit_mapped(
+        std::move(mapped.value()), "email",
+        std::chrono::steady_clock::now() + nats.publish_timeout);
+    if (!accepted) {
+      const Error& error = accepted.error();
+      std::fprintf(stderr, "omnigate email deliver: %s%s\n",
+                   error.code == ErrorCode::not_durable ? "not delivered, retry later: " : "",
+                   error.detail.c_str());
+      return error.code == ErrorCode::not_durable || error.code == ErrorCode::overloaded ||
+                     error.code == ErrorCode::internal
+                 ? EX_TEMPFAIL
+                 : EX_DATAERR;
+    }
+    std::printf("%s\n", answer(accepted.value()).dump().c_str());
+    return EX_OK;
+  }
+};
+
+}  // namespace
+
+OMNIGATE_REGISTER_CONNECTOR("email", EmailConnector);
+
+}  // namespace omnigate::email

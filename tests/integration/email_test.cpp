@@ -1,0 +1,246 @@
+// E-mail from an MTA against a real nats-server: POST /v1/email/<account> and the pipe command
+// `omnigate email deliver`. An MTA queues and retries, so "taken" (200 / exit 0) must mean
+// durable in JetStream, and everything else must make it retry (503 / exit 75) or give up on a
+// message that can never be taken (413 / exit 65) -- and no retry may publish twice.
+#include <catch2/catch.hpp>
+
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "tests/support/harness.hpp"
+
+using namespace omnigate::testing;
+using nlohmann::json;
+
+namespace {
+
+const std::string kEmailToken = "email-pipe-token-0123456789";
+
+std::string email_section() {
+  return "  email:\n"
+         "    - account: support\n"
+         "      token: " +
+         kEmailToken +
+         "\n"
+         "      addresses: [support@example.ru]\n"
+         "      max_message: 64KiB\n";
+}
+
+std::string mail(const std::string& message_id, const std::string& body = "Где мой заказ?") {
+  return "From: =?utf-8?B?0JjQstCw0L0=?= <ivan@example.com>\r\n"
+         "To: support@example.ru\r\n"
+         "Subject: =?koi8-r?B?+sHLwdo=?=\r\n"
+         "Date: Tue, 01 Dec 2026 12:30:00 +0300\r\n"
+         "Message-ID: <" +
+         message_id +
+         ">\r\n"
+         "MIME-Version: 1.0\r\n"
+         "Content-Type: text/plain; charset=utf-8\r\n\r\n" +
+         body + "\r\n";
+}
+
+httplib::Result post_mail(const RunningGateway& gateway, const std::string& raw,
+                          const std::string& token = kEmailToken) {
+  httplib::Headers headers;
+  if (!token.empty()) headers.emplace("Authorization", "Bearer " + token);
+  return gateway.client().Post("/v1/email/support", headers, raw, "message/rfc822");
+}
+
+std::vector<StreamMessage> email_messages(const std::string& nats_url) {
+  std::vector<StreamMessage> out;
+  for (auto& m : read_stream(nats_url)) {
+    if (m.body.value("channel", "") == "email") out.push_back(std::move(m));
+  }
+  return out;
+}
+
+// A config file for the command, and files for its stdin.
+struct CommandFiles {
+  TempDir dir;
+  std::string write(const std::string& name, const std::string& content) const {
+    std::string path = dir.path() + "/" + name;
+    std::ofstream(path, std::ios::binary) << content;
+    return path;
+  }
+};
+
+}  // namespace
+
+TEST_CASE(
+    "email: the pipe route publishes a mail once; a repeat is a duplicate; bad bearer, "
+    "oversized and non-mail bodies are refused",
+    "[integration][email]") {
+  NatsServer nats;
+  RunningGateway gateway(test_config_yaml(nats.url(), "", email_section()));
+
+  auto first = post_mail(gateway, mail("route-1@example.com"));
+  REQUIRE(first);
+  CHECK(first->status == 200);
+  json answer = json::parse(first->body);
+  CHECK(answer["duplicate"] == false);
+  const std::string id = answer["id"];
+
+  auto again = post_mail(gateway, mail("route-1@example.com"));
+  REQUIRE(again);
+  CHECK(again->status == 200);
+  CHECK(json::parse(again->body) == json{{"id", id}, {"duplicate", true}});
+
+  auto wrong = post_mail(gateway, mail("route-2@example.com"), "wrong-token-0123456789abc");
+  REQUIRE(wrong);
+  CHECK(wrong->status == 401);
+  auto missing = post_mail(gateway, mail("route-3@example.com"), "");
+  REQUIRE(missing);
+  CHECK(missing->status == 401);
+  auto large = post_mail(gateway, mail("route-4@example.com", std::string(70 * 1024, 'x')));
+  REQUIRE(large);
+  CHECK(large->status == 413);
+  auto not_mail = post_mail(gateway, "\r\n\r\njust bytes");
+  REQUIRE(not_mail);
+  CHECK(not_mail->status == 400);
+
+  auto messages = email_messages(nats.url());
+  REQUIRE(messages.size() == 1);
+  const json& in = messages[0].body;
+  CHECK(in["id"] == id);
+  CHECK(messages[0].msg_id == id);
+  CHECK(messages[0].subject == "omnigate.interactions.email.support.message");
+  CHECK(in["message"]["native_id"] == "route-1@example.com");
+  CHECK(in["message"]["subject"] == "Заказ");
+  CHECK(in["message"]["text"] == "Где мой заказ?");
+  CHECK(in["contact"]["identifiers"][0]["value"] == "ivan@example.com");
+  CHECK(in["raw"]["content_type"] == "message/rfc822");
+  CHECK(schema_problems(messages).empty());
+}
+
+TEST_CASE(
+    "email: with NATS down the route answers 503 with Retry-After; the MTA's retry is "
+    "published once NATS is back",
+    "[integration][email][nats-down]") {
+  NatsServer nats;
+  RunningGateway gateway(test_config_yaml(nats.url(), "", email_section()));
+  nats.stop();
+
+  const std::string raw = mail("outage-1@example.com");
+  auto refused = post_mail(gateway, raw);
+  REQUIRE(refused);
+  CHECK(refused->status == 503);
+  CHECK(refused->has_header("Retry-After"));
+
+  nats.start();
+  // The MTA retries the same message until it is taken.
+  std::string id;
+  CHECK(eventually(
+      [&] {
+        auto retry = post_mail(gateway, raw);
+        if (!retry || retry->status != 200) return false;
+        id = json::parse(retry->body)["id"];
+        return true;
+      },
+      std::chrono::seconds(20)));
+  auto messages = email_messages(nats.url());
+  REQUIRE(messages.size() == 1);
+  CHECK(messages[0].body["id"] == id);
+  CHECK(schema_problems(messages).empty());
+}
+
+TEST_CASE(
+    "email deliver: exit 0 once in the stream (a repeat is a duplicate), 65 too large or "
+    "not a mail, 78 unknown account, 64 usage, 75 with NATS down",
+    "[integration][email][cli]") {
+  NatsServer nats;
+  CommandFiles files;
+  const std::string config =
+      files.write("omnigate.yaml", test_config_yaml(nats.url(), "", email_section()));
+  const std::string deliver =
+      std::string(OMNIGATE_BINARY) + " email deliver support --config " + config + " < ";
+
+  const std::string eml = files.write("one.eml", mail("pipe-1@example.com"));
+  auto first = run_command(deliver + eml);
+  INFO(first.output);
+  CHECK(first.exit_code == 0);
+  CHECK_THAT(first.output, Catch::Contains("\"duplicate\":false"));
+  auto again = run_command(deliver + eml);
+  CHECK(again.exit_code == 0);
+  CHECK_THAT(again.output, Catch::Contains("\"duplicate\":true"));
+  auto messages = email_messages(nats.url());
+  REQUIRE(messages.size() == 1);
+  CHECK(messages[0].body["message"]["native_id"] == "pipe-1@example.com");
+  CHECK(schema_problems(messages).empty());
+
+  auto large = run_command(
+      deliver + files.write("large.eml", mail("pipe-2@example.com", std::string(70 * 1024, 'x'))));
+  CHECK(large.exit_code == 65);
+  CHECK_THAT(large.output, Catch::Contains("max_message"));
+  auto not_mail = run_command(deliver + files.write("junk.eml", "\n\nnot a mail"));
+  CHECK(not_mail.exit_code == 65);
+  auto unknown = run_command(std::string(OMNIGATE_BINARY) + " email deliver sales --config " +
+                             config + " < " + eml);
+  CHECK(unknown.exit_code == 78);
+  auto usage = run_command(std::string(OMNIGATE_BINARY) + " email deliver --config " + config);
+  CHECK(usage.exit_code == 64);
+  auto bad_config = run_command(std::string(OMNIGATE_BINARY) + " email deliver support --config " +
+                                files.write("bad.yaml", "http:\n  treads: 8\n") + " < " + eml);
+  CHECK(bad_config.exit_code == 78);
+
+  nats.stop();
+  const std::string later = files.write("later.eml", mail("pipe-3@example.com"));
+  auto down = run_command(deliver + later);
+  CHECK(down.exit_code == 75);
+  CHECK_THAT(down.output, Catch::Contains("retry later"));
+  // Nothing of the mail in the one line the MTA logs.
+  CHECK_THAT(down.output, !Catch::Contains("ivan@example.com"));
+  nats.start();
+  // The MTA's next queue run.
+  auto retried = run_command(deliver + later);
+  CHECK(retried.exit_code == 0);
+  CHECK(email_messages(nats.url()).size() == 2);
+}
+
+TEST_CASE(
+    "email config: every key checked with a problem that says what to do; imap is read "
+    "but refused until the poller is wired",
+    "[integration][email][cli]") {
+  CommandFiles files;
+  auto check = [&](const std::string& name, const std::string& entry) {
+    std::string yaml = "channels:\n  email:\n    - account: support\n" + entry;
+    return run_command(std::string(OMNIGATE_BINARY) + " check-config " + files.write(name, yaml));
+  };
+  auto pipe = check("pipe.yaml", "      token: " + kEmailToken +
+                                     "\n      max_message: 10MiB\n      stop_words: [стоп]\n");
+  CHECK(pipe.exit_code == 0);
+  CHECK_THAT(pipe.output, Catch::Contains("email"));
+
+  auto imap =
+      check("imap.yaml",
+            "      mode: imap\n      url: imaps://imap.yandex.ru\n      username: u\n"
+            "      password: app-password\n      mailbox: Support\n      poll_interval: 30s\n"
+            "      tls_verify: false\n      after_durable: move:Done\n");
+  CHECK(imap.exit_code == 2);
+  CHECK_THAT(imap.output, Catch::Contains("imap is not wired yet"));
+  CHECK_THAT(imap.output, !Catch::Contains("url"));  // the rest of the entry is valid
+
+  auto broken =
+      check("broken.yaml",
+            "      mode: imap\n      url: https://mail.example\n      password: p\n"
+            "      oauth2_token: t\n      after_durable: delete\n      poll_interval: 100ms\n"
+            "      addresses: [support]\n");
+  CHECK(broken.exit_code == 2);
+  for (const char* problem :
+       {"url: must be imaps://host[:port]", "username: is required",
+        "exactly one of password and oauth2_token", "after_durable: must be keep, seen or move:",
+        "poll_interval: must be at least 1s", "'support' is not an e-mail address"}) {
+    CHECK_THAT(broken.output, Catch::Contains(problem));
+  }
+
+  auto no_token = check("no-token.yaml", "      mode: pipe\n");
+  CHECK(no_token.exit_code == 2);
+  CHECK_THAT(no_token.output, Catch::Contains("token"));
+  auto other_mode = check("mode.yaml", "      mode: pop3\n      token: " + kEmailToken + "\n");
+  CHECK_THAT(other_mode.output, Catch::Contains("mode: must be pipe or imap"));
+  // The body cap of this channel is max_message; max_body is not one of its keys.
+  auto max_body =
+      check("max-body.yaml", "      token: " + kEmailToken + "\n      max_body: 1MiB\n");
+  CHECK(max_body.exit_code == 2);
+  CHECK_THAT(max_body.output, Catch::Contains("max_body"));
+}
