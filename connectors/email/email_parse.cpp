@@ -1032,16 +1032,13 @@ Result<Mapped> parse_email(std::string_view raw, const MailboxSettings& mailbox,
   tags.erase(std::unique(tags.begin(), tags.end()), tags.end());
   in.tags = tags;
 
-  bool stop_word = (subject && mailbox.stop_words.matches(strip_reply_prefixes(*subject))) ||
-                   (!text.empty() && mailbox.stop_words.matches(unquoted_text(text)));
+  // As on every channel (Telegram, VK, WhatsApp): the withdrawal travels in the message that
+  // made it, so a CRM reads one shape.
+  const bool stop_word =
+      (subject && mailbox.stop_words.matches(strip_reply_prefixes(*subject))) ||
+      (!text.empty() && mailbox.stop_words.matches(unquoted_text(text)));
+  if (stop_word && contact) in.consent.push_back(stop_word_withdrawal(std::string(kChannel), at));
   mail.publish(std::move(in), native_id);
-  if (stop_word && contact) {
-    Interaction consent = mail.base("consent", at);
-    consent.contact = contact;
-    consent.conversation = conversation;
-    consent.consent.push_back(stop_word_withdrawal(std::string(kChannel), at));
-    mail.publish(std::move(consent), native_id + "/stop_word");
-  }
   return std::move(mail.out);
 }
 
