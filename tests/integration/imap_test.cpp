@@ -7,8 +7,15 @@
 // down for the stream" is that second server stopped while the lease is still held.
 #include <catch2/catch.hpp>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <atomic>
+#include <functional>
 #include <map>
+#include <thread>
 
 #include "connectors/email/imap_client.hpp"
 #include "connectors/email/imap_source.hpp"
@@ -464,4 +471,170 @@ TEST_CASE("imap: a dropped connection is reopened and polling goes on",
   dovecot.append(message(2));
   REQUIRE(eventually([&] { return one.cursor() == imap_cursor(validity, 2); }, seconds(15)));
   CHECK(copies(nats.url(), 1, 2) == once_each(1, 2));
+}
+
+namespace {
+
+// A scripted IMAP server for what dovecot never sends: it greets and logs curl in, then hands
+// every later command to `answer` and sends back whatever it returns (any bytes, any size).
+class ScriptedImapServer {
+ public:
+  using Answer = std::function<std::string(const std::string& tag, const std::string& command)>;
+  explicit ScriptedImapServer(Answer answer) : answer_(std::move(answer)) {
+    listener_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    int yes = 1;
+    ::setsockopt(listener_, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ::bind(listener_, reinterpret_cast<sockaddr*>(&address), sizeof address);
+    socklen_t length = sizeof address;
+    ::getsockname(listener_, reinterpret_cast<sockaddr*>(&address), &length);
+    port_ = ntohs(address.sin_port);
+    ::listen(listener_, 4);
+    thread_ = std::thread([this] { serve(); });
+  }
+  ~ScriptedImapServer() {
+    ::shutdown(listener_, SHUT_RDWR);
+    ::close(listener_);
+    thread_.join();
+  }
+  std::string url() const { return "imap://127.0.0.1:" + std::to_string(port_); }
+
+ private:
+  void serve() {
+    while (true) {
+      const int fd = ::accept(listener_, nullptr, nullptr);
+      if (fd < 0) return;
+      converse(fd);
+      ::close(fd);
+    }
+  }
+  static bool send_all(int fd, const std::string& bytes) {
+    for (size_t sent = 0; sent < bytes.size();) {
+      const ssize_t n = ::send(fd, bytes.data() + sent, bytes.size() - sent, MSG_NOSIGNAL);
+      if (n <= 0) return false;
+      sent += static_cast<size_t>(n);
+    }
+    return true;
+  }
+  void converse(int fd) {
+    if (!send_all(fd, "* OK [CAPABILITY IMAP4rev1 SASL-IR AUTH=PLAIN] scripted\r\n")) return;
+    bool logged_in = false;
+    std::string pending;
+    char buffer[4096];
+    while (true) {
+      const ssize_t n = ::recv(fd, buffer, sizeof buffer, 0);
+      if (n <= 0) return;
+      pending.append(buffer, static_cast<size_t>(n));
+      for (size_t end; (end = pending.find("\r\n")) != std::string::npos;) {
+        const std::string line = pending.substr(0, end);
+        pending.erase(0, end + 2);
+        const std::string tag = line.substr(0, line.find(' '));
+        const std::string command = line.substr(tag.size() + 1);
+        std::string reply;
+        if (!logged_in && command == "CAPABILITY") {
+          reply = "* CAPABILITY IMAP4rev1 SASL-IR AUTH=PLAIN\r\n" + tag + " OK listed\r\n";
+        } else if (!logged_in) {
+          logged_in = true;  // AUTHENTICATE PLAIN <initial response>, or LOGIN
+          reply = tag + " OK logged in\r\n";
+        } else if (command == "CAPABILITY") {
+          reply = "* CAPABILITY IMAP4rev1 MOVE\r\n" + tag + " OK listed\r\n";
+        } else {
+          reply = answer_(tag, command);
+        }
+        if (!send_all(fd, reply)) return;
+      }
+    }
+  }
+
+  Answer answer_;
+  int listener_ = -1;
+  int port_ = 0;
+  std::thread thread_;
+};
+
+ImapSettings scripted_settings(const ScriptedImapServer& server) {
+  ImapSettings settings;
+  settings.account = kAccount;
+  settings.url = server.url();
+  settings.username = "user";
+  settings.password = "password";
+  settings.connect_timeout = milliseconds(5'000);
+  settings.command_timeout = milliseconds(5'000);
+  settings.max_message = 1'000'000;
+  return settings;
+}
+
+}  // namespace
+
+TEST_CASE("imap client: hostile answers are bounded errors, never a crash or a hang",
+          "[integration][imap][hostile]") {
+  const std::string nesting = std::string(200'000, '(') + std::string(200'000, ')');
+  ScriptedImapServer server([&](const std::string& tag, const std::string& command) {
+    if (command.rfind("EXAMINE", 0) == 0)
+      return "* OK [UIDVALIDITY 7] x\r\n* OK [UIDNEXT 20] x\r\n" + tag + " OK done\r\n";
+    // The highest UID (3) comes back although it is below the range asked for.
+    if (command == "UID SEARCH UID 10:*") return "* SEARCH 3\r\n" + tag + " OK done\r\n";
+    if (command == "UID SEARCH UID 1:*") return "* SEARCH 1 2 3\r\n" + tag + " OK done\r\n";
+    // 200,000 levels of nested lists before the size: skipped without recursion.
+    if (command == "UID FETCH 5 (UID RFC822.SIZE)")
+      return "* 1 FETCH (UID 5 X-DEEP " + nesting + " RFC822.SIZE 10)\r\n" + tag + " OK done\r\n";
+    if (command == "UID FETCH 6 (UID RFC822.SIZE)")
+      return std::string("* 1 FETCH (UID 6 BODY[] {99999999999}\r\n");  // far above any cap
+    if (command == "UID FETCH 7 (UID RFC822.SIZE)")
+      return std::string(kMaxImapLine + 10, 'z');  // a line that never ends
+    if (command == "UID FETCH 8 (UID RFC822.SIZE)") return std::string("HELLO\r\n");
+    if (command == "UID FETCH 9 BODY.PEEK[]")
+      return std::string("* 1 FETCH (UID 9 BODY[] {100}\r\nonly part of it");  // then silence
+    return tag + " BAD unknown\r\n";
+  });
+  ImapClient client(scripted_settings(server));
+  auto connected = client.connect(nullptr);
+  INFO((connected ? std::string("connected") : connected.error().detail));
+  REQUIRE(connected);
+  CHECK(client.has_capability("MOVE"));
+  auto state = client.select(true);
+  REQUIRE(state);
+  CHECK(state->uidvalidity == 7);
+  CHECK(state->uidnext == 20);
+  auto none = client.search_from(10);
+  REQUIRE(none);
+  CHECK(none->empty());
+  auto all = client.search_from(1);
+  REQUIRE(all);
+  CHECK(*all == std::vector<uint64_t>{1, 2, 3});
+  auto deep = client.sizes({5});
+  REQUIRE(deep);
+  CHECK(*deep == std::vector<std::pair<uint64_t, uint64_t>>{{5, 10}});
+
+  auto expect_dropped = [&](const std::function<Status()>& call, const std::string& why) {
+    INFO(why);
+    const Status done = call();
+    REQUIRE_FALSE(done);
+    CHECK((done.error().code == ErrorCode::bad_gateway ||
+           done.error().code == ErrorCode::upstream_timeout));
+    CHECK(done.error().detail.find(why) != std::string::npos);
+    CHECK_FALSE(client.connected());  // the session is not reused after a broken answer
+    REQUIRE(client.connect(nullptr));
+  };
+  auto size_of = [&](uint64_t uid) {
+    return [&client, uid]() -> Status {
+      auto r = client.sizes({uid});
+      if (!r) return r.error();
+      return ok_status();
+    };
+  };
+  expect_dropped(size_of(6), "above the cap");
+  expect_dropped(size_of(7), "longer than");
+  expect_dropped(size_of(8), "unexpected line");
+  expect_dropped(
+      [&]() -> Status {
+        auto r = client.fetch(9, 100);
+        if (!r) return r.error();
+        return ok_status();
+      },
+      "no complete answer");
+  // A command the server calls BAD is an error too, and the session is dropped.
+  expect_dropped([&] { return client.mark_seen({1}); }, "BAD");
 }
