@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstdlib>
 #include <functional>
 #include <map>
 #include <thread>
@@ -637,4 +638,39 @@ TEST_CASE("imap client: hostile answers are bounded errors, never a crash or a h
       "no complete answer");
   // A command the server calls BAD is an error too, and the session is dropped.
   expect_dropped([&] { return client.mark_seen({1}); }, "BAD");
+}
+
+// Not part of the suite ([.bench]): messages per second from a local dovecot through the poll
+// loop to JetStream, with a mix of sizes. OMNIGATE_IMAP_BENCH_MESSAGES sets the count.
+TEST_CASE("imap bench: messages per second through the poller", "[.bench][imap]") {
+  const char* configured = std::getenv("OMNIGATE_IMAP_BENCH_MESSAGES");
+  const int count = configured != nullptr ? std::atoi(configured) : 1000;
+  NatsServer nats;
+  Dovecot dovecot;
+  std::vector<std::string> mails;
+  size_t bytes = 0;
+  for (int n = 1; n <= count; ++n) {
+    // 70 % ~2 KB, 25 % ~50 KB, 5 % ~500 KB bodies (base64-shaped lines of 76).
+    const size_t body = n % 20 == 0 ? 500'000 : n % 4 == 0 ? 50'000 : 2'000;
+    std::string text;
+    for (size_t written = 0; written < body; written += 78) text += std::string(76, 'Q') + "\r\n";
+    mails.push_back(message(n, text));
+    bytes += mails.back().size();
+  }
+  dovecot.deliver_many(mails);
+  for (const char* after : {"keep", "seen"}) {
+    NatsServer run_nats;
+    Instance one(run_nats.url());
+    const auto started = std::chrono::steady_clock::now();
+    one.start(source_settings(dovecot, after));
+    REQUIRE(
+        eventually([&] { return one.cursor_uid() == static_cast<uint64_t>(count); }, seconds(300)));
+    const double elapsed =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    one.stop();
+    CHECK(stream_size(run_nats.url()) == static_cast<size_t>(count));
+    WARN("after_durable " << after << ": " << count << " messages, " << bytes / (1024 * 1024)
+                          << " MiB in " << elapsed << " s = " << count / elapsed << " messages/s, "
+                          << static_cast<double>(bytes) / (1024 * 1024) / elapsed << " MiB/s");
+  }
 }

@@ -161,6 +161,23 @@ uint64_t Dovecot::append(const std::string& message, const std::string& mailbox)
   return uid;
 }
 
+void Dovecot::deliver_many(const std::vector<std::string>& messages) {
+  status();  // creates the user's maildir
+  const std::string store = dir_.path() + "/mail/" + kUser;
+  struct stat owner {};
+  if (::stat(store.c_str(), &owner) != 0) throw std::runtime_error("no maildir at " + store);
+  for (size_t i = 0; i < messages.size(); ++i) {
+    // tmp/ then rename into new/: dovecot never sees a file half written.
+    const std::string name = std::to_string(i) + ".omnigate" + std::to_string(::getpid()) + ".test";
+    const std::string staged = store + "/tmp/" + name;
+    std::ofstream(staged, std::ios::binary | std::ios::trunc) << messages[i];
+    if (::chown(staged.c_str(), owner.st_uid, owner.st_gid) != 0 && ::geteuid() == 0)
+      throw std::runtime_error("cannot chown " + staged);
+    if (::rename(staged.c_str(), (store + "/new/" + name).c_str()) != 0)
+      throw std::runtime_error("cannot deliver into " + store + "/new");
+  }
+}
+
 void Dovecot::kick() {
   doveadm("kick " + std::string(kUser));
 }

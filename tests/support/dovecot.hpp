@@ -46,6 +46,9 @@ class Dovecot {
 
   // Delivers one message (doveadm save), as an MTA would; returns its UID.
   uint64_t append(const std::string& message, const std::string& mailbox = "INBOX");
+  // Many messages at once, written straight into INBOX's maildir new/ as an MTA's LDA would
+  // (doveadm save costs a process each); dovecot numbers them at its next look.
+  void deliver_many(const std::vector<std::string>& messages);
   void create_folder(const std::string& name);
   // Disconnects every session of the user (doveadm kick): a connection dropped by the server.
   void kick();
