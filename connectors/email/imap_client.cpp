@@ -213,14 +213,86 @@ struct ImapClient::Response {
   bool ok() const { return status == "OK"; }
 };
 
+namespace {
+
+// The code point of the UTF-8 sequence at `text[at]` (advancing `at`); nullopt when it is not
+// well-formed (overlong, surrogate, above U+10FFFF, truncated).
+std::optional<uint32_t> next_code_point(std::string_view text, size_t& at) {
+  const auto lead = static_cast<unsigned char>(text[at]);
+  size_t length = lead < 0x80           ? 1
+                  : (lead >> 5) == 0x6  ? 2
+                  : (lead >> 4) == 0xe  ? 3
+                  : (lead >> 3) == 0x1e ? 4
+                                        : 0;
+  if (length == 0 || at + length > text.size()) return std::nullopt;
+  uint32_t point = length == 1 ? lead : lead & (0x7f >> length);
+  for (size_t i = 1; i < length; ++i) {
+    const auto next = static_cast<unsigned char>(text[at + i]);
+    if ((next >> 6) != 0x2) return std::nullopt;
+    point = (point << 6) | (next & 0x3f);
+  }
+  static constexpr uint32_t kSmallest[] = {0, 0, 0x80, 0x800, 0x10000};
+  if (point < kSmallest[length] || point > 0x10ffff || (point >= 0xd800 && point <= 0xdfff))
+    return std::nullopt;
+  at += length;
+  return point;
+}
+
+// RFC 3501 5.1.3: a run of non-ASCII characters as UTF-16BE in base64 with ',' for '/', no
+// padding, between '&' and '-'.
+void append_modified_base64(const std::vector<uint16_t>& units, std::string& out) {
+  static constexpr char kAlphabet[] =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+,";
+  std::string bytes;
+  for (uint16_t unit : units) {
+    bytes += static_cast<char>(unit >> 8);
+    bytes += static_cast<char>(unit & 0xff);
+  }
+  out += '&';
+  uint32_t bits = 0;
+  int count = 0;
+  for (char c : bytes) {
+    bits = (bits << 8) | static_cast<unsigned char>(c);
+    count += 8;
+    while (count >= 6) {
+      count -= 6;
+      out += kAlphabet[(bits >> count) & 0x3f];
+    }
+  }
+  if (count > 0) out += kAlphabet[(bits << (6 - count)) & 0x3f];
+  out += '-';
+}
+
+}  // namespace
+
 bool imap_quote(std::string_view text, std::string& out) {
   out = "\"";
-  for (char c : text) {
-    const auto byte = static_cast<unsigned char>(c);
-    if (byte == 0 || byte == '\r' || byte == '\n' || byte >= 0x80) return false;
+  std::vector<uint16_t> shifted;  // the UTF-16 units of the non-ASCII run being collected
+  for (size_t at = 0; at < text.size();) {
+    auto point = next_code_point(text, at);
+    if (!point || *point < 0x20 || *point == 0x7f) return false;
+    if (*point >= 0x80) {
+      if (*point >= 0x10000) {
+        shifted.push_back(static_cast<uint16_t>(0xd800 + ((*point - 0x10000) >> 10)));
+        shifted.push_back(static_cast<uint16_t>(0xdc00 + ((*point - 0x10000) & 0x3ff)));
+      } else {
+        shifted.push_back(static_cast<uint16_t>(*point));
+      }
+      continue;
+    }
+    if (!shifted.empty()) {
+      append_modified_base64(shifted, out);
+      shifted.clear();
+    }
+    const char c = static_cast<char>(*point);
+    if (c == '&') {
+      out += "&-";
+      continue;
+    }
     if (c == '"' || c == '\\') out += '\\';
     out += c;
   }
+  if (!shifted.empty()) append_modified_base64(shifted, out);
   out += '"';
   return true;
 }
@@ -256,8 +328,7 @@ Status ImapClient::connect(const std::atomic<bool>* cancel) {
   cancel_ = cancel;
   std::string mailbox;
   if (!imap_quote(settings_.mailbox, mailbox))
-    return failure(ErrorCode::invalid_field,
-                   "the mailbox name must be ASCII (modified UTF-7 names are not supported)");
+    return failure(ErrorCode::invalid_field, "the mailbox name is not valid UTF-8 text");
   curl_ = http::make_curl_easy();
   if (!curl_) return failure(ErrorCode::internal, "cannot create a curl handle");
   CURL* h = curl_.get();
@@ -468,7 +539,7 @@ Result<ImapClient::Response> ImapClient::command(const std::string& text, size_t
 Result<MailboxState> ImapClient::select(bool read_only) {
   std::string mailbox;
   if (!imap_quote(settings_.mailbox, mailbox))
-    return failure(ErrorCode::invalid_field, "the mailbox name must be ASCII");
+    return failure(ErrorCode::invalid_field, "the mailbox name is not valid UTF-8 text");
   auto response = command((read_only ? "EXAMINE " : "SELECT ") + mailbox);
   if (!response) return response.error();
   if (!response->ok()) {
@@ -585,7 +656,7 @@ Status ImapClient::move(const std::vector<uint64_t>& uids, const std::string& fo
   if (uids.empty()) return ok_status();
   std::string quoted;
   if (!imap_quote(folder, quoted))
-    return failure(ErrorCode::invalid_field, "the folder name must be ASCII");
+    return failure(ErrorCode::invalid_field, "the folder name is not valid UTF-8 text");
   const std::string set = uid_set(uids);
   const bool native = has_capability("MOVE");
   const std::string verb = native ? "UID MOVE " : "UID COPY ";

@@ -114,9 +114,9 @@ class ImapClient {
   std::vector<std::string> capabilities_;  // upper case
 };
 
-// Quotes `text` as an IMAP quoted string ("..." with \ and " escaped); false when it holds a
-// byte a quoted string cannot carry (CR, LF, NUL, 8-bit: such a folder name would need modified
-// UTF-7, which is not implemented).
+// A mailbox name (UTF-8, as configured: "INBOX", "Обработано") as an IMAP quoted string: non-
+// ASCII runs in modified UTF-7 (RFC 3501 5.1.3, "&BB4EMQ...-"), '&' as "&-", \ and " escaped.
+// false when the name is not well-formed UTF-8 or holds a control character.
 bool imap_quote(std::string_view text, std::string& out);
 
 }  // namespace omnigate::email

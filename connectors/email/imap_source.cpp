@@ -33,7 +33,7 @@ Result<AfterDurable> parse_after_durable(std::string_view text) {
     return after;
   }
   return make_error(ErrorCode::invalid_field, "config",
-                    "after_durable must be keep, seen or move:<folder> (an ASCII folder name)");
+                    "after_durable must be keep, seen or move:<folder> (a UTF-8 folder name)");
 }
 
 std::optional<std::pair<uint64_t, uint64_t>> parse_imap_cursor(std::string_view cursor) {

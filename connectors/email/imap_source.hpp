@@ -40,7 +40,8 @@ struct AfterDurable {
   std::string folder;  // move only
 };
 
-// "keep" | "seen" | "move:<folder>" (the folder non-empty, ASCII); invalid_field otherwise.
+// "keep" | "seen" | "move:<folder>" (the folder non-empty UTF-8, e.g. move:Обработано, sent
+// in modified UTF-7); invalid_field otherwise.
 Result<AfterDurable> parse_after_durable(std::string_view text);
 
 struct ImapSourceSettings {
