@@ -90,11 +90,21 @@ PollResult ImapSource::fetch(const std::string& cursor, const std::atomic<bool>&
                             " bytes) is not UIDVALIDITY:UID; re-reading the mailbox from UID 1, "
                             "messages already published are recognised as duplicates");
   }
-  if (!client_.connected()) {
+  const bool reused = client_.connected();
+  if (!reused) {
     if (auto connected = client_.connect(&cancel); !connected) return failed(connected.error());
   }
   // Read-only unless the mailbox is to be changed after durability: EXAMINE cannot set flags.
-  auto state = client_.select(settings_.after_durable.action == AfterDurable::keep);
+  const bool read_only = settings_.after_durable.action == AfterDurable::keep;
+  auto state = client_.select(read_only);
+  if (!state && reused && !client_.connected() && !cancel) {
+    // A session idle for a poll_interval may have been closed by the server (idle timeouts
+    // of a few minutes are common): one new connection before this counts as a failure.
+    log::info("email", who() + ": the idle connection was closed (" + state.error().detail +
+                           "); reconnecting");
+    if (auto connected = client_.connect(&cancel); !connected) return failed(connected.error());
+    state = client_.select(read_only);
+  }
   if (!state) return failed(state.error());
   uidvalidity_ = state->uidvalidity;
   uint64_t last = 0;

@@ -16,6 +16,7 @@
 #include <cstdlib>
 #include <functional>
 #include <map>
+#include <mutex>
 #include <thread>
 
 #include "connectors/email/imap_client.hpp"
@@ -469,16 +470,30 @@ TEST_CASE("imap: a dropped connection is reopened and polling goes on",
   Dovecot dovecot;
   dovecot.append(message(1));
   const uint64_t validity = dovecot.status().uidvalidity;
+  auto settings = source_settings(dovecot);
+  settings.imap.command_timeout = milliseconds(2'000);  // a session left hanging by the stop
   Instance one(nats.url());
-  one.start(source_settings(dovecot));
+  one.start(settings);
   REQUIRE(eventually([&] { return one.cursor() == imap_cursor(validity, 1); }));
+  // The server closes the idle session (as an idle timeout would): the next poll reconnects
+  // at once, without counting a failure.
   dovecot.kick();
-  REQUIRE(eventually([&] {
-    return one.metrics.poll_failures.value({"email", kAccount, "fetch"}) >= 1;
-  }));
   dovecot.append(message(2));
   REQUIRE(eventually([&] { return one.cursor() == imap_cursor(validity, 2); }, seconds(15)));
-  CHECK(copies(nats.url(), 1, 2) == once_each(1, 2));
+  CHECK(one.metrics.poll_failures.value({"email", kAccount, "fetch"}) == 0);
+  // The server is away: failures, back-off, and polling resumes when it is back. (Kicked
+  // first: a session process of a stopped dovecot may keep answering for a while.)
+  dovecot.kick();
+  dovecot.stop();
+  REQUIRE(eventually(
+      [&] {
+        return one.metrics.poll_failures.value({"email", kAccount, "fetch"}) >= 1;
+      },
+      seconds(20)));
+  dovecot.start();
+  dovecot.append(message(3));
+  REQUIRE(eventually([&] { return one.cursor() == imap_cursor(validity, 3); }, seconds(15)));
+  CHECK(copies(nats.url(), 1, 3) == once_each(1, 3));
 }
 
 namespace {
@@ -488,7 +503,8 @@ namespace {
 class ScriptedImapServer {
  public:
   using Answer = std::function<std::string(const std::string& tag, const std::string& command)>;
-  explicit ScriptedImapServer(Answer answer) : answer_(std::move(answer)) {
+  explicit ScriptedImapServer(Answer answer, std::string capabilities = "IMAP4rev1 MOVE")
+      : answer_(std::move(answer)), capabilities_(std::move(capabilities)) {
     listener_ = ::socket(AF_INET, SOCK_STREAM, 0);
     int yes = 1;
     ::setsockopt(listener_, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
@@ -547,7 +563,7 @@ class ScriptedImapServer {
           logged_in = true;  // AUTHENTICATE PLAIN <initial response>, or LOGIN
           reply = tag + " OK logged in\r\n";
         } else if (command == "CAPABILITY") {
-          reply = "* CAPABILITY IMAP4rev1 MOVE\r\n" + tag + " OK listed\r\n";
+          reply = "* CAPABILITY " + capabilities_ + "\r\n" + tag + " OK listed\r\n";
         } else {
           reply = answer_(tag, command);
         }
@@ -557,6 +573,7 @@ class ScriptedImapServer {
   }
 
   Answer answer_;
+  const std::string capabilities_;
   int listener_ = -1;
   int port_ = 0;
   std::thread thread_;
@@ -679,5 +696,40 @@ TEST_CASE("bench: IMAP messages per second through the poller", "[.bench][imap]"
     WARN("after_durable " << after << ": " << count << " messages, " << bytes / (1024 * 1024)
                           << " MiB in " << elapsed << " s = " << count / elapsed << " messages/s, "
                           << static_cast<double>(bytes) / (1024 * 1024) / elapsed << " MiB/s");
+  }
+}
+
+TEST_CASE("imap client: without MOVE, a move is COPY + STORE \\Deleted + UID EXPUNGE (UIDPLUS)",
+          "[integration][imap][after-durable]") {
+  std::mutex mutex;
+  std::vector<std::string> commands;
+  auto recorder = [&](const std::string& tag, const std::string& command) {
+    std::lock_guard lock(mutex);
+    commands.push_back(command);
+    return tag + " OK done\r\n";
+  };
+  auto recorded = [&] {
+    std::lock_guard lock(mutex);
+    auto out = commands;
+    commands.clear();
+    return out;
+  };
+  {
+    ScriptedImapServer server(recorder, "IMAP4rev1 UIDPLUS");
+    ImapClient client(scripted_settings(server));
+    REQUIRE(client.connect(nullptr));
+    REQUIRE(client.move({4, 5}, "Archive"));
+    CHECK(recorded() == std::vector<std::string>{"UID COPY 4,5 \"Archive\"",
+                                                 "UID STORE 4,5 +FLAGS.SILENT (\\Deleted)",
+                                                 "UID EXPUNGE 4,5"});
+  }
+  {
+    // Without UIDPLUS a plain EXPUNGE would also remove what others flagged: none is sent.
+    ScriptedImapServer server(recorder, "IMAP4rev1");
+    ImapClient client(scripted_settings(server));
+    REQUIRE(client.connect(nullptr));
+    REQUIRE(client.move({4}, "Archive"));
+    CHECK(recorded() == std::vector<std::string>{"UID COPY 4 \"Archive\"",
+                                                 "UID STORE 4 +FLAGS.SILENT (\\Deleted)"});
   }
 }
