@@ -229,7 +229,7 @@ TEST_CASE("imap: every message is published once, read with BODY.PEEK so keep le
   CHECK(one.metrics.duplicates.value({"email"}) == 0);
 }
 
-TEST_CASE("imap: a mailbox is read in batches; a restart mid-mailbox loses and doubles nothing",
+TEST_CASE("imap: a mailbox is read in batches, and a restart mid-mailbox loses and doubles nothing",
           "[integration][imap][restart]") {
   NatsServer nats;
   Dovecot dovecot;
@@ -699,7 +699,7 @@ TEST_CASE("bench: IMAP messages per second through the poller", "[.bench][imap]"
   }
 }
 
-TEST_CASE("imap client: without MOVE, a move is COPY + STORE \\Deleted + UID EXPUNGE (UIDPLUS)",
+TEST_CASE("imap client: without MOVE, a move is COPY, STORE Deleted and UID EXPUNGE (UIDPLUS)",
           "[integration][imap][after-durable]") {
   std::mutex mutex;
   std::vector<std::string> commands;
