@@ -3,8 +3,8 @@
 // only once the interactions are in JetStream. An MTA queues and retries on its own, so
 // neither spools: the route answers 503 with Retry-After (on_nats_down: reject, the default
 // here) and the command exits 75 (EX_TEMPFAIL), which Postfix and Exim treat as "defer".
-// Not wired yet: mode imap (the IMAP poller, issue 12 item 2) -- its keys are read and checked,
-// and check-config refuses the mode until the poller is merged.
+// And from a mailbox: mode imap polls it (imap_source.hpp on the shared poll loop: one
+// instance per mailbox by lease, the cursor "UIDVALIDITY:UID" stored only once durable).
 #include <sysexits.h>
 
 #include <cstdio>
@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "connectors/email/email_parse.hpp"
+#include "connectors/email/imap_source.hpp"
 #include "gateway/config/config.hpp"
 #include "gateway/core/log.hpp"
 #include "gateway/core/strings.hpp"
@@ -119,8 +120,7 @@ class EmailConnector : public ChannelConnector<MailAccount> {
     if (a.poll_interval < milliseconds(1000))
       entry.problem("poll_interval",
                     "must be at least 1s (providers lock out mailboxes polled faster)");
-    if (a.after_durable != "keep" && a.after_durable != "seen" &&
-        !(a.after_durable.rfind("move:", 0) == 0 && a.after_durable.size() > 5))
+    if (!parse_after_durable(a.after_durable))
       entry.problem("after_durable", "must be keep, seen or move:<folder>");
     if (a.mode == "imap") {
       if (a.url.empty())
@@ -130,10 +130,6 @@ class EmailConnector : public ChannelConnector<MailAccount> {
       if (a.username.empty()) entry.problem("username", "is required for mode imap");
       if (a.password.empty() == a.oauth2_token.empty())
         entry.problem("password", "mode imap needs exactly one of password and oauth2_token");
-      // The poller is written in parallel (issue 12 item 2) and wired at merge.
-      entry.problem("mode",
-                    "imap is not wired yet: use mode pipe (an MTA's pipe transport, or "
-                    "POST /v1/email/<account>) for now");
     } else if (a.mode == "pipe") {
       if (!a.url.empty()) entry.problem("url", "is for mode imap; a pipe account has no mailbox");
     } else {
@@ -141,9 +137,39 @@ class EmailConnector : public ChannelConnector<MailAccount> {
     }
   }
 
-  void start_channel(GatewayContext&, Router& router) override {
+  void start_channel(GatewayContext& context, Router& router) override {
     router.add_channel_route(
         {"POST", "email", 0, [this](const InboundRequest& r) { return receive(r); }});
+    for (const auto& [name, a] : accounts()) {
+      if (a.mode != "imap") continue;
+      ImapSourceSettings settings;
+      settings.imap.account = name;
+      settings.imap.url = a.url;
+      settings.imap.mailbox = a.mailbox;
+      settings.imap.username = a.username;
+      settings.imap.password = a.password;
+      settings.imap.oauth2_token = a.oauth2_token;
+      settings.imap.tls_verify = a.tls_verify;
+      settings.imap.max_message = a.max_body;
+      settings.poll_interval = a.poll_interval;
+      settings.after_durable = parse_after_durable(a.after_durable).value();  // checked in read
+      auto source = std::make_unique<ImapSource>(
+          std::move(settings), [mailbox = a.settings()](std::string_view raw, SysMillis now) {
+            return parse_email(raw, mailbox, now);
+          });
+      auto loop = std::make_unique<PollLoop>(
+          std::move(source), context.cursors, context.pipeline, context.metrics,
+          poll_loop_settings(context.config, "email", name, imap_cursor_key(name),
+                             milliseconds(0)));
+      loop->start();
+      pollers_.push_back(std::move(loop));
+    }
+  }
+
+ public:
+  void stop() override {
+    for (auto& poller : pollers_) poller->stop();
+    pollers_.clear();
   }
 
  private:
@@ -220,6 +246,8 @@ class EmailConnector : public ChannelConnector<MailAccount> {
     std::printf("%s\n", answer(accepted.value()).dump().c_str());
     return EX_OK;
   }
+
+  std::vector<std::unique_ptr<PollLoop>> pollers_;  // one per imap account
 };
 
 }  // namespace
