@@ -4,10 +4,14 @@
 // message that can never be taken (413 / exit 65) -- and no retry may publish twice.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+#include <set>
+
 #include <fstream>
 #include <string>
 #include <vector>
 
+#include "tests/support/dovecot.hpp"
 #include "tests/support/harness.hpp"
 
 using namespace omnigate::testing;
@@ -242,4 +246,61 @@ TEST_CASE(
       check("max-body.yaml", "      token: " + kEmailToken + "\n      max_body: 1MiB\n");
   CHECK(max_body.exit_code == 2);
   CHECK_THAT(max_body.output, Catch::Contains("max_body"));
+}
+
+// ----------------------------------------------------------------------- mode imap, wired
+
+TEST_CASE(
+    "email imap: a gateway with mode imap publishes the mailbox's real-shaped mail once, "
+    "mapped like the pipe, and marks it seen only once durable",
+    "[integration][email][imap]") {
+  Dovecot dovecot;
+  NatsServer nats;
+  const std::vector<std::string> files = {"koi8r_q_subject_qp_body_outlook_express.eml",
+                                          "cp1251_base64_body_thebat.eml",
+                                          "rfc2231_filename_continuations_thunderbird.eml"};
+  for (const auto& file : files) dovecot.append(channel_fixture("email", file));
+  const std::string channels =
+      "  email:\n"
+      "    - account: box\n"
+      "      mode: imap\n"
+      "      url: " +
+      dovecot.url() +
+      "\n"
+      "      username: " +
+      Dovecot::kUser +
+      "\n"
+      "      password: " +
+      Dovecot::kPassword +
+      "\n"
+      "      tls_verify: false\n"
+      "      poll_interval: 1s\n"
+      "      after_durable: seen\n";
+  RunningGateway gateway(test_config_yaml(nats.url(), "", channels));
+  REQUIRE(eventually([&] { return read_stream(nats.url()).size() == files.size(); },
+                     std::chrono::seconds(20)));
+  REQUIRE(eventually([&] {
+    auto flags = dovecot.flags();
+    return flags.size() == files.size() &&
+           std::all_of(flags.begin(), flags.end(), [](const auto& f) { return f.seen(); });
+  }));
+  auto messages = read_stream(nats.url());
+  CHECK(schema_problems(messages).empty());
+  std::set<std::string> subjects;
+  for (const auto& m : messages) {
+    CHECK(m.subject == "omnigate.interactions.email.box.message");
+    CHECK(m.body["raw"]["content_type"] == "message/rfc822");
+    subjects.insert(m.body["message"]["subject"].get<std::string>());
+  }
+  CHECK(subjects.size() == files.size());
+  // The cursor names the mailbox's UIDVALIDITY and the last durable UID.
+  const auto status = dovecot.status();
+  CHECK(stored_cursor(nats.url(), "email.box.uid") ==
+        std::to_string(status.uidvalidity) + ":" + std::to_string(files.size()));
+
+  // New mail is picked up on the next poll; nothing already published comes again.
+  dovecot.append(channel_fixture("email", "gmail_alternative_base64.eml"));
+  REQUIRE(eventually([&] { return read_stream(nats.url()).size() == files.size() + 1; },
+                     std::chrono::seconds(20)));
+  CHECK(gateway.gateway().metrics().duplicates.value({"email"}) == 0);
 }
