@@ -887,12 +887,7 @@ struct Mail {
     return in;
   }
   void publish(Interaction in, std::string native_key) {
-    Submission s;
-    s.interaction = std::move(in);
-    s.native_key = std::move(native_key);
-    s.raw_bytes = raw;
-    s.raw_content_type = "message/rfc822";
-    out.submissions.push_back(std::move(s));
+    out.add(std::move(in), std::move(native_key), raw, "message/rfc822");
   }
 };
 
@@ -1034,9 +1029,8 @@ Result<Mapped> parse_email(std::string_view raw, const MailboxSettings& mailbox,
 
   // As on every channel (Telegram, VK, WhatsApp): the withdrawal travels in the message that
   // made it, so a CRM reads one shape.
-  const bool stop_word =
-      (subject && mailbox.stop_words.matches(strip_reply_prefixes(*subject))) ||
-      (!text.empty() && mailbox.stop_words.matches(unquoted_text(text)));
+  const bool stop_word = (subject && mailbox.stop_words.matches(strip_reply_prefixes(*subject))) ||
+                         (!text.empty() && mailbox.stop_words.matches(unquoted_text(text)));
   if (stop_word && contact) in.consent.push_back(stop_word_withdrawal(std::string(kChannel), at));
   mail.publish(std::move(in), native_id);
   return std::move(mail.out);

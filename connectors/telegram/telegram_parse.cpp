@@ -249,12 +249,7 @@ Result<ParsedUpdate> parse_update(std::string_view body, const BotSettings& bot,
   out.update_id = *update_id;
 
   auto publish = [&](Interaction in) {
-    Submission s;
-    s.interaction = std::move(in);
-    s.native_key = std::to_string(*update_id);
-    s.raw_bytes = body;
-    s.raw_content_type = "application/json";
-    out.submissions.push_back(std::move(s));
+    out.add(std::move(in), std::to_string(*update_id), body, "application/json");
   };
 
   for (const char* key : {"message", "edited_message"}) {

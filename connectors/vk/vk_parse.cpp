@@ -185,14 +185,7 @@ struct Event {
     in.occurred_at = at;
     return in;
   }
-  void publish(Interaction in) {
-    Submission s;
-    s.interaction = std::move(in);
-    s.native_key = native_key;
-    s.raw_bytes = body;
-    s.raw_content_type = "application/json";
-    out.submissions.push_back(std::move(s));
-  }
+  void publish(Interaction in) { out.add(std::move(in), native_key, body, "application/json"); }
   void ignore(std::string type) { out.ignored.push_back(std::move(type)); }
 
   // message_new (wrapped in {message, client_info}) and message_edit (the bare message).

@@ -133,13 +133,8 @@ struct Batch {
   Mapped out;
 
   void publish(Interaction in, std::string native_key) {
-    Submission s;
-    s.interaction = std::move(in);
-    s.native_key = std::move(native_key);
     // The POST's bytes: what Meta signed (one hash for the whole batch, see Pipeline).
-    s.raw_bytes = body;
-    s.raw_content_type = "application/json";
-    out.submissions.push_back(std::move(s));
+    out.add(std::move(in), std::move(native_key), body, "application/json");
   }
   void ignore(std::string type) { out.ignored.push_back(std::move(type)); }
 

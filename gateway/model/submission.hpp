@@ -34,6 +34,17 @@ struct Accepted {
 struct Mapped {
   std::vector<Submission> submissions;
   std::vector<std::string> ignored;
+
+  // Appends one interaction to publish, keyed by the provider's `native_key`; `raw` (the
+  // provider's bytes, for raw.sha256) must outlive the submission.
+  void add(Interaction in, std::string native_key, std::string_view raw,
+           std::string raw_content_type) {
+    Submission& s = submissions.emplace_back();
+    s.interaction = std::move(in);
+    s.native_key = std::move(native_key);
+    s.raw_bytes = raw;
+    s.raw_content_type = std::move(raw_content_type);
+  }
 };
 
 }  // namespace omnigate
