@@ -447,6 +447,7 @@ Result<std::vector<bool>> Spool::append_all(const std::vector<SpoolRecord>& reco
 }
 
 bool Spool::contains(std::string_view id) const {
+  if (depth_.load(std::memory_order_acquire) == 0) return false;
   std::lock_guard lock(mutex_);
   StatementUse query(contains_);
   bind_text(query.get(), 1, id);
@@ -499,7 +500,7 @@ Status Spool::remove(int64_t seq) {
   }
   if (sqlite3_changes(db_.get()) == 1) {
     bytes_ -= std::min(bytes_, size);
-    depth_ -= std::min<uint64_t>(depth_, 1);
+    depth_ -= std::min<uint64_t>(depth_.load(), 1);
   }
   return ok_status();
 }

@@ -4,6 +4,7 @@
 // replayer drains it oldest first and removes what JetStream acknowledged.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -104,7 +105,9 @@ class Spool {
   uint64_t max_bytes_ = 0;
   spool_detail::FileLock lock_;  // declared first: released after the database is closed
   mutable std::mutex mutex_;
-  uint64_t depth_ = 0;
+  // Written under mutex_; atomic so contains() answers "no" without the lock and without
+  // SQLite while the spool is empty -- every new interaction asks, on every channel.
+  std::atomic<uint64_t> depth_{0};
   uint64_t bytes_ = 0;
   // Declared after db_ so they are finalized before it is closed.
   spool_detail::Database db_;

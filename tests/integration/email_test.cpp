@@ -5,11 +5,12 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
-#include <set>
-
 #include <fstream>
+#include <set>
 #include <string>
 #include <vector>
+
+#include "gateway/core/secrets.hpp"
 
 #include "tests/support/dovecot.hpp"
 #include "tests/support/harness.hpp"
@@ -303,4 +304,57 @@ TEST_CASE(
   REQUIRE(eventually([&] { return read_stream(nats.url()).size() == files.size() + 1; },
                      std::chrono::seconds(20)));
   CHECK(gateway.gateway().metrics().duplicates.value({"email"}) == 0);
+}
+
+// ------------------------------------------------------------------- large mail, off the bus
+
+TEST_CASE(
+    "email: a 28 MB mail with a 20 MiB attachment is taken, and its interaction carries "
+    "the attachment's metadata only",
+    "[integration][email][large]") {
+  NatsServer nats;
+  std::string section = email_section();
+  section.replace(section.find("max_message: 64KiB"), 18, "max_message: 50MiB");
+  RunningGateway gateway(test_config_yaml(nats.url(), "", section));
+  // 20 MiB of deterministic bytes, base64 in 76-character lines as an MUA writes them.
+  std::string blob(20 * 1024 * 1024, '\0');
+  uint32_t x = 12345;
+  for (auto& c : blob) {
+    x = x * 1664525u + 1013904223u;
+    c = static_cast<char>(x >> 24);
+  }
+  std::string encoded = omnigate::base64url_encode(blob);
+  for (auto& c : encoded) c = c == '-' ? '+' : c == '_' ? '/' : c;  // standard alphabet
+  while (encoded.size() % 4 != 0) encoded += '=';
+  std::string lines;
+  lines.reserve(encoded.size() + encoded.size() / 76 * 2 + 2);
+  for (size_t i = 0; i < encoded.size(); i += 76) lines += encoded.substr(i, 76) + "\r\n";
+  const std::string raw =
+      "From: =?utf-8?B?0JDQvdC90LA=?= <anna@example.com>\r\n"
+      "To: support@example.ru\r\n"
+      "Subject: =?utf-8?B?0JDRgNGF0LjQsiDQt9CwINC90L7Rj9Cx0YDRjA==?=\r\n"
+      "Date: Tue, 01 Dec 2026 12:30:00 +0300\r\n"
+      "Message-ID: <large-20mib@example.com>\r\n"
+      "MIME-Version: 1.0\r\n"
+      "Content-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n"
+      "--b1\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nАрхив во вложении.\r\n"
+      "--b1\r\nContent-Type: application/zip; name=\"archive.zip\"\r\n"
+      "Content-Disposition: attachment; filename=\"archive.zip\"\r\n"
+      "Content-Transfer-Encoding: base64\r\n\r\n" +
+      lines + "--b1--\r\n";
+  REQUIRE(raw.size() > 28'000'000);
+  auto answer = post_mail(gateway, raw);
+  REQUIRE(answer);
+  INFO(answer->body);
+  CHECK(answer->status == 200);
+  auto messages = email_messages(nats.url());
+  REQUIRE(messages.size() == 1);
+  const json& in = messages[0].body;
+  CHECK(in["message"]["text"] == "Архив во вложении.");
+  REQUIRE(in["message"]["attachments"].size() == 1);
+  CHECK(in["message"]["attachments"][0]["size"] == blob.size());
+  CHECK(in["message"]["attachments"][0]["file_name"] == "archive.zip");
+  // Metadata only: the document is a few hundred bytes, far under NATS's 1 MiB max_payload.
+  CHECK(in.dump().size() < 4096);
+  CHECK(schema_problems(messages).empty());
 }
