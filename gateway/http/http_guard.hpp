@@ -103,7 +103,7 @@ class GuardedServer : public httplib::Server {
   std::unique_ptr<Parker> parker_;
   mutable std::mutex mutex_;
   std::unordered_map<std::string, int> per_ip_;  // open connections per client key
-  std::unordered_map<int, bool> active_;         // fds served by a pool thread right now
+  std::unordered_map<int, std::string> active_;  // fds served by a pool thread now -> client key
   size_t open_ = 0;
   Pool* pool_ = nullptr;  // the server's task queue, while it runs (guarded by mutex_)
 };
