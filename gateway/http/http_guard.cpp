@@ -627,15 +627,16 @@ bool GuardedServer::process_and_close_socket(socket_t sock) {
   bool exempt = limits_.exempt.trusts(connection->peer_ip);
   bool refused = false;
   if (!exempt) connection->key = client_key(connection->peer_ip);
-  // Counts only connections that are still there. One a worker still holds whose client has
-  // hung up (it read its answer and closed) is on its way out, however long the loaded machine
-  // takes to schedule that worker: not counted (under ctest -j2, 100 ms was not always enough).
+  // Counts only connections that are still there. One whose client has hung up (it read its
+  // answer and closed) is on its way out -- parked, queued for a worker or being closed --
+  // however long a loaded machine takes to get to it: not counted (under ctest -j2 the 100 ms
+  // grace was not always enough).
   auto at_cap = [&] {
     std::lock_guard lock(mutex_);
     auto it = per_ip_.find(connection->key);
     if (it == per_ip_.end() || it->second < limits_.max_connections_per_ip) return false;
     int gone = 0;
-    for (const auto& [fd, key] : active_) {
+    for (const auto& [fd, key] : counted_) {
       if (key != connection->key) continue;
       pollfd p{fd, POLLRDHUP, 0};
       if (::poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0) ++gone;
@@ -656,7 +657,10 @@ bool GuardedServer::process_and_close_socket(socket_t sock) {
   {
     std::lock_guard lock(mutex_);
     ++open_;
-    if (!exempt) ++per_ip_[connection->key];
+    if (!exempt) {
+      ++per_ip_[connection->key];
+      counted_[sock] = connection->key;
+    }
   }
   if (refused) {
     if (on_event_) on_event_(GuardEvent::per_ip_cap);
@@ -788,6 +792,7 @@ void GuardedServer::close(std::unique_ptr<Connection> connection) {
   {
     std::lock_guard lock(mutex_);
     --open_;
+    counted_.erase(connection->fd);
     if (!connection->key.empty()) {
       auto it = per_ip_.find(connection->key);
       if (it != per_ip_.end() && --it->second <= 0) per_ip_.erase(it);

@@ -104,6 +104,9 @@ class GuardedServer : public httplib::Server {
   mutable std::mutex mutex_;
   std::unordered_map<std::string, int> per_ip_;  // open connections per client key
   std::unordered_map<int, std::string> active_;  // fds served by a pool thread now -> client key
+  // Every connection counted in per_ip_, parked, queued, served or on its way to close:
+  // fd -> client key, until close() uncounts it.
+  std::unordered_map<int, std::string> counted_;
   size_t open_ = 0;
   Pool* pool_ = nullptr;  // the server's task queue, while it runs (guarded by mutex_)
 };
