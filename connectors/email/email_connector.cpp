@@ -20,6 +20,7 @@
 #include "gateway/kit/accounts.hpp"
 #include "gateway/nats/direct_pipeline.hpp"
 #include "gateway/pipeline/pipeline.hpp"
+#include "gateway/pipeline/raw_archive.hpp"
 
 namespace omnigate::email {
 namespace {
@@ -39,6 +40,8 @@ struct MailAccount : AccountBase {
   std::string after_durable = "keep";  // keep | seen | move:<folder>
   // The pipe route's bearer token (mode pipe).
   std::string token;
+  // Opens GET /v1/media/email/<account>/<interaction id>/<part>; "" = off.
+  std::string media_token;
   std::vector<std::string> addresses;  // the mailbox's own addresses, lower-case
 
   MailboxSettings settings() const { return {name, addresses, stop_words}; }
@@ -70,6 +73,11 @@ class EmailConnector : public ChannelConnector<MailAccount> {
   std::string_view channel() const override { return "email"; }
   // An MTA queues and retries on its own: a 503 is the honest answer, never a local spool.
   bool spools_by_default() const override { return false; }
+  std::string why_never_spools() const override {
+    return "e-mail never spools: the whole message must reach the raw archive "
+           "(nats.raw_archive) in JetStream before it is taken; an MTA's queue, or the mailbox, "
+           "keeps it until then";
+  }
   int config_error_exit_code() const override { return EX_CONFIG; }
   std::string max_body_key() const override { return "max_message"; }
 
@@ -107,6 +115,7 @@ class EmailConnector : public ChannelConnector<MailAccount> {
     a.tls_verify = entry.boolean("tls_verify", a.tls_verify);
     a.after_durable = entry.string("after_durable", a.after_durable);
     a.token = entry.secret("token", a.mode == "pipe");
+    a.media_token = entry.secret("media_token", false);
     for (const std::string& address : entry.string_list("addresses")) {
       std::string_view trimmed = trim(address);
       size_t at = trimmed.find('@');
@@ -140,6 +149,7 @@ class EmailConnector : public ChannelConnector<MailAccount> {
   void start_channel(GatewayContext& context, Router& router) override {
     router.add_channel_route(
         {"POST", "email", 0, [this](const InboundRequest& r) { return receive(r); }});
+    router.add_media_source("email", media_source(context.raw_archive));
     for (const auto& [name, a] : accounts()) {
       if (a.mode != "imap") continue;
       ImapSourceSettings settings;
@@ -187,6 +197,62 @@ class EmailConnector : public ChannelConnector<MailAccount> {
         context().pipeline.submit_mapped(std::move(mapped.value()), "email", request.deadline);
     if (!accepted) return Reply::error(accepted.error());
     return Reply::json(200, answer(accepted.value()));
+  }
+
+  // GET /v1/media/email/<account>/<interaction id>/<part>: the account's media_token opens it;
+  // the message is read back from the raw archive and the part (the attachment's
+  // provider_ref.part) decoded from it.
+  MediaSource media_source(RawArchive& archive) const {
+    MediaSource source;
+    source.nested_refs = true;
+    source.bearer_token = [this](std::string_view account) -> std::optional<std::string> {
+      const MailAccount* a = find(account);
+      if (!a) return std::nullopt;
+      return a->media_token;
+    };
+    source.resolve = [this, &archive](std::string_view account,
+                                      std::string_view ref) -> Result<MediaTarget> {
+      size_t slash = ref.find('/');
+      std::string_view id = ref.substr(0, slash);
+      if (slash == std::string_view::npos || !looks_like_uuid(id))
+        return make_error(ErrorCode::not_found, "media",
+                          "an e-mail media ref is <interaction id>/<part>: the interaction's "
+                          "id and the attachment's provider_ref.part (\"2\", \"1.2\")");
+      std::string_view path = ref.substr(slash + 1);
+      auto raw = archive.get(raw_object_name("email", account, id), find(account)->max_body);
+      if (!raw) return raw.error();
+      if (!raw.value())
+        return make_error(ErrorCode::not_found, "media",
+                          "no archived message for this interaction (not an e-mail of this "
+                          "account, or past nats.raw_archive.max_age)");
+      auto part = email_part(*raw.value(), path);
+      if (!part) return part.error();
+      MediaTarget target;
+      target.content_type = part->content_type;
+      target.file_name = part->file_name;
+      target.local = [bytes = std::move(part->bytes)](const MediaTarget::Begin& begin,
+                                                      const MediaTarget::Write& write) {
+        if (!begin("")) return ok_status();
+        constexpr size_t kChunk = 256 * 1024;
+        for (size_t at = 0; at < bytes.size(); at += kChunk) {
+          if (!write(std::string_view(bytes).substr(at, kChunk))) break;
+        }
+        return ok_status();
+      };
+      return target;
+    };
+    return source;
+  }
+
+  // A UUID in its 36-character text form (what interaction ids are).
+  static bool looks_like_uuid(std::string_view id) {
+    if (id.size() != 36) return false;
+    for (size_t i = 0; i < id.size(); ++i) {
+      bool dash = i == 8 || i == 13 || i == 18 || i == 23;
+      char c = id[i];
+      if (dash ? c != '-' : !((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+    }
+    return true;
   }
 
   // The first interaction (the mail itself, or its first bounce) names the delivery; null when

@@ -528,16 +528,21 @@ struct Parts {
   bool too_deep = false;
 };
 
+// A part's file name, decoded (RFC 2231 / RFC 2047 by GMime): the disposition's filename, else
+// the content type's name; "" when it has none.
+std::string file_name_of(GMimeObject* object) {
+  std::string name;
+  if (GMIME_IS_PART(object)) name = utf8(g_mime_part_get_filename(GMIME_PART(object)));
+  if (name.empty()) name = utf8(g_mime_object_get_content_type_parameter(object, "name"));
+  return std::string(trim(name));
+}
+
 Attachment attachment_of(GMimeObject* object, const std::string& path) {
   Attachment a;
   std::string mime = media_type_of(object);
   a.type = attachment_type(mime);
   a.mime_type = mime;
-  std::string name;
-  if (GMIME_IS_PART(object)) name = utf8(g_mime_part_get_filename(GMIME_PART(object)));
-  if (name.empty()) name = utf8(g_mime_object_get_content_type_parameter(object, "name"));
-  name = std::string(trim(name));
-  if (!name.empty()) a.file_name = name;
+  if (std::string name = file_name_of(object); !name.empty()) a.file_name = name;
   a.size = decoded_size(object);
   nlohmann::json ref = {{"part", path}};
   std::string cid = strip_angles(utf8(g_mime_object_get_content_id(object)));
@@ -886,8 +891,11 @@ struct Mail {
     in.occurred_at = at;
     return in;
   }
+  // The first interaction of a mail (the message, or a bounce's first status) keeps the whole
+  // message in the raw archive; the others point at the same bytes by raw.sha256.
   void publish(Interaction in, std::string native_key) {
     out.add(std::move(in), std::move(native_key), raw, "message/rfc822");
+    out.submissions.back().archive_raw = out.submissions.size() == 1;
   }
 };
 
@@ -912,13 +920,8 @@ bool has_header_block(std::string_view raw) {
   return false;
 }
 
-}  // namespace
-
-Result<Mapped> parse_email(std::string_view raw, const MailboxSettings& mailbox, SysMillis now) {
-  raw = without_from_line(raw);
-  if (!has_header_block(raw))
-    return make_error(ErrorCode::bad_request, "parse",
-                      "not an e-mail message: it must start with a header block (RFC 5322)");
+// The message GMime makes of `raw` (already without its mbox line); null when it is none.
+GObjectPtr<GMimeMessage> construct_message(std::string_view raw) {
   GMimeParserOptions* options = parser_options();
   // GMime's stream holds a copy of the bytes; the submissions point at the caller's.
   std::optional<std::string> repaired = merge_padded_b_words(raw);
@@ -926,7 +929,72 @@ Result<Mapped> parse_email(std::string_view raw, const MailboxSettings& mailbox,
   GObjectPtr<GMimeStream> stream(g_mime_stream_mem_new_with_buffer(bytes.data(), bytes.size()));
   GObjectPtr<GMimeParser> parser(g_mime_parser_new_with_stream(stream.get()));
   g_mime_parser_set_format(parser.get(), GMIME_FORMAT_MESSAGE);
-  GObjectPtr<GMimeMessage> message(g_mime_parser_construct_message(parser.get(), options));
+  return GObjectPtr<GMimeMessage>(g_mime_parser_construct_message(parser.get(), options));
+}
+
+// The part at `path` ("1", "2", "1.2": child numbers from the body root, as collect_parts
+// numbers them), or null. A single-part body is "1".
+GMimeObject* part_at(GMimeObject* body_root, std::string_view path) {
+  GMimeObject* object = body_root;
+  if (!GMIME_IS_MULTIPART(object)) return path == "1" ? object : nullptr;
+  int depth = 0;
+  size_t at = 0;
+  while (at < path.size()) {
+    size_t dot = path.find('.', at);
+    size_t end = dot == std::string_view::npos ? path.size() : dot;
+    std::string_view number = path.substr(at, end - at);
+    at = dot == std::string_view::npos ? path.size() : dot + 1;
+    if (number.empty() || number.size() > 4 || ++depth > kMaxMimeDepth) return nullptr;
+    int index = 0;
+    for (char c : number) {
+      if (c < '0' || c > '9') return nullptr;
+      index = index * 10 + (c - '0');
+    }
+    if (!object || !GMIME_IS_MULTIPART(object)) return nullptr;
+    GMimeMultipart* multipart = GMIME_MULTIPART(object);
+    if (index < 1 || index > g_mime_multipart_get_count(multipart)) return nullptr;
+    object = g_mime_multipart_get_part(multipart, index - 1);
+  }
+  return object;
+}
+
+}  // namespace
+
+Result<EmailPart> email_part(std::string_view raw, std::string_view path) {
+  raw = without_from_line(raw);
+  auto not_found = [&] {
+    return make_error(
+        ErrorCode::not_found, "media",
+        "the message has no attachment at part '" + std::string(path.substr(0, 64)) + "'");
+  };
+  if (path.empty() || path.size() > 5 * kMaxMimeDepth || !has_header_block(raw)) return not_found();
+  GObjectPtr<GMimeMessage> message = construct_message(raw);
+  GMimeObject* body_root = message ? g_mime_message_get_mime_part(message.get()) : nullptr;
+  GMimeObject* object = body_root ? part_at(body_root, path) : nullptr;
+  if (!object || GMIME_IS_MULTIPART(object)) return not_found();
+  EmailPart part;
+  part.content_type = media_type_of(object);
+  GObjectPtr<GMimeStream> stream(g_mime_stream_mem_new());
+  if (GMIME_IS_PART(object)) {
+    if (std::string name = file_name_of(object); !name.empty()) part.file_name = name;
+    GMimeDataWrapper* content = g_mime_part_get_content(GMIME_PART(object));
+    if (content) g_mime_data_wrapper_write_to_stream(content, stream.get());
+  } else if (GMIME_IS_MESSAGE_PART(object)) {
+    GMimeMessage* inner = g_mime_message_part_get_message(GMIME_MESSAGE_PART(object));
+    if (inner) g_mime_object_write_to_stream(GMIME_OBJECT(inner), nullptr, stream.get());
+  }
+  GByteArray* bytes = g_mime_stream_mem_get_byte_array(GMIME_STREAM_MEM(stream.get()));
+  if (bytes && bytes->len)
+    part.bytes.assign(reinterpret_cast<const char*>(bytes->data), bytes->len);
+  return part;
+}
+
+Result<Mapped> parse_email(std::string_view raw, const MailboxSettings& mailbox, SysMillis now) {
+  raw = without_from_line(raw);
+  if (!has_header_block(raw))
+    return make_error(ErrorCode::bad_request, "parse",
+                      "not an e-mail message: it must start with a header block (RFC 5322)");
+  GObjectPtr<GMimeMessage> message = construct_message(raw);
   if (!message)
     return make_error(ErrorCode::bad_request, "parse", "not an e-mail message (no header block)");
   GMimeObject* root_headers = GMIME_OBJECT(message.get());

@@ -3,6 +3,7 @@
 // ../../../wt/EMAIL.md (the channel's mapping contract); fixtures/cases.json pins them.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -35,9 +36,23 @@ inline constexpr size_t kMaxTextBytes = 64 * 1024;
 //   - for a delivery status notification: one kind status (state bounced) per failed recipient;
 //     other actions are ignored as "dsn_<action>".
 // Every submission's raw is the whole message ("message/rfc822"; an mbox "From " line an MTA
-// put first is not part of it). bad_request only when the
+// put first is not part of it); the first one archives it (Submission::archive_raw), so the
+// message and its attachments are in the raw archive, not on the bus. bad_request only when the
 // bytes are not a message at all (no header block). `now` is the received time and the
 // fallback of a missing or unreadable Date. Thread-safe; never throws.
 Result<Mapped> parse_email(std::string_view raw, const MailboxSettings& mailbox, SysMillis now);
+
+// One attachment of a message, decoded (transfer encoding removed; a forwarded message is
+// its RFC 5322 bytes).
+struct EmailPart {
+  std::string content_type;  // "application/pdf"
+  std::optional<std::string> file_name;
+  std::string bytes;
+};
+
+// The leaf part at `path` of the message `raw` -- the provider_ref.part parse_email gave the
+// attachment ("2", "1.2") -- for GET /v1/media/email/<account>/<id>/<part>. not_found when
+// there is no such part or it is a multipart. The walk is bounded by kMaxMimeDepth.
+Result<EmailPart> email_part(std::string_view raw, std::string_view path);
 
 }  // namespace omnigate::email

@@ -231,7 +231,10 @@ class TelegramConnector : public ChannelConnector<BotConfig> {
     }
     std::string file_path = file.result["file_path"].get<std::string>();
     // Telegram's file server sends application/octet-stream: the type is the path's extension.
-    return MediaTarget{api.file_url(file_path), {}, media_type_for_path(file_path)};
+    MediaTarget target;
+    target.url = api.file_url(file_path);
+    target.content_type = media_type_for_path(file_path);
+    return target;
   }
 
   std::vector<std::unique_ptr<Poller>> pollers_;

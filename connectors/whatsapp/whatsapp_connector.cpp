@@ -120,8 +120,11 @@ class WhatsAppConnector : public ChannelConnector<NumberAccount> {
       const NumberAccount& a = *find(name);
       auto location = resolve_media(a.graph(), media_id, std::chrono::milliseconds(15'000));
       if (!location) return location.error();
-      return MediaTarget{
-          location->url, {{"Authorization", "Bearer " + a.access_token}}, location->mime_type};
+      MediaTarget target;
+      target.url = location->url;
+      target.headers = {{"Authorization", "Bearer " + a.access_token}};
+      target.content_type = location->mime_type;
+      return target;
     };
     return source;
   }

@@ -127,8 +127,12 @@ Result<std::unique_ptr<Gateway>> Gateway::create(Config config) {
   gateway->sink_ = gateway->spooling_sink_.get();
   gateway->add_dedup_gauges();
   gateway->add_spool_gauges();
-  gateway->pipeline_ = std::make_unique<Pipeline>(
-      gateway->config_, gateway->publisher_->seen_index(), *gateway->sink_, gateway->metrics_);
+  gateway->raw_archive_ = std::make_unique<ObjectStoreArchive>(
+      [publisher = gateway->publisher_.get()] { return publisher->connection(); },
+      raw_archive_settings(gateway->config_.nats));
+  gateway->pipeline_ =
+      std::make_unique<Pipeline>(gateway->config_, gateway->publisher_->seen_index(),
+                                 *gateway->sink_, gateway->metrics_, gateway->raw_archive_.get());
   gateway->consent_ = std::make_unique<ConsentService>(gateway->config_, *gateway->pipeline_,
                                                        gateway->metrics_, *gateway->publisher_);
   gateway->add_builtin_routes();
@@ -140,7 +144,7 @@ Result<std::unique_ptr<Gateway>> Gateway::create(Config config) {
       std::make_unique<NameCache>(gateway->publisher_.get(), gateway->config_.nats.names_ttl);
   gateway->context_ = std::make_unique<GatewayContext>(
       GatewayContext{gateway->config_, *gateway->pipeline_, gateway->metrics_, *gateway->consent_,
-                     *gateway->cursors_, *gateway->names_});
+                     *gateway->cursors_, *gateway->names_, *gateway->raw_archive_});
   for (auto& connector : gateway->config_.connectors)
     connector->start(*gateway->context_, *gateway);
   // After the channel routes: cpp-httplib tries routes in order, webhooks are the hot path.

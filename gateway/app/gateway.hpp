@@ -13,6 +13,7 @@
 #include "gateway/consent/consent.hpp"
 #include "gateway/core/metrics.hpp"
 #include "gateway/kit/connector.hpp"
+#include "gateway/nats/object_store.hpp"
 #include "gateway/nats/publisher.hpp"
 #include "gateway/pipeline/pipeline.hpp"
 #include "gateway/pipeline/sink.hpp"
@@ -88,6 +89,7 @@ class Gateway : public Router {
   std::unique_ptr<Spool> spool_;
   std::unique_ptr<SpoolingSink> spooling_sink_;
   Sink* sink_ = nullptr;  // what the pipeline hands interactions to
+  std::unique_ptr<ObjectStoreArchive> raw_archive_;
   std::unique_ptr<Pipeline> pipeline_;
   std::unique_ptr<ConsentService> consent_;
   std::unique_ptr<CursorStore> cursors_;

@@ -2,6 +2,7 @@
 
 #include "gateway/core/strings.hpp"
 
+#include <algorithm>
 #include <fstream>
 #include <regex>
 #include <sstream>
@@ -71,6 +72,15 @@ void read_http(ConfigMap map, HttpConfig& http) {
   map.finish();
 }
 
+// A name NATS accepts for an Object Store bucket (and so in the stream name OBJ_<bucket>).
+bool bucket_name_ok(std::string_view name) {
+  if (name.empty() || name.size() > 64) return false;
+  return std::all_of(name.begin(), name.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == '-';
+  });
+}
+
 void read_nats(ConfigMap map, NatsConfig& nats) {
   nats.url = map.string("url", nats.url);
   nats.client_name = map.string("client_name", nats.client_name);
@@ -92,6 +102,12 @@ void read_nats(ConfigMap map, NatsConfig& nats) {
   nats.stream.max_age = stream.duration("max_age", nats.stream.max_age);
   nats.stream.max_bytes = stream.integer("max_bytes", -1, -1, INT64_MAX);
   stream.finish();
+  ConfigMap raw_archive = map.map("raw_archive");
+  nats.raw_archive.bucket = raw_archive.string("bucket", nats.raw_archive.bucket);
+  if (!bucket_name_ok(nats.raw_archive.bucket))
+    raw_archive.problem("bucket", "must be 1-64 characters of A-Z a-z 0-9 _ -");
+  nats.raw_archive.max_age = raw_archive.duration("max_age", nats.raw_archive.max_age);
+  raw_archive.finish();
   nats.dedup_horizon = map.duration("dedup_horizon", nats.dedup_horizon);
   nats.names_ttl = map.duration("names_ttl", nats.names_ttl);
   if (nats.names_ttl.count() <= 0) map.problem("names_ttl", "must be positive (e.g. 3d)");
@@ -234,6 +250,8 @@ void read_channels(ConfigMap map, Config& config) {
       std::string policy = entry.string("on_nats_down", default_policy);
       if (policy != "spool" && policy != "reject") {
         entry.problem("on_nats_down", "must be spool or reject");
+      } else if (policy == "spool" && !connector->why_never_spools().empty()) {
+        entry.problem("on_nats_down", "must be reject: " + connector->why_never_spools());
       }
       config.spool_on_nats_down[registration.channel + "/" + account] = policy == "spool";
       connector->read_account(account, entry);

@@ -79,6 +79,13 @@ struct StreamConfig {
   int64_t max_bytes = -1;
 };
 
+// The raw archive (gateway/pipeline/raw_archive.hpp): whole e-mails kept beside the stream in
+// the NATS Object Store layout, stream OBJ_<bucket>, created on first use.
+struct RawArchiveConfig {
+  std::string bucket = "omnigate_raw";
+  milliseconds max_age{30LL * 24 * 3600 * 1000};  // 0 = kept for ever
+};
+
 struct NatsConfig {
   std::string url = "nats://127.0.0.1:4222";
   std::string client_name = "omnigate";
@@ -96,6 +103,7 @@ struct NatsConfig {
   milliseconds names_ttl{3LL * 24 * 3600 * 1000};
   bool manage_streams = true;
   StreamConfig stream;
+  RawArchiveConfig raw_archive;
 };
 
 struct IdentityConfig {

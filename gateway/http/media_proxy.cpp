@@ -40,6 +40,28 @@ std::string_view next_segment(std::string_view path, size_t& from) {
   return segment;
 }
 
+// RFC 6266 with the RFC 8187 form only: every byte outside attr-char percent-encoded, so a
+// Cyrillic or hostile name (quotes, CR LF) can never break the header.
+std::string content_disposition(std::string_view file_name) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string value = "attachment; filename*=UTF-8''";
+  size_t length = std::min<size_t>(file_name.size(), 255);
+  while (length < file_name.size() &&
+         (static_cast<unsigned char>(file_name[length]) & 0xC0) == 0x80)
+    --length;  // never cut a UTF-8 sequence
+  for (unsigned char c : file_name.substr(0, length)) {
+    if (is_alnum(static_cast<char>(c)) ||
+        std::string_view("!#$&+-.^_`|~").find(static_cast<char>(c)) != std::string_view::npos) {
+      value += static_cast<char>(c);
+    } else {
+      value += '%';
+      value += kHex[c >> 4];
+      value += kHex[c & 15];
+    }
+  }
+  return value;
+}
+
 }  // namespace
 
 bool parse_media_path(std::string_view path, MediaPath& out) {
@@ -55,7 +77,7 @@ bool parse_media_path(std::string_view path, MediaPath& out) {
   bool channel_lower = std::none_of(parsed.channel.begin(), parsed.channel.end(),
                                     [](char c) { return c >= 'A' && c <= 'Z'; });
   if (!channel_lower || !segment_ok(parsed.channel, 32, "_") ||
-      !segment_ok(parsed.account, 64, "_-") || !segment_ok(parsed.ref, 512, "_.:-")) {
+      !segment_ok(parsed.account, 64, "_-") || !segment_ok(parsed.ref, 512, "_.:/-")) {
     return false;
   }
   out = parsed;
@@ -105,6 +127,7 @@ struct MediaProxy::Transfer {
   bool done = false;     // the worker is finished with it
   std::optional<Error> error;
   std::string content_type;
+  std::optional<std::string> file_name;
 
   bool stop_requested() const { return cancelled.load() || pool_stopping->load(); }
 
@@ -123,33 +146,51 @@ struct MediaProxy::Transfer {
     changed.notify_all();
   }
 
-  // On a media worker: resolve the ref, download, hand the chunks over through a bounded buffer.
+  // The answer starts: its type is known (the upstream's first byte arrived).
+  bool begin(const MediaTarget& target, std::string_view upstream_type) {
+    std::lock_guard lock(mutex);
+    started = true;
+    content_type = target.content_type     ? *target.content_type
+                   : upstream_type.empty() ? "application/octet-stream"
+                                           : std::string(upstream_type);
+    file_name = target.file_name;
+    changed.notify_all();
+    return !stop_requested();
+  }
+
+  // Hands `chunk` to the sending thread, waiting while the buffer is full.
+  bool push(std::string_view chunk) {
+    std::unique_lock lock(mutex);
+    // The pool's stop flag is set under another mutex: look again now and then.
+    while (buffered >= limits.buffer_bytes && !stop_requested())
+      changed.wait_for(lock, milliseconds(250));
+    if (stop_requested()) return false;
+    chunks.emplace_back(chunk);
+    buffered += chunk.size();
+    changed.notify_all();
+    return true;
+  }
+
+  // On a media worker: resolve the ref, download (or read the gateway's own bytes), hand the
+  // chunks over through a bounded buffer.
   void run() {
     if (stop_requested()) return finish(make_error(ErrorCode::overloaded, "media", "cancelled"));
     auto target = source->resolve(account, ref);
     if (!target) return finish(target.error());
+    if (target->local) {
+      auto read = target->local([&](std::string_view type) { return begin(*target, type); },
+                                [&](std::string_view chunk) { return push(chunk); });
+      if (!read) return finish(read.error());
+      if (stop_requested())
+        return finish(make_error(ErrorCode::upstream_timeout, "media", "the read was cancelled"));
+      return finish(std::nullopt);
+    }
     http::DownloadRequest request{target->url, target->headers, limits.timeout};
     http::DownloadHandlers handlers;
     handlers.on_first_byte = [&](int, std::string_view upstream_type) {
-      std::lock_guard lock(mutex);
-      started = true;
-      content_type = target->content_type    ? *target->content_type
-                     : upstream_type.empty() ? "application/octet-stream"
-                                             : std::string(upstream_type);
-      changed.notify_all();
-      return !stop_requested();
+      return begin(*target, upstream_type);
     };
-    handlers.on_chunk = [&](std::string_view chunk) {
-      std::unique_lock lock(mutex);
-      // The pool's stop flag is set under another mutex: look again now and then.
-      while (buffered >= limits.buffer_bytes && !stop_requested())
-        changed.wait_for(lock, milliseconds(250));
-      if (stop_requested()) return false;
-      chunks.emplace_back(chunk);
-      buffered += chunk.size();
-      changed.notify_all();
-      return true;
-    };
+    handlers.on_chunk = [&](std::string_view chunk) { return push(chunk); };
     handlers.cancelled = [this] { return stop_requested(); };
     auto result = http::download(request, handlers);
     if (!result) return finish(result.error());
@@ -261,6 +302,12 @@ Reply MediaProxy::handle(const InboundRequest& request) {
   for (const auto& [name, candidate] : sources_) {
     if (name == path.channel) source = &candidate;
   }
+  if (source && !source->nested_refs && path.ref.find('/') != std::string_view::npos) {
+    metrics_.media_requests.inc({std::string(path.channel), "not_found"});
+    return Reply::error(make_error(ErrorCode::not_found, "route",
+                                   "a " + std::string(path.channel) +
+                                       " media ref is one path segment ([A-Za-z0-9_.:-]{1,512})"));
+  }
   // The channel label only ever names a registered channel: labels stay a bounded set.
   const std::string channel = source ? std::string(path.channel) : "unknown";
   auto refuse = [&](const Error& error) {
@@ -336,6 +383,8 @@ Reply MediaProxy::handle(const InboundRequest& request) {
   {
     std::lock_guard lock(transfer->mutex);
     reply.content_type = transfer->content_type;
+    if (transfer->file_name)
+      reply.headers.emplace_back("Content-Disposition", content_disposition(*transfer->file_name));
   }
   reply.headers.emplace_back("Cache-Control", "private, max-age=3600");
   reply.stream = [sending](const Reply::Writer& write) {

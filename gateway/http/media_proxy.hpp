@@ -28,6 +28,14 @@ struct MediaTarget {
   std::string url;
   http::HeaderList headers;
   std::optional<std::string> content_type;
+  // Sent as Content-Disposition: attachment; filename*=UTF-8''... (the e-mail part's name).
+  std::optional<std::string> file_name;
+  // Bytes the gateway holds itself rather than a URL (the e-mail archive), read on the media
+  // worker: it calls `begin(content_type)` once, then `write` with the bytes in order; false
+  // from either means stop (the client is gone). An Error before `begin` is the answer.
+  using Begin = std::function<bool(std::string_view content_type)>;
+  using Write = std::function<bool(std::string_view bytes)>;
+  std::function<Status(const Begin& begin, const Write& write)> local;
 };
 
 struct MediaSource {
@@ -38,6 +46,9 @@ struct MediaSource {
   // with the bearer checked. Runs on a media worker and may call the provider (Telegram's
   // getFile); an Error is the answer (not_found: the provider does not know the ref).
   std::function<Result<MediaTarget>(std::string_view account, std::string_view ref)> resolve;
+  // Refs may contain '/' (e-mail: <interaction id>/<part>). Never for a source that puts the
+  // ref into a provider URL, where a slash could walk the provider's paths.
+  bool nested_refs = false;
 };
 
 struct MediaProxyLimits {
@@ -79,7 +90,8 @@ class MediaProxy {
 };
 
 // Parses /v1/media/<channel>/<account>/<ref> by a character loop: channel [a-z0-9_]{1,32},
-// account [A-Za-z0-9_-]{1,64}, ref [A-Za-z0-9_.:-]{1,512}. False for anything else.
+// account [A-Za-z0-9_-]{1,64}, ref [A-Za-z0-9_.:/-]{1,512} (a '/' only where the source allows
+// nested refs). False for anything else.
 struct MediaPath {
   std::string_view channel, account, ref;
 };

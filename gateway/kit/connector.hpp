@@ -21,6 +21,7 @@ class Metrics;
 class ConsentService;
 class CursorStore;
 class NameCache;
+class RawArchive;
 
 using RouteHandler = std::function<Reply(const InboundRequest&)>;
 
@@ -58,6 +59,8 @@ struct GatewayContext {
   CursorStore& cursors;
   // Display names looked up from a provider API, shared by every instance (VK users.get).
   NameCache& names;
+  // Raw bytes kept beside the stream (Submission::archive_raw), read back by media sources.
+  RawArchive& raw_archive;
 };
 
 class Connector {
@@ -80,6 +83,9 @@ class Connector {
   // `spool` (providers that punish errors or drop undelivered events: webhooks, pollers),
   // false = `reject`, 503 with Retry-After (callers that retry on their own: an API).
   virtual bool spools_by_default() const { return true; }
+  // Why `on_nats_down: spool` is refused for this channel ("" = it may spool): e-mail, whose
+  // whole message must reach the raw archive in JetStream before it is taken.
+  virtual std::string why_never_spools() const { return ""; }
   // Called on the core's own refusals of a request to this channel (a body above the account's
   // max_body) before they are sent: e.g. the web form adds its CORS headers.
   virtual void decorate_refusal(const InboundRequest& request, Reply& reply) const {}

@@ -189,7 +189,11 @@ ojson to_json(const Interaction& in) {
     out["consent"] = std::move(list);
   }
   if (!in.tags.empty()) out["tags"] = in.tags;
-  if (in.raw) out["raw"] = {{"sha256", in.raw->sha256}, {"content_type", in.raw->content_type}};
+  if (in.raw) {
+    out["raw"] = {{"sha256", in.raw->sha256}, {"content_type", in.raw->content_type}};
+    if (in.raw->object)
+      out["raw"]["object"] = {{"bucket", in.raw->object->bucket}, {"name", in.raw->object->name}};
+  }
   return out;
 }
 
@@ -683,6 +687,10 @@ Result<Interaction> interaction_from_json(const json& document, ReadMode mode) {
     RawInfo raw;
     raw.sha256 = s->required_string("sha256");
     raw.content_type = s->string("content_type").value_or("");
+    if (auto o = s->section("object")) {
+      raw.object = RawObject{o->required_string("bucket"), o->required_string("name")};
+      o->finish();
+    }
     s->finish();
     in.raw = std::move(raw);
   }

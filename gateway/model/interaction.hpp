@@ -109,8 +109,14 @@ struct Consent {
   ConsentEvidence evidence;
 };
 
+// Where archived raw bytes are: an object of the NATS Object Store layout (the e-mail channel).
+struct RawObject {
+  std::string bucket, name;
+};
+
 struct RawInfo {
   std::string sha256, content_type;
+  std::optional<RawObject> object;
 };
 
 struct Interaction {

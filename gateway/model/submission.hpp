@@ -15,6 +15,10 @@ struct Submission {
   std::string native_key;      // the provider's event key; the id derives from it
   std::string_view raw_bytes;  // the provider's bytes, for raw.sha256 (may be empty)
   std::string raw_content_type;
+  // Keep raw_bytes themselves in the raw archive (gateway/pipeline/raw_archive.hpp) before the
+  // interaction is published, named in its raw.object: for bytes too large for the bus (an
+  // e-mail with its attachments). Not durable when the archive cannot take them.
+  bool archive_raw = false;
 };
 
 // A durable outcome: published now (duplicate false), already durable (duplicate true: in

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <thread>
 
+#include "gateway/nats/object_store.hpp"
 #include "gateway/nats/publisher.hpp"
 #include "gateway/pipeline/sink.hpp"
 
@@ -11,6 +12,7 @@ namespace omnigate {
 DirectPipeline::~DirectPipeline() {
   // The pipeline and the sink refer to the publisher: gone first.
   pipeline_.reset();
+  archive_.reset();
   sink_.reset();
   publisher_.reset();
 }
@@ -38,8 +40,12 @@ Result<std::unique_ptr<DirectPipeline>> DirectPipeline::open(
                       "the dedup index did not finish reading the stream in time");
   }
   direct->sink_ = std::make_unique<JetStreamSink>(*direct->publisher_);
-  direct->pipeline_ = std::make_unique<Pipeline>(config, direct->publisher_->seen_index(),
-                                                 *direct->sink_, direct->metrics_);
+  direct->archive_ = std::make_unique<ObjectStoreArchive>(
+      [publisher = direct->publisher_.get()] { return publisher->connection(); },
+      raw_archive_settings(config.nats));
+  direct->pipeline_ =
+      std::make_unique<Pipeline>(config, direct->publisher_->seen_index(), *direct->sink_,
+                                 direct->metrics_, direct->archive_.get());
   return direct;
 }
 

@@ -16,6 +16,7 @@ namespace omnigate {
 
 class Publisher;
 class JetStreamSink;
+class ObjectStoreArchive;
 
 class DirectPipeline {
  public:
@@ -29,7 +30,8 @@ class DirectPipeline {
       std::chrono::steady_clock::time_point index_deadline);
   ~DirectPipeline();
 
-  // Submissions made durable here are in JetStream (never spooled) when the result is a value.
+  // Submissions made durable here are in JetStream (never spooled) when the result is a value;
+  // raw bytes they archive are in the raw archive (nats.raw_archive).
   Pipeline& pipeline() { return *pipeline_; }
 
  private:
@@ -37,6 +39,7 @@ class DirectPipeline {
   Metrics metrics_;
   std::unique_ptr<Publisher> publisher_;
   std::unique_ptr<JetStreamSink> sink_;
+  std::unique_ptr<ObjectStoreArchive> archive_;
   std::unique_ptr<Pipeline> pipeline_;
 };
 

@@ -83,6 +83,15 @@ std::optional<ObjectInfo> info_of(const nlohmann::json& meta) {
 
 }  // namespace
 
+ObjectStoreSettings raw_archive_settings(const NatsConfig& nats) {
+  ObjectStoreSettings settings;
+  settings.bucket = nats.raw_archive.bucket;
+  settings.max_age = nats.raw_archive.max_age;
+  settings.replicas = nats.stream.replicas;
+  settings.manage_stream = nats.manage_streams;
+  return settings;
+}
+
 ObjectStore::ObjectStore(natsConnection* connection, ObjectStoreSettings settings)
     : connection_(connection), settings_(std::move(settings)) {
   jsCtx* js = nullptr;
@@ -242,6 +251,63 @@ Status ObjectStore::read(const ObjectInfo& object,
                       "an object's bytes do not match its size and digest");
   }
   return ok_status();
+}
+
+ObjectStoreArchive::ObjectStoreArchive(std::function<natsConnection*()> connection,
+                                       ObjectStoreSettings settings)
+    : connection_(std::move(connection)), settings_(std::move(settings)) {}
+
+Result<ObjectStore*> ObjectStoreArchive::store() {
+  std::lock_guard lock(mutex_);
+  if (!store_) {
+    natsConnection* connection = connection_();
+    if (!connection) return store_error("no NATS connection");
+    store_ = std::make_unique<ObjectStore>(connection, settings_);
+  }
+  if (!ensured_) {
+    if (auto ready = store_->ensure(); !ready) return ready.error();
+    ensured_ = true;
+  }
+  return store_.get();
+}
+
+Status ObjectStoreArchive::put(const std::string& name, std::string_view bytes,
+                               std::chrono::steady_clock::time_point deadline) {
+  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+      deadline - std::chrono::steady_clock::now());
+  if (left.count() <= 0) return store_error("no time left to archive the raw bytes");
+  auto target = store();
+  if (!target) return target.error();
+  auto stored = target.value()->put(name, bytes, left);
+  if (!stored) {
+    std::lock_guard lock(mutex_);
+    ensured_ = false;
+    return stored.error();
+  }
+  return ok_status();
+}
+
+Result<std::optional<std::string>> ObjectStoreArchive::get(const std::string& name,
+                                                           uint64_t max_bytes) {
+  auto target = store();
+  if (!target) return target.error();
+  auto info = target.value()->info(name);
+  if (!info) return info.error();
+  if (!info.value()) return std::optional<std::string>();
+  const ObjectInfo& object = *info.value();
+  if (object.size > max_bytes) {
+    return make_error(ErrorCode::payload_too_large, "object_store",
+                      "the object is " + std::to_string(object.size) + " bytes, more than " +
+                          std::to_string(max_bytes));
+  }
+  std::string bytes;
+  bytes.reserve(object.size);
+  auto read = target.value()->read(object, [&](std::string_view chunk) {
+    bytes.append(chunk);
+    return true;
+  });
+  if (!read) return read.error();
+  return std::optional<std::string>(std::move(bytes));
 }
 
 }  // namespace omnigate

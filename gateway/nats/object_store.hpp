@@ -19,12 +19,16 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
 
+#include "gateway/config/config.hpp"
 #include "gateway/core/error.hpp"
 #include "gateway/nats/nats_handles.hpp"
+#include "gateway/pipeline/raw_archive.hpp"
 
 namespace omnigate {
 
@@ -35,6 +39,10 @@ struct ObjectStoreSettings {
   size_t chunk_size = 128 * 1024;
   bool manage_stream = true;  // create/update OBJ_<bucket>; off: it must exist
 };
+
+// The raw archive's settings from nats: (raw_archive.bucket/max_age; the stream's replicas;
+// manage_streams).
+ObjectStoreSettings raw_archive_settings(const NatsConfig& nats);
 
 struct ObjectInfo {
   std::string name;
@@ -72,6 +80,28 @@ class ObjectStore {
   natsConnection* connection_;
   const ObjectStoreSettings settings_;
   nats::JetStream jetstream_;
+};
+
+// The pipeline's raw archive on an ObjectStore. The stream is created (or checked) on first
+// use, so a gateway without a channel that archives never has one, and again after a failed
+// put (a new cluster after a reconnect). `connection` answers the gateway's connection, which
+// exists from start even while NATS is away.
+class ObjectStoreArchive : public RawArchive {
+ public:
+  ObjectStoreArchive(std::function<natsConnection*()> connection, ObjectStoreSettings settings);
+  std::string bucket() const override { return settings_.bucket; }
+  Status put(const std::string& name, std::string_view bytes,
+             std::chrono::steady_clock::time_point deadline) override;
+  Result<std::optional<std::string>> get(const std::string& name, uint64_t max_bytes) override;
+
+ private:
+  Result<ObjectStore*> store();
+
+  std::function<natsConnection*()> connection_;
+  const ObjectStoreSettings settings_;
+  std::mutex mutex_;
+  std::unique_ptr<ObjectStore> store_;
+  bool ensured_ = false;
 };
 
 }  // namespace omnigate

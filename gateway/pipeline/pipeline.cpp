@@ -7,6 +7,7 @@
 #include "gateway/model/identifiers.hpp"
 #include "gateway/model/schema_guard.hpp"
 #include "gateway/pipeline/dedup_index.hpp"
+#include "gateway/pipeline/raw_archive.hpp"
 #include "gateway/pipeline/sink.hpp"
 
 namespace omnigate {
@@ -45,8 +46,9 @@ std::string subject_for(const Interaction& interaction) {
   return subject;
 }
 
-Pipeline::Pipeline(const Config& config, DedupIndex& seen, Sink& sink, Metrics& metrics)
-    : config_(config), seen_(seen), sink_(sink), metrics_(metrics) {}
+Pipeline::Pipeline(const Config& config, DedupIndex& seen, Sink& sink, Metrics& metrics,
+                   RawArchive* archive)
+    : config_(config), seen_(seen), sink_(sink), metrics_(metrics), archive_(archive) {}
 
 Interaction enrich(Submission submission, const IdentityConfig& identity) {
   Interaction in = std::move(submission.interaction);
@@ -55,9 +57,10 @@ Interaction enrich(Submission submission, const IdentityConfig& identity) {
   if (in.occurred_at == SysMillis{}) in.occurred_at = in.received_at;
   if (in.contact) normalize_identifiers(*in.contact, identity.default_region);
   if (!submission.raw_bytes.empty()) {
-    in.raw = RawInfo{sha256_hex(submission.raw_bytes), submission.raw_content_type.empty()
-                                                           ? "application/octet-stream"
-                                                           : submission.raw_content_type};
+    in.raw = RawInfo{sha256_hex(submission.raw_bytes),
+                     submission.raw_content_type.empty() ? "application/octet-stream"
+                                                         : submission.raw_content_type,
+                     std::nullopt};
   }
   std::sort(in.tags.begin(), in.tags.end());
   in.tags.erase(std::unique(in.tags.begin(), in.tags.end()), in.tags.end());
@@ -94,10 +97,12 @@ std::vector<Result<Accepted>> Pipeline::submit_all(std::vector<Submission> submi
         !raw.empty() && raw.data() == hashed_bytes.data() && raw.size() == hashed_bytes.size();
     if (same_bytes) submissions[i].raw_bytes = {};
     std::string raw_type = submissions[i].raw_content_type;
+    const bool archive_raw = submissions[i].archive_raw && !raw.empty();
     enriched.push_back(enrich(std::move(submissions[i]), config_.identity));
     Interaction& in = enriched.back();
     if (same_bytes) {
-      in.raw = RawInfo{hashed_sha256, raw_type.empty() ? "application/octet-stream" : raw_type};
+      in.raw = RawInfo{hashed_sha256, raw_type.empty() ? "application/octet-stream" : raw_type,
+                       std::nullopt};
     } else if (in.raw) {
       hashed_bytes = raw;
       hashed_sha256 = in.raw->sha256;
@@ -119,6 +124,22 @@ std::vector<Result<Accepted>> Pipeline::submit_all(std::vector<Submission> submi
       metrics_.duplicates.inc({in.channel});
       outcomes[i] = Accepted{in.id, 0, true, false};
       continue;
+    }
+    if (archive_raw) {
+      // Before the interaction exists anywhere: a reader never finds raw.object missing. The
+      // archive is in JetStream only, so a spooling account refuses too when NATS is away.
+      in.raw->object = RawObject{archive_ ? archive_->bucket() : "",
+                                 raw_object_name(in.channel, in.account, in.id)};
+      Status archived =
+          archive_ ? archive_->put(in.raw->object->name, raw, deadline)
+                   : Status(make_error(ErrorCode::internal, "archive",
+                                       "this process has no raw archive for " + in.channel));
+      if (!archived) {
+        log::warn("archive", "interaction " + in.id + " (" + in.channel + "/" + in.account +
+                                 "): raw bytes not archived: " + archived.error().detail);
+        outcomes[i] = archived.error();
+        continue;
+      }
     }
     bool may_spool = config_.spools_when_nats_down(in.channel, in.account);
     record_of[i] = records.size();

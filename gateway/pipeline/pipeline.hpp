@@ -13,6 +13,7 @@
 namespace omnigate {
 
 class DedupIndex;
+class RawArchive;
 class Sink;
 
 // Canonical identifiers in place: phones to E.164 with the default region, e-mails trimmed
@@ -30,8 +31,10 @@ std::string subject_for(const Interaction& interaction);
 class Pipeline {
  public:
   // `seen` is the long-horizon dedup index (the interactions stream, followed); `sink` makes
-  // interactions durable. Both outlive the pipeline.
-  Pipeline(const Config& config, DedupIndex& seen, Sink& sink, Metrics& metrics);
+  // interactions durable; `archive` keeps the raw bytes of submissions with archive_raw (null:
+  // such a submission is refused as internal). All outlive the pipeline.
+  Pipeline(const Config& config, DedupIndex& seen, Sink& sink, Metrics& metrics,
+           RawArchive* archive = nullptr);
 
   // The interactions of one provider request (a Telegram poll batch, a WhatsApp callback of
   // many events): fills id, received_at and raw; normalizes; drops what the dedup index, the
@@ -56,6 +59,7 @@ class Pipeline {
   DedupIndex& seen_;
   Sink& sink_;
   Metrics& metrics_;
+  RawArchive* archive_;
 };
 
 }  // namespace omnigate

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "gateway/core/secrets.hpp"
+#include "gateway/model/ids.hpp"
 
 #include "tests/support/dovecot.hpp"
 #include "tests/support/harness.hpp"
@@ -21,6 +22,7 @@ using nlohmann::json;
 namespace {
 
 const std::string kEmailToken = "email-pipe-token-0123456789";
+const std::string kMediaToken = "email-media-token-0123456789";
 
 std::string email_section() {
   return "  email:\n"
@@ -29,7 +31,33 @@ std::string email_section() {
          kEmailToken +
          "\n"
          "      addresses: [support@example.ru]\n"
+         "      media_token: " +
+         kMediaToken +
+         "\n"
          "      max_message: 64KiB\n";
+}
+
+// GET /v1/media/email/support/<ref> with the media bearer (or `token`).
+httplib::Result get_part(const RunningGateway& gateway, const std::string& ref,
+                         const std::string& token = kMediaToken) {
+  return gateway.client().Get("/v1/media/email/support/" + ref,
+                              {{"Authorization", "Bearer " + token}});
+}
+
+// What nats.js's Object Store API reads of an archived object (tests/clients/read_object.mjs):
+// {name, size, sha256, digest}, or null with the reason in INFO when it cannot.
+json read_object_with_nats_js(const std::string& nats_url, const std::string& bucket,
+                              const std::string& name) {
+  auto result =
+      run_command("node " + std::string(OMNIGATE_SOURCE_DIR) + "/tests/clients/read_object.mjs " +
+                  nats_url + " " + bucket + " '" + name + "' 2>&1");
+  INFO(result.output);
+  if (result.exit_code != 0) return nullptr;
+  std::string_view output = result.output;
+  while (!output.empty() && output.back() == '\n') output.remove_suffix(1);
+  size_t line = output.rfind('\n');
+  return json::parse(line == std::string_view::npos ? output : output.substr(line + 1), nullptr,
+                     false);
 }
 
 std::string mail(const std::string& message_id, const std::string& body = "Где мой заказ?") {
@@ -357,4 +385,83 @@ TEST_CASE(
   // Metadata only: the document is a few hundred bytes, far under NATS's 1 MiB max_payload.
   CHECK(in.dump().size() < 4096);
   CHECK(schema_problems(messages).empty());
+
+  // The whole message is in the raw archive, and the attachment comes back byte for byte
+  // through the media route -- 20 MiB that never crossed the interaction bus.
+  CHECK(in["raw"]["object"]["name"] == "email/support/" + in["id"].get<std::string>());
+  json object = read_object_with_nats_js(nats.url(), "omnigate_raw", in["raw"]["object"]["name"]);
+  REQUIRE(object.is_object());
+  CHECK(object["size"] == raw.size());
+  CHECK(object["sha256"] == in["raw"]["sha256"]);
+  auto part = get_part(gateway, in["id"].get<std::string>() + "/2");
+  REQUIRE(part);
+  CHECK(part->status == 200);
+  CHECK(part->get_header_value("Content-Type") == "application/zip");
+  CHECK(part->body.size() == blob.size());
+  CHECK(part->body == blob);
+}
+
+TEST_CASE(
+    "email: the raw message is archived in the Object Store layout before the interaction is "
+    "published; nats.js reads it, and the media route serves each attachment decoded",
+    "[integration][email][archive]") {
+  NatsServer nats;
+  RunningGateway gateway(test_config_yaml(nats.url(), "", email_section()));
+  // A real-shaped Thunderbird mail: a PDF with an RFC 2231 Cyrillic file name.
+  const std::string raw =
+      channel_fixture("email", "rfc2231_filename_continuations_thunderbird.eml");
+  auto answer = post_mail(gateway, raw);
+  REQUIRE(answer);
+  REQUIRE(answer->status == 200);
+  const std::string id = json::parse(answer->body)["id"];
+  auto messages = email_messages(nats.url());
+  REQUIRE(messages.size() == 1);
+  const json& in = messages[0].body;
+  CHECK(in["raw"]["object"] == json{{"bucket", "omnigate_raw"}, {"name", "email/support/" + id}});
+  CHECK(schema_problems(messages).empty());
+
+  // A CRM's own client reads the archived message by the name the interaction gives.
+  json object = read_object_with_nats_js(nats.url(), "omnigate_raw", "email/support/" + id);
+  REQUIRE(object.is_object());
+  CHECK(object["sha256"] == in["raw"]["sha256"]);
+  CHECK(object["sha256"] == omnigate::sha256_hex(raw));
+  CHECK(object["digest"].get<std::string>().rfind("SHA-256=", 0) == 0);
+
+  // The attachment, decoded, with its decoded name; the bytes match the size the mapping gave.
+  const json& attachment = in["message"]["attachments"][0];
+  const std::string part_ref = attachment["provider_ref"]["part"];
+  auto part = get_part(gateway, id + "/" + part_ref);
+  REQUIRE(part);
+  CHECK(part->status == 200);
+  CHECK(part->get_header_value("Content-Type") == attachment["mime_type"]);
+  CHECK(part->body.size() == attachment["size"].get<size_t>());
+  const std::string disposition = part->get_header_value("Content-Disposition");
+  // Sent percent-encoded (RFC 8187); cpp-httplib's client decodes header values as it reads.
+  CHECK(disposition == "attachment; filename*=UTF-8''" + attachment["file_name"].get<std::string>());
+
+  // A retry of the same mail archives nothing new and is a duplicate.
+  auto again = post_mail(gateway, raw);
+  REQUIRE(again);
+  CHECK(json::parse(again->body)["duplicate"] == true);
+
+  // What is refused, and how.
+  auto wrong = get_part(gateway, id + "/" + part_ref, "wrong-media-token-0123456789");
+  REQUIRE(wrong);
+  CHECK(wrong->status == 401);
+  auto no_part = get_part(gateway, id + "/9");
+  REQUIRE(no_part);
+  CHECK(no_part->status == 404);
+  auto multipart = get_part(gateway, id + "/1.1.1.1");
+  REQUIRE(multipart);
+  CHECK(multipart->status == 404);
+  auto unknown = get_part(gateway, "00000000-0000-5000-8000-000000000000/2");
+  REQUIRE(unknown);
+  CHECK(unknown->status == 404);
+  auto not_a_ref = get_part(gateway, "../../etc/passwd");
+  REQUIRE(not_a_ref);
+  CHECK(not_a_ref->status == 404);
+  // Another channel's refs stay one segment: a slash never reaches a provider URL.
+  auto telegram = gateway.client().Get("/v1/media/telegram/shopbot/a/b");
+  REQUIRE(telegram);
+  CHECK(telegram->status == 404);
 }

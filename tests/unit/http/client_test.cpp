@@ -366,7 +366,9 @@ TEST_CASE(
   source.resolve = [&](std::string_view, std::string_view ref) -> Result<MediaTarget> {
     std::string path = "/";
     path += ref;  // not "/" + string: GCC 12 warns falsely (-Wrestrict) on that
-    return MediaTarget{server.url(path), {}, std::nullopt};
+    MediaTarget target;
+    target.url = server.url(path);
+    return target;
   };
   proxy.add_source("test", source);
   auto request_for = [](const std::string& path) {
