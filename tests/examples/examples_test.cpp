@@ -252,3 +252,35 @@ TEST_CASE("the CRM account of examples/README.md consumes and acks, and cannot p
   // Nothing the CRM tried reached or removed anything.
   CHECK(read_stream(gateway_url).size() == 2);
 }
+
+namespace {
+
+// The stream's max_age as the server has it, in milliseconds; -1 while there is no stream.
+int64_t stream_max_age_ms(const std::string& nats_url) {
+  NatsClient client(nats_url);
+  jsStreamInfo* raw = nullptr;
+  jsErrCode code = static_cast<jsErrCode>(0);
+  natsStatus s =
+      js_GetStreamInfo(&raw, client.jetstream(), "OMNIGATE_INTERACTIONS", nullptr, &code);
+  omnigate::nats::StreamInfo info(raw);
+  if (s != NATS_OK) return -1;
+  return raw->Config->MaxAge / 1'000'000;
+}
+
+}  // namespace
+
+TEST_CASE("retention: the stream keeps 30 days by default, also on a stream created unbounded",
+          "[examples][retention]") {
+  NatsServer nats;
+  {
+    // A stream made by an older gateway, whose default kept everything.
+    RunningGateway unbounded(test_config_yaml(nats.url(), "  stream:\n    max_age: 0\n"));
+    publish(unbounded, {"r1"});
+    CHECK(stream_max_age_ms(nats.url()) == 0);
+  }
+  RunningGateway gateway(test_config_yaml(nats.url()));
+  // The gateway updates the existing stream's config at start: the bound applies to it.
+  CHECK(eventually([&] { return stream_max_age_ms(nats.url()) == 30LL * 24 * 3600 * 1000; }));
+  publish(gateway, {"r2"});
+  CHECK(read_stream(nats.url()).size() == 2);
+}
