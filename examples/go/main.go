@@ -12,6 +12,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -161,25 +162,36 @@ func run(o options) error {
 		return fmt.Errorf("bind consumer %s: %w", o.durable, err)
 	}
 
-	signals := make(chan os.Signal, 1)
-	signal.Notify(signals, syscall.SIGINT, syscall.SIGTERM)
+	// SIGINT or SIGTERM ends a fetch at once; what was acked stays acked.
+	stopped, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
 	processed := 0
 	for o.max == 0 || processed < o.max {
-		select {
-		case <-signals:
-			return nil
-		default:
-		}
 		wanted := 64
 		if o.max > 0 && o.max-processed < wanted {
 			wanted = o.max - processed
 		}
-		msgs, err := sub.Fetch(wanted, nats.MaxWait(5*time.Second))
-		if errors.Is(err, nats.ErrTimeout) {
-			continue // nothing new yet
-		}
-		if err != nil {
-			return fmt.Errorf("fetch: %w", err)
+		fetchCtx, cancel := context.WithTimeout(stopped, 5*time.Second)
+		msgs, err := sub.Fetch(wanted, nats.Context(fetchCtx))
+		cancel()
+		if len(msgs) == 0 {
+			switch {
+			case stopped.Err() != nil:
+				return nil
+			case errors.Is(err, nats.ErrTimeout) || errors.Is(err, context.DeadlineExceeded):
+				continue // nothing new yet
+			case errors.Is(err, nats.ErrConsumerDeleted) || nc.IsClosed():
+				return fmt.Errorf("fetch: %w", err)
+			case err != nil:
+				// A NATS restart or a leader change: the client reconnects by itself, and
+				// the durable consumer is where it was.
+				fmt.Fprintf(os.Stderr, "fetch: %v; retrying\n", err)
+				select {
+				case <-stopped.Done():
+				case <-time.After(time.Second):
+				}
+				continue
+			}
 		}
 		for _, m := range msgs {
 			meta, err := m.Metadata()
@@ -204,6 +216,9 @@ func run(o options) error {
 				return fmt.Errorf("ack stream sequence %d: %w", meta.Sequence.Stream, err)
 			}
 			processed++
+		}
+		if stopped.Err() != nil {
+			return nil // after acking what this fetch brought
 		}
 	}
 	return nil

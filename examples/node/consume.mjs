@@ -125,6 +125,8 @@ async function run(options) {
     name: `crm-consumer-${options.durable}`,
     maxReconnectAttempts: -1,
     ...credentials,
+  }).catch((err) => {
+    throw new Error(`connect ${options.url}: ${err.message}`);
   });
   let current = null;  // the fetch in progress, stopped by a signal
   let stopping = false;

@@ -4,9 +4,11 @@
 // examples/README.md gives a CRM account are enough for that and for nothing more.
 #include <catch2/catch.hpp>
 
+#include <atomic>
 #include <cstdlib>
 #include <fstream>
 #include <iomanip>
+#include <optional>
 #include <sstream>
 
 #include "gateway/model/ids.hpp"
@@ -87,7 +89,9 @@ struct ConsumerState {
   uint64_t pending = 0;  // not delivered yet
 };
 
-ConsumerState consumer_state(const std::string& nats_url, const std::string& durable) {
+// The consumer's state as the server has it; nullopt while it does not exist.
+std::optional<ConsumerState> find_consumer(const std::string& nats_url,
+                                           const std::string& durable) {
   NatsClient client(nats_url);
   jsConsumerInfo* raw = nullptr;
   jsErrCode code = static_cast<jsErrCode>(0);
@@ -95,8 +99,14 @@ ConsumerState consumer_state(const std::string& nats_url, const std::string& dur
                                     durable.c_str(), nullptr, &code);
   std::unique_ptr<jsConsumerInfo, decltype(&jsConsumerInfo_Destroy)> owned(raw,
                                                                            &jsConsumerInfo_Destroy);
-  REQUIRE(s == NATS_OK);
-  return {raw->AckFloor.Stream, raw->NumAckPending, raw->NumPending};
+  if (s != NATS_OK) return std::nullopt;
+  return ConsumerState{raw->AckFloor.Stream, raw->NumAckPending, raw->NumPending};
+}
+
+ConsumerState consumer_state(const std::string& nats_url, const std::string& durable) {
+  auto state = find_consumer(nats_url, durable);
+  REQUIRE(state);
+  return *state;
 }
 
 // An RFC 3339 time (UTC, milliseconds) at least 1 ms after every message stored so far, which
@@ -177,6 +187,40 @@ TEST_CASE("every CRM example prints what was published, acks it, resumes, and re
       auto bad_time = run_example(example, env, "--durable crm --since yesterday --max 1");
       CHECK(bad_time.exit_code == 2);
       CHECK(bad_time.diagnostics.find("RFC 3339") != std::string::npos);
+    }
+  }
+}
+
+TEST_CASE("every CRM example goes on by itself across a NATS restart", "[examples][reconnect]") {
+  for (const auto& example : examples()) {
+    SECTION(example.name) {
+      NatsServer nats;
+      RunningGateway gateway(test_config_yaml(nats.url()));
+      auto expected = publish(gateway, {"before"});
+      ExampleRun run;
+      std::thread consumer(
+          [&] { run = run_example(example, "NATS_URL=" + nats.url(), "--durable crm --max 2"); });
+      bool first_acked = eventually([&] {
+        auto state = find_consumer(nats.url(), "crm");
+        return state && state->ack_floor == 1;
+      });
+      nats.stop();  // the consumer is waiting in a fetch
+      nats.start();
+      // The gateway reconnects too: 503 until then.
+      bool published = eventually(
+          [&] {
+            auto reply = gateway.post_api("after", message_body("after"));
+            return reply && reply->status == 202;
+          },
+          20s);
+      consumer.join();
+      REQUIRE(first_acked);
+      REQUIRE(published);
+      expected.push_back(omnigate::interaction_id("api", "crm", "after") + " api message");
+      INFO(run.diagnostics);
+      CHECK(run.exit_code == 0);
+      CHECK(run.lines == expected);
+      CHECK(consumer_state(nats.url(), "crm").ack_floor == 2);
     }
   }
 }
