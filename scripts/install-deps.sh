@@ -28,9 +28,9 @@ if [ ${#missing[@]} -gt 0 ]; then
   "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# npm packages of the test tools (ajv; playwright-core, smtp-server, mailparser; nats.js), pinned by
-# each directory's package-lock.json.
-for dir in tests/schema tests/browser tests/clients; do
+# npm packages of the test tools (ajv; playwright-core, smtp-server, mailparser) and of the
+# Node CRM example (nats), pinned by each directory's package-lock.json.
+for dir in tests/schema tests/browser examples/node; do
   if [ -f "$root/$dir/package-lock.json" ] && [ ! -d "$root/$dir/node_modules" ]; then
     echo "install-deps: npm ci in $dir"
     (cd "$root/$dir" && npm ci --silent --no-audit --no-fund)

@@ -75,7 +75,9 @@ struct StreamConfig {
   std::string name = "OMNIGATE_INTERACTIONS";
   int replicas = 1;
   milliseconds duplicate_window{120'000};
-  milliseconds max_age{0};
+  // Bounded by default (30 days): a stream kept forever fills the disk. Must stay 0 or at least
+  // NatsConfig::dedup_horizon (the stream is the dedup record); the gateway warns otherwise.
+  milliseconds max_age{30LL * 24 * 3600 * 1000};
   int64_t max_bytes = -1;
 };
 

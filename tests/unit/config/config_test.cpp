@@ -179,6 +179,9 @@ TEST_CASE("an empty file gives the documented defaults and no connectors", "[con
   CHECK(config.nats.stream.name == "OMNIGATE_INTERACTIONS");
   CHECK(config.nats.stream.replicas == 1);
   CHECK(config.nats.stream.max_bytes == -1);
+  // Retention is bounded, and long enough to be the dedup record of the whole horizon.
+  CHECK(config.nats.stream.max_age == hours(30 * 24));
+  CHECK(config.nats.stream.max_age >= config.nats.dedup_horizon);
   CHECK(config.identity.default_region == "RU");
   CHECK(config.log.level == "info");
   CHECK_FALSE(config.http.noop_route);
