@@ -10,16 +10,9 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 mkdir -p var
 
-# Development secrets, generated once, kept out of the repository.
-touch var/dev.env
-chmod 600 var/dev.env
-grep -q '^OMNIGATE_API_TOKEN=' var/dev.env || echo "OMNIGATE_API_TOKEN=$(openssl rand -hex 24)" >> var/dev.env
-grep -q '^OMNIGATE_CONSENT_KEY=' var/dev.env || echo "OMNIGATE_CONSENT_KEY=$(openssl rand -hex 32)" >> var/dev.env
-grep -q '^TELEGRAM_WEBHOOK_SECRET=' var/dev.env || echo "TELEGRAM_WEBHOOK_SECRET=$(openssl rand -hex 24)" >> var/dev.env
-grep -q '^WHATSAPP_APP_SECRET=' var/dev.env || echo "WHATSAPP_APP_SECRET=$(openssl rand -hex 16)" >> var/dev.env
-grep -q '^WHATSAPP_VERIFY_TOKEN=' var/dev.env || echo "WHATSAPP_VERIFY_TOKEN=$(openssl rand -hex 24)" >> var/dev.env
-grep -q '^VK_CALLBACK_SECRET=' var/dev.env || echo "VK_CALLBACK_SECRET=$(openssl rand -hex 24)" >> var/dev.env
-grep -q '^OMNIGATE_EMAIL_TOKEN=' var/dev.env || echo "OMNIGATE_EMAIL_TOKEN=$(openssl rand -hex 24)" >> var/dev.env
+# Development secrets, generated once, kept out of the repository (the same list as the
+# Docker image: scripts/dev-secrets.sh).
+scripts/dev-secrets.sh var/dev.env
 set -a
 # shellcheck disable=SC1091
 . var/dev.env
