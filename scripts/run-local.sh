@@ -54,7 +54,8 @@ else
 fi
 
 # A local SMTP sink for the double opt-in e-mails (consent.smtp.url defaults to port 2525):
-# every message is saved as var/mail/NNNN.eml and logged with its subject.
+# every message is saved as var/mail/NNNN.eml, decoded beside it as NNNN.txt (text and links),
+# and logged with its subject.
 if port_open 127.0.0.1 2525; then
   echo "omnigate: using the SMTP server already listening on 127.0.0.1:2525"
 elif [ -d tests/browser/node_modules ]; then
@@ -111,7 +112,8 @@ cat <<TXT
     omnigate tail --pretty           # interactions as they arrive, one line each
     omnigate --help                  # every command
 
-  Demo form: http://$shown_host:$http_port/demo/callback   (confirmation e-mails land in var/mail/)
+  Demo form: http://$shown_host:$http_port/demo/callback
+  Confirmation e-mails: var/mail/NNNN.txt (decoded, with their links; NNNN.eml as sent)
 
   Health: http://$shown_host:$http_port/readyz   Metrics: http://$shown_host:$http_port/metrics
   (The development secrets are in var/dev.env; Ctrl-C stops everything.)
