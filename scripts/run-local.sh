@@ -10,16 +10,9 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 mkdir -p var
 
-# Development secrets, generated once, kept out of the repository.
-touch var/dev.env
-chmod 600 var/dev.env
-grep -q '^OMNIGATE_API_TOKEN=' var/dev.env || echo "OMNIGATE_API_TOKEN=$(openssl rand -hex 24)" >> var/dev.env
-grep -q '^OMNIGATE_CONSENT_KEY=' var/dev.env || echo "OMNIGATE_CONSENT_KEY=$(openssl rand -hex 32)" >> var/dev.env
-grep -q '^TELEGRAM_WEBHOOK_SECRET=' var/dev.env || echo "TELEGRAM_WEBHOOK_SECRET=$(openssl rand -hex 24)" >> var/dev.env
-grep -q '^WHATSAPP_APP_SECRET=' var/dev.env || echo "WHATSAPP_APP_SECRET=$(openssl rand -hex 16)" >> var/dev.env
-grep -q '^WHATSAPP_VERIFY_TOKEN=' var/dev.env || echo "WHATSAPP_VERIFY_TOKEN=$(openssl rand -hex 24)" >> var/dev.env
-grep -q '^VK_CALLBACK_SECRET=' var/dev.env || echo "VK_CALLBACK_SECRET=$(openssl rand -hex 24)" >> var/dev.env
-grep -q '^OMNIGATE_EMAIL_TOKEN=' var/dev.env || echo "OMNIGATE_EMAIL_TOKEN=$(openssl rand -hex 24)" >> var/dev.env
+# Development secrets, generated once, kept out of the repository (the same list as the
+# Docker image: scripts/dev-secrets.sh).
+scripts/dev-secrets.sh var/dev.env
 set -a
 # shellcheck disable=SC1091
 . var/dev.env
@@ -61,7 +54,8 @@ else
 fi
 
 # A local SMTP sink for the double opt-in e-mails (consent.smtp.url defaults to port 2525):
-# every message is saved as var/mail/NNNN.eml and logged with its subject.
+# every message is saved as var/mail/NNNN.eml, decoded beside it as NNNN.txt (text and links),
+# and logged with its subject.
 if port_open 127.0.0.1 2525; then
   echo "omnigate: using the SMTP server already listening on 127.0.0.1:2525"
 elif [ -d tests/browser/node_modules ]; then
@@ -118,7 +112,8 @@ cat <<TXT
     omnigate tail --pretty           # interactions as they arrive, one line each
     omnigate --help                  # every command
 
-  Demo form: http://$shown_host:$http_port/demo/callback   (confirmation e-mails land in var/mail/)
+  Demo form: http://$shown_host:$http_port/demo/callback
+  Confirmation e-mails: var/mail/NNNN.txt (decoded, with their links; NNNN.eml as sent)
 
   Health: http://$shown_host:$http_port/readyz   Metrics: http://$shown_host:$http_port/metrics
   (The development secrets are in var/dev.env; Ctrl-C stops everything.)

@@ -1,18 +1,22 @@
 #!/usr/bin/env node
 // A local SMTP server that accepts every message and keeps it: for the browser test (the
-// double opt-in e-mail) and for `make run` (confirmation e-mails land in var/mail/).
-// Plain SMTP on loopback: no AUTH, no STARTTLS, so the gateway's libcurl sends in the clear.
+// double opt-in e-mail) and for `make run` (confirmation e-mails land in var/mail/). Each
+// message is kept as sent (NNNN.eml) and decoded beside it (NNNN.txt: From, To, Subject, Date,
+// the text -- or the text of the HTML -- and a "Links:" list of every URL in it), so the
+// confirmation link is found with `cat var/mail/0001.txt`.
+// Plain SMTP on loopback (or inside docker/compose.yaml's network): no AUTH, no STARTTLS, so the
+// gateway's libcurl sends in the clear.
 //
 // As a module:
 //   const sink = await startSmtpSink({ port: 0, dir: '/tmp/mail' });   // both optional
-//   sink.port; sink.messages;                       // [{from, to, subject, text, raw, ...}]
+//   sink.port; sink.messages;           // [{from, to, subject, text, links, raw, file, textFile, ...}]
 //   const m = await sink.waitForMessage((m) => m.to.includes('a@b.ru'), 10_000);
 //   await sink.close();
 //
 // From the shell:
 //   node tests/browser/smtp-sink.mjs [--port 2525] [--host 127.0.0.1] [--dir var/mail]
-// logs one line per message to stderr: mail sink: saved var/mail/0001.eml ("<subject>").
-// Recipient addresses are never logged.
+// logs one line per message to stderr: mail sink: saved var/mail/0001.txt ("<subject>").
+// Recipient addresses are never logged (the .txt names them: it is the message, not a log).
 
 import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -30,6 +34,39 @@ function nextNumber(dir) {
     if (m) highest = Math.max(highest, Number(m[1]));
   }
   return highest + 1;
+}
+
+// Every http(s) URL of the text and every href of the HTML, once each, in order of appearance.
+// A URL ends at whitespace, a quote or an angle bracket; trailing punctuation is prose, and a
+// closing bracket is html-to-text's "text [url]".
+function linksOf(text, html) {
+  const links = [];
+  const add = (url) => {
+    const clean = url.replace(/[.,;:!?)\]]+$/, '');
+    if (!links.includes(clean)) links.push(clean);
+  };
+  for (const m of (text || '').matchAll(/https?:\/\/[^\s<>"']+/g)) add(m[0]);
+  if (typeof html === 'string') {
+    for (const m of html.matchAll(/href\s*=\s*["'](https?:\/\/[^"']+)["']/gi)) add(m[1].replace(/&amp;/g, '&'));
+  }
+  return links;
+}
+
+// The message as a person reads it: the headers that matter, the decoded text, its links.
+function readable(message, parsed) {
+  const lines = [
+    `From: ${message.from}`,
+    `To: ${parsed?.to?.text ?? message.to.join(', ')}`,
+    `Subject: ${message.subject}`,
+    `Date: ${parsed?.date ? parsed.date.toISOString() : ''}`,
+    '',
+    message.text.replace(/\s+$/, ''),
+    '',
+    'Links:',
+    ...(message.links.length ? message.links.map((l) => `  ${l}`) : ['  (none)']),
+  ];
+  if (!parsed) lines.splice(4, 0, '', '(the message could not be parsed: see the .eml)');
+  return lines.join('\n') + '\n';
 }
 
 function describe(predicate) {
@@ -53,7 +90,8 @@ export async function startSmtpSink({ port = 0, host = '127.0.0.1', dir, onMessa
   async function store(raw, session) {
     let parsed = null;
     try {
-      parsed = await simpleParser(raw, { skipHtmlToText: true, skipTextLinks: true, skipImageLinks: true });
+      // HTML-only mail gets its text from the HTML (html-to-text), so the .txt always has one.
+      parsed = await simpleParser(raw, { skipTextLinks: true, skipImageLinks: true });
     } catch (err) {
       parsed = null; // keep the raw bytes anyway: a broken message is what a test wants to see
     }
@@ -66,12 +104,18 @@ export async function startSmtpSink({ port = 0, host = '127.0.0.1', dir, onMessa
       subject: parsed?.subject ?? '',
       text: parsed?.text ?? '',
       headers: parsed ? Object.fromEntries(parsed.headerLines.map((h) => [h.key, h.line])) : {},
+      links: [],
       raw,
       file: null,
+      textFile: null,
     };
+    message.links = linksOf(message.text, parsed?.html);
     if (dir) {
-      message.file = join(dir, String(number++).padStart(4, '0') + '.eml');
+      const base = join(dir, String(number++).padStart(4, '0'));
+      message.file = base + '.eml';
+      message.textFile = base + '.txt';
       writeFileSync(message.file, raw);
+      writeFileSync(message.textFile, readable(message, parsed));
     }
     messages.push(message);
     for (const w of [...waiters]) {
@@ -189,7 +233,7 @@ async function main() {
     sink = await startSmtpSink({
       ...options,
       onMessage: (m) => {
-        const where = m.file ?? `message ${sink ? sink.messages.length : '?'} (not saved: no --dir)`;
+        const where = m.textFile ?? `message ${sink ? sink.messages.length : '?'} (not saved: no --dir)`;
         // The subject only: the recipient is personal data and stays out of logs.
         process.stderr.write(`mail sink: saved ${where} (${JSON.stringify(m.subject)})\n`);
       },
