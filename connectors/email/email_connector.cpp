@@ -14,10 +14,13 @@
 #include "connectors/email/email_parse.hpp"
 #include "connectors/email/imap_source.hpp"
 #include "gateway/config/config.hpp"
+#include "gateway/consent/consent.hpp"
 #include "gateway/core/log.hpp"
+#include "gateway/core/metrics.hpp"
 #include "gateway/core/strings.hpp"
 #include "gateway/http/verify.hpp"
 #include "gateway/kit/accounts.hpp"
+#include "gateway/model/ids.hpp"
 #include "gateway/nats/direct_pipeline.hpp"
 #include "gateway/pipeline/pipeline.hpp"
 #include "gateway/pipeline/raw_archive.hpp"
@@ -66,6 +69,53 @@ std::string read_stdin(uint64_t limit, bool& too_large) {
     data.append(buffer, n);
   }
   return data;
+}
+
+// The token of a mail to consent.unsubscribe_mailto: its subject is
+// "unsubscribe-<token>" (as the mailto: wrote it, perhaps behind "Re: " or "Fwd: "); "" when
+// the subject is not one.
+std::string_view mailed_unsubscribe_token(std::string_view subject) {
+  size_t at = subject.find(kMailtoSubjectPrefix);
+  if (at == std::string_view::npos || at > 16) return {};
+  size_t end = at + kMailtoSubjectPrefix.size();
+  size_t from = end;
+  while (end < subject.size() && end - from < 4096) {
+    char c = subject[end];
+    bool token_char = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                      c == '-' || c == '_';
+    if (!token_char) break;
+    ++end;
+  }
+  return subject.substr(from, end - from);
+}
+
+// A mail to the mailto: twin of an unsubscribe link publishes the link's own withdrawal (the
+// same interaction id as a click on it: one withdrawal, whichever came first), with the mail
+// as its evidence. A forged or expired token is counted; the mail itself is published either
+// way, like any other.
+void add_mailed_unsubscribe(Mapped& mapped, const Config& config, const ConsentLinks& links,
+                            std::string_view account, Metrics* metrics) {
+  if (config.consent.unsubscribe_mailto.empty() || mapped.submissions.empty()) return;
+  const Submission& mail = mapped.submissions.front();
+  const Interaction& in = mail.interaction;
+  if (in.kind != "message" || !in.message || !in.message->subject) return;
+  std::string_view token = mailed_unsubscribe_token(*in.message->subject);
+  if (token.empty()) return;
+  auto claims = links.verify(token, "unsubscribe");
+  if (!claims) {
+    const bool expired = claims.error().code == ErrorCode::gone;
+    if (metrics)
+      metrics->rejected.inc({"email", expired ? "unsubscribe_expired" : "unsubscribe_forged"});
+    log::warn("email", std::string("a mail to the unsubscribe address carried ") +
+                           (expired ? "an expired" : "a forged") + " token; published as a mail");
+    return;
+  }
+  ConsentEvidence evidence;
+  evidence.linked_interaction_id = interaction_id("email", account, mail.native_key);
+  Interaction withdrawal = links.consent_interaction(*claims, evidence, "withdrawn",
+                                                     "unsubscribe_link", "list_unsubscribe_mailto");
+  std::string_view raw = mail.raw_bytes;
+  mapped.add(std::move(withdrawal), unsubscribe_native_key(*claims), raw, "message/rfc822");
 }
 
 class EmailConnector : public ChannelConnector<MailAccount> {
@@ -164,8 +214,13 @@ class EmailConnector : public ChannelConnector<MailAccount> {
       settings.poll_interval = a.poll_interval;
       settings.after_durable = parse_after_durable(a.after_durable).value();  // checked in read
       auto source = std::make_unique<ImapSource>(
-          std::move(settings), [mailbox = a.settings()](std::string_view raw, SysMillis now) {
-            return parse_email(raw, mailbox, now);
+          std::move(settings),
+          [mailbox = a.settings(), &context](std::string_view raw, SysMillis now) {
+            auto mapped = parse_email(raw, mailbox, now);
+            if (mapped)
+              add_mailed_unsubscribe(mapped.value(), context.config, context.consent.links(),
+                                     mailbox.account, &context.metrics);
+            return mapped;
           });
       auto loop = std::make_unique<PollLoop>(
           std::move(source), context.cursors, context.pipeline, context.metrics,
@@ -193,6 +248,8 @@ class EmailConnector : public ChannelConnector<MailAccount> {
     if (auto ok = verify::bearer(request, a.token); !ok) return reject(ok.error());
     auto mapped = parse_email(request.body, a.settings(), now_millis());
     if (!mapped) return reject(mapped.error());
+    add_mailed_unsubscribe(mapped.value(), context().config, context().consent.links(),
+                           request.account, &context().metrics);
     auto accepted =
         context().pipeline.submit_mapped(std::move(mapped.value()), "email", request.deadline);
     if (!accepted) return Reply::error(accepted.error());
@@ -285,6 +342,7 @@ class EmailConnector : public ChannelConnector<MailAccount> {
       std::fprintf(stderr, "omnigate email deliver: %s\n", mapped.error().detail.c_str());
       return EX_DATAERR;
     }
+    add_mailed_unsubscribe(mapped.value(), config, ConsentLinks(config), name, nullptr);
     const auto& nats = config.nats;
     auto started = std::chrono::steady_clock::now();
     // A retry must be recognised however old the first delivery is, so the dedup index reads

@@ -473,9 +473,9 @@ int consent_link(const std::vector<std::string>& args) {
   // Signing needs only the config: no NATS, no running gateway.
   omnigate::ConsentLinks links(*config);
   auto claims = links.unsubscribe_claims(channel, account, *normalized, purposes, via, language);
-  std::string url = links.unsubscribe_url(claims);
-  std::printf("%s\nList-Unsubscribe: <%s>\nList-Unsubscribe-Post: List-Unsubscribe=One-Click\n",
-              url.c_str(), url.c_str());
+  const auto minted = links.unsubscribe_links(claims);
+  std::printf("%s\nList-Unsubscribe: %s\nList-Unsubscribe-Post: List-Unsubscribe=One-Click\n",
+              minted.url.c_str(), minted.list_unsubscribe.c_str());
   return 0;
 }
 

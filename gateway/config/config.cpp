@@ -139,6 +139,14 @@ void read_consent(ConfigMap map, ConsentConfig& consent) {
   consent.signing_key = map.secret("signing_key", false, 32);
   consent.links_token = map.secret("links_token", false);
   consent.confirm_ttl = ms_at_least(map, "confirm_ttl", consent.confirm_ttl, milliseconds(60'000));
+  consent.unsubscribe_mailto = map.string("unsubscribe_mailto", "");
+  if (!consent.unsubscribe_mailto.empty()) {
+    auto address = normalize_email(consent.unsubscribe_mailto);
+    if (!address || consent.unsubscribe_mailto.find_first_of("?&<>,\" ") != std::string::npos)
+      map.problem("unsubscribe_mailto", "must be a plain e-mail address (unsubscribe@example.ru)");
+    else
+      consent.unsubscribe_mailto = *address;
+  }
   static const std::regex word("[a-z][a-z0-9_]{0,63}");
   std::set<std::string> ids;
   for (auto& entry : map.list_of_maps("texts")) {

@@ -126,6 +126,9 @@ struct ConsentConfig {
   std::string signing_key;
   // Bearer token for POST /v1/consent/links (CRMs minting unsubscribe links); empty = route off.
   std::string links_token;
+  // An address delivered to an e-mail account of this gateway: unsubscribe links get a
+  // mailto: twin there (List-Unsubscribe), and a mail to it withdraws like the link. "" = off.
+  std::string unsubscribe_mailto;
   milliseconds confirm_ttl{72LL * 3600 * 1000};
   std::vector<ConsentText> texts;
   SmtpConfig smtp;  // url empty = no double opt-in e-mails can be sent

@@ -133,6 +133,20 @@ std::string ConsentLinks::unsubscribe_url(const LinkClaims& claims) const {
   return config_.http.public_url + "/v1/consent/unsubscribe?token=" + url_encode(sign(claims));
 }
 
+ConsentLinks::UnsubscribeLinks ConsentLinks::unsubscribe_links(const LinkClaims& claims) const {
+  const std::string token = sign(claims);
+  UnsubscribeLinks links;
+  links.url = config_.http.public_url + "/v1/consent/unsubscribe?token=" + url_encode(token);
+  links.list_unsubscribe = "<" + links.url + ">";
+  if (!config_.consent.unsubscribe_mailto.empty()) {
+    // The token is base64url: nothing in it needs escaping in a mailto: URI or a Subject.
+    links.mailto = "mailto:" + config_.consent.unsubscribe_mailto +
+                   "?subject=" + std::string(kMailtoSubjectPrefix) + token;
+    links.list_unsubscribe += ", <" + links.mailto + ">";
+  }
+  return links;
+}
+
 Status ConsentService::request_confirmation(const LinkClaims& claims, const std::string& form_title,
                                             const std::string& consent_text,
                                             std::chrono::steady_clock::time_point deadline) {
@@ -208,10 +222,9 @@ void ConsentService::register_routes(Router& router) {
                    [this](const InboundRequest& r) { return mint_links(r); });
 }
 
-Interaction ConsentService::consent_interaction(const LinkClaims& c, const InboundRequest& request,
-                                                const std::string& status,
-                                                const std::string& method,
-                                                const std::string& native_event) const {
+Interaction ConsentLinks::consent_interaction(const LinkClaims& c, ConsentEvidence evidence,
+                                              const std::string& status, const std::string& method,
+                                              const std::string& native_event) const {
   Interaction in;
   in.channel = c.channel;
   in.account = c.account;
@@ -221,7 +234,6 @@ Interaction ConsentService::consent_interaction(const LinkClaims& c, const Inbou
   // A confirmation click proves control of the address; an unsubscribe click does not need to.
   contact.identifiers.push_back({"email", c.email, method == "double_opt_in", std::nullopt});
   in.contact = std::move(contact);
-  ConsentEvidence clicked = click_evidence(request);
   for (size_t i = 0; i < c.purposes.size(); ++i) {
     Consent consent;
     consent.purpose = c.purposes[i];
@@ -229,7 +241,7 @@ Interaction ConsentService::consent_interaction(const LinkClaims& c, const Inbou
     consent.channels = c.channels;
     consent.method = method;
     consent.captured_at = in.occurred_at;
-    consent.evidence = clicked;
+    consent.evidence = evidence;
     consent.evidence.native_event = native_event;
     if (!c.submission_id.empty()) consent.evidence.submission_id = c.submission_id;
     if (!c.linked_interaction_id.empty())
@@ -245,6 +257,13 @@ Interaction ConsentService::consent_interaction(const LinkClaims& c, const Inbou
     in.consent.push_back(std::move(consent));
   }
   return in;
+}
+
+Interaction ConsentService::consent_interaction(const LinkClaims& c, const InboundRequest& request,
+                                                const std::string& status,
+                                                const std::string& method,
+                                                const std::string& native_event) const {
+  return links_.consent_interaction(c, click_evidence(request), status, method, native_event);
 }
 
 Reply ConsentService::button_page(const InboundRequest& request, std::string_view kind,
@@ -314,7 +333,7 @@ Reply ConsentService::unsubscribe(const InboundRequest& request) {
   submission.interaction =
       consent_interaction(c, request, "withdrawn", "unsubscribe_link",
                           one_click ? "list_unsubscribe_one_click" : "unsubscribe_page");
-  submission.native_key = "unsubscribe:" + c.nonce;
+  submission.native_key = unsubscribe_native_key(c);
   auto accepted = pipeline_.submit(std::move(submission), request.deadline);
   if (!accepted) return not_durable_page(c.language);
   bool ru = russian(c.language);
@@ -391,10 +410,12 @@ Reply ConsentService::mint_links(const InboundRequest& request) {
   if (channels.empty()) channels = {"email"};
   LinkClaims claims =
       links_.unsubscribe_claims(channel, account, *email, purposes, channels, language);
-  std::string url = links_.unsubscribe_url(claims);
-  return Reply::json(201, {{"unsubscribe_url", url},
-                           {"list_unsubscribe", "<" + url + ">"},
-                           {"list_unsubscribe_post", "List-Unsubscribe=One-Click"}});
+  const ConsentLinks::UnsubscribeLinks minted = links_.unsubscribe_links(claims);
+  json links = {{"unsubscribe_url", minted.url},
+                {"list_unsubscribe", minted.list_unsubscribe},
+                {"list_unsubscribe_post", "List-Unsubscribe=One-Click"}};
+  if (!minted.mailto.empty()) links["unsubscribe_mailto"] = minted.mailto;
+  return Reply::json(201, links);
 }
 
 }  // namespace omnigate

@@ -38,6 +38,14 @@ struct LinkClaims {
   int64_t expires_at = 0;  // unix seconds; 0 = never
 };
 
+// The prefix of the subject a mail to consent.unsubscribe_mailto carries before the token.
+inline constexpr std::string_view kMailtoSubjectPrefix = "unsubscribe-";
+// The native event key of an unsubscribe: the link's click and a mail to its mailto: share it,
+// so however the person withdraws, it is one interaction.
+inline std::string unsubscribe_native_key(const LinkClaims& claims) {
+  return "unsubscribe:" + claims.nonce;
+}
+
 // Signs and reads link claims; needs only the config (the consent-link CLI uses it alone).
 class ConsentLinks {
  public:
@@ -47,6 +55,20 @@ class ConsentLinks {
   Result<LinkClaims> verify(std::string_view token, std::string_view kind) const;
   std::string confirm_url(const LinkClaims& claims) const;
   std::string unsubscribe_url(const LinkClaims& claims) const;
+  // A mailing's unsubscribe link, its mailto: twin and the List-Unsubscribe header value, all
+  // of one sealed token.
+  struct UnsubscribeLinks {
+    std::string url;
+    std::string
+        mailto;  // mailto:<consent.unsubscribe_mailto>?subject=unsubscribe-<token>; "" = off
+    std::string list_unsubscribe;  // <url>, and <mailto> when configured
+  };
+  UnsubscribeLinks unsubscribe_links(const LinkClaims& claims) const;
+  // The consent interaction of a link's claims: one entry per purpose with `evidence` (a
+  // click's IP and user agent, or the mail that carried the token).
+  Interaction consent_interaction(const LinkClaims& claims, ConsentEvidence evidence,
+                                  const std::string& status, const std::string& method,
+                                  const std::string& native_event) const;
   // Claims of a new unsubscribe link for (channel, account, email, purposes, channels).
   LinkClaims unsubscribe_claims(const std::string& channel, const std::string& account,
                                 const std::string& email, std::vector<std::string> purposes,

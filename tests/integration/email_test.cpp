@@ -474,3 +474,82 @@ TEST_CASE(
   REQUIRE(telegram);
   CHECK(telegram->status == 404);
 }
+
+// ------------------------------------------------------------- withdrawal by e-mail (mailto:)
+
+TEST_CASE(
+    "email: a mail to the mailto: twin of an unsubscribe link withdraws as the link would "
+    "(one interaction whichever came first); a forged token is counted and the mail published",
+    "[integration][email][consent]") {
+  NatsServer nats;
+  const std::string links_token = "links-token-0123456789abcdef";
+  RunningGateway gateway(test_config_yaml(nats.url(), "", email_section()) +
+                         "consent:\n"
+                         "  signing_key: email-test-signing-key-0123456789abcdef\n"
+                         "  links_token: " +
+                         links_token +
+                         "\n"
+                         "  unsubscribe_mailto: Unsubscribe@Example.RU\n");
+  auto minted = gateway.client().Post(
+      "/v1/consent/links", {{"Authorization", "Bearer " + links_token}},
+      json{{"channel", "email"}, {"account", "support"}, {"email", "ivan@example.com"}}.dump(),
+      "application/json");
+  REQUIRE(minted);
+  REQUIRE(minted->status == 201);
+  json links = json::parse(minted->body);
+  const std::string url = links["unsubscribe_url"];
+  const std::string mailto = links["unsubscribe_mailto"];
+  // The domain is lower-cased; the local part stays as written (it may be case-sensitive).
+  const std::string prefix = "mailto:Unsubscribe@example.ru?subject=unsubscribe-";
+  REQUIRE(mailto.rfind(prefix, 0) == 0);
+  CHECK(links["list_unsubscribe"] == "<" + url + ">, <" + mailto + ">");
+  const std::string token = mailto.substr(prefix.size());
+  CHECK(url.substr(url.find("token=") + 6) == token);  // one sealed token for both
+
+  // The person's mail client sends the mailto: as written (here behind a "Re: ").
+  std::string raw = mail("unsubscribe-1@example.com", "Please stop.");
+  raw.replace(raw.find("Subject: =?koi8-r?B?+sHLwdo=?="), 30, "Subject: Re: unsubscribe-" + token);
+  auto answer = post_mail(gateway, raw);
+  REQUIRE(answer);
+  REQUIRE(answer->status == 200);
+  const std::string mail_id = json::parse(answer->body)["id"];
+
+  auto consents = [&] {
+    std::vector<json> out;
+    for (auto& m : read_stream(nats.url()))
+      if (m.body["kind"] == "consent") out.push_back(m.body);
+    return out;
+  };
+  auto withdrawals = consents();
+  REQUIRE(withdrawals.size() == 1);
+  const json& w = withdrawals[0];
+  CHECK(w["channel"] == "email");
+  CHECK(w["account"] == "support");
+  CHECK(w["contact"]["identifiers"][0]["value"] == "ivan@example.com");
+  CHECK(w["consent"][0]["purpose"] == "marketing");
+  CHECK(w["consent"][0]["status"] == "withdrawn");
+  CHECK(w["consent"][0]["method"] == "unsubscribe_link");
+  CHECK(w["consent"][0]["evidence"]["native_event"] == "list_unsubscribe_mailto");
+  CHECK(w["consent"][0]["evidence"]["linked_interaction_id"] == mail_id);
+  CHECK(w["raw"]["sha256"] == omnigate::sha256_hex(raw));
+  CHECK(schema_problems(read_stream(nats.url())).empty());
+
+  // The link clicked afterwards is the same withdrawal: nothing new is published.
+  auto clicked =
+      gateway.client().Post("/v1/consent/unsubscribe?token=" + token, "List-Unsubscribe=One-Click",
+                            "application/x-www-form-urlencoded");
+  REQUIRE(clicked);
+  CHECK(clicked->status == 200);
+  CHECK(consents().size() == 1);
+
+  // A forged token: the mail is published as a mail, the token counted, nothing withdrawn.
+  std::string forged = mail("unsubscribe-2@example.com", "stop");
+  forged.replace(forged.find("Subject: =?koi8-r?B?+sHLwdo=?="), 30,
+                 "Subject: unsubscribe-" + token.substr(0, token.size() - 4) + "AAAA");
+  auto taken = post_mail(gateway, forged);
+  REQUIRE(taken);
+  CHECK(taken->status == 200);
+  CHECK(email_messages(nats.url()).size() == 3);  // two mails and one withdrawal
+  CHECK(consents().size() == 1);
+  CHECK(gateway.gateway().metrics().rejected.value({"email", "unsubscribe_forged"}) == 1);
+}
