@@ -6,6 +6,7 @@
 #include <regex>
 #include <sstream>
 
+#include "gateway/model/formats.hpp"
 #include "gateway/model/identifiers.hpp"
 #include "gateway/model/ids.hpp"
 
@@ -123,6 +124,10 @@ void read_consent(ConfigMap map, ConsentConfig& consent) {
   consent.signing_key = map.secret("signing_key", false, 32);
   consent.links_token = map.secret("links_token", false);
   consent.confirm_ttl = ms_at_least(map, "confirm_ttl", consent.confirm_ttl, milliseconds(60'000));
+  consent.operator_name = map.string("operator_name", "");
+  consent.return_url = map.string("return_url", "");
+  if (!consent.return_url.empty() && !formats::is_web_url(consent.return_url))
+    map.problem("return_url", "must be an http(s) URL such as https://example.ru/");
   static const std::regex word("[a-z][a-z0-9_]{0,63}");
   std::set<std::string> ids;
   for (auto& entry : map.list_of_maps("texts")) {
