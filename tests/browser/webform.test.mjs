@@ -726,6 +726,19 @@ test('an unsubscribe link: the step page and the done page quote the consent tex
   await shot(page, 'consent-unsubscribed');
   const withdrawn = (await tail('--kind', 'consent')).filter((c) => c.consent[0].status === 'withdrawn');
   assert.equal(withdrawn.length, 1, 'the click published the withdrawal');
+
+  // A link in English: an English page, the same text and frame.
+  const english = await run(BINARY, ['consent-link', '--config', env.configFile, '--account', 'callback',
+    '--email', 'anna@example.ru', '--purpose', 'marketing', '--language', 'en']);
+  assert.equal(english.code, 0, english.stderr);
+  const enLink = english.stdout.match(/http:\/\/\S+\/v1\/consent\/unsubscribe\?token=\S+/);
+  assert.equal((await page.goto(enLink[0])).status(), 200);
+  assert.equal(await page.locator('html').getAttribute('lang'), 'en');
+  assert.equal((await page.locator('h1').textContent()).trim(), 'Unsubscribe?');
+  assert.match(await page.locator('blockquote .meta').textContent(), /Consent text, version 3/);
+  assert.equal(await page.getByRole('link', { name: /Back to the site/ }).getAttribute('href'), RETURN_URL);
+  assert.equal(await page.getByRole('button', { name: 'Unsubscribe' }).count(), 1);
+  await shot(page, 'consent-unsubscribe-en');
   await page.close();
 });
 

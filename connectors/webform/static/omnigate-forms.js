@@ -18,7 +18,7 @@
       'Заполните поле «{label}».', '«{label}»: это не похоже на номер телефона. Пример: +7 912 345-67-89.',
       '«{label}»: проверьте адрес, например name@example.ru.', '«{label}»: не длиннее {max} символов.',
       'Без этого согласия мы не можем принять заявку — отметьте его, пожалуйста.',
-      'Проверьте это поле.'],
+      'Проверьте это поле.', 'Заявка слишком большая. Сократите текст и отправьте ещё раз.'],
     en: ['Sending…', 'Retrying…',
       'Thank you! Your request has been sent. We will contact you shortly during business hours.',
       'Please check the highlighted fields.', 'Too many attempts, please wait a moment.',
@@ -28,10 +28,10 @@
       'Please fill in “{label}”.', '“{label}” does not look like a phone number. Example: +44 20 7946 0958.',
       '“{label}”: please check the address, e.g. name@example.com.', '“{label}”: at most {max} characters.',
       'We cannot accept the request without this consent — please tick it.',
-      'Please check this field.']
+      'Please check this field.', 'The request is too large. Please shorten the text and send it again.']
   };
   const [SENDING, RETRYING, SUCCESS, INVALID, RATE, NETWORK, ERROR, CHECK_MAIL,
-    FILL_IN, BAD_PHONE, BAD_EMAIL, TOO_LONG, CONSENT, CHECK_FIELD] = [...Array(14).keys()];
+    FILL_IN, BAD_PHONE, BAD_EMAIL, TOO_LONG, CONSENT, CHECK_FIELD, TOO_LARGE] = [...Array(15).keys()];
   const states = new WeakMap();
   const str = (v) => (typeof v === 'string' ? v : null);
 
@@ -265,7 +265,9 @@
         const names = Array.isArray(err.fields) ? err.fields : Object.keys(given);
         showFieldErrors(st, Object.fromEntries(names.filter(str).map((n) => [n, str(given[n]) || t(st, CHECK_FIELD)])));
       }
-      const message = (s && str(err.message)) || t(st, !s ? NETWORK : s === 422 ? INVALID : s === 429 ? RATE : ERROR);
+      // A 413 may come from in front of the form's own cap (the route's, a proxy's): our words.
+      const message = s === 413 ? t(st, TOO_LARGE)
+        : (s && str(err.message)) || t(st, !s ? NETWORK : s === 422 ? INVALID : s === 429 ? RATE : ERROR);
       const code = str(err.code) || (s ? 'http_' + s : 'network_error');
       setStatus(st, 'error', message);
       fire(form, 'omnigate:error', { status: s, code, message });
