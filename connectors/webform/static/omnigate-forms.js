@@ -35,7 +35,9 @@
   const states = new WeakMap();
   const str = (v) => (typeof v === 'string' ? v : null);
 
-  const ru = (st) => /^ru/i.test(document.documentElement.lang) || /^ru/i.test(st.lang);
+  // The form's language (configured per form, from the gateway's GET) wins over the page's, so
+  // that the page's own checks and the gateway's answers speak the same language.
+  const ru = (st) => /^ru/i.test(st.lang || document.documentElement.lang);
   const t = (st, i, label = '', max = 0) =>
     TEXT[ru(st) ? 'ru' : 'en'][i].replace('{label}', label).replace('{max}', String(max));
 
