@@ -15,6 +15,7 @@
 #include "gateway/core/metrics.hpp"
 #include "gateway/core/strings.hpp"
 #include "gateway/kit/accounts.hpp"
+#include "gateway/model/formats.hpp"
 #include "gateway/pipeline/pipeline.hpp"
 
 namespace omnigate::webform {
@@ -116,6 +117,70 @@ class ConfirmationLedger {
   std::unordered_map<std::string, std::chrono::steady_clock::time_point> recipients_;
 };
 
+// What a visitor reads when the form cannot be taken, in the form's language: plain words, no
+// backend names (the English detail of the error stays in the logs and metrics).
+struct VisitorTexts {
+  const char* check_fields;   // 422: the messages sit next to the fields
+  const char* try_later;      // 503: nothing could be stored right now
+  const char* too_large;      // 413
+  const char* reload;         // a stale or foreign page: the render token, the origin
+  const char* failed;         // anything else
+  const char* thanks;         // 2xx: what happens next
+  const char* check_mailbox;  // 2xx, a double opt-in e-mail is on its way
+  const char* mail_recent;    // 2xx, this address got a confirmation e-mail within the hour
+  const char* thanks_title;
+  const char* not_sent_title;  // the page of a plain HTML form's error
+  const char* fix_these;       // above its list of fields to correct
+};
+constexpr VisitorTexts kRussianTexts{
+    "Проверьте выделенные поля.",
+    "Сейчас мы не можем принять заявку. Попробуйте ещё раз через минуту — введённое не пропадёт.",
+    "Заявка слишком большая. Сократите текст и отправьте ещё раз.",
+    "Страница устарела. Обновите её и отправьте форму ещё раз.",
+    "Не удалось отправить заявку. Попробуйте ещё раз.",
+    "Спасибо! Заявка отправлена. Мы свяжемся с вами в ближайшее рабочее время.",
+    "Проверьте почту: мы отправили письмо со ссылкой — нажмите её, чтобы подтвердить подписку.",
+    "Письмо со ссылкой для подтверждения уже отправлено на этот адрес — проверьте почту.",
+    "Спасибо",
+    "Заявка не отправлена",
+    "Исправьте, пожалуйста, и отправьте форму ещё раз:"};
+constexpr VisitorTexts kEnglishTexts{
+    "Please check the highlighted fields.",
+    "We cannot take your request right now. Please try again in a minute.",
+    "The request is too large. Please shorten the text and send it again.",
+    "This page is out of date. Please reload it and send the form again.",
+    "Could not send the request. Please try again.",
+    "Thank you! Your request has been sent. We will contact you shortly during business hours.",
+    "Check your mailbox: we have sent you an e-mail with a link — click it to confirm your "
+    "subscription.",
+    "A confirmation e-mail was sent to this address a moment ago — please check your mailbox.",
+    "Thank you",
+    "The request was not sent",
+    "Please correct this and send the form again:"};
+
+const VisitorTexts& texts_for(const FormConfig& form) {
+  return form.language == "ru" ? kRussianTexts : kEnglishTexts;
+}
+
+// The visitor's message for an error the connector did not word itself.
+const char* visitor_message(const Error& error, const VisitorTexts& t) {
+  switch (error.code) {
+    case ErrorCode::unprocessable:
+      return t.check_fields;
+    case ErrorCode::not_durable:
+    case ErrorCode::overloaded:
+    case ErrorCode::upstream_timeout:
+    case ErrorCode::bad_gateway:
+      return t.try_later;
+    case ErrorCode::payload_too_large:
+      return t.too_large;
+    case ErrorCode::forbidden:
+      return t.reload;
+    default:
+      return t.failed;
+  }
+}
+
 // A form is an account: its FormConfig is what the mapping reads.
 struct FormAccount : AccountBase {
   FormConfig form;
@@ -129,12 +194,22 @@ class WebformConnector : public ChannelConnector<FormAccount> {
   // script can read them and tell the visitor.
   void decorate_refusal(const InboundRequest& request, Reply& reply) const override {
     const FormAccount* found = find(request.account);
+    if (!found) return;
     std::string_view origin = request.header("Origin");
-    if (found && origin_allowed(found->form, origin)) add_cors(reply, origin);
+    // Worded for the visitor like the connector's own errors; the status and headers stay.
+    if (reply.status == 413) {
+      auto headers = std::move(reply.headers);
+      reply = visitor_error(
+          request, found->form,
+          make_error(ErrorCode::payload_too_large, "route", "the body is above max_body"), {});
+      reply.headers.insert(reply.headers.end(), headers.begin(), headers.end());
+    }
+    if (origin_allowed(found->form, origin)) add_cors(reply, origin);
   }
 
  protected:
-  uint64_t default_max_body() const override { return 64 * 1024; }
+  // A 20 000-character Cyrillic comment is 120 KB urlencoded (each letter is %D0%B0).
+  uint64_t default_max_body() const override { return 256 * 1024; }
 
   void read(FormAccount& account, ConfigMap& entry) override {
     FormConfig& form = account.form;
@@ -142,12 +217,18 @@ class WebformConnector : public ChannelConnector<FormAccount> {
     form.title = entry.string("title", account.name);
     form.allowed_origins = entry.string_list("allowed_origins");
     form.success_url = entry.string("success_url", "");
+    form.return_url = entry.string("return_url", "");
+    if (!form.return_url.empty() && !formats::is_web_url(form.return_url))
+      entry.problem("return_url", "must be an http(s) URL such as https://example.ru/");
     ConfigMap fields = entry.map("fields");
     form.name_field = fields.string("name", form.name_field);
     form.phone_field = fields.string("phone", form.phone_field);
     form.email_field = fields.string("email", form.email_field);
     form.comment_field = fields.string("comment", form.comment_field);
     fields.finish();
+    ConfigMap labels = entry.map("labels");
+    for (const auto& key : labels.keys()) form.labels[key] = labels.string(key, key);
+    labels.finish();
     form.required = entry.string_list("required");
     for (auto& item : entry.list_of_maps("consents")) {
       FormConsent c;
@@ -168,6 +249,13 @@ class WebformConnector : public ChannelConnector<FormAccount> {
     if (form.language != "ru" && form.language != "en")
       entry.problem("language", "must be ru or en");
     form.demo = entry.boolean("demo", false);
+    std::string phone_validation = entry.string("phone_validation", "strict");
+    if (phone_validation != "strict" && phone_validation != "lenient")
+      entry.problem("phone_validation", "must be strict or lenient");
+    form.strict_phone = phone_validation == "strict";
+    form.max_field_chars = static_cast<size_t>(
+        entry.integer("max_field_chars", static_cast<int64_t>(form.max_field_chars), 1,
+                      static_cast<int64_t>(limits::kMaxTextBytes / 2)));
   }
 
  public:
@@ -245,6 +333,18 @@ class WebformConnector : public ChannelConnector<FormAccount> {
     return reply;
   }
 
+  // A refused submission: counted by reason like the kit's reject, worded for the visitor
+  // (`message`, else by the error's code), with CORS headers for the page's script.
+  Reply refuse(const InboundRequest& request, const FormConfig& form, const Error& error,
+               std::string_view reason, std::string_view origin,
+               std::string_view message = {}) const {
+    context().metrics.rejected.inc(
+        {"webform", std::string(reason.empty() ? error.name() : reason)});
+    Reply reply = visitor_error(request, form, error, {}, message);
+    add_cors(reply, origin);
+    return reply;
+  }
+
   Reply preflight(const InboundRequest& request) {
     const FormConfig& form = form_of(request);
     std::string_view origin = request.header("Origin");
@@ -292,10 +392,22 @@ class WebformConnector : public ChannelConnector<FormAccount> {
                           {"required", c.required},
                           {"double_opt_in", c.double_opt_in}});
     }
+    // What the script checks before sending (the same rules as here, worded the same way).
+    json labels = json::object();
+    for (const std::string& name :
+         {form.name_field, form.phone_field, form.email_field, form.comment_field})
+      labels[name] = field_label(form, name);
+    for (const auto& [name, label] : form.labels) labels[name] = label;
     Reply reply = Reply::json(200, {{"render_token", render_token(form)},
                                     {"min_fill_ms", form.min_fill_time.count()},
                                     {"consents", consents},
-                                    {"language", form.language}});
+                                    {"language", form.language},
+                                    {"labels", labels},
+                                    {"required", form.required},
+                                    {"phone_field", form.phone_field},
+                                    {"email_field", form.email_field},
+                                    {"phone_validation", form.strict_phone ? "strict" : "lenient"},
+                                    {"max_field_chars", form.max_field_chars}});
     reply.headers.emplace_back("Cache-Control", "no-store");
     add_cors(reply, origin);
     return reply;
@@ -321,6 +433,7 @@ class WebformConnector : public ChannelConnector<FormAccount> {
     html = replace_all(html, "{{script_url}}", "/omnigate-forms.js");
     html = replace_all(html, "{{honeypot}}", html_escape(form.honeypot));
     html = replace_all(html, "{{title}}", html_escape(form.title));
+    html = replace_all(html, "{{page_style}}", kPageStyle);
     html = replace_all(html, "{{consent_checkboxes}}", boxes);
     return Reply::html(200, std::move(html));
   }
@@ -330,20 +443,74 @@ class WebformConnector : public ChannelConnector<FormAccount> {
            request.media_type() == "application/json";
   }
 
+  // A small page of the gateway for a form posted without the script, in the form's language
+  // and the consent pages' style (which is the demo form's).
+  Reply visitor_page(int status, const FormConfig& form, const std::string& title,
+                     const std::string& body_html, const InboundRequest& request) const {
+    std::string back;
+    std::string_view referer = request.header("Referer");
+    if (referer.rfind("https://", 0) == 0 || referer.rfind("http://", 0) == 0)
+      back = std::string(referer);
+    return Reply::html(status, consent_page_html(form.language, title, body_html, back,
+                                                 context().config.consent.operator_name));
+  }
+
+  // An error in the visitor's words: JSON for the script (with the per-field messages), a page
+  // for a plain HTML form.
+  Reply visitor_error(const InboundRequest& request, const FormConfig& form, const Error& error,
+                      const std::vector<FieldProblem>& problems,
+                      std::string_view message = {}) const {
+    std::string text =
+        message.empty() ? visitor_message(error, texts_for(form)) : std::string(message);
+    // A plain HTML form's navigation asks for a page; the script and API clients get JSON.
+    bool page = !wants_json(request) &&
+                request.header("Accept").find("text/html") != std::string_view::npos;
+    if (!page) {
+      json field_errors = json::object();
+      json names = json::array();
+      for (const auto& p : problems) {
+        field_errors[p.field] = p.message;
+        names.push_back(p.field);
+      }
+      json details = {{"message", text}};
+      if (!problems.empty()) {
+        details["fields"] = names;  // the names alone, as before
+        details["field_errors"] = field_errors;
+      }
+      return Reply::error(error, std::nullopt, details);
+    }
+    // A page has nothing highlighted: it lists the messages, and the way back is the form.
+    std::string body =
+        "<p>" + html_escape(problems.empty() ? text : texts_for(form).fix_these) + "</p>";
+    if (!problems.empty()) {
+      body += "<ul class=\"problems\">";
+      for (const auto& p : problems) body += "<li>" + html_escape(p.message) + "</li>";
+      body += "</ul>";
+    }
+    return visitor_page(error.http_status(), form, texts_for(form).not_sent_title, body, request);
+  }
+
   Reply success(const InboundRequest& request, const FormConfig& form, const std::string& id,
-                std::string_view origin) {
+                std::string_view origin, const std::string& confirmation = {}) {
+    const VisitorTexts& t = texts_for(form);
+    bool check_mailbox = confirmation == "sent" || confirmation == "limited";
+    std::string message = t.thanks;
+    if (confirmation == "sent") message += std::string(" ") + t.check_mailbox;
+    if (confirmation == "limited") message += std::string(" ") + t.mail_recent;
     Reply reply;
     if (wants_json(request)) {
-      reply = Reply::json(202, {{"id", id}, {"status", "accepted"}});
+      json body = {{"id", id}, {"status", "accepted"}, {"message", message}};
+      if (!confirmation.empty()) {
+        // The lead is durable either way; tell the page whether a confirmation e-mail is coming.
+        body["confirmation"] = confirmation;
+        body["check_mailbox"] = check_mailbox;
+      }
+      reply = Reply::json(202, body);
     } else if (!form.success_url.empty()) {
       reply = Reply::redirect(form.success_url);
     } else {
-      bool ru = form.language == "ru";
-      reply = Reply::html(
-          200, std::string("<!doctype html><meta charset=\"utf-8\"><title>") +
-                   (ru ? "Спасибо" : "Thank you") + "</title><h1>" +
-                   (ru ? "Спасибо! Мы получили вашу заявку." : "Thank you! We got your request.") +
-                   "</h1>");
+      reply =
+          visitor_page(200, form, t.thanks_title, "<p>" + html_escape(message) + "</p>", request);
     }
     add_cors(reply, origin);
     return reply;
@@ -353,7 +520,8 @@ class WebformConnector : public ChannelConnector<FormAccount> {
     const FormConfig& form = form_of(request);
     std::string_view origin = request.header("Origin");
     if (!origin_allowed(form, origin)) {
-      return reject(make_error(ErrorCode::forbidden, "route", "origin not allowed for this form"),
+      return refuse(request, form,
+                    make_error(ErrorCode::forbidden, "route", "origin not allowed for this form"),
                     "origin", {});
     }
     const Config& config = context().config;
@@ -362,22 +530,25 @@ class WebformConnector : public ChannelConnector<FormAccount> {
     if (int64_t wait = limiter_.admit(form.account + "|" + RateLimiter::client_key(ip),
                                       form.rate_limit_per_minute);
         wait > 0) {
-      Reply reply =
-          reject(make_error(ErrorCode::rate_limited, "route",
-                            (form.language == "ru"
-                                 ? "Слишком много заявок с вашего адреса. Попробуйте через "
+      Error limited = make_error(
+          ErrorCode::rate_limited, "route",
+          (form.language == "ru" ? "Слишком много заявок с вашего адреса. Попробуйте через "
                                  : "Too many submissions from your address. Try again in ") +
-                                std::to_string(wait) + (form.language == "ru" ? " с." : " s.")),
-                 "rate_limited", origin);
+              std::to_string(wait) + (form.language == "ru" ? " с." : " s."));
+      Reply reply = refuse(request, form, limited, "rate_limited", origin, limited.detail);
       reply.headers.emplace_back("Retry-After", std::to_string(wait));
       return reply;
     }
     auto fields = read_fields(request.media_type(), request.body, request.multipart);
-    if (!fields) return reject(fields.error(), {}, origin);
+    // A body the form or the script cannot produce (bad JSON from a developer's own code): the
+    // detail says what is wrong, for the developer who reads it.
+    if (!fields) return refuse(request, form, fields.error(), {}, origin, fields.error().detail);
     if (fields->size() > kMaxFields) {
-      return reject(make_error(ErrorCode::bad_request, "parse",
+      return refuse(request, form,
+                    make_error(ErrorCode::bad_request, "parse",
                                "more than " + std::to_string(kMaxFields) + " fields"),
-                    "too_many_fields", origin);
+                    "too_many_fields", origin,
+                    "more than " + std::to_string(kMaxFields) + " fields");
     }
 
     auto field = [&](std::string_view name) -> std::string_view {
@@ -395,30 +566,31 @@ class WebformConnector : public ChannelConnector<FormAccount> {
     if (!token.empty()) {
       auto claims = context().consent.links().verify(token, "render");
       if (!claims || claims->account != form.account) {
-        return reject(make_error(ErrorCode::bad_request, "verify",
+        return refuse(request, form,
+                      make_error(ErrorCode::bad_request, "verify",
                                  "the form's render token is not valid; reload the page"),
-                      "render_token", origin);
+                      "render_token", origin, texts_for(form).reload);
       }
       int64_t elapsed_ms = now_millis().time_since_epoch().count() - claims->issued_at_ms;
       if (elapsed_ms < form.min_fill_time.count()) {
         // Faster than a person types: maybe a bot, maybe a fast person. Never drop silently.
         int64_t wait =
             static_cast<int64_t>(std::ceil((form.min_fill_time.count() - elapsed_ms) / 1000.0));
-        Reply reply = reject(
-            make_error(
-                ErrorCode::rate_limited, "verify",
-                form.language == "ru"
-                    ? "Форма отправлена слишком быстро. Подождите пару секунд и отправьте ещё раз."
-                    : "The form was sent too fast. Wait a moment and send it again."),
-            "too_fast", origin);
+        Error too_fast = make_error(
+            ErrorCode::rate_limited, "verify",
+            form.language == "ru"
+                ? "Форма отправлена слишком быстро. Подождите пару секунд и отправьте ещё раз."
+                : "The form was sent too fast. Wait a moment and send it again.");
+        Reply reply = refuse(request, form, too_fast, "too_fast", origin, too_fast.detail);
         reply.headers.emplace_back("Retry-After", std::to_string(std::max<int64_t>(1, wait)));
         return reply;
       }
     } else if (form.require_render_token) {
-      return reject(
+      return refuse(
+          request, form,
           make_error(ErrorCode::bad_request, "verify",
                      "this form must be sent by the page that shows it (render token missing)"),
-          "render_token", origin);
+          "render_token", origin, texts_for(form).reload);
     }
 
     SubmissionContext submission_context;
@@ -426,17 +598,21 @@ class WebformConnector : public ChannelConnector<FormAccount> {
     submission_context.user_agent = std::string(request.header("User-Agent"));
     submission_context.referer_header = std::string(request.header("Referer"));
     submission_context.idempotency_key = std::string(request.header("Idempotency-Key"));
+    submission_context.phone_region = config.identity.default_region;
     submission_context.now = now_millis();
     NormalizedForm normalized =
         normalize_form(form, config.consent, fields.value(), submission_context);
-    if (!normalized.missing.empty()) {
-      std::string list;
-      for (const auto& name : normalized.missing) list += (list.empty() ? "" : ", ") + name;
-      return reject(make_error(ErrorCode::unprocessable, "normalize",
-                               (form.language == "ru" ? "Заполните обязательные поля: "
-                                                      : "Please fill in: ") +
-                                   list),
-                    "required_missing", origin, {{"fields", normalized.missing}});
+    if (!normalized.problems.empty()) {
+      std::string list;  // for the logs: names, never values
+      for (const auto& p : normalized.problems) list += (list.empty() ? "" : ", ") + p.field;
+      context().metrics.rejected.inc(
+          {"webform", normalized.missing.empty() ? "invalid_field" : "required_missing"});
+      Reply reply = visitor_error(
+          request, form,
+          make_error(ErrorCode::unprocessable, "normalize", "fields to correct: " + list),
+          normalized.problems);
+      add_cors(reply, origin);
+      return reply;
     }
     for (const auto& field : normalized.dropped)
       context().metrics.dropped_values.inc({"webform", field});
@@ -444,7 +620,7 @@ class WebformConnector : public ChannelConnector<FormAccount> {
     normalized.submission.raw_content_type = request.media_type();
     auto accepted = context().pipeline.submit(std::move(normalized.submission), request.deadline);
     if (!accepted) {
-      Reply reply = Reply::error(accepted.error());
+      Reply reply = visitor_error(request, form, accepted.error(), {});
       add_cors(reply, origin);
       return reply;
     }
@@ -474,6 +650,7 @@ class WebformConnector : public ChannelConnector<FormAccount> {
       claims.submission_id = normalized.submission_id;
       claims.linked_interaction_id = accepted->id;
       claims.language = form.language;
+      claims.return_url = form.return_url;
       claims.issued_at_ms = now_millis().time_since_epoch().count();
       claims.expires_at =
           claims.issued_at_ms / 1000 +
@@ -496,20 +673,13 @@ class WebformConnector : public ChannelConnector<FormAccount> {
         // sends the same submission again (its lead is then a duplicate) until the mail is
         // queued. A 2xx here would leave the consent pending for ever.
         ledger_.forget(normalized.submission_id, *normalized.email);
-        Reply reply = Reply::error(queued.error());
+        Reply reply = visitor_error(request, form, queued.error(), {});
         add_cors(reply, origin);
         return reply;
       }
       confirmation = queued ? "sent" : "not_sent";
     }
-    Reply reply = success(request, form, accepted->id, origin);
-    if (!confirmation.empty() && reply.status == 202) {
-      // The lead is durable either way; tell the page whether a confirmation e-mail is coming.
-      reply = Reply::json(
-          202, {{"id", accepted->id}, {"status", "accepted"}, {"confirmation", confirmation}});
-      add_cors(reply, origin);
-    }
-    return reply;
+    return success(request, form, accepted->id, origin, confirmation);
   }
 
   RateLimiter limiter_;

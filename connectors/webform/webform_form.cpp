@@ -40,7 +40,49 @@ bool valid_submission_id(std::string_view id) {
   return formats::is_token(id, 128);
 }
 
+// Unicode code points of UTF-8 text (continuation bytes are not counted).
+size_t characters(std::string_view text) {
+  return static_cast<size_t>(std::count_if(text.begin(), text.end(), [](char c) {
+    return (static_cast<unsigned char>(c) & 0xC0) != 0x80;
+  }));
+}
+
+// The messages a visitor reads next to a field, in the form's language.
+struct FieldTexts {
+  const char* fill_in;    // {label}
+  const char* bad_phone;  // {label}
+  const char* bad_email;  // {label}
+  const char* too_long;   // {label}, {max}
+  const char* consent_needed;
+};
+constexpr FieldTexts kRussian{
+    "Заполните поле «{label}».",
+    "«{label}»: это не похоже на номер телефона. Пример: +7 912 345-67-89.",
+    "«{label}»: проверьте адрес, например name@example.ru.",
+    "«{label}»: не длиннее {max} символов.",
+    "Без этого согласия мы не можем принять заявку — отметьте его, пожалуйста."};
+constexpr FieldTexts kEnglish{
+    "Please fill in “{label}”.",
+    "“{label}” does not look like a phone number. Example: +44 20 7946 0958.",
+    "“{label}”: please check the address, e.g. name@example.com.",
+    "“{label}”: at most {max} characters.",
+    "We cannot accept the request without this consent — please tick it."};
+
+std::string say(const char* text, const std::string& label, size_t max = 0) {
+  return replace_all(replace_all(text, "{label}", label), "{max}", std::to_string(max));
+}
+
 }  // namespace
+
+std::string field_label(const FormConfig& form, std::string_view field) {
+  if (auto it = form.labels.find(field); it != form.labels.end()) return it->second;
+  bool ru = form.language == "ru";
+  if (field == form.name_field) return ru ? "Имя" : "Name";
+  if (field == form.phone_field) return ru ? "Телефон" : "Phone";
+  if (field == form.email_field) return "Email";
+  if (field == form.comment_field) return ru ? "Комментарий" : "Comment";
+  return std::string(field);
+}
 
 bool checkbox_ticked(std::string_view value) {
   std::string v = fold_case(trimmed(value));
@@ -55,11 +97,39 @@ NormalizedForm normalize_form(const FormConfig& form, const ConsentConfig& conse
   if (!valid_submission_id(submission_id)) submission_id = random_uuid();
   out.submission_id = submission_id;
 
+  // What the visitor must correct, one message per field, the first problem of a field only.
+  const FieldTexts& say_it = form.language == "ru" ? kRussian : kEnglish;
+  auto flag = [&](const std::string& field, std::string message) {
+    for (const auto& p : out.problems) {
+      if (p.field == field) return;
+    }
+    out.problems.push_back({field, std::move(message)});
+  };
   for (const auto& name : form.required) {
-    if (trimmed(value_of(fields, name)).empty()) out.missing.push_back(name);
+    if (trimmed(value_of(fields, name)).empty()) {
+      out.missing.push_back(name);
+      flag(name, say(say_it.fill_in, field_label(form, name)));
+    }
+  }
+  std::string typed_phone = trimmed(value_of(fields, form.phone_field));
+  if (form.strict_phone && !typed_phone.empty() &&
+      !normalize_phone(typed_phone, context.phone_region)) {
+    flag(form.phone_field, say(say_it.bad_phone, field_label(form, form.phone_field)));
+  }
+  std::string typed_email = trimmed(value_of(fields, form.email_field));
+  if (!typed_email.empty() && !normalize_email(typed_email)) {
+    flag(form.email_field, say(say_it.bad_email, field_label(form, form.email_field)));
+  }
+  for (const auto& [key, value] : fields) {
+    if (key.rfind('_', 0) == 0) continue;  // the embed script's own fields
+    if (characters(value) > form.max_field_chars || value.size() > limits::kMaxTextBytes)
+      flag(key, say(say_it.too_long, field_label(form, key), form.max_field_chars));
   }
   for (const auto& c : form.consents) {
-    if (c.required && !checkbox_ticked(value_of(fields, c.field))) out.missing.push_back(c.field);
+    if (c.required && !checkbox_ticked(value_of(fields, c.field))) {
+      out.missing.push_back(c.field);
+      flag(c.field, say_it.consent_needed);
+    }
   }
 
   Interaction& in = out.submission.interaction;

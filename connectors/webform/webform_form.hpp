@@ -4,6 +4,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <chrono>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -28,6 +29,7 @@ struct FormConfig {
   std::string title;
   std::vector<std::string> allowed_origins;
   std::string success_url;  // where a plain HTML form is sent after success (303)
+  std::string return_url;   // the consent pages' link back to the site; empty = consent.return_url
   std::string name_field = "name", phone_field = "phone", email_field = "email",
               comment_field = "comment";
   std::vector<std::string> required;  // form field names that must not be empty
@@ -38,8 +40,19 @@ struct FormConfig {
   int rate_limit_per_minute = 20;
   std::string language = "ru";
   bool demo = false;
-  uint64_t max_body = 64 * 1024;
+  uint64_t max_body = 256 * 1024;
+  // strict: a phone libphonenumber cannot read is a 422 on that field; lenient: it is kept as
+  // typed (the identifier then has no `value`, only `raw`).
+  bool strict_phone = true;
+  // Longest value of one field, in characters (Unicode code points); longer is a 422 on it.
+  size_t max_field_chars = 30000;
+  // What the visitor sees as a field's name in messages ("Телефон"); fields not listed here
+  // use the built-in label of their role (name, phone, email, comment) or their name.
+  std::map<std::string, std::string, std::less<>> labels;
 };
+
+// A field's name as the visitor reads it on the form, in the form's language.
+std::string field_label(const FormConfig& form, std::string_view field);
 
 // More fields than any real form has: refused (400) before any per-field work.
 inline constexpr size_t kMaxFields = limits::kMaxMapEntries;
@@ -53,15 +66,24 @@ inline constexpr const char* kReferrerField = "_referrer";
 struct SubmissionContext {
   std::string client_ip;  // after trusted-proxy resolution
   std::string user_agent;
-  std::string referer_header;   // the page, when the embed script did not say
-  std::string idempotency_key;  // header, the fallback submission id
+  std::string referer_header;       // the page, when the embed script did not say
+  std::string idempotency_key;      // header, the fallback submission id
+  std::string phone_region = "RU";  // identity.default_region: how a national number is read
   SysMillis now{};
+};
+
+// One field the visitor must correct, with the message shown next to it (the form's language,
+// naming the field by its label).
+struct FieldProblem {
+  std::string field;
+  std::string message;
 };
 
 struct NormalizedForm {
   Submission submission;  // a `lead`, ready for the pipeline
   std::string submission_id;
   std::vector<std::string> missing;         // required fields or consents not given → 422
+  std::vector<FieldProblem> problems;       // missing, unreadable or too long fields → 422
   std::vector<const FormConsent*> pending;  // double opt-in consents ticked
   std::optional<std::string> email;         // normalized, for the confirmation e-mail
   // Values sent but left out because interaction.v1 cannot hold them ("source.page_url").

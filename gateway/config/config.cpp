@@ -7,6 +7,7 @@
 #include <regex>
 #include <sstream>
 
+#include "gateway/model/formats.hpp"
 #include "gateway/model/identifiers.hpp"
 #include "gateway/model/ids.hpp"
 
@@ -147,6 +148,10 @@ void read_consent(ConfigMap map, ConsentConfig& consent) {
     else
       consent.unsubscribe_mailto = *address;
   }
+  consent.operator_name = map.string("operator_name", "");
+  consent.return_url = map.string("return_url", "");
+  if (!consent.return_url.empty() && !formats::is_web_url(consent.return_url))
+    map.problem("return_url", "must be an http(s) URL such as https://example.ru/");
   static const std::regex word("[a-z][a-z0-9_]{0,63}");
   std::set<std::string> ids;
   for (auto& entry : map.list_of_maps("texts")) {

@@ -133,6 +133,10 @@ struct ConsentConfig {
   std::vector<ConsentText> texts;
   SmtpConfig smtp;  // url empty = no double opt-in e-mails can be sent
   MailTemplate confirmation_ru, confirmation_en;
+  // Shown on the confirmation and unsubscribe pages: who asks ("ООО «Пример»"); empty = not named.
+  std::string operator_name;
+  // The "back to the site" link of those pages (a web form may set its own); empty = no link.
+  std::string return_url;
 
   const ConsentText* text(std::string_view id) const;
 };

@@ -5,6 +5,7 @@
 #include "gateway/core/limits.hpp"
 #include "gateway/core/log.hpp"
 #include "gateway/core/secrets.hpp"
+#include "gateway/core/strings.hpp"
 #include "gateway/http/verify.hpp"
 #include "gateway/model/formats.hpp"
 #include "gateway/model/identifiers.hpp"
@@ -35,43 +36,41 @@ bool russian(const std::string& language) {
   return language.rfind("ru", 0) == 0;
 }
 
-// A small page in the person's language; every dynamic part is escaped.
-Reply page(int status, const std::string& language, const std::string& title,
-           const std::string& body_html) {
-  std::string html = "<!doctype html><html lang=\"" + html_escape(language) +
-                     "\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" "
-                     "content=\"width=device-width,initial-scale=1\"><title>" +
-                     html_escape(title) +
-                     "</title><style>body{font:17px/1.5 system-ui,sans-serif;max-width:32rem;"
-                     "margin:10vh auto;padding:0 1rem;color:#1d2330}h1{font-size:1.4rem}"
-                     "button{font:inherit;padding:.6rem 1.2rem;border:0;border-radius:.4rem;"
-                     "background:#1f6feb;color:#fff;cursor:pointer}</style></head><body><h1>" +
-                     html_escape(title) + "</h1>" + body_html + "</body></html>";
-  return Reply::html(status, std::move(html));
-}
-
-Reply not_durable_page(const std::string& language) {
-  bool ru = russian(language);
-  return page(
-      503, language, ru ? "Попробуйте ещё раз через минуту" : "Please try again in a minute",
-      ru ? "<p>Сейчас мы не можем сохранить ваш ответ. Откройте ссылку ещё раз чуть позже.</p>"
-         : "<p>We cannot record your answer right now. Please open the link again shortly.</p>");
-}
-
-Reply bad_link_page(const Error& error, const std::string& language) {
-  bool ru = russian(language);
-  if (error.code == ErrorCode::gone) {
-    return page(
-        error.http_status(), language, ru ? "Ссылка устарела" : "This link has expired",
-        ru ? "<p>Срок действия ссылки истёк. Отправьте форму ещё раз — мы пришлём новую.</p>"
-           : "<p>The link has expired. Submit the form again and we will send a new one.</p>");
-  }
-  return page(400, language, ru ? "Ссылка недействительна" : "This link is not valid",
-              ru ? "<p>Ссылка повреждена или не наша. Скопируйте её из письма целиком.</p>"
-                 : "<p>The link is damaged or not ours. Copy it from the e-mail in full.</p>");
+// Escaped text with its line breaks kept (a consent text may have paragraphs).
+std::string paragraphs(const std::string& text) {
+  return replace_all(html_escape(text), "\n", "<br>");
 }
 
 }  // namespace
+
+std::string consent_page_html(const std::string& language, const std::string& title,
+                              const std::string& body_html, const std::string& return_url,
+                              const std::string& operator_name) {
+  bool ru = russian(language);
+  std::string html = "<!doctype html><html lang=\"" + std::string(ru ? "ru" : "en") +
+                     "\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" "
+                     "content=\"width=device-width, initial-scale=1\"><meta name=\"robots\" "
+                     "content=\"noindex\"><meta name=\"color-scheme\" content=\"light dark\">"
+                     "<title>" +
+                     html_escape(title) + "</title><style>" + std::string(kPageStyle) +
+                     "</style></head><body><main>";
+  if (!operator_name.empty())
+    html += "<p class=\"operator\">" + html_escape(operator_name) + "</p>";
+  html += "<h1>" + html_escape(title) + "</h1>" + body_html;
+  if (formats::is_web_url(return_url)) {
+    html += "<a class=\"back\" href=\"" + html_escape(return_url) + "\">" +
+            (ru ? "← Вернуться на сайт" : "← Back to the site") + "</a>";
+  }
+  html += "</main></body></html>";
+  return html;
+}
+
+std::string page_language(std::string_view accept_language) {
+  std::string_view first = trim(accept_language.substr(0, accept_language.find_first_of(",;")));
+  if (first.empty() || iequals(first.substr(0, std::min<size_t>(2, first.size())), "ru"))
+    return "ru";
+  return "en";
+}
 
 ConsentService::ConsentService(const Config& config, Pipeline& pipeline, Metrics& metrics,
                                Publisher& publisher)
@@ -90,6 +89,7 @@ std::string ConsentLinks::sign(const LinkClaims& c) const {
                   {"t", c.text_ids},  {"s", c.submission_id}, {"l", c.linked_interaction_id},
                   {"lg", c.language}, {"n", c.nonce},         {"i", c.issued_at_ms},
                   {"x", c.expires_at}};
+  if (!c.return_url.empty()) payload["r"] = c.return_url;  // links sealed before it had none
   return seal_token(config_.consent.signing_key,
                     payload.dump(-1, ' ', false, json::error_handler_t::replace));
 }
@@ -115,6 +115,7 @@ Result<LinkClaims> ConsentLinks::verify(std::string_view token, std::string_view
     c.nonce = j.at("n").get<std::string>();
     c.issued_at_ms = j.at("i").get<int64_t>();
     c.expires_at = j.at("x").get<int64_t>();
+    c.return_url = j.value("r", std::string());
   } catch (const json::exception&) {
     return forged;  // signed by us but not this shape: treat as not ours
   }
@@ -266,31 +267,118 @@ Interaction ConsentService::consent_interaction(const LinkClaims& c, const Inbou
   return links_.consent_interaction(c, click_evidence(request), status, method, native_event);
 }
 
-Reply ConsentService::button_page(const InboundRequest& request, std::string_view kind,
-                                  const ButtonPage& ru_text, const ButtonPage& en_text) const {
-  std::string_view token = request.query_param("token");
-  auto claims = links_.verify(token, kind);
-  if (!claims) return bad_link_page(claims.error(), "ru");
-  const ButtonPage& t = russian(claims->language) ? ru_text : en_text;
-  std::string action = "/v1/consent/" + std::string(kind) + "?token=" + url_encode(token);
-  return page(200, claims->language, t.title,
-              "<p>" + t.before_email + html_escape(claims->email) + t.after_email +
-                  html_escape(join(claims->purposes, ", ")) +
-                  ".</p><form method=\"post\" action=\"" + html_escape(action) +
-                  "\"><button type=\"submit\">" + t.button + "</button></form>");
+std::vector<const ConsentText*> ConsentService::texts_of(const LinkClaims& c) const {
+  std::vector<const ConsentText*> out;
+  for (const auto& id : c.text_ids) {
+    if (const ConsentText* text = config_.consent.text(id)) out.push_back(text);
+  }
+  if (!out.empty()) return out;
+  // A link minted by a CRM names purposes only: the texts configured for them.
+  for (const auto& purpose : c.purposes) {
+    for (const auto& text : config_.consent.texts) {
+      if (text.purpose == purpose) out.push_back(&text);
+    }
+  }
+  return out;
 }
 
+Reply ConsentService::link_page(int status, const LinkClaims& c, const std::string& title,
+                                const std::string& intro, const std::string& action_html) const {
+  bool ru = russian(c.language);
+  std::string body = "<p>" + intro + "</p>";
+  std::vector<const ConsentText*> texts = texts_of(c);
+  for (const ConsentText* text : texts) {
+    body += "<blockquote><p>" + paragraphs(text->text) + "</p><p class=\"meta\">" +
+            (ru ? "Текст согласия, версия " : "Consent text, version ") +
+            html_escape(text->version);
+    if (formats::is_web_url(text->policy_url)) {
+      body += " · <a href=\"" + html_escape(text->policy_url) +
+              "\" target=\"_blank\" rel=\"noopener\">" +
+              (ru ? "Политика обработки данных" : "Privacy policy") + "</a>";
+    }
+    body += "</p></blockquote>";
+  }
+  if (texts.empty()) {  // purposes without a configured text: name them at least
+    body += "<blockquote><p>" + html_escape(join(c.purposes, ", ")) + "</p></blockquote>";
+  }
+  body += action_html;
+  std::string back = c.return_url.empty() ? config_.consent.return_url : c.return_url;
+  return Reply::html(
+      status, consent_page_html(c.language, title, body, back, config_.consent.operator_name));
+}
+
+Reply ConsentService::bad_link_page(const Error& error, const InboundRequest& request) const {
+  std::string language = page_language(request.header("Accept-Language"));
+  bool ru = russian(language);
+  std::string title, text;
+  int status = 400;
+  if (error.code == ErrorCode::gone) {
+    status = error.http_status();
+    title = ru ? "Ссылка устарела" : "This link has expired";
+    text = ru ? "Срок действия ссылки истёк, поэтому мы ничего не изменили. Отправьте форму на "
+                "сайте ещё раз — мы пришлём новое письмо."
+              : "The link has expired, so nothing was changed. Submit the form on the site "
+                "again and we will send you a new e-mail.";
+  } else {
+    title = ru ? "Ссылка недействительна" : "This link is not valid";
+    text = ru ? "Ссылка повреждена или выдана не нами, поэтому мы ничего не изменили. Скопируйте "
+                "её из письма целиком."
+              : "The link is damaged or was not issued by us, so nothing was changed. Copy it "
+                "from the e-mail in full.";
+  }
+  return Reply::html(
+      status, consent_page_html(language, title, "<p>" + text + "</p>", config_.consent.return_url,
+                                config_.consent.operator_name));
+}
+
+Reply ConsentService::not_durable_page(const LinkClaims& c) const {
+  bool ru = russian(c.language);
+  Reply reply = Reply::html(
+      503, consent_page_html(
+               c.language, ru ? "Попробуйте ещё раз через минуту" : "Please try again in a minute",
+               ru ? "<p>Сейчас мы не можем сохранить ваш ответ. Откройте ссылку ещё раз чуть "
+                    "позже.</p>"
+                  : "<p>We cannot record your answer right now. Please open the link again "
+                    "shortly.</p>",
+               c.return_url.empty() ? config_.consent.return_url : c.return_url,
+               config_.consent.operator_name));
+  return reply;
+}
+
+namespace {
+
+std::string post_button(std::string_view kind, std::string_view token, const char* label) {
+  std::string action = "/v1/consent/" + std::string(kind) + "?token=" + url_encode(token);
+  return "<form method=\"post\" action=\"" + html_escape(action) + "\"><button type=\"submit\">" +
+         label + "</button></form>";
+}
+
+}  // namespace
+
 Reply ConsentService::confirm_page(const InboundRequest& request) {
-  return button_page(
-      request, "confirm",
-      {"Подтвердите подписку", "Подтвердите, что адрес ", " ваш и вы согласны: ", "Подтвердить"},
-      {"Confirm your subscription", "Confirm that ", " is yours and you agree to: ", "Confirm"});
+  std::string_view token = request.query_param("token");
+  auto claims = links_.verify(token, "confirm");
+  if (!claims) return bad_link_page(claims.error(), request);
+  bool ru = russian(claims->language);
+  std::string email = "<strong>" + html_escape(claims->email) + "</strong>";
+  return link_page(200, *claims, ru ? "Подтвердите подписку" : "Confirm your subscription",
+                   ru ? "Подтвердите, что адрес " + email + " ваш и вы согласны:"
+                      : "Please confirm that " + email + " is your address and that you agree to:",
+                   post_button("confirm", token, ru ? "Подтвердить" : "Confirm"));
 }
 
 Reply ConsentService::unsubscribe_page(const InboundRequest& request) {
-  return button_page(request, "unsubscribe",
-                     {"Отписаться?", "Больше не присылать на ", " сообщения: ", "Отписаться"},
-                     {"Unsubscribe?", "Stop sending ", " messages for: ", "Unsubscribe"});
+  std::string_view token = request.query_param("token");
+  auto claims = links_.verify(token, "unsubscribe");
+  if (!claims) return bad_link_page(claims.error(), request);
+  bool ru = russian(claims->language);
+  std::string email = "<strong>" + html_escape(claims->email) + "</strong>";
+  return link_page(200, *claims, ru ? "Отписаться?" : "Unsubscribe?",
+                   ru ? "Больше не присылать на " + email +
+                            " сообщения по этому согласию? Нажмите кнопку, чтобы его отозвать:"
+                      : "Stop sending messages to " + email +
+                            " under this consent? Press the button to withdraw it:",
+                   post_button("unsubscribe", token, ru ? "Отписаться" : "Unsubscribe"));
 }
 
 Reply ConsentService::confirm(const InboundRequest& request) {
@@ -298,7 +386,7 @@ Reply ConsentService::confirm(const InboundRequest& request) {
   if (!claims) {
     metrics_.rejected.inc(
         {"consent", claims.error().code == ErrorCode::gone ? "expired" : "forged"});
-    return bad_link_page(claims.error(), "ru");
+    return bad_link_page(claims.error(), request);
   }
   const LinkClaims& c = claims.value();
   Submission submission;
@@ -306,17 +394,20 @@ Reply ConsentService::confirm(const InboundRequest& request) {
       consent_interaction(c, request, "granted", "double_opt_in", "double_opt_in_click");
   submission.native_key = "confirm:" + c.submission_id + ":" + join(c.purposes, ",");
   auto accepted = pipeline_.submit(std::move(submission), request.deadline);
-  if (!accepted) return not_durable_page(c.language);
+  if (!accepted) return not_durable_page(c);
   bool ru = russian(c.language);
+  std::string email = "<strong>" + html_escape(c.email) + "</strong>";
   if (accepted->duplicate) {
-    return page(200, c.language, ru ? "Подписка уже подтверждена" : "Already confirmed",
-                ru ? "<p>Вы уже подтвердили этот адрес. Ничего делать не нужно.</p>"
-                   : "<p>You have already confirmed this address. Nothing else to do.</p>");
+    return link_page(
+        200, c, ru ? "Подписка уже подтверждена" : "Already confirmed",
+        ru ? "Вы уже подтвердили адрес " + email + ". Ничего делать не нужно. Ваше согласие:"
+           : "You have already confirmed " + email + ". Nothing else to do. Your consent:",
+        "");
   }
-  return page(200, c.language,
-              ru ? "Спасибо, подписка подтверждена" : "Thank you, you are subscribed",
-              ru ? "<p>Адрес " + html_escape(c.email) + " подтверждён.</p>"
-                 : "<p>The address " + html_escape(c.email) + " is confirmed.</p>");
+  return link_page(200, c, ru ? "Спасибо, подписка подтверждена" : "Thank you, you are subscribed",
+                   ru ? "Адрес " + email + " подтверждён. Вы согласились:"
+                      : "The address " + email + " is confirmed. You agreed to:",
+                   "");
 }
 
 Reply ConsentService::unsubscribe(const InboundRequest& request) {
@@ -324,7 +415,7 @@ Reply ConsentService::unsubscribe(const InboundRequest& request) {
   if (!claims) {
     metrics_.rejected.inc(
         {"consent", claims.error().code == ErrorCode::gone ? "expired" : "forged"});
-    return bad_link_page(claims.error(), "ru");
+    return bad_link_page(claims.error(), request);
   }
   const LinkClaims& c = claims.value();
   // RFC 8058: a mail client posts "List-Unsubscribe=One-Click" without showing our page.
@@ -335,12 +426,14 @@ Reply ConsentService::unsubscribe(const InboundRequest& request) {
                           one_click ? "list_unsubscribe_one_click" : "unsubscribe_page");
   submission.native_key = unsubscribe_native_key(c);
   auto accepted = pipeline_.submit(std::move(submission), request.deadline);
-  if (!accepted) return not_durable_page(c.language);
+  if (!accepted) return not_durable_page(c);
   bool ru = russian(c.language);
-  return page(
-      200, c.language, ru ? "Вы отписались" : "You are unsubscribed",
-      ru ? "<p>Мы больше не будем присылать такие сообщения на " + html_escape(c.email) + ".</p>"
-         : "<p>We will not send such messages to " + html_escape(c.email) + " any more.</p>");
+  std::string email = "<strong>" + html_escape(c.email) + "</strong>";
+  return link_page(
+      200, c, ru ? "Вы отписались" : "You are unsubscribed",
+      ru ? "Мы больше не будем присылать такие сообщения на " + email + ". Вы отозвали согласие:"
+         : "We will not send such messages to " + email + " any more. You withdrew the consent:",
+      "");
 }
 
 Reply ConsentService::mint_links(const InboundRequest& request) {

@@ -33,7 +33,8 @@ struct LinkClaims {
   std::string submission_id;          // confirm: the form submission
   std::string linked_interaction_id;  // confirm: the lead that carried the pending consent
   std::string language = "ru";
-  std::string nonce;  // unsubscribe: makes each minted link its own event
+  std::string nonce;       // unsubscribe: makes each minted link its own event
+  std::string return_url;  // the pages' "back to the site" link; empty = consent.return_url
   int64_t issued_at_ms = 0;
   int64_t expires_at = 0;  // unix seconds; 0 = never
 };
@@ -45,6 +46,19 @@ inline constexpr std::string_view kMailtoSubjectPrefix = "unsubscribe-";
 inline std::string unsubscribe_native_key(const LinkClaims& claims) {
   return "unsubscribe:" + claims.nonce;
 }
+// The style of every page a visitor sees (gateway/consent/page.css, compiled in): the demo
+// form, the web form's own pages and the consent pages look alike.
+extern const std::string_view kPageStyle;
+
+// A whole HTML page in `language` (ru…: Russian, else English): `title` (escaped here) as its
+// heading, `body_html` as given (the caller escapes what it inserts), the operator's name above
+// the heading and a "back to the site" link to `return_url` (an http(s) URL; otherwise none).
+std::string consent_page_html(const std::string& language, const std::string& title,
+                              const std::string& body_html, const std::string& return_url,
+                              const std::string& operator_name);
+
+// ru or en for a page answered without a link's language: the first Accept-Language tag.
+std::string page_language(std::string_view accept_language);
 
 // Signs and reads link claims; needs only the config (the consent-link CLI uses it alone).
 class ConsentLinks {
@@ -102,13 +116,15 @@ class ConsentService {
   const ConsentConfig& config() const { return config_.consent; }
 
  private:
-  struct ButtonPage {
-    std::string title, before_email, after_email, button;
-  };
-  // A page naming the address and purposes with one POST button (scanners open links; only a
-  // person's click counts).
-  Reply button_page(const InboundRequest& request, std::string_view kind, const ButtonPage& ru,
-                    const ButtonPage& en) const;
+  // A page of a valid link: the operator, the address, the exact consent texts and versions,
+  // the way back; `action_html` (a POST button, escaped by the caller) below the texts.
+  Reply link_page(int status, const LinkClaims& claims, const std::string& title,
+                  const std::string& intro, const std::string& action_html) const;
+  // The same page without a link the gateway can read (expired, forged).
+  Reply bad_link_page(const Error& error, const InboundRequest& request) const;
+  Reply not_durable_page(const LinkClaims& claims) const;
+  // The consent texts the claims stand for: by text id, else the texts of each purpose.
+  std::vector<const ConsentText*> texts_of(const LinkClaims& claims) const;
   // The consent interaction of a link click: one entry per purpose, with the click's evidence.
   Interaction consent_interaction(const LinkClaims& claims, const InboundRequest& request,
                                   const std::string& status, const std::string& method,

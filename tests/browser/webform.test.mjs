@@ -15,7 +15,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -41,7 +41,14 @@ const MARKETING_TEXT =
 const FORM_TITLE = 'Заказать обратный звонок';
 const SUBJECT_TEMPLATE = 'Подтвердите подписку: {{form}}';
 const SUBJECT = 'Подтвердите подписку: Заказать обратный звонок';
-const SUCCESS_TEXT = 'Спасибо! Заявка отправлена.';
+const SUCCESS_TEXT = 'Спасибо! Заявка отправлена. Мы свяжемся с вами в ближайшее рабочее время.';
+const CHECK_MAILBOX_TEXT =
+  'Проверьте почту: мы отправили письмо со ссылкой — нажмите её, чтобы подтвердить подписку.';
+// Markup in the operator's name: every page must show it as text.
+const OPERATOR = 'ООО «Пример» <b>&</b> партнёры';
+const RETURN_URL = 'https://example.ru/?from=consent';
+// Screenshots of every state a visitor sees, kept as test artifacts.
+const SCREENSHOTS = process.env.OMNIGATE_SCREENSHOTS || join(ROOT, 'build/test-artifacts/screenshots');
 
 const sha256 = (text) => createHash('sha256').update(text, 'utf8').digest('hex');
 
@@ -171,11 +178,14 @@ http:
   address: ${HOST}
   port: ${httpPort}
   public_url: ${q(`http://${HOST}:${httpPort}`)}
+  retry_after: 1s
 nats:
   url: ${q(natsUrl)}
 consent:
   signing_key: ${q(signingKey)}
   confirm_ttl: 72h
+  operator_name: ${q(OPERATOR)}
+  return_url: ${q(RETURN_URL)}
   texts:
     - id: pd-processing
       version: "2025-09"
@@ -226,7 +236,18 @@ channels:
       rate_limit_per_minute: 20
       language: ru
       demo: true
-      max_body: 64KiB
+    # The same form for the NATS outage at the end: refused (503), not spooled.
+    - account: outage
+      on_nats_down: reject
+      title: ${q(FORM_TITLE)}
+      required: [name, phone]
+      consents:
+        - field: consent_pd
+          text: pd-processing
+          required: true
+      min_fill_time: 1s
+      language: ru
+      demo: true
 `;
 }
 
@@ -248,6 +269,7 @@ before(async () => {
   const httpPort = await freePort();
   env.base = `http://${HOST}:${httpPort}`;
   const configFile = join(env.tmp, 'omnigate.yaml');
+  env.configFile = configFile;
   writeFileSync(configFile, configYaml({
     httpPort,
     natsUrl: env.natsUrl,
@@ -317,6 +339,38 @@ async function tail(...filters) {
 }
 
 // ---- the page -------------------------------------------------------------------------------------
+
+// Saves a full-page screenshot as a test artifact and prints where.
+async function shot(page, name) {
+  mkdirSync(SCREENSHOTS, { recursive: true });
+  const path = join(SCREENSHOTS, `${name}.png`);
+  await page.screenshot({ path, fullPage: true });
+  process.stdout.write(`screenshot: ${path}\n`);
+  return path;
+}
+
+// The message the embed script put under a field, checked to be tied to it for a screen reader.
+async function fieldError(page, name) {
+  return page.evaluate((field) => {
+    const el = document.querySelector(`form[data-omnigate] [name="${field}"]`);
+    const note = document.querySelector(`[data-omnigate-error-for="${field}"]`);
+    return {
+      text: note ? note.textContent.trim() : null,
+      invalid: el.getAttribute('aria-invalid'),
+      describedBy: (el.getAttribute('aria-describedby') || '').split(' ').includes(note && note.id),
+      // Right after the field (a checkbox: after its label), not in a box under the button.
+      adjacent: note !== null && note.previousElementSibling === (el.closest('label') || el),
+    };
+  }, name);
+}
+
+// What every consent page shows: the operator (as text), the way back, the form's style.
+async function checkConsentFrame(page) {
+  assert.equal((await page.locator('.operator').textContent()).trim(), OPERATOR);
+  assert.equal(await page.getByRole('link', { name: /Вернуться на сайт/ }).getAttribute('href'), RETURN_URL);
+  const card = await page.locator('main').evaluate((el) => getComputedStyle(el).borderRadius);
+  assert.equal(card, '14px', 'the consent page has the demo form\'s card');
+}
 
 // Opens the demo form and waits until the embed script has its render token (the GET of the
 // form's action); returns the page and when that token was issued, at the latest.
@@ -395,10 +449,12 @@ test('a callback request with consent reaches JetStream with its evidence', { ti
   await page.getByRole('button', { name: 'Перезвоните мне' }).click();
   const answer = await posted;
   const result = await outcome(page);
-  assert.deepEqual(result, { state: 'success', text: SUCCESS_TEXT },
+  assert.deepEqual(result, { state: 'success', text: `${SUCCESS_TEXT} ${CHECK_MAILBOX_TEXT}` },
     `POST answered ${answer.status()}: ${await answer.text().catch(() => '')}`);
   assert.equal(answer.status(), 202);
-  const { id } = await answer.json();
+  const { id, check_mailbox: checkMailbox } = await answer.json();
+  assert.equal(checkMailbox, true, 'the answer says a confirmation e-mail was sent');
+  await shot(page, 'form-success-check-mailbox');
 
   const leads = await tail('--kind', 'lead');
   assert.equal(leads.length, 1, `one lead in the stream, got ${leads.length}`);
@@ -464,6 +520,12 @@ test("the confirmation e-mail's link grants the consent, once", { timeout: 60_00
   assert.equal(opened.status(), 200);
   assert.equal((await page.locator('h1').textContent()).trim(), 'Подтвердите подписку');
   assert.match(await page.locator('body').textContent(), /anna@example\.ru/);
+  // The exact text being confirmed and its version, not the purpose key.
+  assert.equal((await page.locator('blockquote p').first().textContent()).trim(), MARKETING_TEXT);
+  assert.match(await page.locator('blockquote .meta').textContent(), /Текст согласия, версия 3/);
+  assert.doesNotMatch(await page.locator('main').textContent(), /marketing/);
+  await checkConsentFrame(page);
+  await shot(page, 'consent-confirm');
   let consents = await tail('--kind', 'consent');
   assert.equal(consents.length, 0, 'opening the link publishes nothing before the click');
 
@@ -471,6 +533,9 @@ test("the confirmation e-mail's link grants the consent, once", { timeout: 60_00
   assert.equal(confirmed.status, 200);
   assert.equal(confirmed.title, 'Спасибо, подписка подтверждена');
   assert.match(await page.locator('body').textContent(), /anna@example\.ru/);
+  assert.equal((await page.locator('blockquote p').first().textContent()).trim(), MARKETING_TEXT);
+  await checkConsentFrame(page);
+  await shot(page, 'consent-confirmed');
 
   consents = await tail('--kind', 'consent');
   assert.equal(consents.length, 1, `one consent interaction, got ${consents.length}`);
@@ -499,6 +564,8 @@ test("the confirmation e-mail's link grants the consent, once", { timeout: 60_00
   const again = await confirmOnPage(page);
   assert.equal(again.status, 200);
   assert.equal(again.title, 'Подписка уже подтверждена');
+  await checkConsentFrame(page);
+  await shot(page, 'consent-already-confirmed');
   consents = await tail('--kind', 'consent');
   assert.equal(consents.length, 1, `still one consent interaction, got ${consents.length}`);
 
@@ -512,6 +579,8 @@ test("the confirmation e-mail's link grants the consent, once", { timeout: 60_00
   assert.ok(bad.status() >= 400 && bad.status() < 500, `a tampered token gets a 4xx, got ${bad.status()}`);
   assert.equal((await page.locator('h1').textContent()).trim(), 'Ссылка недействительна');
   assert.equal(await page.getByRole('button').count(), 0, 'no button to confirm a bad link');
+  await checkConsentFrame(page);
+  await shot(page, 'consent-invalid-link');
   // Posted directly, as the page's form would: refused as well.
   const posted = await httpRequest('POST', url.href, {
     headers: { 'Content-Type': 'application/x-www-form-urlencoded', 'User-Agent': shared.userAgent },
@@ -548,6 +617,7 @@ test('clicking submit twice sends one lead', { timeout: 60_000 }, async () => {
   });
   const result = await outcome(page);
   assert.deepEqual(result, { state: 'success', text: SUCCESS_TEXT });
+  await shot(page, 'form-success');
   await until(() => inFlight === 0, 10_000, () => `${inFlight} POST(s) still in flight`);
 
   assert.ok(posts.length >= 1);
@@ -581,6 +651,97 @@ test('clicking submit twice sends one lead', { timeout: 60_000 }, async () => {
   await page.close();
 });
 
+test('an empty submit: each message under its field, in Russian, nothing sent', { timeout: 60_000 }, async () => {
+  const { page } = await openForm();
+  let posts = 0;
+  page.on('request', (r) => { if (r.method() === 'POST') posts++; });
+  await page.getByRole('button', { name: 'Перезвоните мне' }).click();
+  const result = await outcome(page);
+  assert.deepEqual(result, { state: 'error', text: 'Проверьте выделенные поля.' });
+  assert.deepEqual(await fieldError(page, 'name'),
+    { text: 'Заполните поле «Имя».', invalid: 'true', describedBy: true, adjacent: true });
+  assert.deepEqual(await fieldError(page, 'phone'),
+    { text: 'Заполните поле «Телефон».', invalid: 'true', describedBy: true, adjacent: true });
+  assert.deepEqual(await fieldError(page, 'consent_pd'), {
+    text: 'Без этого согласия мы не можем принять заявку — отметьте его, пожалуйста.',
+    invalid: 'true', describedBy: true, adjacent: true,
+  });
+  assert.equal((await fieldError(page, 'email')).text, null, 'an optional empty field is fine');
+  assert.equal(await page.evaluate(() => document.activeElement.name), 'name', 'the first field has the focus');
+  assert.equal(posts, 0, 'nothing is sent while the page knows it would be refused');
+  await shot(page, 'form-empty-errors');
+
+  // Typing into a flagged field takes its message away.
+  await page.getByRole('textbox', { name: 'Имя', exact: true }).fill('Анна');
+  assert.equal((await fieldError(page, 'name')).text, null);
+  assert.equal((await fieldError(page, 'phone')).text, 'Заполните поле «Телефон».');
+  await page.close();
+});
+
+test('a phone that is not a number: refused under the phone field, by the page and by the gateway', { timeout: 60_000 }, async () => {
+  const { page, tokenAt } = await openForm();
+  await fillForm(page, { name: 'Анна', phone: 'abc' });
+  await page.getByRole('button', { name: 'Перезвоните мне' }).click();
+  assert.equal((await outcome(page)).state, 'error');
+  const phoneMessage = '«Телефон»: это не похоже на номер телефона. Пример: +7 912 345-67-89.';
+  assert.deepEqual(await fieldError(page, 'phone'),
+    { text: phoneMessage, invalid: 'true', describedBy: true, adjacent: true });
+  await shot(page, 'form-bad-phone');
+
+  // Digits the page lets through that libphonenumber refuses: the gateway's 422, shown the same way.
+  await page.getByRole('textbox', { name: 'Телефон', exact: true }).fill('+7 000 000-00-00');
+  await waitMinFillTime(tokenAt);
+  const posted = page.waitForResponse((r) => r.request().method() === 'POST');
+  await page.getByRole('button', { name: 'Перезвоните мне' }).click();
+  const answer = await posted;
+  assert.equal(answer.status(), 422, await answer.text());
+  const error = (await answer.json()).error;
+  assert.deepEqual(error.field_errors, { phone: phoneMessage });
+  assert.deepEqual(await outcome(page), { state: 'error', text: 'Проверьте выделенные поля.' });
+  assert.deepEqual(await fieldError(page, 'phone'),
+    { text: phoneMessage, invalid: 'true', describedBy: true, adjacent: true });
+  await shot(page, 'form-bad-phone-server');
+  await page.close();
+});
+
+test('an unsubscribe link: the step page and the done page quote the consent text', { timeout: 60_000 }, async () => {
+  const minted = await run(BINARY, ['consent-link', '--config', env.configFile, '--account', 'callback',
+    '--email', 'anna@example.ru', '--purpose', 'marketing']);
+  assert.equal(minted.code, 0, minted.stderr);
+  const link = minted.stdout.match(/http:\/\/\S+\/v1\/consent\/unsubscribe\?token=\S+/);
+  assert.ok(link, minted.stdout);
+  const page = await env.context.newPage();
+  assert.equal((await page.goto(link[0])).status(), 200);
+  assert.equal((await page.locator('h1').textContent()).trim(), 'Отписаться?');
+  assert.equal((await page.locator('blockquote p').first().textContent()).trim(), MARKETING_TEXT);
+  assert.match(await page.locator('blockquote .meta').textContent(), /версия 3/);
+  await checkConsentFrame(page);
+  await shot(page, 'consent-unsubscribe');
+  const answered = page.waitForResponse((r) => r.request().method() === 'POST');
+  await page.getByRole('button', { name: 'Отписаться' }).click();
+  assert.equal((await answered).status(), 200);
+  await page.locator('h1', { hasText: 'Вы отписались' }).waitFor();
+  assert.equal((await page.locator('blockquote p').first().textContent()).trim(), MARKETING_TEXT);
+  await checkConsentFrame(page);
+  await shot(page, 'consent-unsubscribed');
+  const withdrawn = (await tail('--kind', 'consent')).filter((c) => c.consent[0].status === 'withdrawn');
+  assert.equal(withdrawn.length, 1, 'the click published the withdrawal');
+
+  // A link in English: an English page, the same text and frame.
+  const english = await run(BINARY, ['consent-link', '--config', env.configFile, '--account', 'callback',
+    '--email', 'anna@example.ru', '--purpose', 'marketing', '--language', 'en']);
+  assert.equal(english.code, 0, english.stderr);
+  const enLink = english.stdout.match(/http:\/\/\S+\/v1\/consent\/unsubscribe\?token=\S+/);
+  assert.equal((await page.goto(enLink[0])).status(), 200);
+  assert.equal(await page.locator('html').getAttribute('lang'), 'en');
+  assert.equal((await page.locator('h1').textContent()).trim(), 'Unsubscribe?');
+  assert.match(await page.locator('blockquote .meta').textContent(), /Consent text, version 3/);
+  assert.equal(await page.getByRole('link', { name: /Back to the site/ }).getAttribute('href'), RETURN_URL);
+  assert.equal(await page.getByRole('button', { name: 'Unsubscribe' }).count(), 1);
+  await shot(page, 'consent-unsubscribe-en');
+  await page.close();
+});
+
 test('every interaction the browser test published is schema-valid', { timeout: 60_000 }, async () => {
   const schemaDir = join(ROOT, 'tests/schema');
   if (!existsSync(join(schemaDir, 'node_modules'))) {
@@ -596,4 +757,28 @@ test('every interaction the browser test published is schema-valid', { timeout: 
     { input: all.stdout, timeoutMs: 30_000 });
   assert.equal(r.code, 0, `validate.mjs exited ${r.code}:\n${r.stdout}${r.stderr}`);
   assert.equal((r.stdout.match(/^ok /gm) ?? []).length, lines.length, r.stdout);
+});
+
+// Last: it stops NATS. The visitor of a form that does not spool reads plain Russian.
+test('NATS down: the visitor reads in Russian to try again, with no backend names', { timeout: 90_000 }, async () => {
+  await stopProcess(env.nats);
+  const page = await env.context.newPage();
+  const described = page.waitForResponse((r) => new URL(r.url()).pathname === '/v1/webform/outage');
+  await page.goto(`${env.base}/demo/outage`);
+  await described;
+  const tokenAt = Date.now();
+  await page.locator('form[data-omnigate][data-omnigate-enhanced]').waitFor();
+  await fillForm(page, { name: 'Анна', phone: '+7 912 345-67-89' });
+  await waitMinFillTime(tokenAt);
+  await page.getByRole('button', { name: 'Перезвоните мне' }).click();
+  const result = await outcome(page); // after the script's retries (Retry-After: 1 s)
+  assert.deepEqual(result, {
+    state: 'error',
+    text: 'Сейчас мы не можем принять заявку. Попробуйте ещё раз через минуту — введённое не пропадёт.',
+  });
+  assert.doesNotMatch(result.text, /NATS|JetStream/);
+  assert.equal(await page.getByRole('textbox', { name: 'Имя', exact: true }).inputValue(), 'Анна',
+    'what the visitor typed is still there');
+  await shot(page, 'form-nats-down');
+  await page.close();
 });

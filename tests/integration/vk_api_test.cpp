@@ -66,10 +66,6 @@ json message_event(int n, int64_t from_id, bool with_secret) {
   return event;
 }
 
-std::string event_key(const json& event) {
-  return event["event_id"];
-}
-
 std::multiset<std::string> texts_in(const std::vector<StreamMessage>& messages) {
   std::multiset<std::string> out;
   for (const auto& m : messages) out.insert(m.body["message"]["text"].get<std::string>());

@@ -623,3 +623,74 @@ TEST_CASE("e-mail domains that browsers send as punycode become Unicode",
     CHECK(omnigate::normalize_email(row.raw) == row.expected);
   }
 }
+
+TEST_CASE("fields to correct: one message per field, by its label, in the form's language",
+          "[webform][normalize][problems]") {
+  FormConfig form = form_config();
+  form.labels["city"] = "Город";
+  form.required = {"name", "phone", "city"};
+  form.max_field_chars = 15;
+  struct Row {
+    std::string name;
+    std::string language;
+    bool strict_phone;
+    Fields fields;
+    std::vector<std::pair<std::string, std::string>> problems;  // field → message, in order
+  };
+  const std::vector<Row> rows = {
+      {"nothing filled (ru)",
+       "ru",
+       true,
+       {},
+       {{"name", "Заполните поле «Имя»."},
+        {"phone", "Заполните поле «Телефон»."},
+        {"city", "Заполните поле «Город»."},
+        {"consent_pd",
+         "Без этого согласия мы не можем принять заявку — отметьте его, пожалуйста."}}},
+      {"nothing filled (en)",
+       "en",
+       true,
+       {{"city", "Kazan"}, {"consent_pd", "on"}},
+       {{"name", "Please fill in “Name”."}, {"phone", "Please fill in “Phone”."}}},
+      {"a phone libphonenumber cannot read, strict",
+       "ru",
+       true,
+       {{"name", "Анна"}, {"phone", "abc"}, {"city", "Казань"}, {"consent_pd", "on"}},
+       {{"phone", "«Телефон»: это не похоже на номер телефона. Пример: +7 912 345-67-89."}}},
+      {"the same, lenient: kept as typed",
+       "ru",
+       false,
+       {{"name", "Анна"}, {"phone", "abc"}, {"city", "Казань"}, {"consent_pd", "on"}},
+       {}},
+      {"an e-mail without a domain",
+       "ru",
+       true,
+       {{"name", "Анна"},
+        {"phone", "+79123456789"},
+        {"email", "anna@"},
+        {"city", "Казань"},
+        {"consent_pd", "on"}},
+       {{"email", "«Email»: проверьте адрес, например name@example.ru."}}},
+      // 15 Cyrillic letters are 30 bytes: the cap counts characters, not bytes.
+      {"fifteen characters fit, sixteen do not",
+       "ru",
+       true,
+       {{"name", "Анна"},
+        {"phone", "+79123456789"},
+        {"city", "Казань"},
+        {"comment", "абвгдеёжзийклмн"},
+        {"note", "абвгдеёжзийклмно"},
+        {"consent_pd", "on"}},
+       {{"note", "«note»: не длиннее 15 символов."}}},
+  };
+  for (const auto& row : rows) {
+    SECTION(row.name) {
+      form.language = row.language;
+      form.strict_phone = row.strict_phone;
+      NormalizedForm out = normalize_form(form, consent_config(), row.fields, context());
+      std::vector<std::pair<std::string, std::string>> got;
+      for (const auto& p : out.problems) got.emplace_back(p.field, p.message);
+      CHECK(got == row.problems);
+    }
+  }
+}
