@@ -10,6 +10,8 @@
 
 #include "gateway/app/status_page.hpp"
 #include "gateway/core/log.hpp"
+#include "gateway/core/secrets.hpp"
+#include "gateway/core/strings.hpp"
 #include "gateway/http/http_guard.hpp"
 #include "gateway/http/verify.hpp"
 
@@ -77,6 +79,23 @@ void record_activity(ActivityRecorder& activity, const std::string& channel,
     }
   }
   activity.request(channel, account, reply.status, code, detail);
+}
+
+// The status page's check: Authorization: Bearer <token>, or -- because a browser cannot send a
+// bearer header and an operator just opens the page -- HTTP Basic with the token as the password
+// (any user name). Both compared in constant time.
+bool status_authorized(const InboundRequest& request, const std::string& token) {
+  if (verify::bearer(request, token)) return true;
+  std::string_view header = trim(request.header("Authorization"));
+  if (header.size() < 6 || !iequals(header.substr(0, 6), "Basic ") || header.size() > 2048)
+    return false;
+  std::string base64(trim(header.substr(6)));  // RFC 4648 base64 into the base64url we decode
+  for (char& c : base64) c = c == '+' ? '-' : c == '/' ? '_' : c;
+  while (!base64.empty() && base64.back() == '=') base64.pop_back();
+  auto credentials = base64url_decode(base64);
+  const size_t colon = credentials ? credentials->find(':') : std::string::npos;
+  if (colon == std::string::npos) return false;
+  return constant_time_equals(std::string_view(*credentials).substr(colon + 1), token);
 }
 
 InboundRequest inbound_from(const httplib::Request& req, const RequestBody& body,
@@ -427,8 +446,14 @@ Reply Gateway::status_reply(const InboundRequest& request) const {
                                    "the status page is off: set http.status_token (a secret, "
                                    "e.g. ${OMNIGATE_STATUS_TOKEN}) to turn it on"));
   }
-  if (auto allowed = verify::bearer(request, config_.http.status_token); !allowed)
-    return Reply::error(allowed.error());
+  if (!status_authorized(request, config_.http.status_token)) {
+    Reply refused = Reply::error(make_error(ErrorCode::unauthorized, "verify",
+                                            "missing or wrong status token (Authorization: "
+                                            "Bearer <token>, or Basic with it as the password)"));
+    refused.headers.emplace_back("WWW-Authenticate",
+                                 "Basic realm=\"omnigate status\", charset=\"UTF-8\"");
+    return refused;
+  }
   StatusSources sources{config_,
                         metrics_,
                         publisher_->readiness(),

@@ -128,8 +128,10 @@ test('the status page shows each account with its last hour, in Chromium', async
 
   const context = await browser.newContext();
   const page = await context.newPage();
-  const refused = await page.goto(`${base}/status`);
-  assert.equal(refused.status(), 401, 'no token: 401');
+  // Without a token (fetch: headless Chromium has no password dialog to answer the challenge).
+  const refused = await fetch(`${base}/status`);
+  assert.equal(refused.status, 401, 'no token: 401');
+  assert.match(refused.headers.get('www-authenticate') ?? '', /^Basic /);
 
   await page.setExtraHTTPHeaders({ Authorization: `Bearer ${STATUS_TOKEN}` });
   const res = await page.goto(`${base}/status`);
@@ -158,6 +160,12 @@ test('the status page shows each account with its last hour, in Chromium', async
   assert.match(support, /failure\(s\) in a row/);
   assert.match(support, /last error \w+ \(fetch\)/);
   assert.doesNotMatch(await page.content(), /Перезвоните/, 'no message text on the page');
+
+  // Opened by hand: the browser asks for a password (WWW-Authenticate: Basic), the token is it.
+  const typed = await browser.newContext({ httpCredentials: { username: 'operator', password: STATUS_TOKEN } });
+  const byHand = await (await typed.newPage()).goto(`${base}/status`);
+  assert.equal(byHand.status(), 200, 'HTTP Basic with the token as the password');
+  await typed.close();
 
   mkdirSync(SCREENSHOTS, { recursive: true });
   const path = join(SCREENSHOTS, 'status.png');

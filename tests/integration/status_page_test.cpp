@@ -96,7 +96,18 @@ TEST_CASE("status page: off without http.status_token, 401 without the right bea
     CHECK(reply->status == 401);
     CHECK(json::parse(reply->body)["error"]["code"] == "unauthorized");
   }
-  CHECK(gateway.gateway().metrics().auth_failures.value({"GET /status"}) == 2);
+  CHECK(get_status(gateway, "")->get_header_value("WWW-Authenticate").rfind("Basic ", 0) == 0);
+  CHECK(gateway.gateway().metrics().auth_failures.value({"GET /status"}) == 3);
+
+  // What a browser sends once the operator typed the token as the password: HTTP Basic.
+  for (const auto& [password, status] : std::vector<std::pair<std::string, int>>{
+           {kStatusToken, 200}, {"wrong-token-0123456789", 401}}) {
+    auto client = gateway.client();
+    client.set_basic_auth("operator", password.c_str());
+    auto reply = client.Get("/status?format=json");
+    REQUIRE(reply);
+    CHECK(reply->status == status);
+  }
 
   auto page = get_status(gateway, kStatusToken, "");
   REQUIRE(page);
