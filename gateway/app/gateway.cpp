@@ -60,8 +60,8 @@ void write_reply(const Reply& reply, httplib::Response& res) {
 
 // A channel route's answer in the status page's counts: its status class and, for an error, its
 // code and message (from the JSON error body; "http_<status>" for a page such as a web form's,
-// whose text is not kept). An account
-// that is not configured is not recorded (ActivityRecorder keeps the config's accounts only).
+// whose text is not kept). An account that is not configured is not recorded (ActivityRecorder
+// keeps the config's accounts only).
 void record_activity(ActivityRecorder& activity, const std::string& channel,
                      const std::string& account, const Reply& reply) {
   std::string code, detail;
