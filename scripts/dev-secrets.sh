@@ -24,6 +24,7 @@ add WHATSAPP_APP_SECRET 16
 add WHATSAPP_VERIFY_TOKEN 24
 add VK_CALLBACK_SECRET 24
 add OMNIGATE_EMAIL_TOKEN 24
-# Optional in the config (${VAR:-}), generated here so `make run` has the e-mail attachment
-# route on: GET /v1/media/email/<account>/<id>/<part>.
+# Optional in the config (${VAR:-}), generated here so `make run` has them on: the status
+# page and the e-mail attachment route (GET /v1/media/email/<account>/<id>/<part>).
+add OMNIGATE_STATUS_TOKEN 24
 add OMNIGATE_EMAIL_MEDIA_TOKEN 24

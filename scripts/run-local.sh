@@ -116,6 +116,7 @@ cat <<TXT
   Confirmation e-mails: var/mail/NNNN.txt (decoded, with their links; NNNN.eml as sent)
 
   Health: http://$shown_host:$http_port/readyz   Metrics: http://$shown_host:$http_port/metrics
+  Status page: http://$shown_host:$http_port/status   (any user name, password $OMNIGATE_STATUS_TOKEN)
   (The development secrets are in var/dev.env; Ctrl-C stops everything.)
 
 TXT

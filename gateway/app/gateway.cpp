@@ -8,8 +8,12 @@
 #include <algorithm>
 #include <regex>
 
+#include "gateway/app/status_page.hpp"
 #include "gateway/core/log.hpp"
+#include "gateway/core/secrets.hpp"
+#include "gateway/core/strings.hpp"
 #include "gateway/http/http_guard.hpp"
+#include "gateway/http/verify.hpp"
 
 namespace omnigate {
 
@@ -52,6 +56,46 @@ void write_reply(const Reply& reply, httplib::Response& res) {
     return;
   }
   res.set_content(reply.body, reply.content_type);
+}
+
+// A channel route's answer in the status page's counts: its status class and, for an error, its
+// code and message (from the JSON error body; "http_<status>" for a page such as a web form's,
+// whose text is not kept). An account that is not configured is not recorded (ActivityRecorder
+// keeps the config's accounts only).
+void record_activity(ActivityRecorder& activity, const std::string& channel,
+                     const std::string& account, const Reply& reply) {
+  std::string code, detail;
+  if (reply.status >= 400) {
+    code = "http_" + std::to_string(reply.status);
+    auto body = nlohmann::json::parse(reply.body, nullptr, false);
+    const auto error = body.is_object() ? body.find("error") : body.end();
+    if (error != body.end() && error->is_object()) {
+      auto text = [&](const char* key, std::string& out) {
+        auto value = error->find(key);
+        if (value != error->end() && value->is_string()) out = value->get<std::string>();
+      };
+      text("code", code);
+      text("message", detail);
+    }
+  }
+  activity.request(channel, account, reply.status, code, detail);
+}
+
+// The status page's check: Authorization: Bearer <token>, or -- because a browser cannot send a
+// bearer header and an operator just opens the page -- HTTP Basic with the token as the password
+// (any user name). Both compared in constant time.
+bool status_authorized(const InboundRequest& request, const std::string& token) {
+  if (verify::bearer(request, token)) return true;
+  std::string_view header = trim(request.header("Authorization"));
+  if (header.size() < 6 || !iequals(header.substr(0, 6), "Basic ") || header.size() > 2048)
+    return false;
+  std::string base64(trim(header.substr(6)));  // RFC 4648 base64 into the base64url we decode
+  for (char& c : base64) c = c == '+' ? '-' : c == '/' ? '_' : c;
+  while (!base64.empty() && base64.back() == '=') base64.pop_back();
+  auto credentials = base64url_decode(base64);
+  const size_t colon = credentials ? credentials->find(':') : std::string::npos;
+  if (colon == std::string::npos) return false;
+  return constant_time_equals(std::string_view(*credentials).substr(colon + 1), token);
 }
 
 InboundRequest inbound_from(const httplib::Request& req, const RequestBody& body,
@@ -107,6 +151,13 @@ Result<std::unique_ptr<Gateway>> Gateway::create(Config config) {
   std::unique_ptr<Gateway> gateway(new Gateway(std::move(config)));
   log::set_level(gateway->config_.log.level);
   log::set_format(gateway->config_.log.format);
+  // The accounts the status page records, fixed before any request or poller thread runs.
+  std::vector<std::pair<std::string, std::string>> accounts;
+  for (const auto& connector : gateway->config_.connectors) {
+    for (const auto& account : connector->account_names())
+      accounts.emplace_back(std::string(connector->channel()), account);
+  }
+  gateway->metrics_.activity.set_accounts(accounts);
   // The spool first: an unwritable or corrupt spool refuses the start before anything else.
   auto spool = Spool::open(gateway->config_.spool);
   if (!spool) return spool.error();
@@ -136,6 +187,7 @@ Result<std::unique_ptr<Gateway>> Gateway::create(Config config) {
   gateway->consent_ = std::make_unique<ConsentService>(gateway->config_, *gateway->pipeline_,
                                                        gateway->metrics_, *gateway->publisher_);
   gateway->add_builtin_routes();
+  gateway->add_status_route();
   gateway->create_media_proxy();
   if (!gateway->config_.consent.signing_key.empty()) gateway->consent_->register_routes(*gateway);
   // Connectors keep the context for their lifetime: the gateway owns it.
@@ -167,10 +219,11 @@ Gateway::RouteCap Gateway::route_for(const std::string& method, const std::strin
 }
 
 void Gateway::register_handler(
-    const std::string& method, const std::string& pattern, const std::string& label, uint64_t cap,
+    const std::string& method, const std::string& pattern, const std::string& label,
+    const std::string& channel, uint64_t cap,
     std::function<Reply(const httplib::Request&, const RequestBody&, Clock::time_point)> fn) {
-  auto respond = [this, label, cap, fn](const httplib::Request& req, const RequestBody& body,
-                                        httplib::Response& res) {
+  auto respond = [this, label, channel, cap, fn](const httplib::Request& req,
+                                                 const RequestBody& body, httplib::Response& res) {
     Reply reply;
     log::request_route(label, "");  // a channel handler adds the account once it is known
     const std::string client = client_key(config_.http.trusted_proxies.client_ip(
@@ -207,6 +260,8 @@ void Gateway::register_handler(
       }
     }
     metrics_.http_requests.inc({label, std::to_string(reply.status)});
+    if (!channel.empty() && req.matches.size() > 1)
+      record_activity(metrics_.activity, channel, req.matches[1].str(), reply);
     write_reply(reply, res);
   };
   if (method == "POST" || method == "PUT") {
@@ -308,7 +363,7 @@ void Gateway::add_channel_route(RouteSpec spec) {
     return spec.handler(inbound_from(req, body, account, deadline));
   };
   register_handler(spec.method, "/v1/" + spec.channel + "/([^/]+)",
-                   spec.method + " /v1/" + spec.channel + "/:account", cap, handle);
+                   spec.method + " /v1/" + spec.channel + "/:account", spec.channel, cap, handle);
 }
 
 void Gateway::add_route(std::string method, std::string path, uint64_t max_body,
@@ -327,7 +382,7 @@ void Gateway::add_route(std::string method, std::string path, uint64_t max_body,
                                                Clock::time_point deadline) {
     return handler(inbound_from(req, body, "", deadline));
   };
-  register_handler(method, pattern, method + " " + path, cap, handle);
+  register_handler(method, pattern, method + " " + path, "", cap, handle);
 }
 
 void Gateway::create_media_proxy() {
@@ -377,6 +432,40 @@ void Gateway::add_builtin_routes() {
     server_->Post("/v1/noop", noop);
     server_->Get("/v1/noop", noop);
   }
+}
+
+void Gateway::add_status_route() {
+  // Through add_route: a wrong token is an auth failure like any other (counted, throttled).
+  add_route("GET", "/status", 0,
+            [this](const InboundRequest& request) { return status_reply(request); });
+}
+
+Reply Gateway::status_reply(const InboundRequest& request) const {
+  if (config_.http.status_token.empty()) {
+    return Reply::error(make_error(ErrorCode::not_found, "route",
+                                   "the status page is off: set http.status_token (a secret, "
+                                   "e.g. ${OMNIGATE_STATUS_TOKEN}) to turn it on"));
+  }
+  if (!status_authorized(request, config_.http.status_token)) {
+    Reply refused = Reply::error(make_error(ErrorCode::unauthorized, "verify",
+                                            "missing or wrong status token (Authorization: "
+                                            "Bearer <token>, or Basic with it as the password)"));
+    refused.headers.emplace_back("WWW-Authenticate",
+                                 "Basic realm=\"omnigate status\", charset=\"UTF-8\"");
+    return refused;
+  }
+  StatusSources sources{config_,
+                        metrics_,
+                        publisher_->readiness(),
+                        spooling_sink_->stats(),
+                        spooling_sink_->full(),
+                        started_at_,
+                        now_millis()};
+  nlohmann::json status = status_json(sources);
+  const bool as_json = request.query_param("format") == "json";
+  Reply reply = as_json ? Reply::json(200, status) : Reply::html(200, status_html(status));
+  reply.headers.emplace_back("Cache-Control", "no-store");
+  return reply;
 }
 
 Reply Gateway::readiness_reply() const {

@@ -67,9 +67,14 @@ class Gateway : public Router {
   Reply readiness_reply() const;
   void add_dedup_gauges();
   void add_spool_gauges();
+  // GET /status (gateway/app/status_page.hpp) behind http.status_token; 404 when it is empty.
+  void add_status_route();
+  Reply status_reply(const InboundRequest& request) const;
   // One wrapper for every route: body cap, Retry-After on 429/503, metrics by route/status.
+  // `channel` is set for a channel route (its account is the first match): each answer is
+  // recorded in metrics.activity for that account.
   void register_handler(const std::string& method, const std::string& pattern,
-                        const std::string& label, uint64_t cap,
+                        const std::string& label, const std::string& channel, uint64_t cap,
                         std::function<Reply(const httplib::Request&, const RequestBody&,
                                             std::chrono::steady_clock::time_point)>
                             fn);
@@ -84,6 +89,7 @@ class Gateway : public Router {
 
   Config config_;
   Metrics metrics_;
+  const SysMillis started_at_ = now_millis();  // the status page's uptime
   std::unique_ptr<Publisher> publisher_;
   std::unique_ptr<JetStreamSink> jetstream_sink_;
   std::unique_ptr<Spool> spool_;

@@ -62,6 +62,7 @@ void read_http(ConfigMap map, HttpConfig& http) {
   http.media_timeout = ms_at_least(map, "media_timeout", http.media_timeout, milliseconds(1000));
   if (http.media_timeout < http.media_first_byte_timeout)
     map.problem("media_timeout", "must be at least media_first_byte_timeout");
+  http.status_token = map.secret("status_token", false);
   http.public_url = map.string("public_url", http.public_url);
   while (!http.public_url.empty() && http.public_url.back() == '/') http.public_url.pop_back();
   if (http.public_url.rfind("http://", 0) != 0 && http.public_url.rfind("https://", 0) != 0) {

@@ -69,6 +69,8 @@ struct HttpConfig {
   int media_queue = 32;
   milliseconds media_first_byte_timeout{30'000};
   milliseconds media_timeout{120'000};
+  // Bearer token of GET /status (the operator's page); empty = the page is off (404).
+  std::string status_token;
 };
 
 struct StreamConfig {

@@ -13,6 +13,8 @@
 #include <string>
 #include <vector>
 
+#include "gateway/core/activity.hpp"
+
 namespace omnigate {
 
 class LabeledCounter {
@@ -71,6 +73,9 @@ class Metrics {
   Histogram publish_latency;
   std::atomic<int> nats_connected{0};
   std::atomic<uint64_t> nats_reconnects{0};
+  // Not Prometheus: the per-account last hour and the pollers GET /status shows, fed where the
+  // counters above are counted.
+  ActivityRecorder activity;
 
   // A gauge read when /metrics is scraped (spool depth, dedup index size). The function must
   // stay callable for as long as metrics are rendered.

@@ -326,6 +326,7 @@ void Outbox::handle(natsMsg* msg) {
   if (sent) {
     natsMsg_Ack(msg, nullptr);
     metrics_.consent_emails.inc({"sent"});
+    metrics_.activity.mail("sent");
     forget_attempts(id);
     log::info(kComponent, "mail " + id + " sent (attempt " + std::to_string(attempt) + ")");
     return;
@@ -348,6 +349,7 @@ void Outbox::handle(natsMsg* msg) {
   note_attempt(id, attempt, error.detail);
   natsMsg_NakWithDelay(msg, delay.count(), nullptr);
   metrics_.consent_emails.inc({"retried"});
+  metrics_.activity.mail("retried");
   log::info(kComponent, "mail " + id + " attempt " + std::to_string(attempt) +
                             " failed, retrying in " + std::to_string(delay.count()) +
                             " ms: " + error.detail);
@@ -383,6 +385,7 @@ bool Outbox::move_to_failed(natsMsg* msg, const std::string& id, uint64_t attemp
   natsMsg_Ack(msg, nullptr);
   forget_attempts(id);
   metrics_.consent_emails.inc({"failed"});
+  metrics_.activity.mail("failed");
   // The id, the attempts and the SMTP stage: never the address (send_mail keeps it out).
   log::error(kComponent, "mail " + id + " not delivered after " + std::to_string(attempts) +
                              " attempt(s): " + reason + "; kept in " + kOutboxFailedSubject +

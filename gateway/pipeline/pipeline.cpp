@@ -151,6 +151,7 @@ std::vector<Result<Accepted>> Pipeline::submit_all(std::vector<Submission> submi
   auto stored =
       records.empty() ? std::vector<Result<SinkOutcome>>{} : sink_.put_all(records, deadline);
   if (!records.empty()) metrics_.publish_latency.observe(Clock::now() - started);
+  ActivityRecorder& activity = metrics_.activity;
   for (size_t i = 0; i < n; ++i) {
     const Interaction& in = enriched[i];
     if (first_with_id[i] != n) {
@@ -158,23 +159,38 @@ std::vector<Result<Accepted>> Pipeline::submit_all(std::vector<Submission> submi
       auto first = outcomes[first_with_id[i]];
       if (first) first->duplicate = true;
       if (first) metrics_.duplicates.inc({in.channel});
+      if (first) activity.durable(in.channel, in.account, "duplicates");
       outcomes[i] = first;
       continue;
     }
-    if (record_of[i] == SIZE_MAX) continue;
+    if (record_of[i] == SIZE_MAX) {
+      // Settled before the sink: a duplicate by the index, or refused (schema, raw archive).
+      if (outcomes[i]) {
+        activity.durable(in.channel, in.account, "duplicates");
+      } else {
+        const Error& refused = outcomes[i].error();
+        activity.failed(in.channel, in.account, refused.name(), refused.stage, refused.detail);
+      }
+      continue;
+    }
     auto& outcome = stored[record_of[i]];
     if (!outcome) {
       log::warn("publish", "interaction " + in.id + " (" + in.channel + "/" + in.account +
                                ") not durable: " + outcome.error().detail);
+      activity.failed(in.channel, in.account, outcome.error().name(), outcome.error().stage,
+                      outcome.error().detail);
       outcomes[i] = outcome.error();
       continue;
     }
     if (outcome->duplicate) {
       metrics_.duplicates.inc({in.channel});
+      activity.durable(in.channel, in.account, "duplicates");
     } else if (outcome->spooled) {
       metrics_.spooled.inc({in.channel});
+      activity.durable(in.channel, in.account, "spooled");
     } else {
       metrics_.interactions_published.inc({in.channel, in.kind});
+      activity.durable(in.channel, in.account, "published");
     }
     outcomes[i] = Accepted{in.id, outcome->sequence, outcome->duplicate, outcome->spooled};
     log::request_interaction(in.id);  // for the request log line: ids, never contents

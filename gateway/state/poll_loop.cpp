@@ -5,6 +5,7 @@
 #include <cstdio>
 
 #include "gateway/config/config.hpp"
+#include "gateway/core/clock.hpp"
 #include "gateway/core/log.hpp"
 #include "gateway/core/metrics.hpp"
 #include "gateway/pipeline/pipeline.hpp"
@@ -66,10 +67,37 @@ PollLoop::PollLoop(std::unique_ptr<PollSource> source, CursorStore& cursors, Pip
     }
     wake_.notify_all();
   });
+  activity_id_ = metrics_.activity.add_poller([this] { return state(); });
 }
 
 PollLoop::~PollLoop() {
+  metrics_.activity.remove_poller(activity_id_);  // first: state() reads the members below
   stop();
+}
+
+PollerState PollLoop::state() const {
+  PollerState state;
+  state.channel = settings_.channel;
+  state.account = settings_.account;
+  state.lease_held = lease_->held();
+  state.consecutive_failures = failures_;
+  std::lock_guard lock(state_mutex_);
+  state.last_poll_ms = last_poll_ms_;
+  state.last_error = last_error_;
+  state.cursor = cursor_;
+  return state;
+}
+
+void PollLoop::note_error(const Error& error, std::string_view stage) {
+  std::lock_guard lock(state_mutex_);
+  last_error_ =
+      ActivityError{std::string(error.name()), std::string(stage), 0,
+                    now_millis().time_since_epoch().count(), activity_detail(error.detail)};
+}
+
+void PollLoop::note_cursor(const std::string& cursor) {
+  std::lock_guard lock(state_mutex_);
+  cursor_ = cursor;
 }
 
 void PollLoop::start() {
@@ -102,7 +130,7 @@ bool PollLoop::back_off(milliseconds at_least, const std::string& why) {
   const double unit = std::uniform_real_distribution<double>(0.0, 1.0)(jitter_);
   const milliseconds delay = std::max(at_least, backoff_delay(settings_.backoff, failures_, unit));
   log::warn(settings_.channel, who() + ": " + why + "; retrying in " + seconds_text(delay) +
-                                   " (failure " + std::to_string(failures_) + " in a row)");
+                                   " (failure " + std::to_string(failures_.load()) + " in a row)");
   return pause(delay);
 }
 
@@ -133,11 +161,13 @@ void PollLoop::poll_while_held() {
       break;
     }
     metrics_.poll_failures.inc({settings_.channel, settings_.account, "cursor"});
+    note_error(stored.error(), "cursor");
     if (!back_off(milliseconds(0), "cannot read the cursor " + settings_.cursor_key + " (" +
                                        stored.error().detail + ")")) {
       return;
     }
   }
+  note_cursor(cursor);
   log::info(settings_.channel, who() + ": polling from " +
                                    (revision == 0 ? std::string("the start (no stored cursor)")
                                                   : "cursor revision " + std::to_string(revision)));
@@ -146,9 +176,14 @@ void PollLoop::poll_while_held() {
     if (abort_) return;  // stopped, or the lease was lost while the fetch was held
     if (auto* failed = std::get_if<PollError>(&fetched)) {
       metrics_.poll_failures.inc({settings_.channel, settings_.account, "fetch"});
+      note_error(failed->error, "fetch");
       if (failed->reset_source) source_->reset();
       if (!back_off(failed->at_least, "fetch failed: " + failed->error.detail)) return;
       continue;
+    }
+    {
+      std::lock_guard lock(state_mutex_);
+      last_poll_ms_ = now_millis().time_since_epoch().count();
     }
     bool all_durable = true;
     if (!submit_and_advance(std::get<PollBatch>(std::move(fetched)), cursor, revision,
@@ -199,6 +234,7 @@ bool PollLoop::submit_and_advance(PollBatch batch, std::string& cursor, uint64_t
     if (failed != accepted.begin() + ends[durable]) {
       // Keep the cursor before this item: the provider hands it again.
       log::warn(settings_.channel, who() + ": " + failed->error().detail);
+      note_error(failed->error(), "submit");
       break;
     }
     if (!batch.items[durable].cursor_after.empty()) next = batch.items[durable].cursor_after;
@@ -221,9 +257,11 @@ bool PollLoop::submit_and_advance(PollBatch batch, std::string& cursor, uint64_t
     revision = saved->revision;
   } else {
     metrics_.poll_failures.inc({settings_.channel, settings_.account, "cursor"});
+    note_error(saved.error(), "cursor");
     log::warn(settings_.channel, who() + ": cursor not saved: " + saved.error().detail);
   }
   cursor = std::move(next);
+  note_cursor(cursor);
   return true;
 }
 

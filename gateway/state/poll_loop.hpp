@@ -42,6 +42,7 @@
 #include <variant>
 #include <vector>
 
+#include "gateway/core/activity.hpp"
 #include "gateway/core/error.hpp"
 #include "gateway/model/submission.hpp"
 #include "gateway/state/cursor_store.hpp"
@@ -155,6 +156,9 @@ class PollLoop {
   void stop();
 
   const PollLoopSettings& settings() const { return settings_; }
+  // For GET /status (every loop registers it with metrics.activity): lease, last poll, errors,
+  // cursor. Safe from any thread.
+  PollerState state() const;
 
  private:
   void run();
@@ -169,6 +173,9 @@ class PollLoop {
   bool back_off(std::chrono::milliseconds at_least, const std::string& why);
   bool pause(std::chrono::milliseconds duration);
   std::string who() const { return settings_.channel + "/" + settings_.account; }
+  // What state() reports, noted on the loop's thread.
+  void note_error(const Error& error, std::string_view stage);
+  void note_cursor(const std::string& cursor);
 
   std::unique_ptr<PollSource> source_;
   CursorStore& cursors_;
@@ -178,7 +185,13 @@ class PollLoop {
   PollSleeper sleeper_;
   std::unique_ptr<Lease> lease_;
   std::mt19937_64 jitter_;
-  int failures_ = 0;  // consecutive failures (fetch, submit or cursor read) of this loop
+  std::atomic<int> failures_{0};  // consecutive failures (fetch, submit or cursor read)
+
+  mutable std::mutex state_mutex_;  // guards the three below (read by state())
+  std::optional<int64_t> last_poll_ms_;
+  std::optional<ActivityError> last_error_;
+  std::string cursor_;
+  uint64_t activity_id_ = 0;  // the registration in metrics.activity
 
   std::atomic<bool> stopping_{false};
   std::atomic<bool> abort_{false};  // stopping, or the lease lost: the fetch's cancel flag
