@@ -50,6 +50,8 @@ class Gateway : public Router {
   Publisher& publisher() { return *publisher_; }
   SpoolingSink& spooling_sink() { return *spooling_sink_; }
   ConsentService& consent() { return *consent_; }
+  // What connectors are built on; tests drive a connector's parts on it directly.
+  GatewayContext& context() { return *context_; }
 
   void add_channel_route(RouteSpec spec) override;
   void add_route(std::string method, std::string path, uint64_t max_body,

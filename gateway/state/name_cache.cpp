@@ -1,5 +1,6 @@
 #include "gateway/state/name_cache.hpp"
 
+#include <algorithm>
 #include <map>
 
 #include "gateway/core/metrics.hpp"
@@ -12,10 +13,17 @@ namespace {
 // A display name is short; a longer value in the bucket is not ours.
 constexpr int kMaxNameBytes = 512;
 
+// How long "the provider has no name for this id" is believed: a profile may be restored or
+// the id may have been a provider's hiccup, so not for the days a found name is kept.
+constexpr std::chrono::milliseconds kMaxUnknownTtl = std::chrono::hours(1);
+
 }  // namespace
 
 NameCache::NameCache(Publisher* publisher, std::chrono::milliseconds ttl, size_t max_entries)
-    : publisher_(publisher), ttl_(ttl), max_entries_(max_entries == 0 ? 1 : max_entries) {}
+    : publisher_(publisher),
+      ttl_(ttl),
+      unknown_ttl_(std::min(ttl, kMaxUnknownTtl)),
+      max_entries_(max_entries == 0 ? 1 : max_entries) {}
 
 std::string NameCache::key(std::string_view channel, std::string_view id) {
   if (id.empty() || id.size() > 128) return "";
@@ -43,9 +51,10 @@ std::optional<std::string> NameCache::get_memory(const std::string& key) {
   return it->second.name;
 }
 
-void NameCache::put_memory(const std::string& key, const std::string& name) {
+void NameCache::put_memory(const std::string& key, const std::string& name,
+                           std::chrono::milliseconds ttl) {
   std::lock_guard lock(mutex_);
-  const auto expires = std::chrono::steady_clock::now() + ttl_;
+  const auto expires = std::chrono::steady_clock::now() + ttl;
   if (auto it = entries_.find(key); it != entries_.end()) {
     it->second.name = name;
     it->second.expires = expires;
@@ -62,7 +71,10 @@ void NameCache::put_memory(const std::string& key, const std::string& name) {
 
 std::optional<std::string> NameCache::get(const std::string& key) {
   if (key.empty()) return std::nullopt;
-  if (auto name = get_memory(key)) return name;
+  if (auto name = get_memory(key)) {
+    if (name->empty()) return std::nullopt;  // known to have no name: the KV has none either
+    return name;
+  }
   if (publisher_ == nullptr || !publisher_->ready()) return std::nullopt;
   kvStore* bucket = publisher_->names();
   if (bucket == nullptr) return std::nullopt;
@@ -75,18 +87,29 @@ std::optional<std::string> NameCache::get(const std::string& key) {
   std::string name(static_cast<const char*>(data), static_cast<size_t>(length));
   // The bucket's own TTL counts from its write; the memory copy may then outlive it by up to
   // one TTL, which only delays a renamed person's new name.
-  put_memory(key, name);
+  put_memory(key, name, ttl_);
   return name;
 }
 
 void NameCache::put(const std::string& key, const std::string& name) {
   if (key.empty() || name.empty() || name.size() > kMaxNameBytes) return;
-  put_memory(key, name);
+  put_memory(key, name, ttl_);
   if (publisher_ == nullptr || !publisher_->ready()) return;
   kvStore* bucket = publisher_->names();
   if (bucket == nullptr) return;
   uint64_t revision = 0;
   kvStore_Put(&revision, bucket, key.c_str(), name.data(), static_cast<int>(name.size()));
+}
+
+void NameCache::put_unknown(const std::string& key) {
+  if (key.empty()) return;
+  put_memory(key, "", unknown_ttl_);
+}
+
+bool NameCache::is_unknown(const std::string& key) {
+  if (key.empty()) return false;
+  auto name = get_memory(key);
+  return name && name->empty();
 }
 
 void fill_display_names(const std::vector<Submission*>& submissions, std::string_view channel,
@@ -107,6 +130,8 @@ void fill_display_names(const std::vector<Submission*>& submissions, std::string
       if (auto name = cache.get(key)) {
         contact->display_name = std::move(name);
         metrics.name_lookups.inc({channel_label, "cached"});
+      } else if (cache.is_unknown(key)) {
+        metrics.name_lookups.inc({channel_label, "unknown"});
       } else {
         missing[*identifier.value].push_back(&*contact);
       }
@@ -133,6 +158,8 @@ void fill_display_names(const std::vector<Submission*>& submissions, std::string
     metrics.name_lookups.inc({channel_label, "fetched"}, it->second.size());
     missing.erase(it);
   }
+  // Answered, but without these ids: the provider has no name for them.
+  for (const auto& [id, contacts] : missing) cache.put_unknown(NameCache::key(channel, id));
   count("unknown");
 }
 

@@ -38,6 +38,13 @@ class NameCache {
   // Keeps `name` in both layers (the KV write waits for the KV stream's ack; a failed one
   // leaves the memory layer only).
   void put(const std::string& key, const std::string& name);
+  // Remembers that the provider has no name for `key` (a deleted or unknown profile), so it is
+  // not asked again for min(ttl, 1h). Memory only: the KV bucket has one TTL for every key, and
+  // a miss worth forgetting sooner must not be shared for days; another instance or a restart
+  // asks once more. get() answers nullopt for such a key without reading the KV.
+  void put_unknown(const std::string& key);
+  // True while put_unknown's mark for `key` lasts (a later put replaces it).
+  bool is_unknown(const std::string& key);
 
   // A key of the KV's alphabet ([-_.A-Za-z0-9]) for a provider user id; "" when `id` holds
   // anything else (then it is not cached).
@@ -45,15 +52,16 @@ class NameCache {
 
  private:
   struct Entry {
-    std::string name;
+    std::string name;  // "" = the provider has no name (put_unknown)
     std::chrono::steady_clock::time_point expires;
     std::list<std::string>::iterator order;  // position in lru_
   };
   std::optional<std::string> get_memory(const std::string& key);
-  void put_memory(const std::string& key, const std::string& name);
+  void put_memory(const std::string& key, const std::string& name, std::chrono::milliseconds ttl);
 
   Publisher* publisher_;
   const std::chrono::milliseconds ttl_;
+  const std::chrono::milliseconds unknown_ttl_;  // min(ttl_, 1h)
   const size_t max_entries_;
   std::mutex mutex_;
   std::unordered_map<std::string, Entry> entries_;
@@ -67,9 +75,11 @@ using NameLookup = std::function<Result<std::vector<std::pair<std::string, std::
 
 // Fills contact.display_name of every submission that has none but has an identifier of
 // `identifier_type` (e.g. vk_user_id): from `cache`, and for the ids it misses from ONE call of
-// `lookup` given at most `budget` (skipped when `budget` is not positive). A lookup that fails
-// or runs out of time leaves the names out -- the events are published without them, never
-// failed or held longer. Counted per submission in omnigate_name_lookups_total{channel, result}:
+// `lookup` given at most `budget` (skipped when `budget` is not positive). An id the lookup
+// answers without is kept as unknown (NameCache::put_unknown), so it is asked once per
+// min(ttl, 1h). A lookup that fails or runs out of time leaves the names out -- the events are
+// published without them, never failed or held longer -- and caches nothing: the next event
+// asks again. Counted per submission in omnigate_name_lookups_total{channel, result}:
 // cached, fetched, unknown (the provider has no name), failed, timeout.
 void fill_display_names(const std::vector<Submission*>& submissions, std::string_view channel,
                         std::string_view identifier_type, NameCache& cache,

@@ -10,12 +10,25 @@
 #include <set>
 #include <string>
 
+#include "connectors/vk/vk_longpoll.hpp"
+#include "gateway/app/gateway.hpp"
+#include "gateway/core/metrics.hpp"
 #include "gateway/nats/nats_handles.hpp"
+#include "gateway/state/poll_loop.hpp"
 #include "tests/support/fake_vk_api.hpp"
 #include "tests/support/harness.hpp"
 
 using namespace omnigate::testing;
 using nlohmann::json;
+using omnigate::GatewayContext;
+using omnigate::poll_loop_settings;
+using omnigate::PollLoop;
+using omnigate::PollSleeper;
+using omnigate::vk::CommunitySettings;
+using omnigate::vk::LongPoller;
+using omnigate::vk::LongPollSettings;
+using omnigate::vk::make_long_poll_source;
+using omnigate::vk::VkApi;
 using std::chrono::milliseconds;
 
 namespace {
@@ -74,6 +87,14 @@ std::multiset<std::string> texts_in(const std::vector<StreamMessage>& messages) 
 
 std::string stored_ts(const std::string& nats_url, const std::string& account) {
   return stored_cursor(nats_url, "vk." + account + ".ts");
+}
+
+// POSTs `event` to the Callback API account `main`, which VK must see answered "ok".
+void post_callback(RunningGateway& gateway, const json& event) {
+  auto answer = gateway.client().Post("/v1/vk/main", event.dump(), "application/json");
+  REQUIRE(answer);
+  CHECK(answer->status == 200);
+  CHECK(answer->body == "ok");
 }
 
 size_t lp_server_calls(const FakeVkApi& fake) {
@@ -236,19 +257,55 @@ TEST_CASE("vk longpoll: a revoked token is reported and retried slowly, never in
           "[integration][vk][longpoll]") {
   FakeVkApi fake(kGroup, kConfirmation, "vk1.a.another_token_the_community_has_now_000000000000");
   NatsServer nats;
-  RunningGateway gateway(test_config_yaml(nats.url(), "", longpoll_account(fake)));
-  auto& metrics = gateway.gateway().metrics();
-  REQUIRE(eventually([&] { return metrics.poll_failures.value({"vk", "lp", "fetch"}) == 1; }));
+  // The gateway supplies the cursors, pipeline and metrics; the long-poll source runs on a
+  // PollLoop of the test's own, whose waits are recorded and skipped instead of waited out.
+  RunningGateway gateway(test_config_yaml(nats.url(), "", callback_account(fake)));
+  GatewayContext& context = gateway.gateway().context();
+  std::mutex mutex;
+  std::vector<milliseconds> waits;
+  std::vector<size_t> fetches_before_wait;  // getLongPollServer calls when each wait began
+  PollSleeper sleeper = [&](milliseconds wait) {
+    const size_t fetches = lp_server_calls(fake);
+    std::lock_guard lock(mutex);
+    waits.push_back(wait);
+    fetches_before_wait.push_back(fetches);
+    return true;
+  };
+  LongPollSettings settings;
+  settings.group_id = kGroup;
+  settings.wait = std::chrono::seconds(1);
+  PollLoop loop(
+      make_long_poll_source(CommunitySettings{"lp", {}},
+                            VkApi(fake.api_url(), kFakeVkToken, "5.199"), settings),
+      context.cursors, context.pipeline, context.metrics,
+      poll_loop_settings(context.config, "vk", "lp", LongPoller::cursor_key("lp"), milliseconds(0)),
+      sleeper);
+  loop.start();
+  REQUIRE(eventually([&] {
+    std::lock_guard lock(mutex);
+    return waits.size() >= 3;
+  }));
+  loop.stop();
+  std::lock_guard lock(mutex);
+  // The floor for a rejected token is a minute, on every attempt; each fetch after the first
+  // came only after a wait.
+  for (size_t i = 0; i < waits.size(); ++i) {
+    CHECK(waits[i] >= milliseconds(60'000));
+    CHECK(fetches_before_wait[i] == i + 1);
+  }
   auto calls = fake.calls("groups.getLongPollServer");
-  REQUIRE(calls.size() == 1);
-  CHECK(calls[0].vk_error == 5);
-  // The floor for a rejected token is a minute: no second attempt follows soon. Checked by
-  // the metric not moving while the gateway keeps serving.
+  CHECK(calls.size() <= waits.size() + 1);
+  for (const auto& call : calls) CHECK(call.vk_error == 5);
+  CHECK(fake.checks().empty());  // no key, so no a_check
+  // Reported: counted per failure, and the operator is told what to do.
+  CHECK(context.metrics.poll_failures.value({"vk", "lp", "fetch"}) >= waits.size());
+  auto state = loop.state();
+  REQUIRE(state.last_error);
+  CHECK(state.last_error->detail.find("VK error 5") != std::string::npos);
+  CHECK(state.last_error->detail.find("create a new one") != std::string::npos);
   auto health = gateway.client().Get("/healthz");
   REQUIRE(health);
   CHECK(health->status == 200);
-  CHECK(fake.calls("groups.getLongPollServer").size() == 1);
-  CHECK(fake.checks().empty());
 }
 
 // ----------------------------------------------------------------------------------- names
@@ -261,12 +318,6 @@ TEST_CASE(
   fake.add_user(512345678, "Анна", "Смирнова");
   fake.add_user(600000001, "DELETED", "", "deleted");
   NatsServer nats;
-  auto post = [](RunningGateway& gateway, const json& event) {
-    auto answer = gateway.client().Post("/v1/vk/main", event.dump(), "application/json");
-    REQUIRE(answer);
-    CHECK(answer->status == 200);
-    CHECK(answer->body == "ok");
-  };
   auto ready = [](RunningGateway& gateway) {
     return eventually([&] {
       auto r = gateway.client().Get("/readyz");
@@ -276,10 +327,10 @@ TEST_CASE(
   {
     RunningGateway gateway(test_config_yaml(nats.url(), "", callback_account(fake)));
     REQUIRE(ready(gateway));  // the KV bucket of names is open
-    post(gateway, message_event(1, 512345678, true));
-    post(gateway, message_event(2, 512345678, true));
-    post(gateway, message_event(3, 600000001, true));  // a deleted profile: no name
-    post(gateway, message_event(4, 700000002, true));  // VK does not know the id
+    post_callback(gateway, message_event(1, 512345678, true));
+    post_callback(gateway, message_event(2, 512345678, true));
+    post_callback(gateway, message_event(3, 600000001, true));  // a deleted profile: no name
+    post_callback(gateway, message_event(4, 700000002, true));  // VK does not know the id
     auto& metrics = gateway.gateway().metrics();
     CHECK(metrics.name_lookups.value({"vk", "fetched"}) == 1);
     CHECK(metrics.name_lookups.value({"vk", "cached"}) == 1);
@@ -297,7 +348,7 @@ TEST_CASE(
   // A new process: the memory is empty, the KV bucket still knows Анна.
   RunningGateway restarted(test_config_yaml(nats.url(), "", callback_account(fake)));
   REQUIRE(ready(restarted));
-  post(restarted, message_event(5, 512345678, true));
+  post_callback(restarted, message_event(5, 512345678, true));
   CHECK(fake.calls("users.get").size() == 3);
   CHECK(restarted.gateway().metrics().name_lookups.value({"vk", "cached"}) == 1);
   CHECK(read_stream(nats.url()).back().body["contact"]["display_name"] == "Анна Смирнова");
@@ -337,6 +388,32 @@ TEST_CASE(
   CHECK(answer->body == "ok");
   CHECK(metrics.name_lookups.value({"vk", "failed"}) == 1);
   CHECK(read_stream(nats.url()).size() == 2);
+}
+
+TEST_CASE(
+    "vk names: an id VK has no name for is asked once; after a failed users.get it is asked "
+    "again",
+    "[integration][vk][names]") {
+  FakeVkApi fake(kGroup, kConfirmation);
+  NatsServer nats;
+  RunningGateway gateway(test_config_yaml(nats.url(), "", callback_account(fake)));
+  auto& metrics = gateway.gateway().metrics();
+  auto post = [&](int n) { post_callback(gateway, message_event(n, 700000002, true)); };
+
+  fake.fail_method("users.get", 6);
+  post(1);  // VK's rate limit: not remembered as unknown
+  CHECK(metrics.name_lookups.value({"vk", "failed"}) == 1);
+  CHECK(fake.calls("users.get").size() == 1);
+  post(2);  // asked again; VK does not know the id
+  CHECK(fake.calls("users.get").size() == 2);
+  CHECK(metrics.name_lookups.value({"vk", "unknown"}) == 1);
+  post(3);  // known to be unknown: no call
+  post(4);
+  CHECK(fake.calls("users.get").size() == 2);
+  CHECK(metrics.name_lookups.value({"vk", "unknown"}) == 3);
+  auto messages = read_stream(nats.url());
+  REQUIRE(messages.size() == 4);
+  for (const auto& m : messages) CHECK_FALSE(m.body["contact"].contains("display_name"));
 }
 
 // -------------------------------------------------------------------------------- commands

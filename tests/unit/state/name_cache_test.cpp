@@ -92,3 +92,40 @@ TEST_CASE("fill_display_names: one lookup for every miss, names kept, each outco
   CHECK(asked.size() == 1);
   CHECK(metrics.name_lookups.value({"vk", "timeout"}) == 1);
 }
+
+TEST_CASE("fill_display_names: an id VK has no name for is asked once, a failed lookup again",
+          "[state][names]") {
+  Metrics metrics;
+  NameCache cache(nullptr, milliseconds(60'000));
+  std::vector<std::vector<std::string>> asked;
+  bool fail = true;
+  NameLookup lookup = [&](const std::vector<std::string>& ids, milliseconds) -> Result<Names> {
+    asked.push_back(ids);
+    if (fail) return make_error(ErrorCode::upstream_timeout, "vk_api", "users.get: timed out");
+    return Names{};  // VK answers without id 7: a deleted or unknown profile
+  };
+  auto one_event = [&] {
+    std::vector<Submission> batch = {person("7")};
+    fill_display_names(pointers(batch), "vk", "vk_user_id", cache, lookup, milliseconds(300),
+                       metrics);
+    CHECK_FALSE(batch[0].interaction.contact->display_name);
+  };
+  one_event();  // times out: nothing is remembered
+  CHECK_FALSE(cache.is_unknown("vk.7"));
+  CHECK(metrics.name_lookups.value({"vk", "timeout"}) == 1);
+  fail = false;
+  one_event();  // asked again, and VK has no name
+  one_event();  // from the cache: no lookup
+  CHECK(asked.size() == 2);
+  CHECK(metrics.name_lookups.value({"vk", "unknown"}) == 2);
+  CHECK(cache.is_unknown("vk.7"));
+  CHECK(cache.get("vk.7") == std::nullopt);
+
+  // A name found later replaces the mark; the mark lasts at most min(ttl, 1h).
+  cache.put("vk.7", "Вера");
+  CHECK_FALSE(cache.is_unknown("vk.7"));
+  CHECK(cache.get("vk.7") == "Вера");
+  NameCache short_lived(nullptr, milliseconds(0));
+  short_lived.put_unknown("vk.8");
+  CHECK_FALSE(short_lived.is_unknown("vk.8"));
+}
