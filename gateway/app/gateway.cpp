@@ -576,10 +576,26 @@ Result<int> Gateway::bind() {
     // The label is the route, never the request's own path: labels must stay a bounded set.
     log::request_route(route.method + " " + route.path, "");
     metrics_.http_requests.inc({route.method + " " + route.path, "413"});
-    write_reply(Reply::error(make_error(ErrorCode::payload_too_large, "route",
-                                        "the body is larger than " + std::to_string(cap) +
-                                            " bytes allowed for this route")),
-                res);
+    Reply reply = Reply::error(make_error(
+        ErrorCode::payload_too_large, "route",
+        "the body is larger than " + std::to_string(cap) + " bytes allowed for this route"));
+    // Refused before the body is read, so before any connector ran: its channel still words
+    // the refusal for its callers (the web form: the visitor's language and CORS headers, or a
+    // page on another origin could not even read the 413).
+    const std::string_view path = req.path;
+    if (route.path.rfind("/v1/", 0) == 0 && route.path.size() > 5 && route.path.back() == '/') {
+      const std::string channel = route.path.substr(4, route.path.size() - 5);
+      const size_t from = route.path.size();
+      const size_t end = std::min(path.find('/', from), path.size());
+      const std::string account(path.substr(from, end - from));
+      Connector* connector = config_.connector(channel);
+      if (connector && valid_account_segment(account) && connector->has_account(account)) {
+        connector->decorate_refusal(
+            inbound_from(req, RequestBody{}, account, Clock::now() + config_.nats.publish_timeout),
+            reply);
+      }
+    }
+    write_reply(reply, res);
     return httplib::Server::HandlerResponse::Handled;
   });
   // cpp-httplib calls this for every response >= 400, including the ones our handlers wrote:
