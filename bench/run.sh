@@ -195,19 +195,28 @@ published_now() {
 run_load() {
   local name=$1
   shift
+  local launched
+  launched=$(now_ns)
   "$@" >"$TMP/$name.out" 2>"$TMP/$name.err" &
   LOAD_PID=$!
   local started=$SECONDS
   sleep 0.5  # sample window starts after connection setup and warm-up of the first requests
   local target=${LOAD_TARGET_PID:-$GW_PID}
   # The counter is read just before the ticks at both ends, so the window is the same for both.
-  local t0 gw0 na0 ld0 m0 c0
-  c0=$(published_now)
+  # No-op runs and the raw bench store nothing omnigate counts: no counter, no curl.
+  local counted=yes
+  [[ $name != *noop && $name != raw ]] || counted=no
+  local t0 gw0 na0 ld0 m0 c0="" before
+  before=$(now_ns)
+  [[ $counted == no ]] || c0=$(published_now)
   t0=$(now_ns); gw0=$(cpu_ticks "$target"); na0=$(cpu_ticks "$NATS_PID")
   ld0=$(cpu_ticks "$LOAD_PID"); m0=$(machine_ticks)
-  sleep "$(awk -v d="$DURATION" 'BEGIN { print d - 1 }')"
-  local t1 gw1 na1 ld1 m1 c1
-  c1=$(published_now)
+  # The window ends 0.5 s before the generator stops; reading the counter under load can take
+  # a noticeable time (a saturated machine), so it starts that much earlier.
+  sleep "$(awk -v l="$launched" -v now="$(now_ns)" -v d="$DURATION" -v c="$((t0 - before))" \
+    'BEGIN { s = (l + (d - 0.5) * 1e9 - c - now) / 1e9; printf "%.3f", (s < 0.2 ? 0.2 : s) }')"
+  local t1 gw1 na1 ld1 m1 c1=""
+  [[ $counted == no ]] || c1=$(published_now)
   t1=$(now_ns); gw1=$(cpu_ticks "$target"); na1=$(cpu_ticks "$NATS_PID")
   ld1=$(cpu_ticks "$LOAD_PID"); m1=$(machine_ticks)
   # Bounded: the generator stops itself after DURATION; give it 60 s of slack at most.
