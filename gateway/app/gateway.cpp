@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <regex>
+#include <set>
 
 #include "gateway/app/status_page.hpp"
 #include "gateway/core/log.hpp"
@@ -120,9 +121,10 @@ std::vector<std::pair<std::string, std::string>> configured_accounts(const Confi
   return accounts;
 }
 
-// The keys whose values differ between two loads of the file (outside channels:), named without
-// their list positions' detail beyond the first difference of each key: "nats.url",
-// "consent.texts[0].text".
+// The keys whose values differ between two loads of the file (outside channels:), each by where
+// it is: "nats.url", "consent.texts[0].text". Values are compared as written ("1MiB" and
+// "1048576" differ, as does a default written out and the key left out): a false "needs a
+// restart" costs a log line, a missed one would hide a change that was not applied.
 std::vector<std::string> changed_settings(const std::map<std::string, std::string>& running,
                                           const std::map<std::string, std::string>& next) {
   std::vector<std::string> changed;
@@ -825,19 +827,20 @@ Result<ReloadOutcome> Gateway::reload(Config next) {
   }
   // Read caps of the channel routes follow their accounts, up to the limit cpp-httplib was
   // given at bind (a larger max_body needs a restart).
+  std::set<std::string> too_large;
   for (auto& route : channel_caps_) {
-    const uint64_t wanted = channel_read_cap(route.connector, route.spec_max_body);
-    route.cap->store(wanted, std::memory_order_relaxed);
-    if (route.connector && route.spec_max_body == 0) {
-      for (const auto& account : route.connector->account_names()) {
-        if (route.connector->max_body(account) > payload_ceiling_) {
-          outcome.needs_restart.push_back("channels." + std::string(route.connector->channel()) +
-                                          " " + account + " " + route.connector->max_body_key() +
-                                          " above " + std::to_string(payload_ceiling_));
-        }
+    route.cap->store(channel_read_cap(route.connector, route.spec_max_body),
+                     std::memory_order_relaxed);
+    if (!route.connector || route.spec_max_body != 0) continue;
+    for (const auto& account : route.connector->account_names()) {
+      if (route.connector->max_body(account) > payload_ceiling_) {
+        too_large.insert("channels." + std::string(route.connector->channel()) + " " + account +
+                         " " + route.connector->max_body_key() + " above " +
+                         std::to_string(payload_ceiling_));
       }
     }
   }
+  outcome.needs_restart.insert(outcome.needs_restart.end(), too_large.begin(), too_large.end());
   metrics_.activity.set_accounts(configured_accounts(config_));
   return outcome;
 }

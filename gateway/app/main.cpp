@@ -256,7 +256,19 @@ void log_start(const std::string& path, const omnigate::Config& config) {
 
 // SIGHUP: the file (and the secret files it names) read again; the accounts' changes applied,
 // the rest logged as needing a restart. A file that does not load changes nothing.
+void apply_reload(const std::string& path, omnigate::Gateway& gateway);
+
 void reload(const std::string& path, omnigate::Gateway& gateway) {
+  // The process is serving: nothing a file holds may end it.
+  try {
+    apply_reload(path, gateway);
+  } catch (const std::exception& e) {
+    omnigate::log::write(omnigate::log::Level::error, "main",
+                         "reload failed; the running config is kept", {{"problem", e.what()}});
+  }
+}
+
+void apply_reload(const std::string& path, omnigate::Gateway& gateway) {
   namespace log = omnigate::log;
   log::info("main", "reloading " + path + " (SIGHUP)");
   auto next = omnigate::load_config_file(path);

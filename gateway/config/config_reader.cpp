@@ -289,6 +289,8 @@ std::vector<std::string> ConfigMap::string_list(const std::string& key) {
     return out;
   }
   const std::string where = display_.empty() ? key : display_ + "." + key;
+  // A list present, even empty, differs from one left out (stop_words: [] turns the defaults off).
+  ctx_.values[where + "[]"] = std::to_string(list.size());
   size_t index = 0;
   for (const auto& item : list) {
     if (!item.IsScalar()) {

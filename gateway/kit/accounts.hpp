@@ -19,6 +19,7 @@
 #include <string_view>
 #include <vector>
 
+#include "gateway/core/log.hpp"
 #include "gateway/core/metrics.hpp"
 #include "gateway/kit/connector.hpp"
 #include "gateway/model/keyword_consent.hpp"
@@ -67,7 +68,7 @@ class ChannelConnector : public Connector {
     account->spool_on_nats_down = policy == "spool";
     read(*account, entry);
     // Before start(), on one thread: the table is not shared yet.
-    auto table = std::const_pointer_cast<Table>(snapshot());
+    auto table = std::const_pointer_cast<Table>(current());
     table->insert_or_assign(name, std::move(account));
   }
 
@@ -91,19 +92,19 @@ class ChannelConnector : public Connector {
 
   void start(GatewayContext& context, Router& router) final {
     context_ = &context;
+    auto prepared = std::make_shared<Table>();
+    for (const auto& [name, account] : *current()) {
+      auto ready = std::make_shared<Account>(*account);
+      prepare(*ready);
+      prepared->emplace(name, std::move(ready));
+    }
     {
-      auto table = std::const_pointer_cast<Table>(snapshot());
-      for (auto& [name, account] : *table) {
-        auto ready = std::make_shared<Account>(*account);
-        prepare(*ready);
-        account = std::move(ready);
-      }
+      std::lock_guard table_lock(table_mutex_);
+      table_ = prepared;
     }
     start_channel(context, router);
     std::lock_guard lock(workers_mutex_);
-    for (const auto& [name, account] : *snapshot()) {
-      if (auto worker = start_worker(account)) workers_.emplace(name, std::move(worker));
-    }
+    for (const auto& [name, account] : *prepared) start_worker_of(name, account);
   }
 
   void stop() final {
@@ -132,9 +133,9 @@ class ChannelConnector : public Connector {
     auto contains = [](const std::vector<std::string>& names, const std::string& name) {
       return std::find(names.begin(), names.end(), name) != names.end();
     };
-    const std::shared_ptr<const Table> running = snapshot();
+    const std::shared_ptr<const Table> running = current();
     auto next = std::make_shared<Table>();
-    for (const auto& [name, account] : *other->snapshot()) {
+    for (const auto& [name, account] : *other->current()) {
       auto kept = running->find(name);
       if (kept != running->end() && !contains(changes.changed, name)) {
         next->emplace(name, kept->second);  // unchanged: the very object requests and pollers hold
@@ -161,8 +162,7 @@ class ChannelConnector : public Connector {
     for (const auto& names : {changes.added, changes.changed}) {
       for (const auto& name : names) {
         auto account = next->find(name);
-        if (account == next->end()) continue;
-        if (auto worker = start_worker(account->second)) workers_.emplace(name, std::move(worker));
+        if (account != next->end()) start_worker_of(name, account->second);
       }
     }
     return true;
@@ -220,10 +220,26 @@ class ChannelConnector : public Connector {
   }
 
  private:
+  // The table a lookup answers from: the one pinned for this thread's request, else current().
   std::shared_ptr<const Table> snapshot() const {
     if (pinned_ != nullptr) return std::shared_ptr<const Table>(std::shared_ptr<void>(), pinned_);
+    return current();
+  }
+  // This connector's own table, whatever is pinned (reading the config, start, reloads: a
+  // pinned table may be another connector object's of the same type).
+  std::shared_ptr<const Table> current() const {
     std::lock_guard lock(table_mutex_);
     return table_;
+  }
+  // Starts the account's worker; a failure (a thread that cannot start) is logged and the
+  // account served without it, never thrown into a reload or the start.
+  void start_worker_of(const std::string& name, const AccountRef& account) {
+    try {
+      if (auto worker = start_worker(account)) workers_.emplace(name, std::move(worker));
+    } catch (const std::exception& e) {
+      log::error(std::string(channel()),
+                 std::string(channel()) + "/" + name + ": its poller did not start: " + e.what());
+    }
   }
 
   // The table a request on this thread was routed with (pin_accounts), or null. One connector

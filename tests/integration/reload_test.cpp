@@ -240,9 +240,14 @@ TEST_CASE(
   const auto removed_at = std::chrono::steady_clock::now();
   for (const auto& poller : metrics.activity.pollers()) CHECK(poller.account != "desk");
   second.queue_update(text_update(700003, "никто не спросит"));
-  CHECK(status_of(post_api(running.port(), "steady", kSteadyToken, "probe")) == 202);
+  // Longer than the poll timeout (1 s): a poller still running would have asked again, and a
+  // long poll it still held would have returned the update at once.
+  CHECK_FALSE(eventually(
+      [&] {
+        return metrics.interactions_published.value({"telegram", "message"}) > 2;
+      },
+      std::chrono::milliseconds(1500)));
   CHECK(polls_since(second, removed_at) == 0);
-  CHECK(metrics.interactions_published.value({"telegram", "message"}) == 2);
 }
 
 TEST_CASE(
@@ -318,4 +323,29 @@ TEST_CASE(
       eventually([&] { return process.log_tail().find("reload refused") != std::string::npos; }));
   CHECK(status("sales", kSalesToken, "p-6") == 202);
   CHECK(process.running());
+}
+
+TEST_CASE(
+    "reload: an account counts as changed when any value it reads differs (on_nats_down, an "
+    "empty stop_words list), not when it only moved in the list",
+    "[integration][reload][config]") {
+  auto fingerprints = [](const std::string& first_extra, bool swapped) {
+    std::string a =
+        "    - account: desk\n      token: \"123456:desk-token-abcdefghijklmnopq\"\n"
+        "      mode: poll\n" +
+        first_extra;
+    std::string b =
+        "    - account: shop\n      token: \"654321:shop-token-abcdefghijklmnopq\"\n"
+        "      mode: poll\n";
+    Config config = load(config_yaml("nats://127.0.0.1:4222", "/tmp/unused.db", {},
+                                     "  telegram:\n" + (swapped ? b + a : a + b)));
+    return config.account_fingerprints;
+  };
+  const auto base = fingerprints("", false);
+  CHECK(fingerprints("", true) == base);
+  const auto policy = fingerprints("      on_nats_down: reject\n", false);
+  CHECK(policy.at("telegram/desk") != base.at("telegram/desk"));
+  CHECK(policy.at("telegram/shop") == base.at("telegram/shop"));
+  CHECK(fingerprints("      stop_words: []\n", false).at("telegram/desk") !=
+        base.at("telegram/desk"));
 }
