@@ -32,8 +32,9 @@ class ApiConnector : public ChannelConnector<ApiAccount> {
 
  private:
   Reply handle(const InboundRequest& request) {
-    const ApiAccount& api = account(request.account);
-    if (auto auth = verify::bearer(request, api.token); !auth) return reject(auth.error());
+    AccountRef api = account(request.account);
+    if (!api) return unknown_account(request.account);
+    if (auto auth = verify::bearer(request, api->token); !auth) return reject(auth.error());
     if (request.media_type() != "application/json") {
       return reject(make_error(ErrorCode::unsupported_media, "route",
                                "send the interaction as Content-Type: application/json"));

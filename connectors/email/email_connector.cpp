@@ -118,6 +118,19 @@ void add_mailed_unsubscribe(Mapped& mapped, const Config& config, const ConsentL
   mapped.add(std::move(withdrawal), unsubscribe_native_key(*claims), raw, "message/rfc822");
 }
 
+// An imap account's poll loop as the kit's background worker of that account.
+class ImapPoller : public AccountWorker {
+ public:
+  ImapPoller(std::unique_ptr<PollSource> source, CursorStore& cursors, Pipeline& pipeline,
+             Metrics& metrics, PollLoopSettings settings)
+      : loop_(std::move(source), cursors, pipeline, metrics, std::move(settings)) {}
+  void start() { loop_.start(); }
+  void stop() override { loop_.stop(); }
+
+ private:
+  PollLoop loop_;
+};
+
 class EmailConnector : public ChannelConnector<MailAccount> {
  public:
   std::string_view channel() const override { return "email"; }
@@ -137,7 +150,7 @@ class EmailConnector : public ChannelConnector<MailAccount> {
   }
 
   std::string account_mode(std::string_view account) const override {
-    const MailAccount* a = find(account);
+    AccountRef a = find(account);
     return a ? a->mode : "";
   }
 
@@ -200,47 +213,46 @@ class EmailConnector : public ChannelConnector<MailAccount> {
     router.add_channel_route(
         {"POST", "email", 0, [this](const InboundRequest& r) { return receive(r); }});
     router.add_media_source("email", media_source(context.raw_archive));
-    for (const auto& [name, a] : accounts()) {
-      if (a.mode != "imap") continue;
-      ImapSourceSettings settings;
-      settings.imap.account = name;
-      settings.imap.url = a.url;
-      settings.imap.mailbox = a.mailbox;
-      settings.imap.username = a.username;
-      settings.imap.password = a.password;
-      settings.imap.oauth2_token = a.oauth2_token;
-      settings.imap.tls_verify = a.tls_verify;
-      settings.imap.max_message = a.max_body;
-      settings.poll_interval = a.poll_interval;
-      settings.after_durable = parse_after_durable(a.after_durable).value();  // checked in read
-      auto source = std::make_unique<ImapSource>(
-          std::move(settings),
-          [mailbox = a.settings(), &context](std::string_view raw, SysMillis now) {
-            auto mapped = parse_email(raw, mailbox, now);
-            if (mapped)
-              add_mailed_unsubscribe(mapped.value(), context.config, context.consent.links(),
-                                     mailbox.account, &context.metrics);
-            return mapped;
-          });
-      auto loop = std::make_unique<PollLoop>(
-          std::move(source), context.cursors, context.pipeline, context.metrics,
-          poll_loop_settings(context.config, "email", name, imap_cursor_key(name),
-                             milliseconds(0)));
-      loop->start();
-      pollers_.push_back(std::move(loop));
-    }
   }
 
- public:
-  void stop() override {
-    for (auto& poller : pollers_) poller->stop();
-    pollers_.clear();
+  // An imap account's poller: the IMAP source on the kit's poll loop (lease, cursor, back-off).
+  std::unique_ptr<AccountWorker> start_worker(const AccountRef& a) override {
+    if (a->mode != "imap") return nullptr;
+    GatewayContext& context = this->context();
+    const std::string& name = a->name;
+    ImapSourceSettings settings;
+    settings.imap.account = name;
+    settings.imap.url = a->url;
+    settings.imap.mailbox = a->mailbox;
+    settings.imap.username = a->username;
+    settings.imap.password = a->password;
+    settings.imap.oauth2_token = a->oauth2_token;
+    settings.imap.tls_verify = a->tls_verify;
+    settings.imap.max_message = a->max_body;
+    settings.poll_interval = a->poll_interval;
+    settings.after_durable = parse_after_durable(a->after_durable).value();  // checked in read
+    auto source = std::make_unique<ImapSource>(
+        std::move(settings),
+        [mailbox = a->settings(), &context](std::string_view raw, SysMillis now) {
+          auto mapped = parse_email(raw, mailbox, now);
+          if (mapped)
+            add_mailed_unsubscribe(mapped.value(), context.config, context.consent.links(),
+                                   mailbox.account, &context.metrics);
+          return mapped;
+        });
+    auto poller = std::make_unique<ImapPoller>(
+        std::move(source), context.cursors, context.pipeline, context.metrics,
+        poll_loop_settings(context.config, "email", name, imap_cursor_key(name), milliseconds(0)));
+    poller->start();
+    return poller;
   }
 
  private:
   // POST /v1/email/<account>: the raw message as the body, any Content-Type.
   Reply receive(const InboundRequest& request) {
-    const MailAccount& a = account(request.account);
+    AccountRef found = account(request.account);
+    if (!found) return unknown_account(request.account);
+    const MailAccount& a = *found;
     if (a.token.empty()) {
       return reject(make_error(ErrorCode::unauthorized, "verify",
                                "this account takes no mail over HTTP (it has no token)"));
@@ -263,7 +275,7 @@ class EmailConnector : public ChannelConnector<MailAccount> {
     MediaSource source;
     source.nested_refs = true;
     source.bearer_token = [this](std::string_view account) -> std::optional<std::string> {
-      const MailAccount* a = find(account);
+      AccountRef a = find(account);
       if (!a) return std::nullopt;
       return a->media_token;
     };
@@ -276,7 +288,9 @@ class EmailConnector : public ChannelConnector<MailAccount> {
                           "an e-mail media ref is <interaction id>/<part>: the interaction's "
                           "id and the attachment's provider_ref.part (\"2\", \"1.2\")");
       std::string_view path = ref.substr(slash + 1);
-      auto raw = archive.get(raw_object_name("email", account, id), find(account)->max_body);
+      AccountRef a = find(account);
+      if (!a) return no_such_account(account);
+      auto raw = archive.get(raw_object_name("email", account, id), a->max_body);
       if (!raw) return raw.error();
       if (!raw.value())
         return make_error(ErrorCode::not_found, "media",
@@ -323,7 +337,7 @@ class EmailConnector : public ChannelConnector<MailAccount> {
   int deliver(const std::string& name, const Config& config) {
     // stderr is what the MTA logs and bounces with: one line of ours, not the gateway's log.
     log::set_level("error");
-    const MailAccount* a = find(name);
+    AccountRef a = find(name);
     if (!a) {
       std::fprintf(stderr, "omnigate email deliver: no email account named '%s'\n", name.c_str());
       return EX_CONFIG;
@@ -370,8 +384,6 @@ class EmailConnector : public ChannelConnector<MailAccount> {
     std::printf("%s\n", answer(accepted.value()).dump().c_str());
     return EX_OK;
   }
-
-  std::vector<std::unique_ptr<PollLoop>> pollers_;  // one per imap account
 };
 
 }  // namespace

@@ -82,21 +82,17 @@ class TelegramConnector : public ChannelConnector<BotConfig> {
     router.add_channel_route(
         {"POST", "telegram", 0, [this](const InboundRequest& r) { return webhook(r); }});
     router.add_media_source("telegram", media_source());
-    for (const auto& [name, bot] : accounts()) {
-      if (bot.mode != "poll") continue;
-      auto poller = std::make_unique<Poller>(context, bot.settings(),
-                                             BotApi(bot.api_url, bot.token), bot.poll);
-      poller->start();
-      pollers_.push_back(std::move(poller));
-    }
+  }
+
+  std::unique_ptr<AccountWorker> start_worker(const AccountRef& bot) override {
+    if (bot->mode != "poll") return nullptr;
+    auto poller = std::make_unique<Poller>(context(), bot->settings(),
+                                           BotApi(bot->api_url, bot->token), bot->poll);
+    poller->start();
+    return poller;
   }
 
  public:
-  void stop() override {
-    for (auto& poller : pollers_) poller->stop();
-    pollers_.clear();
-  }
-
   std::string command_usage() const override {
     return "omnigate telegram set-webhook <account>     point the bot's webhook at "
            "http.public_url\n"
@@ -105,7 +101,7 @@ class TelegramConnector : public ChannelConnector<BotConfig> {
   }
 
   std::string account_mode(std::string_view account) const override {
-    const BotConfig* bot = find(account);
+    AccountRef bot = find(account);
     return bot ? bot->mode : "";
   }
 
@@ -115,7 +111,7 @@ class TelegramConnector : public ChannelConnector<BotConfig> {
       return 2;
     };
     if (args.size() != 2) return usage();
-    const BotConfig* found = find(args[1]);
+    AccountRef found = find(args[1]);
     if (!found) {
       std::fprintf(stderr, "omnigate telegram: no bot account named '%s'\n", args[1].c_str());
       return 2;
@@ -181,7 +177,9 @@ class TelegramConnector : public ChannelConnector<BotConfig> {
   }
 
   Reply webhook(const InboundRequest& request) {
-    const BotConfig& bot = account(request.account);
+    AccountRef found = account(request.account);
+    if (!found) return unknown_account(request.account);
+    const BotConfig& bot = *found;
     if (bot.mode != "webhook") {
       return reject(make_error(ErrorCode::not_found, "route",
                                "this bot is configured for long polling, not a webhook"),
@@ -206,12 +204,15 @@ class TelegramConnector : public ChannelConnector<BotConfig> {
   MediaSource media_source() const {
     MediaSource source;
     source.bearer_token = [this](std::string_view account) -> std::optional<std::string> {
-      const BotConfig* bot = find(account);
+      AccountRef bot = find(account);
       if (!bot) return std::nullopt;
       return bot->media_token;
     };
-    source.resolve = [this](std::string_view account, std::string_view file_id) {
-      return resolve_file(*find(account), file_id);
+    source.resolve = [this](std::string_view account,
+                            std::string_view file_id) -> Result<MediaTarget> {
+      AccountRef bot = find(account);
+      if (!bot) return no_such_account(account);
+      return resolve_file(*bot, file_id);
     };
     return source;
   }
@@ -236,8 +237,6 @@ class TelegramConnector : public ChannelConnector<BotConfig> {
     target.content_type = media_type_for_path(file_path);
     return target;
   }
-
-  std::vector<std::unique_ptr<Poller>> pollers_;
 };
 
 }  // namespace

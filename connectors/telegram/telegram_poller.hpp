@@ -12,6 +12,7 @@
 
 #include "connectors/telegram/bot_api.hpp"
 #include "connectors/telegram/telegram_parse.hpp"
+#include "gateway/kit/accounts.hpp"
 #include "gateway/kit/connector.hpp"
 #include "gateway/state/poll_loop.hpp"
 
@@ -26,12 +27,12 @@ struct PollSettings {
 // The stored offset, or nullopt when it is not a non-negative decimal number.
 std::optional<int64_t> parse_offset(const std::string& text);
 
-class Poller {
+class Poller : public AccountWorker {
  public:
   Poller(GatewayContext& context, BotSettings bot, BotApi api, PollSettings settings);
   void start() { loop_.start(); }
   // Aborts a long poll in flight, returns when the thread has ended, releases the lease.
-  void stop() { loop_.stop(); }
+  void stop() override { loop_.stop(); }
 
   static std::string cursor_key(const std::string& account) {
     return "telegram." + account + ".offset";

@@ -43,6 +43,9 @@ struct CommunityAccount : AccountBase {
   bool names = true;                // look up display names with users.get
   milliseconds names_timeout{300};  // the most a lookup may add to an event
   milliseconds lease_ttl{0};        // longpoll: 0 = leases.ttl
+  // Fills display names through users.get and the name cache (set by prepare(); empty when the
+  // account looks none up).
+  NameFiller fill_names;
 
   CommunitySettings settings() const { return {name, stop_words}; }
   VkApi api() const { return VkApi(api_url, access_token, api_version); }
@@ -52,11 +55,6 @@ class VkConnector : public ChannelConnector<CommunityAccount> {
  public:
   std::string_view channel() const override { return "vk"; }
 
-  void stop() override {
-    for (auto& poller : pollers_) poller->stop();
-    pollers_.clear();
-  }
-
   std::string command_usage() const override {
     return "omnigate vk setup-callback <account>        register http.public_url as the "
            "community's callback server\n"
@@ -65,7 +63,7 @@ class VkConnector : public ChannelConnector<CommunityAccount> {
   }
 
   std::string account_mode(std::string_view account) const override {
-    const CommunityAccount* a = find(account);
+    AccountRef a = find(account);
     return a ? a->mode : "";
   }
 
@@ -74,7 +72,7 @@ class VkConnector : public ChannelConnector<CommunityAccount> {
       std::fprintf(stderr, "usage (each takes --config FILE too):\n%s", command_usage().c_str());
       return 2;
     }
-    const CommunityAccount* found = find(args[1]);
+    AccountRef found = find(args[1]);
     if (!found) {
       std::fprintf(stderr, "omnigate vk: no vk account named '%s'\n", args[1].c_str());
       return 2;
@@ -123,18 +121,19 @@ class VkConnector : public ChannelConnector<CommunityAccount> {
   void start_channel(GatewayContext& context, Router& router) override {
     router.add_channel_route(
         {"POST", "vk", 0, [this](const InboundRequest& r) { return callback(r); }});
-    // Built once here, read without a lock by every request.
-    for (const auto& [name, a] : accounts()) fillers_.emplace(name, enricher(a));
-    for (const auto& [name, a] : accounts()) {
-      if (a.mode != "longpoll") continue;
-      LongPollSettings settings;
-      settings.group_id = a.group_id;
-      settings.lease_ttl = a.lease_ttl;
-      auto poller =
-          std::make_unique<LongPoller>(context, a.settings(), a.api(), settings, fillers_.at(name));
-      poller->start();
-      pollers_.push_back(std::move(poller));
-    }
+  }
+
+  void prepare(CommunityAccount& a) override { a.fill_names = enricher(a); }
+
+  std::unique_ptr<AccountWorker> start_worker(const AccountRef& a) override {
+    if (a->mode != "longpoll") return nullptr;
+    LongPollSettings settings;
+    settings.group_id = a->group_id;
+    settings.lease_ttl = a->lease_ttl;
+    auto poller =
+        std::make_unique<LongPoller>(context(), a->settings(), a->api(), settings, a->fill_names);
+    poller->start();
+    return poller;
   }
 
  private:
@@ -162,7 +161,9 @@ class VkConnector : public ChannelConnector<CommunityAccount> {
   }
 
   Reply callback(const InboundRequest& request) {
-    const CommunityAccount& a = account(request.account);
+    AccountRef found = account(request.account);
+    if (!found) return unknown_account(request.account);
+    const CommunityAccount& a = *found;
     auto parsed = parse_callback(request.body, a.settings(), now_millis());
     if (!parsed) return reject(parsed.error());
     const Envelope& envelope = parsed->envelope;
@@ -185,7 +186,7 @@ class VkConnector : public ChannelConnector<CommunityAccount> {
           "other_group_id");
     }
     if (envelope.type == "confirmation") return Reply::text(200, a.confirmation, "text/plain");
-    if (auto fill = enricher_of(a); fill && !parsed->mapped.submissions.empty()) {
+    if (const NameFiller& fill = a.fill_names; fill && !parsed->mapped.submissions.empty()) {
       // Half of what is left: the other half is for JetStream's ack.
       const auto left = std::chrono::duration_cast<milliseconds>(request.deadline -
                                                                  std::chrono::steady_clock::now());
@@ -199,8 +200,6 @@ class VkConnector : public ChannelConnector<CommunityAccount> {
     if (!accepted) return Reply::error(accepted.error());
     return Reply::text(200, "ok", "text/plain");
   }
-
-  const NameFiller& enricher_of(const CommunityAccount& a) const { return fillers_.at(a.name); }
 
   int info(const CommunityAccount& a) {
     auto servers = a.api().call("groups.getCallbackServers",
@@ -319,9 +318,6 @@ class VkConnector : public ChannelConnector<CommunityAccount> {
     }
     return 0;
   }
-
-  std::vector<std::unique_ptr<LongPoller>> pollers_;
-  std::map<std::string, NameFiller> fillers_;  // by account, set in start_channel
 };
 
 }  // namespace

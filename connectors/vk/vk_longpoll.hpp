@@ -14,6 +14,7 @@
 
 #include "connectors/vk/vk_api.hpp"
 #include "connectors/vk/vk_parse.hpp"
+#include "gateway/kit/accounts.hpp"
 #include "gateway/kit/connector.hpp"
 #include "gateway/state/poll_loop.hpp"
 
@@ -30,13 +31,13 @@ struct LongPollSettings {
   std::chrono::milliseconds lease_ttl{0};  // 0: leases.ttl
 };
 
-class LongPoller {
+class LongPoller : public AccountWorker {
  public:
   LongPoller(GatewayContext& context, CommunitySettings community, VkApi api,
              LongPollSettings settings, NameFiller names = {});
   void start() { loop_.start(); }
   // Aborts an a_check in flight, returns when the thread has ended, releases the lease.
-  void stop() { loop_.stop(); }
+  void stop() override { loop_.stop(); }
 
   static std::string cursor_key(const std::string& account) { return "vk." + account + ".ts"; }
 

@@ -193,7 +193,7 @@ class WebformConnector : public ChannelConnector<FormAccount> {
   // The core's own refusals (a body above max_body) carry CORS headers like ours, so the embed
   // script can read them and tell the visitor.
   void decorate_refusal(const InboundRequest& request, Reply& reply) const override {
-    const FormAccount* found = find(request.account);
+    AccountRef found = find(request.account);
     if (!found) return;
     std::string_view origin = request.header("Origin");
     // Worded for the visitor like the connector's own errors; the status and headers stay.
@@ -265,8 +265,8 @@ class WebformConnector : public ChannelConnector<FormAccount> {
                       "channels.webform: consent.signing_key is required (it signs "
                       "render tokens and confirmation links)");
     }
-    for (const auto& [account, form_account] : accounts()) {
-      for (const auto& c : form_account.form.consents) {
+    for (const auto& [account, form_account] : *accounts()) {
+      for (const auto& c : form_account->form.consents) {
         const ConsentText* text = config.consent.text(c.text_id);
         if (!text) {
           std::string known;
@@ -283,12 +283,18 @@ class WebformConnector : public ChannelConnector<FormAccount> {
 
  protected:
   void start_channel(GatewayContext& context, Router& router) override {
-    router.add_channel_route(
-        {"POST", "webform", 0, [this](const InboundRequest& r) { return submit(r); }});
-    router.add_channel_route(
-        {"GET", "webform", 0, [this](const InboundRequest& r) { return describe(r); }});
-    router.add_channel_route(
-        {"OPTIONS", "webform", 0, [this](const InboundRequest& r) { return preflight(r); }});
+    // Each route finds the form per request: a reload may add, change or remove forms.
+    auto with_form =
+        [this](Reply (WebformConnector::*handler)(const InboundRequest&, const FormConfig&)) {
+          return [this, handler](const InboundRequest& request) {
+            AccountRef form = account(request.account);
+            if (!form) return unknown_account(request.account);
+            return (this->*handler)(request, form->form);
+          };
+        };
+    router.add_channel_route({"POST", "webform", 0, with_form(&WebformConnector::submit)});
+    router.add_channel_route({"GET", "webform", 0, with_form(&WebformConnector::describe)});
+    router.add_channel_route({"OPTIONS", "webform", 0, with_form(&WebformConnector::preflight)});
     router.add_route("GET", "/omnigate-forms.js", 0, [](const InboundRequest&) {
       Reply reply =
           Reply::text(200, std::string(kEmbedScript), "application/javascript; charset=utf-8");
@@ -296,19 +302,20 @@ class WebformConnector : public ChannelConnector<FormAccount> {
       reply.headers.emplace_back("Access-Control-Allow-Origin", "*");
       return reply;
     });
-    for (const auto& [account, form_account] : accounts()) {
-      if (!form_account.form.demo) continue;
-      router.add_route(
-          "GET", "/demo/" + account, 0,
-          [this, &form = form_account.form](const InboundRequest&) { return demo_page(form); });
-    }
+    // GET /demo/<account> for a form with demo: true.
+    router.add_route("GET", "/demo/*", 0, [this](const InboundRequest& request) {
+      constexpr std::string_view kPrefix = "/demo/";
+      const std::string_view name = std::string_view(request.path).substr(kPrefix.size());
+      AccountRef form = name.find('/') == std::string_view::npos ? find(name) : nullptr;
+      if (!form || !form->form.demo) {
+        return Reply::error(make_error(ErrorCode::not_found, "route",
+                                       "no demo page here: a form shows one with demo: true"));
+      }
+      return demo_page(form->form);
+    });
   }
 
  private:
-  const FormConfig& form_of(const InboundRequest& request) const {
-    return account(request.account).form;
-  }
-
   // The origin may post when it is listed, or is the gateway itself (its demo pages).
   bool origin_allowed(const FormConfig& form, std::string_view origin) const {
     if (origin.empty()) return true;  // not a browser's cross-origin request
@@ -345,8 +352,7 @@ class WebformConnector : public ChannelConnector<FormAccount> {
     return reply;
   }
 
-  Reply preflight(const InboundRequest& request) {
-    const FormConfig& form = form_of(request);
+  Reply preflight(const InboundRequest& request, const FormConfig& form) {
     std::string_view origin = request.header("Origin");
     if (!origin_allowed(form, origin)) {
       return reject(make_error(ErrorCode::forbidden, "route", "origin not allowed for this form"),
@@ -373,8 +379,7 @@ class WebformConnector : public ChannelConnector<FormAccount> {
 
   // What the embed script needs: a render token, the fill-time minimum and the exact consent
   // texts (so that the page shows the text whose hash the evidence records).
-  Reply describe(const InboundRequest& request) {
-    const FormConfig& form = form_of(request);
+  Reply describe(const InboundRequest& request, const FormConfig& form) {
     std::string_view origin = request.header("Origin");
     if (!origin_allowed(form, origin)) {
       return reject(make_error(ErrorCode::forbidden, "route", "origin not allowed for this form"),
@@ -516,8 +521,7 @@ class WebformConnector : public ChannelConnector<FormAccount> {
     return reply;
   }
 
-  Reply submit(const InboundRequest& request) {
-    const FormConfig& form = form_of(request);
+  Reply submit(const InboundRequest& request, const FormConfig& form) {
     std::string_view origin = request.header("Origin");
     if (!origin_allowed(form, origin)) {
       return refuse(request, form,

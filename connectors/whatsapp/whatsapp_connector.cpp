@@ -54,7 +54,7 @@ class WhatsAppConnector : public ChannelConnector<NumberAccount> {
       std::fprintf(stderr, "usage (each takes --config FILE too):\n%s", command_usage().c_str());
       return 2;
     }
-    const NumberAccount* found = find(args[1]);
+    AccountRef found = find(args[1]);
     if (!found) {
       std::fprintf(stderr, "omnigate whatsapp: no whatsapp account named '%s'\n", args[1].c_str());
       return 2;
@@ -111,13 +111,15 @@ class WhatsAppConnector : public ChannelConnector<NumberAccount> {
   MediaSource media_source() const {
     MediaSource source;
     source.bearer_token = [this](std::string_view name) -> std::optional<std::string> {
-      const NumberAccount* a = find(name);
+      AccountRef a = find(name);
       if (!a) return std::nullopt;
       return a->media_token;
     };
     source.resolve = [this](std::string_view name,
                             std::string_view media_id) -> Result<MediaTarget> {
-      const NumberAccount& a = *find(name);
+      AccountRef found = find(name);
+      if (!found) return no_such_account(name);
+      const NumberAccount& a = *found;
       auto location = resolve_media(a.graph(), media_id, std::chrono::milliseconds(15'000));
       if (!location) return location.error();
       MediaTarget target;
@@ -131,7 +133,9 @@ class WhatsAppConnector : public ChannelConnector<NumberAccount> {
 
   // GET ?hub.mode=subscribe&hub.challenge=…&hub.verify_token=…: Meta checks the URL is ours.
   Reply subscribe(const InboundRequest& request) {
-    const NumberAccount& a = account(request.account);
+    AccountRef found = account(request.account);
+    if (!found) return unknown_account(request.account);
+    const NumberAccount& a = *found;
     if (request.query_param("hub.mode") != "subscribe") {
       return reject(make_error(ErrorCode::forbidden, "verify", "hub.mode must be subscribe"));
     }
@@ -150,7 +154,9 @@ class WhatsAppConnector : public ChannelConnector<NumberAccount> {
   }
 
   Reply webhook(const InboundRequest& request) {
-    const NumberAccount& a = account(request.account);
+    AccountRef found = account(request.account);
+    if (!found) return unknown_account(request.account);
+    const NumberAccount& a = *found;
     // Over the bytes received: Meta signs its \u-escaped JSON, a re-serialization differs.
     if (auto ok =
             verify::hmac_sha256(request.body, a.app_secret, request.header("X-Hub-Signature-256"));

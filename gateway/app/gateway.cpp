@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <regex>
+#include <set>
 
 #include "gateway/app/status_page.hpp"
 #include "gateway/core/log.hpp"
@@ -98,6 +99,75 @@ bool status_authorized(const InboundRequest& request, const std::string& token) 
   return constant_time_equals(std::string_view(*credentials).substr(colon + 1), token);
 }
 
+// A request between its routing and its answer (omnigate_http_requests_in_flight).
+class InFlight {
+ public:
+  explicit InFlight(std::atomic<int64_t>& count) : count_(count) { count_.fetch_add(1); }
+  ~InFlight() { count_.fetch_sub(1); }
+  InFlight(const InFlight&) = delete;
+  InFlight& operator=(const InFlight&) = delete;
+
+ private:
+  std::atomic<int64_t>& count_;
+};
+
+// Every configured account as (channel, account).
+std::vector<std::pair<std::string, std::string>> configured_accounts(const Config& config) {
+  std::vector<std::pair<std::string, std::string>> accounts;
+  for (const auto& connector : config.connectors) {
+    for (const auto& account : connector->account_names())
+      accounts.emplace_back(std::string(connector->channel()), account);
+  }
+  return accounts;
+}
+
+// The keys whose values differ between two loads of the file (outside channels:), each by where
+// it is: "nats.url", "consent.texts[0].text". Values are compared as written ("1MiB" and
+// "1048576" differ, as does a default written out and the key left out): a false "needs a
+// restart" costs a log line, a missed one would hide a change that was not applied.
+std::vector<std::string> changed_settings(const std::map<std::string, std::string>& running,
+                                          const std::map<std::string, std::string>& next) {
+  std::vector<std::string> changed;
+  auto a = running.begin();
+  auto b = next.begin();
+  while (a != running.end() || b != next.end()) {
+    if (b == next.end() || (a != running.end() && a->first < b->first)) {
+      changed.push_back(a++->first);
+    } else if (a == running.end() || b->first < a->first) {
+      changed.push_back(b++->first);
+    } else {
+      if (a->second != b->second) changed.push_back(a->first);
+      ++a;
+      ++b;
+    }
+  }
+  return changed;
+}
+
+// What changed in one channel's accounts between two loads (by their fingerprints).
+AccountChanges account_changes(const std::string& channel, const Connector* running,
+                               const Connector* next, const Config& running_config,
+                               const Config& next_config) {
+  AccountChanges changes;
+  auto fingerprint = [&channel](const Config& config, const std::string& account) {
+    auto it = config.account_fingerprints.find(channel + "/" + account);
+    return it == config.account_fingerprints.end() ? std::string() : it->second;
+  };
+  const auto before = running ? running->account_names() : std::vector<std::string>();
+  const auto after = next ? next->account_names() : std::vector<std::string>();
+  for (const auto& account : after) {
+    if (std::find(before.begin(), before.end(), account) == before.end())
+      changes.added.push_back(account);
+    else if (fingerprint(running_config, account) != fingerprint(next_config, account))
+      changes.changed.push_back(account);
+  }
+  for (const auto& account : before) {
+    if (std::find(after.begin(), after.end(), account) == after.end())
+      changes.removed.push_back(account);
+  }
+  return changes;
+}
+
 InboundRequest inbound_from(const httplib::Request& req, const RequestBody& body,
                             std::string_view account, Clock::time_point deadline) {
   InboundRequest in;
@@ -151,13 +221,8 @@ Result<std::unique_ptr<Gateway>> Gateway::create(Config config) {
   std::unique_ptr<Gateway> gateway(new Gateway(std::move(config)));
   log::set_level(gateway->config_.log.level);
   log::set_format(gateway->config_.log.format);
-  // The accounts the status page records, fixed before any request or poller thread runs.
-  std::vector<std::pair<std::string, std::string>> accounts;
-  for (const auto& connector : gateway->config_.connectors) {
-    for (const auto& account : connector->account_names())
-      accounts.emplace_back(std::string(connector->channel()), account);
-  }
-  gateway->metrics_.activity.set_accounts(accounts);
+  // The accounts the status page records (again after each reload).
+  gateway->metrics_.activity.set_accounts(configured_accounts(gateway->config_));
   // The spool first: an unwritable or corrupt spool refuses the start before anything else.
   auto spool = Spool::open(gateway->config_.spool);
   if (!spool) return spool.error();
@@ -178,6 +243,10 @@ Result<std::unique_ptr<Gateway>> Gateway::create(Config config) {
   gateway->sink_ = gateway->spooling_sink_.get();
   gateway->add_dedup_gauges();
   gateway->add_spool_gauges();
+  gateway->metrics_.add_gauge(
+      "omnigate_http_requests_in_flight",
+      "Requests routed to a handler and not yet answered (their bodies may still be arriving).",
+      [count = &gateway->requests_in_flight_] { return static_cast<double>(count->load()); });
   gateway->raw_archive_ = std::make_unique<ObjectStoreArchive>(
       [publisher = gateway->publisher_.get()] { return publisher->connection(); },
       raw_archive_settings(gateway->config_.nats));
@@ -212,7 +281,8 @@ Gateway::RouteCap Gateway::route_for(const std::string& method, const std::strin
     bool is_prefix = !route.path.empty() && route.path.back() == '/';
     bool matches = is_prefix ? path.rfind(route.path, 0) == 0 : path == route.path;
     if (route.method == method && matches) {
-      return {route.method, route.path, route.max_body ? route.max_body : config_.http.max_body};
+      const uint64_t cap = route.max_body->load(std::memory_order_relaxed);
+      return {route.method, route.path, cap ? cap : config_.http.max_body};
     }
   }
   return {method, "unmatched", config_.http.max_body};
@@ -220,10 +290,11 @@ Gateway::RouteCap Gateway::route_for(const std::string& method, const std::strin
 
 void Gateway::register_handler(
     const std::string& method, const std::string& pattern, const std::string& label,
-    const std::string& channel, uint64_t cap,
+    const std::string& channel, SharedCap shared_cap,
     std::function<Reply(const httplib::Request&, const RequestBody&, Clock::time_point)> fn) {
-  auto respond = [this, label, channel, cap, fn](const httplib::Request& req,
-                                                 const RequestBody& body, httplib::Response& res) {
+  auto respond = [this, label, channel, shared_cap, fn](
+                     const httplib::Request& req, const RequestBody& body, httplib::Response& res) {
+    const uint64_t cap = shared_cap->load(std::memory_order_relaxed);
     Reply reply;
     log::request_route(label, "");  // a channel handler adds the account once it is known
     const std::string client = client_key(config_.http.trusted_proxies.client_ip(
@@ -264,12 +335,18 @@ void Gateway::register_handler(
       record_activity(metrics_.activity, channel, req.matches[1].str(), reply);
     write_reply(reply, res);
   };
+  // The channel's accounts as they are when the request is routed, for the whole request.
+  const Connector* connector = channel.empty() ? nullptr : config_.connector(channel);
   if (method == "POST" || method == "PUT") {
     // We read bodies ourselves: Debian's cpp-httplib refuses urlencoded bodies above 8 KB
     // before any handler runs (a long Cyrillic comment is ~6 bytes a letter), and reading
     // lets the route's own cap stop an oversized body early.
-    auto reading = [respond, cap](const httplib::Request& req, httplib::Response& res,
-                                  const httplib::ContentReader& reader) {
+    auto reading = [respond, shared_cap, connector, requests_in_flight = &requests_in_flight_](
+                       const httplib::Request& req, httplib::Response& res,
+                       const httplib::ContentReader& reader) {
+      auto pin = connector ? connector->pin_accounts() : nullptr;
+      InFlight in_flight(*requests_in_flight);
+      const uint64_t cap = shared_cap->load(std::memory_order_relaxed);
       RequestBody body;
       uint64_t received = 0;
       auto within_cap = [&](size_t n) {
@@ -309,7 +386,10 @@ void Gateway::register_handler(
       server_->Put(pattern, reading);
     return;
   }
-  auto plain = [respond](const httplib::Request& req, httplib::Response& res) {
+  auto plain = [respond, connector, requests_in_flight = &requests_in_flight_](
+                   const httplib::Request& req, httplib::Response& res) {
+    auto pin = connector ? connector->pin_accounts() : nullptr;
+    InFlight in_flight(*requests_in_flight);
     RequestBody body;
     body.data = req.body;
     respond(req, body, res);
@@ -324,6 +404,18 @@ void Gateway::register_handler(
     log::error("http", "unsupported method " + method + " for " + label);
 }
 
+uint64_t Gateway::channel_read_cap(const Connector* connector, uint64_t spec_max_body) const {
+  uint64_t cap = spec_max_body;
+  if (!cap && connector) {
+    for (const auto& account : connector->account_names()) {
+      const uint64_t account_cap = connector->max_body(account);
+      cap = std::max(cap, account_cap ? account_cap : config_.http.max_body);
+    }
+  }
+  if (payload_ceiling_ != 0) cap = std::min(cap, payload_ceiling_);  // see reload()
+  return cap ? cap : config_.http.max_body;
+}
+
 void Gateway::add_channel_route(RouteSpec spec) {
   Connector* connector = config_.connector(spec.channel);
   auto account_cap = [this, connector](std::string_view account) {
@@ -332,13 +424,9 @@ void Gateway::add_channel_route(RouteSpec spec) {
   };
   // While reading, the account is not known yet: the largest cap of any account; each
   // account's own cap is checked below, before its handler runs.
-  uint64_t cap = spec.max_body;
-  if (!cap && connector) {
-    for (const auto& account : connector->account_names())
-      cap = std::max(cap, account_cap(account));
-  }
-  if (!cap) cap = config_.http.max_body;
+  auto cap = std::make_shared<std::atomic<uint64_t>>(channel_read_cap(connector, spec.max_body));
   routes_.push_back({spec.method, "/v1/" + spec.channel + "/", cap});
+  channel_caps_.push_back({connector, spec.max_body, cap});
   auto handle = [this, spec, connector, account_cap](const httplib::Request& req,
                                                      const RequestBody& body,
                                                      Clock::time_point deadline) {
@@ -368,8 +456,8 @@ void Gateway::add_channel_route(RouteSpec spec) {
 
 void Gateway::add_route(std::string method, std::string path, uint64_t max_body,
                         RouteHandler handler) {
-  routes_.push_back({method, path, max_body});
-  const uint64_t cap = max_body ? max_body : config_.http.max_body;
+  auto cap = std::make_shared<std::atomic<uint64_t>>(max_body ? max_body : config_.http.max_body);
+  routes_.push_back({method, path, std::make_shared<std::atomic<uint64_t>>(max_body)});
   // httplib matches routes as regular expressions: escape the fixed path.
   static const std::regex special(R"([.^$|()\[\]{}*+?\\])");
   bool prefix = path.size() >= 2 && path.compare(path.size() - 2, 2, "/*") == 0;
@@ -495,9 +583,11 @@ Reply Gateway::readiness_reply() const {
     body["status"] = "ready";
     return Reply::json(200, body);
   }
-  bool any_account_spools =
-      std::any_of(config_.spool_on_nats_down.begin(), config_.spool_on_nats_down.end(),
-                  [](const auto& entry) { return entry.second; });
+  bool any_account_spools = false;
+  for (const auto& connector : config_.connectors) {
+    for (const auto& account : connector->account_names())
+      any_account_spools = any_account_spools || connector->spools_when_nats_down(account);
+  }
   if (!spool_full && (any_account_spools || reason.empty())) {
     // Spooling (or draining): webhooks and polled events are still made durable here, so a
     // load balancer must keep sending them -- 200, not 503. API accounts (on_nats_down:
@@ -553,7 +643,8 @@ Result<int> Gateway::bind() {
   // Threads, keep-alive and timeouts are the guard's (gateway/http/http_guard.hpp).
   server_->set_tcp_nodelay(http.tcp_nodelay);
   uint64_t largest_cap = http.max_body;
-  for (const auto& route : routes_) largest_cap = std::max(largest_cap, route.max_body);
+  for (const auto& route : routes_) largest_cap = std::max(largest_cap, route.max_body->load());
+  payload_ceiling_ = largest_cap;
   server_->set_payload_max_length(static_cast<size_t>(largest_cap));
 
   // Refuse an ambiguous framing, and an oversized declared body, before reading it. Either
@@ -669,6 +760,89 @@ Result<int> Gateway::bind() {
   }
   if (listen_fd_ >= 0) ::listen(listen_fd_, http.listen_backlog);
   return port;
+}
+
+Result<ReloadOutcome> Gateway::reload(Config next) {
+  ReloadOutcome outcome;
+  // Outside channels: nothing is applied while running (the listener, the NATS connection, the
+  // spool, the consent keys are all in use); each changed key is named.
+  outcome.needs_restart = changed_settings(config_.settings, next.settings);
+  // The new accounts must fit the running sections (a form's consent text, the signing key):
+  // checked against them, not against the new file's.
+  Config candidate;
+  candidate.file = config_.file;
+  candidate.http = config_.http;
+  candidate.nats = config_.nats;
+  candidate.identity = config_.identity;
+  candidate.consent = config_.consent;
+  candidate.leases = config_.leases;
+  candidate.outbox = config_.outbox;
+  candidate.log = config_.log;
+  candidate.spool = config_.spool;
+  candidate.connectors = std::move(next.connectors);
+  candidate.account_fingerprints = std::move(next.account_fingerprints);
+  ConfigContext context(config_.file);
+  for (const auto& connector : candidate.connectors) connector->check(candidate, context);
+  if (!context.problems.empty()) {
+    return make_error(ErrorCode::invalid_field, "config",
+                      "the new accounts do not fit the running config (a restart would apply "
+                      "both):\n" +
+                          context.problems_text());
+  }
+  // A channel that was not running has no routes: they are declared at start.
+  for (const auto& fresh : candidate.connectors) {
+    if (!config_.connector(fresh->channel()))
+      outcome.needs_restart.push_back("channels." + std::string(fresh->channel()));
+  }
+  for (const auto& running : config_.connectors) {
+    const std::string channel(running->channel());
+    Connector* fresh = candidate.connector(channel);
+    std::unique_ptr<Connector> none;  // the channel's section is gone: every account is removed
+    if (!fresh) {
+      for (const auto& registration : connector_registry())
+        if (registration.channel == channel) none = registration.factory();
+      fresh = none.get();
+    }
+    const AccountChanges changes =
+        account_changes(channel, running.get(), fresh, config_, candidate);
+    if (changes.empty() || !fresh) continue;
+    if (!running->replace_accounts(*fresh, changes)) {
+      outcome.needs_restart.push_back("channels." + channel);
+      continue;
+    }
+    for (const auto& account : changes.added)
+      outcome.accounts.push_back(channel + "/" + account + " added");
+    for (const auto& account : changes.changed)
+      outcome.accounts.push_back(channel + "/" + account + " changed");
+    for (const auto& account : changes.removed)
+      outcome.accounts.push_back(channel + "/" + account + " removed");
+    for (const auto& account : changes.removed)
+      config_.account_fingerprints.erase(channel + "/" + account);
+    for (const auto& names : {changes.added, changes.changed}) {
+      for (const auto& account : names) {
+        config_.account_fingerprints[channel + "/" + account] =
+            candidate.account_fingerprints[channel + "/" + account];
+      }
+    }
+  }
+  // Read caps of the channel routes follow their accounts, up to the limit cpp-httplib was
+  // given at bind (a larger max_body needs a restart).
+  std::set<std::string> too_large;
+  for (auto& route : channel_caps_) {
+    route.cap->store(channel_read_cap(route.connector, route.spec_max_body),
+                     std::memory_order_relaxed);
+    if (!route.connector || route.spec_max_body != 0) continue;
+    for (const auto& account : route.connector->account_names()) {
+      if (route.connector->max_body(account) > payload_ceiling_) {
+        too_large.insert("channels." + std::string(route.connector->channel()) + " " + account +
+                         " " + route.connector->max_body_key() + " above " +
+                         std::to_string(payload_ceiling_));
+      }
+    }
+  }
+  outcome.needs_restart.insert(outcome.needs_restart.end(), too_large.begin(), too_large.end());
+  metrics_.activity.set_accounts(configured_accounts(config_));
+  return outcome;
 }
 
 void Gateway::serve() {

@@ -3,6 +3,7 @@
 // and status, and turns every failure into the JSON error format.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <functional>
 #include <memory>
@@ -33,6 +34,13 @@ struct RequestBody;
 class GuardedServer;
 class AuthThrottle;
 
+// What a reload did: one line per account added, changed or removed ("telegram/support added"),
+// and the settings it could not apply because they need a restart ("nats.url").
+struct ReloadOutcome {
+  std::vector<std::string> accounts;
+  std::vector<std::string> needs_restart;
+};
+
 class Gateway : public Router {
  public:
   // Connects to NATS (or keeps trying), starts the connectors, declares every route.
@@ -44,6 +52,13 @@ class Gateway : public Router {
   // Serves until stop(); blocks.
   void serve();
   void stop();
+  // SIGHUP: `next` is the config file loaded again (secret files re-read). Accounts added,
+  // changed (any value, secrets included) or removed take effect at once: routes find accounts
+  // per request, a request in flight keeps the account it was routed with, pollers of changed
+  // accounts restart. Everything else (listen address, NATS, consent keys...) keeps its
+  // running value and is named in needs_restart. An error (the new accounts do not fit the
+  // running config) changes nothing.
+  Result<ReloadOutcome> reload(Config next);
 
   Metrics& metrics() { return metrics_; }
   const Config& config() const { return config_; }
@@ -75,8 +90,9 @@ class Gateway : public Router {
   // One wrapper for every route: body cap, Retry-After on 429/503, metrics by route/status.
   // `channel` is set for a channel route (its account is the first match): each answer is
   // recorded in metrics.activity for that account.
+  using SharedCap = std::shared_ptr<std::atomic<uint64_t>>;
   void register_handler(const std::string& method, const std::string& pattern,
-                        const std::string& label, const std::string& channel, uint64_t cap,
+                        const std::string& label, const std::string& channel, SharedCap cap,
                         std::function<Reply(const httplib::Request&, const RequestBody&,
                                             std::chrono::steady_clock::time_point)>
                             fn);
@@ -85,6 +101,18 @@ class Gateway : public Router {
     std::string method;
     std::string path;  // exact path, or a prefix ending in '/' (channel routes)
     uint64_t max_body;
+  };
+  struct RouteEntry {
+    std::string method;
+    std::string path;
+    SharedCap max_body;  // a channel route's changes with its accounts (reload)
+  };
+  // A channel route's read cap: its spec's max_body, or the largest of the accounts' caps.
+  uint64_t channel_read_cap(const Connector* connector, uint64_t spec_max_body) const;
+  struct ChannelCap {
+    Connector* connector;
+    uint64_t spec_max_body;
+    SharedCap cap;
   };
   // The route a request would reach (for body caps before the body is read), or "unmatched".
   RouteCap route_for(const std::string& method, const std::string& path) const;
@@ -105,7 +133,10 @@ class Gateway : public Router {
   std::unique_ptr<GatewayContext> context_;
   std::unique_ptr<AuthThrottle> auth_throttle_;
   std::unique_ptr<GuardedServer> server_;
-  std::vector<RouteCap> routes_;
+  std::vector<RouteEntry> routes_;  // fixed once serving; only the caps change
+  std::vector<ChannelCap> channel_caps_;
+  uint64_t payload_ceiling_ = 0;  // cpp-httplib's own body limit, set in bind()
+  std::atomic<int64_t> requests_in_flight_{0};
   int listen_fd_ = -1;
   // Last: destroyed first, so no download outlives the connectors its sources call.
   std::unique_ptr<MediaProxy> media_;

@@ -48,6 +48,8 @@ usage: omnigate <command> [options]     (omnigate <command> --help: its options)
 constexpr const char* kRunUsage = R"(usage: omnigate run [--config FILE]
 
 Serves HTTP and publishes to NATS JetStream until SIGINT or SIGTERM (a clean stop: exit 0).
+SIGHUP reloads the config file and its secret files: accounts added, changed or removed take
+effect at once; other changes are logged as needing a restart.
   --config FILE      the config (default config/omnigate.example.yaml); secrets come from ${VAR}
 )";
 
@@ -252,12 +254,56 @@ void log_start(const std::string& path, const omnigate::Config& config) {
                         {"channels", channels.empty() ? std::string("none") : channels}});
 }
 
+// SIGHUP: the file (and the secret files it names) read again; the accounts' changes applied,
+// the rest logged as needing a restart. A file that does not load changes nothing.
+void apply_reload(const std::string& path, omnigate::Gateway& gateway);
+
+void reload(const std::string& path, omnigate::Gateway& gateway) {
+  // The process is serving: nothing a file holds may end it.
+  try {
+    apply_reload(path, gateway);
+  } catch (const std::exception& e) {
+    omnigate::log::write(omnigate::log::Level::error, "main",
+                         "reload failed; the running config is kept", {{"problem", e.what()}});
+  }
+}
+
+void apply_reload(const std::string& path, omnigate::Gateway& gateway) {
+  namespace log = omnigate::log;
+  log::info("main", "reloading " + path + " (SIGHUP)");
+  auto next = omnigate::load_config_file(path);
+  if (!next) {
+    log::write(log::Level::error, "main",
+               "reload refused: the file does not load; the running config is kept",
+               {{"problems", next.error().detail}});
+    return;
+  }
+  auto outcome = gateway.reload(std::move(next.value()));
+  if (!outcome) {
+    log::write(log::Level::error, "main", "reload refused; the running config is kept",
+               {{"problems", outcome.error().detail}});
+    return;
+  }
+  for (const auto& change : outcome->accounts) log::info("main", "reload: " + change);
+  if (!outcome->needs_restart.empty()) {
+    std::string keys;
+    for (const auto& key : outcome->needs_restart) keys += (keys.empty() ? "" : ", ") + key;
+    log::write(log::Level::warn, "main",
+               "changed in the file but needs a restart; the running value is kept",
+               {{"keys", keys}});
+  }
+  log::write(log::Level::info, "main", "reloaded",
+             {{"accounts_changed", static_cast<int64_t>(outcome->accounts.size())},
+              {"needs_restart", static_cast<int64_t>(outcome->needs_restart.size())}});
+}
+
 int run(const std::string& path) {
   // Block the stop signals in every thread; one thread waits for them.
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGINT);
   sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGHUP);   // reload the config and secret files (reload() below)
   sigaddset(&signals, SIGUSR1);  // how the main thread wakes the waiter when serve() ends
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
@@ -284,7 +330,11 @@ int run(const std::string& path) {
   std::atomic<bool> signalled{false};
   std::thread waiter([&] {
     int signal_number = 0;
-    sigwait(&signals, &signal_number);
+    while (true) {
+      sigwait(&signals, &signal_number);
+      if (signal_number != SIGHUP) break;
+      reload(path, *gateway.value());
+    }
     if (signal_number == SIGUSR1) return;  // serve() ended by itself
     signalled = true;
     omnigate::log::info("main", std::string("stopping on ") + strsignal(signal_number));

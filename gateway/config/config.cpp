@@ -241,6 +241,17 @@ void read_spool(ConfigMap map, SpoolConfig& spool) {
   map.finish();
 }
 
+// SHA-256 of the values read below `prefix` ("channels.vk[2]."), named relative to it: the same
+// account written at another position of the list has the same fingerprint.
+std::string fingerprint(const ConfigContext& context, const std::string& prefix) {
+  std::string values;
+  for (auto it = context.values.lower_bound(prefix);
+       it != context.values.end() && it->first.compare(0, prefix.size(), prefix) == 0; ++it) {
+    values.append(it->first, prefix.size()).append(1, '\0').append(it->second).append(1, '\0');
+  }
+  return sha256_hex(values);
+}
+
 void read_channels(ConfigMap map, Config& config) {
   std::vector<std::string> registered;
   for (const auto& registration : connector_registry()) registered.push_back(registration.channel);
@@ -259,17 +270,10 @@ void read_channels(ConfigMap map, Config& config) {
       } else if (!account.empty() && !seen.insert(account).second) {
         entry.problem("account", "'" + account + "' is configured twice for this channel");
       }
-      // Read by the core so that no connector re-implements it.
-      std::string default_policy = connector->spools_by_default() ? "spool" : "reject";
-      std::string policy = entry.string("on_nats_down", default_policy);
-      if (policy != "spool" && policy != "reject") {
-        entry.problem("on_nats_down", "must be spool or reject");
-      } else if (policy == "spool" && !connector->why_never_spools().empty()) {
-        entry.problem("on_nats_down", "must be reject: " + connector->why_never_spools());
-      }
-      config.spool_on_nats_down[registration.channel + "/" + account] = policy == "spool";
-      connector->read_account(account, entry);
+      connector->read_account(account, entry);  // on_nats_down too (gateway/kit/accounts.hpp)
       entry.finish();
+      config.account_fingerprints[registration.channel + "/" + account] =
+          fingerprint(map.context(), entry.display() + ".");
     }
     config.connectors.push_back(std::move(connector));
   }
@@ -286,10 +290,8 @@ const ConsentText* ConsentConfig::text(std::string_view id) const {
 }
 
 bool Config::spools_when_nats_down(std::string_view channel, std::string_view account) const {
-  std::string key;
-  key.append(channel).append("/").append(account);
-  auto it = spool_on_nats_down.find(key);
-  return it == spool_on_nats_down.end() || it->second;
+  const Connector* found = connector(channel);
+  return found == nullptr || found->spools_when_nats_down(account);
 }
 
 Connector* Config::connector(std::string_view channel) const {
@@ -323,6 +325,9 @@ Result<Config> load_config_text(const std::string& text, const std::string& file
   top.finish();
   for (const auto& connector : config.connectors) connector->check(config, context);
   config.known_paths = context.known_paths;
+  for (const auto& [where, value] : context.values) {
+    if (where.rfind("channels.", 0) != 0) config.settings.emplace(where, value);
+  }
   if (!context.problems.empty()) {
     return make_error(ErrorCode::invalid_field, "config", context.problems_text());
   }

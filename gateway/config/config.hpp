@@ -179,13 +179,15 @@ struct Config {
   SpoolConfig spool;
   std::vector<std::unique_ptr<Connector>> connectors;  // one per configured channel
   std::set<std::string> known_paths;                   // every key the loader knows
-  // channels.<channel>[].on_nats_down, read by the core for every channel: "<channel>/<account>"
-  // -> true for `spool`, false for `reject`. Defaults come from Connector::spools_by_default.
-  std::map<std::string, bool> spool_on_nats_down;
+  // Every value the file sets outside channels: (ConfigContext::values), and the SHA-256 of each
+  // account's values by "<channel>/<account>": what a reload (SIGHUP) compares. Secrets
+  // included, so neither is ever logged.
+  std::map<std::string, std::string> settings;
+  std::map<std::string, std::string> account_fingerprints;
 
   Connector* connector(std::string_view channel) const;
   // Whether an interaction of this account is spooled (2xx) rather than refused (503) when
-  // JetStream cannot take it in time. Unknown accounts spool.
+  // JetStream cannot take it in time: its on_nats_down. Unknown accounts spool.
   bool spools_when_nats_down(std::string_view channel, std::string_view account) const;
 };
 

@@ -200,7 +200,9 @@ std::optional<std::string> ConfigMap::scalar(const std::string& key) {
     problem(key, "must be a single value, not a list or mapping");
     return std::nullopt;
   }
-  return substitute_env(value.Scalar(), value.Mark(), ctx_);
+  auto substituted = substitute_env(value.Scalar(), value.Mark(), ctx_);
+  if (substituted) ctx_.values[display_.empty() ? key : display_ + "." + key] = *substituted;
+  return substituted;
 }
 
 std::string ConfigMap::string(const std::string& key, const std::string& fallback) {
@@ -286,12 +288,19 @@ std::vector<std::string> ConfigMap::string_list(const std::string& key) {
     problem(key, "must be a list");
     return out;
   }
+  const std::string where = display_.empty() ? key : display_ + "." + key;
+  // A list present, even empty, differs from one left out (stop_words: [] turns the defaults off).
+  ctx_.values[where + "[]"] = std::to_string(list.size());
+  size_t index = 0;
   for (const auto& item : list) {
     if (!item.IsScalar()) {
-      ctx_.problem(item.Mark(), display_ + "." + key + ": every item must be a single value");
+      ctx_.problem(item.Mark(), where + ": every item must be a single value");
       continue;
     }
-    if (auto value = substitute_env(item.Scalar(), item.Mark(), ctx_)) out.push_back(*value);
+    if (auto value = substitute_env(item.Scalar(), item.Mark(), ctx_)) {
+      ctx_.values[where + "[" + std::to_string(index++) + "]"] = *value;
+      out.push_back(*value);
+    }
   }
   return out;
 }

@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <optional>
 #include <set>
 #include <string>
@@ -29,6 +30,10 @@ struct ConfigContext {
   std::string file;
   std::vector<ConfigProblem> problems;
   std::set<std::string> known_paths;  // "http.port", "channels.api[].token", ...
+  // Every value present in the file as read (after ${...} substitution), by where it is:
+  // "http.port", "channels.telegram[0].token", "consent.texts[1].channels[0]". A reload
+  // compares two loads with it; it holds secrets, so it is never logged.
+  std::map<std::string, std::string> values;
   // Looks up an environment variable; replaceable in tests.
   std::function<std::optional<std::string>(const std::string&)> getenv;
 

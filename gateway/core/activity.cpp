@@ -48,17 +48,27 @@ std::map<std::string, uint64_t> MinuteCounts::last_hour(int64_t now_ms) const {
 
 void ActivityRecorder::set_accounts(
     const std::vector<std::pair<std::string, std::string>>& channel_accounts) {
+  std::unique_lock lock(entries_mutex_);
+  decltype(entries_) next;
   size_t kept = 0;
   for (const auto& [channel, account] : channel_accounts) {
     if (kept == kMaxAccounts) break;
-    auto& accounts = entries_[channel];
+    auto& accounts = next[channel];
     if (accounts.count(account)) continue;
-    auto entry = std::make_unique<Entry>();
-    entry->channel = channel;
-    entry->account = account;
+    std::unique_ptr<Entry> entry;
+    if (auto running = entries_.find(channel); running != entries_.end()) {
+      if (auto found = running->second.find(account); found != running->second.end())
+        entry = std::move(found->second);  // its counts and last event stay
+    }
+    if (!entry) {
+      entry = std::make_unique<Entry>();
+      entry->channel = channel;
+      entry->account = account;
+    }
     accounts.emplace(account, std::move(entry));
     ++kept;
   }
+  entries_ = std::move(next);
 }
 
 ActivityRecorder::Entry* ActivityRecorder::find(std::string_view channel,
@@ -71,6 +81,7 @@ ActivityRecorder::Entry* ActivityRecorder::find(std::string_view channel,
 
 void ActivityRecorder::durable(std::string_view channel, std::string_view account,
                                std::string_view outcome) {
+  std::shared_lock entries_lock(entries_mutex_);
   Entry* entry = find(channel, account);
   if (!entry) return;
   const int64_t now = now_ms();
@@ -82,6 +93,7 @@ void ActivityRecorder::durable(std::string_view channel, std::string_view accoun
 void ActivityRecorder::failed(std::string_view channel, std::string_view account,
                               std::string_view code, std::string_view stage,
                               std::string_view detail) {
+  std::shared_lock entries_lock(entries_mutex_);
   Entry* entry = find(channel, account);
   if (!entry) return;
   const int64_t now = now_ms();
@@ -93,6 +105,7 @@ void ActivityRecorder::failed(std::string_view channel, std::string_view account
 
 void ActivityRecorder::request(std::string_view channel, std::string_view account, int status,
                                std::string_view error_code, std::string_view detail) {
+  std::shared_lock entries_lock(entries_mutex_);
   Entry* entry = find(channel, account);
   if (!entry) return;
   const int64_t now = now_ms();
@@ -116,6 +129,7 @@ void ActivityRecorder::mail(std::string_view result) {
 std::vector<AccountActivity> ActivityRecorder::accounts() const {
   const int64_t now = now_ms();
   std::vector<AccountActivity> out;
+  std::shared_lock entries_lock(entries_mutex_);
   for (const auto& [channel, accounts] : entries_) {
     for (const auto& [account, entry] : accounts) {
       AccountActivity activity;

@@ -5,8 +5,8 @@
 // Only names, counts, error codes and times are kept: never a message text, phone number, e-mail
 // address or request body. The accounts are fixed at start (the config's): recording for any
 // other account is a no-op, so nothing a client sends can grow this. Recording finds the account
-// in a map that is read-only after start and locks only that account's own mutex: request
-// threads of different accounts never queue on one lock.
+// under a shared lock (exclusive only while a reload replaces the accounts) and locks only that
+// account's own mutex: request threads of different accounts never queue on one lock.
 #pragma once
 
 #include <cstdint>
@@ -15,6 +15,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <shared_mutex>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -79,8 +80,8 @@ struct PollerState {
 
 class ActivityRecorder {
  public:
-  // The accounts recorded, before any thread records (Gateway::create); fixed afterwards. At most
-  // kMaxAccounts are kept.
+  // The accounts recorded: at start, and again after a reload (SIGHUP). An account kept keeps
+  // its counts; a removed one is dropped. At most kMaxAccounts are kept.
   static constexpr size_t kMaxAccounts = 10'000;
   void set_accounts(const std::vector<std::pair<std::string, std::string>>& channel_accounts);
 
@@ -117,7 +118,9 @@ class ActivityRecorder {
   };
   Entry* find(std::string_view channel, std::string_view account) const;
 
-  // channel -> account -> entry; built by set_accounts, read-only afterwards.
+  // channel -> account -> entry; replaced by set_accounts under an exclusive lock of
+  // entries_mutex_, read under a shared one.
+  mutable std::shared_mutex entries_mutex_;
   std::map<std::string, std::map<std::string, std::unique_ptr<Entry>, std::less<>>, std::less<>>
       entries_;
   mutable std::mutex mail_mutex_;

@@ -63,6 +63,13 @@ struct GatewayContext {
   RawArchive& raw_archive;
 };
 
+// What a reload (SIGHUP) changes in one channel's accounts, by comparing the running file's and
+// the new file's values of each account (secrets included, as read from their files).
+struct AccountChanges {
+  std::vector<std::string> added, removed, changed;
+  bool empty() const { return added.empty() && removed.empty() && changed.empty(); }
+};
+
 class Connector {
  public:
   virtual ~Connector() = default;
@@ -83,6 +90,8 @@ class Connector {
   // `spool` (providers that punish errors or drop undelivered events: webhooks, pollers),
   // false = `reject`, 503 with Retry-After (callers that retry on their own: an API).
   virtual bool spools_by_default() const { return true; }
+  // The account's on_nats_down: true = `spool`, false = `reject`. Unknown accounts: true.
+  virtual bool spools_when_nats_down(std::string_view account) const { return true; }
   // Why `on_nats_down: spool` is refused for this channel ("" = it may spool): e-mail, whose
   // whole message must reach the raw archive in JetStream before it is taken.
   virtual std::string why_never_spools() const { return ""; }
@@ -95,6 +104,15 @@ class Connector {
   // Declares routes and starts background work (pollers).
   virtual void start(GatewayContext& context, Router& router) = 0;
   virtual void stop() {}
+  // A reload (SIGHUP), on a started connector: takes the accounts `fresh` (a connector of the
+  // same channel, just read from the new file, never started) read. A request in flight keeps
+  // the account it began with; pollers of removed and changed accounts stop, those of added
+  // and changed ones start. false: this connector cannot change accounts while running.
+  virtual bool replace_accounts(Connector& fresh, const AccountChanges& changes) { return false; }
+  // While the returned guard lives, on this thread, the connector answers from its accounts as
+  // they are now: the core takes one when a request is routed (before its body is read), so a
+  // reload meanwhile never changes or removes the account under a request in flight.
+  virtual std::shared_ptr<const void> pin_accounts() const { return nullptr; }
   // `omnigate <channel> <args...>`: operator commands (e.g. registering a webhook). Returns a
   // process exit code; 2 with a usage line for unknown arguments.
   virtual int command(const std::vector<std::string>& args, const Config& config) { return 2; }
