@@ -1,5 +1,7 @@
 #include "gateway/model/interaction.hpp"
 
+#include <rapidjson/writer.h>
+
 #include <algorithm>
 #include <set>
 
@@ -197,9 +199,265 @@ ojson to_json(const Interaction& in) {
   return out;
 }
 
+namespace {
+
+// RapidJSON's output stream over a std::string the caller owns (reserved up front).
+struct StringOutput {
+  using Ch = char;
+  std::string& out;
+  void Put(char c) { out.push_back(c); }
+  void Flush() {}
+};
+
+// interaction.v1 written straight into one string with RapidJSON's Writer (its escaping, its
+// UTF-8 check), in to_json()'s key order: no DOM, no ordered map, one buffer. The free-form
+// provider values (entities, location, ...) are nlohmann values already and are written as
+// they dump. write() is false when a string is not valid UTF-8 (serialize() then falls back to
+// to_json(), which replaces the bad bytes).
+class DocumentWriter {
+ public:
+  explicit DocumentWriter(std::string& out) : output_{out}, writer_(output_) {}
+
+  bool write(const Interaction& in) {
+    writer_.StartObject();
+    string("schema", kSchemaName);
+    string("id", in.id);
+    string("channel", in.channel);
+    string("account", in.account);
+    string("kind", in.kind);
+    string("occurred_at", format_rfc3339(in.occurred_at));
+    string("received_at", format_rfc3339(in.received_at));
+    if (in.contact) contact(*in.contact);
+    if (in.conversation) {
+      key("conversation");
+      writer_.StartObject();
+      optional("id", in.conversation->id);
+      optional("type", in.conversation->type);
+      optional("reply_to", in.conversation->reply_to);
+      optional("thread_id", in.conversation->thread_id);
+      writer_.EndObject();
+    }
+    if (in.message) message(*in.message);
+    if (in.lead) {
+      key("lead");
+      writer_.StartObject();
+      string("form", in.lead->form);
+      pairs("fields", in.lead->fields);
+      writer_.EndObject();
+    }
+    if (in.status) {
+      key("status");
+      writer_.StartObject();
+      string("of", in.status->of);
+      string("state", in.status->state);
+      optional("recipient", in.status->recipient);
+      free_value("error", in.status->error);
+      writer_.EndObject();
+    }
+    if (in.reaction) {
+      key("reaction");
+      writer_.StartObject();
+      string("of", in.reaction->of);
+      string("emoji", in.reaction->emoji);
+      if (in.reaction->removed) {  // only a removal says so
+        key("removed");
+        writer_.Bool(true);
+      }
+      writer_.EndObject();
+    }
+    if (in.action) {
+      key("action");
+      writer_.StartObject();
+      string("type", in.action->type);
+      optional("data", in.action->data);
+      optional("title", in.action->title);
+      optional("of", in.action->of);
+      writer_.EndObject();
+    }
+    if (in.source && !in.source->empty()) source(*in.source);
+    if (!in.consent.empty()) {
+      key("consent");
+      writer_.StartArray();
+      for (const auto& c : in.consent) consent(c);
+      writer_.EndArray();
+    }
+    if (!in.tags.empty()) strings("tags", in.tags);
+    if (in.raw) {
+      key("raw");
+      writer_.StartObject();
+      string("sha256", in.raw->sha256);
+      string("content_type", in.raw->content_type);
+      if (in.raw->object) {
+        key("object");
+        writer_.StartObject();
+        string("bucket", in.raw->object->bucket);
+        string("name", in.raw->object->name);
+        writer_.EndObject();
+      }
+      writer_.EndObject();
+    }
+    writer_.EndObject();
+    return valid_ && writer_.IsComplete();
+  }
+
+ private:
+  void key(std::string_view name) { valid_ = writer_.Key(name.data(), size(name)) && valid_; }
+  void value(std::string_view text) { valid_ = writer_.String(text.data(), size(text)) && valid_; }
+  void string(std::string_view name, std::string_view text) {
+    key(name);
+    value(text);
+  }
+  void optional(std::string_view name, const OptString& text) {
+    if (text) string(name, *text);
+  }
+  void strings(std::string_view name, const std::vector<std::string>& items) {
+    key(name);
+    writer_.StartArray();
+    for (const auto& item : items) value(item);
+    writer_.EndArray();
+  }
+  void free_value(std::string_view name, const json& free) {
+    if (free.is_null()) return;
+    key(name);
+    const std::string dumped = free.dump(-1, ' ', false, json::error_handler_t::replace);
+    writer_.RawValue(dumped.data(), dumped.size(),
+                     free.is_array() ? rapidjson::kArrayType : rapidjson::kObjectType);
+  }
+  // An object from pairs; a repeated key keeps its first place and its last value, as an
+  // ordered map assigned in turn would.
+  void pairs(std::string_view name, const StringPairs& items) {
+    if (items.empty()) return;
+    key(name);
+    writer_.StartObject();
+    for (size_t i = 0; i < items.size(); ++i) {
+      const auto& [k, v] = items[i];
+      bool seen_before = false;
+      for (size_t j = 0; j < i && !seen_before; ++j) seen_before = items[j].first == k;
+      if (seen_before) continue;
+      const std::string* last = &v;
+      for (size_t j = i + 1; j < items.size(); ++j)
+        if (items[j].first == k) last = &items[j].second;
+      string(k, *last);
+    }
+    writer_.EndObject();
+  }
+  void contact(const Contact& c) {
+    key("contact");
+    writer_.StartObject();
+    optional("display_name", c.display_name);
+    if (!c.identifiers.empty()) {
+      key("identifiers");
+      writer_.StartArray();
+      for (const auto& id : c.identifiers) {
+        writer_.StartObject();
+        string("type", id.type);
+        optional("value", id.value);
+        key("verified");
+        writer_.Bool(id.verified);
+        optional("raw", id.raw);
+        writer_.EndObject();
+      }
+      writer_.EndArray();
+    }
+    optional("language", c.language);
+    writer_.EndObject();
+  }
+  void message(const Message& m) {
+    key("message");
+    writer_.StartObject();
+    string("native_id", m.native_id);
+    optional("text", m.text);
+    optional("subject", m.subject);
+    free_value("entities", m.entities);
+    if (!m.attachments.empty()) {
+      key("attachments");
+      writer_.StartArray();
+      for (const auto& a : m.attachments) {
+        writer_.StartObject();
+        string("type", a.type);
+        optional("mime_type", a.mime_type);
+        optional("file_name", a.file_name);
+        if (a.size) {
+          key("size");
+          writer_.Int64(*a.size);
+        }
+        optional("caption", a.caption);
+        optional("url", a.url);
+        free_value("location", a.location);
+        free_value("contact", a.contact);
+        free_value("provider_ref", a.provider_ref);
+        writer_.EndObject();
+      }
+      writer_.EndArray();
+    }
+    optional("group_id", m.group_id);
+    free_value("forwarded", m.forwarded);
+    optional("edit_of", m.edit_of);
+    writer_.EndObject();
+  }
+  void source(const Source& s) {
+    key("source");
+    writer_.StartObject();
+    if (!s.utm.empty()) {
+      key("utm");
+      writer_.StartObject();
+      optional("source", s.utm.source);
+      optional("medium", s.utm.medium);
+      optional("campaign", s.utm.campaign);
+      optional("content", s.utm.content);
+      optional("term", s.utm.term);
+      writer_.EndObject();
+    }
+    optional("page_url", s.page_url);
+    optional("referrer", s.referrer);
+    optional("deep_link", s.deep_link);
+    pairs("params", s.params);
+    free_value("ad", s.ad);
+    writer_.EndObject();
+  }
+  void consent(const Consent& c) {
+    writer_.StartObject();
+    string("purpose", c.purpose);
+    string("status", c.status);
+    strings("channels", c.channels);
+    string("method", c.method);
+    string("captured_at", format_rfc3339(c.captured_at));
+    const ConsentEvidence& e = c.evidence;
+    const OptString* fields[] = {
+        &e.ip,          &e.user_agent, &e.page_url,     &e.text_id,       &e.text_version,
+        &e.text_sha256, &e.policy_url, &e.native_event, &e.submission_id, &e.linked_interaction_id};
+    static constexpr const char* kNames[] = {
+        "ip",          "user_agent", "page_url",     "text_id",       "text_version",
+        "text_sha256", "policy_url", "native_event", "submission_id", "linked_interaction_id"};
+    bool any = false;
+    for (const OptString* f : fields) any = any || f->has_value();
+    if (any) {
+      key("evidence");
+      writer_.StartObject();
+      for (size_t i = 0; i < std::size(fields); ++i) optional(kNames[i], *fields[i]);
+      writer_.EndObject();
+    }
+    writer_.EndObject();
+  }
+  static rapidjson::SizeType size(std::string_view text) {
+    return static_cast<rapidjson::SizeType>(text.size());  // every text is capped far below 4 GiB
+  }
+
+  StringOutput output_;
+  rapidjson::Writer<StringOutput, rapidjson::UTF8<>, rapidjson::UTF8<>, rapidjson::CrtAllocator,
+                    rapidjson::kWriteValidateEncodingFlag>
+      writer_;
+  bool valid_ = true;
+};
+
+}  // namespace
+
 std::string serialize(const Interaction& interaction) {
-  // `replace` keeps a stray invalid UTF-8 byte from turning the whole publish into an error;
-  // connectors convert charsets before this point.
+  std::string out;
+  out.reserve(1024);
+  if (DocumentWriter(out).write(interaction)) return out;
+  // A stray invalid UTF-8 byte (connectors convert charsets before this point) must not turn
+  // the publish into an error: the DOM path replaces it with U+FFFD.
   return to_json(interaction).dump(-1, ' ', false, json::error_handler_t::replace);
 }
 

@@ -1,4 +1,5 @@
-// interaction.v1 in C++: one type, one serializer (nlohmann::json, no hand-written escaping),
+// interaction.v1 in C++: one type, one serializer (RapidJSON's streaming Writer into one string;
+// nlohmann::json for to_json() and stray invalid UTF-8; no hand-written escaping),
 // one strict reader. schemas/interaction.v1.schema.json is the authority on the JSON form;
 // absent sections are std::nullopt / empty and are left out of the JSON, never "".
 #pragma once

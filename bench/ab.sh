@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# A/B of one build on the Telegram webhook, for comparing builds (allocators, serializers) in
+# the same minute: starts its own nats-server and the given omnigate binary with bench/bench.yaml,
+# runs wrk with bench/telegram_update.lua, prints req/s, p99 and the CPU microseconds per
+# published interaction of omnigate and nats-server (over the middle of the run).
+#
+#   bench/ab.sh build/omnigate
+#   bench/ab.sh build/omnigate LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libmimalloc.so.2
+#   AB_SECONDS=8 AB_PERF=1 bench/ab.sh build/omnigate   # AB_PERF: perf record into $TMPDIR/ab.perf
+set -euo pipefail
+[[ $# -ge 1 ]] || { echo "usage: bench/ab.sh <omnigate binary> [NAME=value ...]" >&2; exit 2; }
+BIN=$(realpath "$1")
+shift
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+SECONDS_RUN=${AB_SECONDS:-8}
+((SECONDS_RUN >= 4)) || { echo "AB_SECONDS must be at least 4" >&2; exit 2; }
+T=$(mktemp -d "${TMPDIR:-/tmp}/omnigate-ab.XXXXXX")
+NP="" GP=""
+cleanup() {
+  [[ -n $GP ]] && kill "$GP" 2>/dev/null || true
+  [[ -n $NP ]] && kill "$NP" 2>/dev/null || true
+  wait 2>/dev/null || true
+  rm -rf "$T"
+}
+trap cleanup EXIT
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+random_hex() { head -c "$1" /dev/urandom | od -An -tx1 | tr -d ' \n'; }
+nats_port=$(free_port)
+gw_port=$(free_port)
+nats-server -js -a 127.0.0.1 -p "$nats_port" -sd "$T/nats" -l "$T/nats.log" &
+NP=$!
+export OMNIGATE_BENCH_TOKEN=$(random_hex 24) OMNIGATE_BENCH_TG_SECRET=$(random_hex 32)
+export OMNIGATE_BENCH_VK_SECRET=$(random_hex 16) OMNIGATE_BENCH_VK_CONFIRMATION=$(random_hex 4)
+export OMNIGATE_BENCH_WA_SECRET=$(random_hex 32) OMNIGATE_BENCH_WA_VERIFY=$(random_hex 24)
+export OMNIGATE_BENCH_PORT=$gw_port OMNIGATE_BENCH_NATS=nats://127.0.0.1:$nats_port
+export OMNIGATE_BENCH_HTTP_THREADS=64
+for _ in $(seq 50); do (exec 3<>"/dev/tcp/127.0.0.1/$nats_port") 2>/dev/null && break; sleep 0.1; done
+(cd "$T" && exec env "$@" "$BIN" run --config "$ROOT/bench/bench.yaml" >"$T/omnigate.log" 2>&1) &
+GP=$!
+for _ in $(seq 150); do curl -fs -o /dev/null "http://127.0.0.1:$gw_port/readyz" && break; sleep 0.1; done
+curl -fs -o /dev/null "http://127.0.0.1:$gw_port/readyz" || { tail "$T/omnigate.log" >&2; exit 1; }
+ticks() { sed 's/^.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'; }
+published() {
+  curl -s "http://127.0.0.1:$gw_port/metrics" |
+    awk '/^omnigate_interactions_published_total\{channel="telegram"/ { s += $2 } END { print s + 0 }'
+}
+wrk -t2 -c32 "-d${SECONDS_RUN}s" --latency -s "$ROOT/bench/telegram_update.lua" \
+  "http://127.0.0.1:$gw_port/v1/telegram/benchbot" >"$T/wrk.out" 2>&1 &
+WP=$!
+sleep 1
+if [[ -n ${AB_PERF:-} ]]; then
+  perf record -e cpu-clock -F 499 -g -p "$GP" -o "${TMPDIR:-/tmp}/ab.perf" -- sleep $((SECONDS_RUN - 3)) \
+    >/dev/null 2>&1 &
+fi
+g0=$(ticks "$GP"); n0=$(ticks "$NP"); p0=$(published)
+sleep $((SECONDS_RUN - 2))
+g1=$(ticks "$GP"); n1=$(ticks "$NP"); p1=$(published)
+wait "$WP"
+awk -v g=$((g1 - g0)) -v n=$((n1 - n0)) -v p=$((p1 - p0)) -v hz="$(getconf CLK_TCK)" '
+  /Requests\/sec/ { rps = $2 } $1 == "99%" { p99 = $2 } /Non-2xx/ { bad = $4 }
+  END { if (p == 0) { print "nothing published"; exit 1 }
+        printf "req/s %s p99 %s non-2xx %d | omnigate %.1f us, nats-server %.1f us per interaction (%d interactions, +-%.1f us)\n",
+               rps, p99, bad, g * 1e6 / hz / p, n * 1e6 / hz / p, p, 2 * 1e6 / hz / p }' "$T/wrk.out"
