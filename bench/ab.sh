@@ -7,12 +7,19 @@
 #   bench/ab.sh build/omnigate
 #   bench/ab.sh build/omnigate LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libmimalloc.so.2
 #   AB_SECONDS=8 AB_PERF=1 bench/ab.sh build/omnigate   # AB_PERF: perf record into $TMPDIR/ab.perf
+#   AB_CHANNEL=api bench/ab.sh build/omnigate          # the API channel (bench/api_message.lua)
 set -euo pipefail
 [[ $# -ge 1 ]] || { echo "usage: bench/ab.sh <omnigate binary> [NAME=value ...]" >&2; exit 2; }
 BIN=$(realpath "$1")
 shift
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 SECONDS_RUN=${AB_SECONDS:-8}
+CHANNEL=${AB_CHANNEL:-telegram}
+case $CHANNEL in
+  telegram) SCRIPT=telegram_update.lua ROUTE=/v1/telegram/benchbot ;;
+  api) SCRIPT=api_message.lua ROUTE=/v1/api/bench ;;
+  *) echo "AB_CHANNEL must be telegram or api" >&2; exit 2 ;;
+esac
 ((SECONDS_RUN >= 4)) || { echo "AB_SECONDS must be at least 4" >&2; exit 2; }
 T=$(mktemp -d "${TMPDIR:-/tmp}/omnigate-ab.XXXXXX")
 NP="" GP=""
@@ -42,10 +49,10 @@ curl -fs -o /dev/null "http://127.0.0.1:$gw_port/readyz" || { tail "$T/omnigate.
 ticks() { sed 's/^.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'; }
 published() {
   curl -s "http://127.0.0.1:$gw_port/metrics" |
-    awk '/^omnigate_interactions_published_total\{channel="telegram"/ { s += $2 } END { print s + 0 }'
+    awk -v c="$CHANNEL" '$0 ~ "^omnigate_interactions_published_total\\{channel=\"" c "\"" { s += $2 } END { print s + 0 }'
 }
-wrk -t2 -c32 "-d${SECONDS_RUN}s" --latency -s "$ROOT/bench/telegram_update.lua" \
-  "http://127.0.0.1:$gw_port/v1/telegram/benchbot" >"$T/wrk.out" 2>&1 &
+wrk -t2 -c32 "-d${SECONDS_RUN}s" --latency -s "$ROOT/bench/$SCRIPT" \
+  "http://127.0.0.1:$gw_port$ROUTE" >"$T/wrk.out" 2>&1 &
 WP=$!
 sleep 1
 if [[ -n ${AB_PERF:-} ]]; then

@@ -5,9 +5,13 @@
 #include <unicode/uidna.h>
 #include <unicode/unistr.h>
 
+#include <array>
+#include <atomic>
 #include <cctype>
 #include <memory>
+#include <mutex>
 #include <set>
+#include <unordered_map>
 
 #include "gateway/core/strings.hpp"
 
@@ -113,10 +117,74 @@ bool is_supported_region(const std::string& region) {
   return regions.count(region) > 0;
 }
 
+namespace {
+
+// libphonenumber costs tens of microseconds a number (its ICU regular expressions), and a contact
+// centre sees the same numbers again and again: answers (also "not a number") are kept by
+// (region, text) in kPhoneCacheShards shards of at most kPhoneCacheShardEntries, a full shard
+// cleared whole -- bounded memory, no bookkeeping on a hit.
+constexpr size_t kPhoneCacheShards = 16;
+constexpr size_t kPhoneCacheShardEntries = 1024;
+
+struct PhoneCacheShard {
+  std::mutex mutex;
+  std::unordered_map<std::string, std::optional<std::string>> answers;
+};
+
+struct PhoneCache {
+  std::array<PhoneCacheShard, kPhoneCacheShards> shards;
+  std::atomic<uint64_t> hits{0}, misses{0};
+};
+
+PhoneCache& phone_cache() {
+  static PhoneCache cache;
+  return cache;
+}
+
+std::optional<std::string> parse_phone(std::string_view text, const std::string& default_region);
+
+}  // namespace
+
+PhoneCacheStats phone_cache_stats() {
+  PhoneCache& cache = phone_cache();
+  PhoneCacheStats stats;
+  stats.hits = cache.hits.load();
+  stats.misses = cache.misses.load();
+  for (auto& shard : cache.shards) {
+    std::lock_guard lock(shard.mutex);
+    stats.entries += shard.answers.size();
+  }
+  stats.capacity = kPhoneCacheShards * kPhoneCacheShardEntries;
+  return stats;
+}
+
 std::optional<std::string> normalize_phone(std::string_view raw,
                                            const std::string& default_region) {
   std::string_view text = trim(raw);
   if (text.empty() || text.size() > 64) return std::nullopt;
+  std::string key;
+  key.reserve(default_region.size() + 1 + text.size());
+  key.append(default_region).append(1, '\0').append(text);
+  PhoneCache& cache = phone_cache();
+  PhoneCacheShard& shard = cache.shards[std::hash<std::string>{}(key) % kPhoneCacheShards];
+  {
+    std::lock_guard lock(shard.mutex);
+    if (auto found = shard.answers.find(key); found != shard.answers.end()) {
+      cache.hits.fetch_add(1, std::memory_order_relaxed);
+      return found->second;
+    }
+  }
+  cache.misses.fetch_add(1, std::memory_order_relaxed);
+  std::optional<std::string> answer = parse_phone(text, default_region);
+  std::lock_guard lock(shard.mutex);
+  if (shard.answers.size() >= kPhoneCacheShardEntries) shard.answers.clear();
+  shard.answers.emplace(std::move(key), answer);
+  return answer;
+}
+
+namespace {
+
+std::optional<std::string> parse_phone(std::string_view text, const std::string& default_region) {
   const PhoneNumberUtil* util = PhoneNumberUtil::GetInstance();
   PhoneNumber number;
   if (util->Parse(std::string(text), default_region, &number) !=
@@ -128,6 +196,8 @@ std::optional<std::string> normalize_phone(std::string_view raw,
   util->Format(number, PhoneNumberUtil::E164, &e164);
   return e164;
 }
+
+}  // namespace
 
 std::optional<std::string> normalize_email(std::string_view raw) {
   std::string_view text = trim(raw);

@@ -252,3 +252,26 @@ TEST_CASE("identifiers other than phone and e-mail are not normalized", "[identi
   CHECK(contact.identifiers[1].value == std::optional<std::string>(" 123456789 "));
   CHECK_FALSE(contact.identifiers[1].raw.has_value());
 }
+
+TEST_CASE(
+    "a number seen again is answered from the phone cache with the same result, per region; "
+    "the cache stays within its capacity",
+    "[identifiers][phone]") {
+  const auto before = omnigate::phone_cache_stats();
+  const auto first = normalize_phone("8 (916) 555-01-02", "RU");
+  const auto again = normalize_phone("  8 (916) 555-01-02 ", "RU");  // the same text once trimmed
+  REQUIRE(first);
+  CHECK(*first == "+79165550102");
+  CHECK(again == first);
+  const auto after = omnigate::phone_cache_stats();
+  CHECK(after.hits == before.hits + 1);
+  CHECK(after.misses == before.misses + 1);
+  // Another region is another answer, not the cached one.
+  CHECK(normalize_phone("030 1234567", "DE") == std::optional<std::string>("+49301234567"));
+  CHECK_FALSE(normalize_phone("030 1234567", "RU").has_value());
+  CHECK_FALSE(normalize_phone("030 1234567", "RU").has_value());  // "not a number" is cached too
+  for (int i = 0; i < 40'000; ++i) normalize_phone("+7 916 " + std::to_string(1'000'000 + i), "RU");
+  const auto full = omnigate::phone_cache_stats();
+  CHECK(full.entries <= full.capacity);
+  CHECK(full.capacity > 0);
+}
