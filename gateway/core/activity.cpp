@@ -79,45 +79,46 @@ ActivityRecorder::Entry* ActivityRecorder::find(std::string_view channel,
   return entry == accounts->second.end() ? nullptr : entry->second.get();
 }
 
-void ActivityRecorder::durable(std::string_view channel, std::string_view account,
-                               std::string_view outcome) {
-  std::shared_lock entries_lock(entries_mutex_);
+template <class Update>
+void ActivityRecorder::update(std::string_view channel, std::string_view account, Update&& update) {
+  std::shared_lock entries_lock(entries_mutex_);  // a reload may replace the entries meanwhile
   Entry* entry = find(channel, account);
-  if (!entry) return;
+  if (!entry) return;  // not a configured account: nothing a client sends can grow this
   const int64_t now = now_ms();
   std::lock_guard lock(entry->mutex);
-  entry->counts.add(outcome, now);
-  if (outcome != "duplicates") entry->last_event_ms = now;
+  update(*entry, now);
+}
+
+void ActivityRecorder::durable(std::string_view channel, std::string_view account,
+                               std::string_view outcome) {
+  update(channel, account, [&](Entry& entry, int64_t now) {
+    entry.counts.add(outcome, now);
+    if (outcome != "duplicates") entry.last_event_ms = now;
+  });
 }
 
 void ActivityRecorder::failed(std::string_view channel, std::string_view account,
                               std::string_view code, std::string_view stage,
                               std::string_view detail) {
-  std::shared_lock entries_lock(entries_mutex_);
-  Entry* entry = find(channel, account);
-  if (!entry) return;
-  const int64_t now = now_ms();
-  std::lock_guard lock(entry->mutex);
-  entry->counts.add("failed", now);
-  entry->last_error =
-      ActivityError{std::string(code), std::string(stage), 0, now, activity_detail(detail)};
+  update(channel, account, [&](Entry& entry, int64_t now) {
+    entry.counts.add("failed", now);
+    entry.last_error =
+        ActivityError{std::string(code), std::string(stage), 0, now, activity_detail(detail)};
+  });
 }
 
 void ActivityRecorder::request(std::string_view channel, std::string_view account, int status,
                                std::string_view error_code, std::string_view detail) {
-  std::shared_lock entries_lock(entries_mutex_);
-  Entry* entry = find(channel, account);
-  if (!entry) return;
-  const int64_t now = now_ms();
   const char* status_class = status >= 500 ? "http_5xx" : status >= 400 ? "http_4xx" : "http_2xx";
-  std::lock_guard lock(entry->mutex);
-  entry->counts.add(status_class, now);
-  if (status < 400) return;
-  std::string rejected = "rejected.";
-  rejected.append(error_code);
-  entry->counts.add(rejected, now);
-  entry->last_error =
-      ActivityError{std::string(error_code), "request", status, now, activity_detail(detail)};
+  update(channel, account, [&](Entry& entry, int64_t now) {
+    entry.counts.add(status_class, now);
+    if (status < 400) return;
+    std::string rejected = "rejected.";
+    rejected.append(error_code);
+    entry.counts.add(rejected, now);
+    entry.last_error =
+        ActivityError{std::string(error_code), "request", status, now, activity_detail(detail)};
+  });
 }
 
 void ActivityRecorder::mail(std::string_view result) {

@@ -117,6 +117,10 @@ class ActivityRecorder {
     std::optional<ActivityError> last_error;
   };
   Entry* find(std::string_view channel, std::string_view account) const;
+  // Runs update(entry, now_ms) under the entries' shared lock and the entry's own lock; nothing
+  // for an account that is not recorded.
+  template <class Update>
+  void update(std::string_view channel, std::string_view account, Update&& update);
 
   // channel -> account -> entry; replaced by set_accounts under an exclusive lock of
   // entries_mutex_, read under a shared one.
