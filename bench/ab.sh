@@ -8,6 +8,8 @@
 #   bench/ab.sh build/omnigate LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libmimalloc.so.2
 #   AB_SECONDS=8 AB_PERF=1 bench/ab.sh build/omnigate   # AB_PERF: perf record into $TMPDIR/ab.perf
 #   AB_CHANNEL=api bench/ab.sh build/omnigate          # the API channel (bench/api_message.lua)
+#   AB_PERF_CALLGRAPH="--call-graph dwarf" ...         # stacks through code built without frame pointers
+#   AB_COUNT=1 bench/ab.sh build/omnigate   # also syscalls, futex calls, context switches per interaction
 set -euo pipefail
 [[ $# -ge 1 ]] || { echo "usage: bench/ab.sh <omnigate binary> [NAME=value ...]" >&2; exit 2; }
 BIN=$(realpath "$1")
@@ -56,13 +58,26 @@ wrk -t2 -c32 "-d${SECONDS_RUN}s" --latency -s "$ROOT/bench/$SCRIPT" \
 WP=$!
 sleep 1
 if [[ -n ${AB_PERF:-} ]]; then
-  perf record -e cpu-clock -F 499 -g -p "$GP" -o "${TMPDIR:-/tmp}/ab.perf" -- sleep $((SECONDS_RUN - 3)) \
+  perf record -e cpu-clock -F 499 ${AB_PERF_CALLGRAPH:--g} -p "$GP" -o "${TMPDIR:-/tmp}/ab.perf" -- sleep $((SECONDS_RUN - 3)) \
     >/dev/null 2>&1 &
 fi
 g0=$(ticks "$GP"); n0=$(ticks "$NP"); p0=$(published)
-sleep $((SECONDS_RUN - 2))
+if [[ -n ${AB_COUNT:-} ]]; then
+  # Counts are what CPU steal on a shared host does not change: syscalls, futex calls and
+  # context switches of omnigate's threads per interaction, over the same window.
+  perf stat -x, -e context-switches,raw_syscalls:sys_enter,syscalls:sys_enter_futex -p "$GP" \
+    -o "$T/counts.csv" -- sleep $((SECONDS_RUN - 2)) >/dev/null 2>&1
+else
+  sleep $((SECONDS_RUN - 2))
+fi
 g1=$(ticks "$GP"); n1=$(ticks "$NP"); p1=$(published)
 wait "$WP"
+if [[ -n ${AB_COUNT:-} ]]; then
+  awk -F, -v p=$((p1 - p0)) '$3 ~ /context-switches/ { cs = $1 } $3 ~ /raw_syscalls/ { sc = $1 }
+    $3 ~ /sys_enter_futex/ { fx = $1 }
+    END { if (p > 0) printf "per interaction: %.2f syscalls (%.2f futex), %.2f context switches\n", sc / p, fx / p, cs / p }' \
+    "$T/counts.csv"
+fi
 awk -v g=$((g1 - g0)) -v n=$((n1 - n0)) -v p=$((p1 - p0)) -v hz="$(getconf CLK_TCK)" '
   /Requests\/sec/ { rps = $2 } $1 == "99%" { p99 = $2 } /Non-2xx/ { bad = $4 }
   END { if (p == 0) { print "nothing published"; exit 1 }

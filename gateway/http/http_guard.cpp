@@ -5,6 +5,7 @@
 #include <poll.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -47,6 +48,8 @@ constexpr int kLingerForNextRequestMs = 1;
 // the answer (what nginx calls a lingering close).
 constexpr milliseconds kDrainTime{2'000};
 constexpr size_t kReadChunk = 16 * 1024;
+// A head larger than this (many Set-Cookie lines, say) is sent at once rather than held.
+constexpr size_t kHeldHeadMax = 8 * 1024;
 
 int poll_one(int fd, short events, milliseconds timeout) {
   pollfd p{fd, events, 0};
@@ -174,6 +177,10 @@ RequestFraming* RequestFraming::current() {
 struct GuardedServer::Connection {
   int fd = -1;
   std::string peer_ip;
+  int peer_port = 0;
+  // The local address, asked of the kernel once (cpp-httplib wants both for every request).
+  std::string local_ip;
+  int local_port = -1;
   std::string key;  // per-IP cap key; "" when exempt
   std::vector<char> buffer;
   size_t begin = 0, end = 0;
@@ -242,6 +249,7 @@ class GuardedServer::ConnStream final : public httplib::Stream, public RequestFr
       : c_(connection), limits_(limits) {}
 
   void begin_request() {
+    wrote_this_answer_ = false;
     phase_ = Phase::head;
     framing_ = Framing::none;
     framing_problem_.clear();
@@ -279,7 +287,11 @@ class GuardedServer::ConnStream final : public httplib::Stream, public RequestFr
     }
   }
 
-  void end_request() { phase_ = Phase::between; }
+  // False when the held head of the answer could not be sent.
+  bool end_request() {
+    phase_ = Phase::between;
+    return flush();
+  }
   bool head_was_complete() const { return phase_ != Phase::head; }
 
   std::string framing_problem() const override { return framing_problem_; }
@@ -315,26 +327,43 @@ class GuardedServer::ConnStream final : public httplib::Stream, public RequestFr
     return -1;
   }
 
+  // cpp-httplib writes an answer's head and its body in two calls. The head is held until the
+  // body's first bytes follow (or the request ends, end_request), and both leave in one
+  // sendmsg: one syscall and one TCP segment for a small answer instead of two. A streamed
+  // body is not held back: only the head waits, and only for the first chunk.
   ssize_t write(const char* ptr, size_t size) override {
-    if (poll_one(c_.fd, POLLOUT, limits_.write_timeout) <= 0) return -1;
-    return ::send(c_.fd, ptr, size, MSG_NOSIGNAL);
+    if (size == 0) return 0;
+    if (!wrote_this_answer_ && size <= kHeldHeadMax) {
+      wrote_this_answer_ = true;
+      held_.assign(ptr, size);
+      return static_cast<ssize_t>(size);
+    }
+    wrote_this_answer_ = true;
+    if (!send_all(ptr, size)) return -1;
+    return static_cast<ssize_t>(size);
   }
 
+  // Sends what write() still holds; false when the connection cannot take it.
+  bool flush() {
+    if (held_.empty()) return true;
+    return send_all(nullptr, 0);
+  }
+
+  // Known since the accept: no getpeername per request.
   void get_remote_ip_and_port(std::string& ip, int& port) const override {
-    sockaddr_storage addr{};
-    socklen_t len = sizeof addr;
-    if (getpeername(c_.fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
-      ip = address_text(addr);
-      port = address_port(addr);
-    }
+    ip = c_.peer_ip;
+    port = c_.peer_port;
   }
   void get_local_ip_and_port(std::string& ip, int& port) const override {
-    sockaddr_storage addr{};
-    socklen_t len = sizeof addr;
-    if (getsockname(c_.fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
-      ip = address_text(addr);
-      port = address_port(addr);
+    if (c_.local_port < 0) {
+      sockaddr_storage addr{};
+      socklen_t len = sizeof addr;
+      if (getsockname(c_.fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) return;
+      c_.local_ip = address_text(addr);
+      c_.local_port = address_port(addr);
     }
+    ip = c_.local_ip;
+    port = c_.local_port;
   }
   socket_t socket() const override { return c_.fd; }
 
@@ -344,27 +373,69 @@ class GuardedServer::ConnStream final : public httplib::Stream, public RequestFr
 
   int poll_in(milliseconds timeout) const { return poll_one(c_.fd, POLLIN, timeout); }
 
+  // Sends the held head, then [ptr, ptr + size), in as few sendmsg calls as the socket takes,
+  // waiting for room at most http.write_timeout each time it is full.
+  bool send_all(const char* ptr, size_t size) {
+    iovec parts[2];
+    int count = 0;
+    if (!held_.empty()) parts[count++] = {held_.data(), held_.size()};
+    if (size > 0) parts[count++] = {const_cast<char*>(ptr), size};
+    iovec* next = parts;
+    while (count > 0) {
+      msghdr message{};
+      message.msg_iov = next;
+      message.msg_iovlen = static_cast<size_t>(count);
+      ssize_t sent = ::sendmsg(c_.fd, &message, MSG_NOSIGNAL | MSG_DONTWAIT);
+      if (sent < 0) {
+        if (errno == EINTR) continue;
+        if (errno != EAGAIN && errno != EWOULDBLOCK) break;
+        if (poll_one(c_.fd, POLLOUT, limits_.write_timeout) <= 0) break;
+        continue;
+      }
+      auto left = static_cast<size_t>(sent);
+      while (count > 0 && left >= next->iov_len) {
+        left -= next->iov_len;
+        ++next;
+        --count;
+      }
+      if (count > 0) {
+        next->iov_base = static_cast<char*>(next->iov_base) + left;
+        next->iov_len -= left;
+      }
+    }
+    held_.clear();
+    return count == 0;
+  }
+
   // Makes bytes available in the buffer, waiting until `deadline`: >0 bytes, 0 EOF, -1 error
   // or timeout (then *timed_out is set).
   ssize_t fill(Clock::time_point deadline, bool* timed_out) {
     if (c_.buffered()) return static_cast<ssize_t>(c_.end - c_.begin);
     c_.begin = c_.end = 0;
     if (c_.buffer.empty()) c_.buffer.resize(kReadChunk);
-    auto left = std::chrono::duration_cast<milliseconds>(deadline - Clock::now());
-    int ready = poll_in(std::max(left, milliseconds(0)));
-    if (ready == 0) {
-      *timed_out = true;
-      return -1;
+    // Read first: the body usually follows its head at once, and a poll before every read
+    // would be a syscall spent on a known answer.
+    for (;;) {
+      ssize_t n = ::recv(c_.fd, c_.buffer.data(), c_.buffer.size(), MSG_DONTWAIT);
+      if (n > 0) {
+        c_.end = static_cast<size_t>(n);
+        return n;
+      }
+      if (n == 0) return 0;
+      if (errno == EINTR) continue;
+      if (errno != EAGAIN && errno != EWOULDBLOCK) return -1;
+      auto left = std::chrono::duration_cast<milliseconds>(deadline - Clock::now());
+      if (left.count() <= 0) {
+        *timed_out = true;
+        return -1;
+      }
+      int ready = poll_in(left);
+      if (ready == 0) {
+        *timed_out = true;
+        return -1;
+      }
+      if (ready < 0) return -1;
     }
-    if (ready < 0) return -1;
-    ssize_t n = ::recv(c_.fd, c_.buffer.data(), c_.buffer.size(), MSG_DONTWAIT);
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-      *timed_out = Clock::now() >= deadline;
-      return -1;
-    }
-    if (n <= 0) return n;
-    c_.end = static_cast<size_t>(n);
-    return n;
   }
 
   size_t take(char* ptr, size_t size) {
@@ -381,6 +452,14 @@ class GuardedServer::ConnStream final : public httplib::Stream, public RequestFr
   }
 
   ssize_t read_body(char* ptr, size_t size) {
+    if (!held_.empty()) {
+      // "100 Continue", written before the body is read: the client waits for it.
+      if (!flush()) {
+        body_failed_ = true;
+        return -1;
+      }
+      wrote_this_answer_ = false;  // the real answer's head is held for its body again
+    }
     if (framing_ == Framing::none || framing_ == Framing::refused) return 0;
     if (framing_ == Framing::length && remaining_ == 0) return 0;
     if (framing_ == Framing::chunked && chunked_.done()) return 0;
@@ -412,6 +491,9 @@ class GuardedServer::ConnStream final : public httplib::Stream, public RequestFr
   uint64_t remaining_ = 0;
   ChunkedFraming chunked_;
   bool body_failed_ = false;
+  // The answer's head, held for its body (write); kept across requests for its capacity.
+  std::string held_;
+  bool wrote_this_answer_ = false;
 };
 
 // The set of connections that wait for bytes without a thread: one epoll set, one thread.
@@ -622,8 +704,10 @@ bool GuardedServer::process_and_close_socket(socket_t sock) {
   connection->head_deadline = Clock::now() + limits_.header_timeout;
   sockaddr_storage addr{};
   socklen_t len = sizeof addr;
-  if (getpeername(sock, reinterpret_cast<sockaddr*>(&addr), &len) == 0)
+  if (getpeername(sock, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
     connection->peer_ip = address_text(addr);
+    connection->peer_port = address_port(addr);
+  }
   bool exempt = limits_.exempt.trusts(connection->peer_ip);
   bool refused = false;
   if (!exempt) connection->key = client_key(connection->peer_ip);
@@ -711,7 +795,20 @@ std::unique_ptr<GuardedServer::Connection> GuardedServer::serve(
   };
   ConnStream stream(c, limits_);
   bool answered = false;
+  bool after_answer = false;
   while (svr_sock_ != INVALID_SOCKET && c.requests_left > 0) {
+    if (after_answer && !c.buffered()) {
+      // A busy keep-alive client's next request usually arrives within a millisecond of our
+      // answer: wait that long here before parking. Poll first -- a read right after the
+      // answer would find nothing and cost a syscall.
+      after_answer = false;
+      int ready = poll_one(c.fd, POLLIN, milliseconds(kLingerForNextRequestMs));
+      if (ready == 0) {
+        leave();
+        return connection;  // parked: the thread is free
+      }
+      if (ready < 0) break;
+    }
     auto head = c.prefetch_head(limits_);
     if (c.buffered() && !c.head_started) {
       c.head_started = true;
@@ -737,6 +834,7 @@ std::unique_ptr<GuardedServer::Connection> GuardedServer::serve(
           "Connection: close\r\nContent-Length: " +
           std::to_string(body.size()) + "\r\n\r\n" + body;
       stream.write(answer.data(), answer.size());
+      stream.flush();
       answered = true;
       break;
     }
@@ -748,11 +846,13 @@ std::unique_ptr<GuardedServer::Connection> GuardedServer::serve(
                               [&stream](httplib::Request& req) { stream.head_complete(req); });
     t_current_framing = nullptr;
     bool head_complete = stream.head_was_complete();
-    stream.end_request();
+    bool sent = stream.end_request();
     --c.requests_left;
     ++c.served;
     c.head_started = false;
     answered = true;
+    after_answer = true;
+    if (!sent) break;           // the client does not take the answer: nothing more to serve
     if (!head_complete) break;  // a head cpp-httplib refused (it answered 400 or 414)
     if (stream.bad_framing() || !stream.body_complete()) {
       if (on_event_)

@@ -425,6 +425,31 @@ TEST_CASE("pipelining: three pipelined requests get three answers, in order",
   CHECK(eventually([&] { return read_stream(nats.url()).size() == 1; }));
 }
 
+TEST_CASE("Expect: 100-continue: the interim answer comes before the body is sent",
+          "[integration][http][hostile]") {
+  // The guard holds an answer's head until its body follows (one send per answer): an interim
+  // "100 Continue" must still leave at once, or a client that waits for it never sends.
+  NatsServer nats;
+  RunningGateway gw(hostile_yaml(nats.url()));
+  RawConnection c(gw.port());
+  std::string request = webform_post(kLead, "Expect: 100-continue\r\n");
+  std::string head = request.substr(0, request.size() - kLead.size());
+  REQUIRE(c.send(head));
+  auto interim = c.read_response(3s);
+  REQUIRE(interim);
+  CHECK(response_status(*interim) == 100);
+  REQUIRE(c.send(kLead));
+  auto answer = c.read_response(5s);
+  REQUIRE(answer);
+  CHECK(response_status(*answer) == 202);
+  CHECK(eventually([&] { return read_stream(nats.url()).size() == 1; }));
+  // The connection stays usable: the next answer's head is held and sent with its body.
+  REQUIRE(c.send("GET /healthz HTTP/1.1\r\nHost: gateway\r\n\r\n"));
+  auto next = c.read_response(3s);
+  REQUIRE(next);
+  CHECK(response_status(*next) == 200);
+}
+
 TEST_CASE("throttling: 3,000 wrong secrets from one IP get 429 with Retry-After",
           "[integration][http][hostile]") {
   NatsServer nats;
