@@ -100,14 +100,28 @@ void Publisher::request_setup() {
 }
 
 void Publisher::fail_waiters(natsStatus status) {
-  std::lock_guard lock(waiters_mutex_);
-  for (auto& [msg, waiter] : waiters_) {
-    std::lock_guard waiter_lock(waiter->mutex);
-    waiter->status = status;
-    waiter->done = true;
-    waiter->done_cv.notify_one();
+  for (auto& shard : waiter_shards_) {
+    std::unordered_map<natsMsg*, std::shared_ptr<AckWaiter>> failed;
+    {
+      std::lock_guard lock(shard.mutex);
+      failed.swap(shard.waiters);  // the ack handler destroys the messages; it finds no waiter
+    }
+    for (auto& [msg, waiter] : failed) {
+      waiter->status = status;
+      waiter->done.set();
+    }
   }
-  waiters_.clear();  // the ack handler destroys the messages; it finds no waiter now
+}
+
+std::shared_ptr<Publisher::AckWaiter> Publisher::take_waiter(natsMsg* msg, const AckWaiter* only) {
+  WaiterShard& shard = shard_of(msg);
+  std::lock_guard lock(shard.mutex);
+  auto it = shard.waiters.find(msg);
+  if (it == shard.waiters.end()) return nullptr;
+  if (only != nullptr && it->second.get() != only) return nullptr;
+  auto waiter = std::move(it->second);
+  shard.waiters.erase(it);
+  return waiter;
 }
 
 void Publisher::setup_loop() {
@@ -327,18 +341,9 @@ Status Publisher::check_ready() {
 
 void Publisher::on_ack(jsCtx*, natsMsg* msg, jsPubAck* ack, jsPubAckErr* error, void* self) {
   auto* publisher = static_cast<Publisher*>(self);
-  std::shared_ptr<AckWaiter> waiter;
-  {
-    std::lock_guard lock(publisher->waiters_mutex_);
-    auto it = publisher->waiters_.find(msg);
-    if (it != publisher->waiters_.end()) {
-      waiter = std::move(it->second);
-      publisher->waiters_.erase(it);
-    }
-  }
+  std::shared_ptr<AckWaiter> waiter = publisher->take_waiter(msg);
   natsMsg_Destroy(msg);  // the handler owns the message (nats.c contract)
   if (!waiter) return;   // the request gave up on this attempt already
-  std::lock_guard lock(waiter->mutex);
   if (ack != nullptr) {
     waiter->status = NATS_OK;
     waiter->sequence = ack->Sequence;
@@ -346,8 +351,7 @@ void Publisher::on_ack(jsCtx*, natsMsg* msg, jsPubAck* ack, jsPubAckErr* error, 
   } else {
     waiter->status = error != nullptr && error->Err != NATS_OK ? error->Err : NATS_ERR;
   }
-  waiter->done = true;
-  waiter->done_cv.notify_one();
+  waiter->done.set();  // no lock held: the request thread runs on at once
 }
 
 natsStatus Publisher::publish_attempt(const std::string& subject, const std::string& id,
@@ -362,10 +366,11 @@ natsStatus Publisher::publish_attempt(const std::string& subject, const std::str
   if (s != NATS_OK) return s;
 
   auto waiter = std::make_shared<AckWaiter>();
+  WaiterShard& shard = shard_of(raw_msg);
   {
     // Registered before sending: the ack may arrive before js_PublishMsgAsync returns.
-    std::lock_guard lock(waiters_mutex_);
-    waiters_[raw_msg] = waiter;
+    std::lock_guard lock(shard.mutex);
+    shard.waiters[raw_msg] = waiter;
   }
   jsPubOptions options;
   jsPubOptions_Init(&options);
@@ -375,18 +380,15 @@ natsStatus Publisher::publish_attempt(const std::string& subject, const std::str
   s = js_PublishMsgAsync(jetstream_.get(), &sent, &options);
   if (s != NATS_OK) {
     // Not sent: the message is still ours (nats.c leaves `sent` set on failure).
-    std::lock_guard lock(waiters_mutex_);
-    waiters_.erase(raw_msg);
+    take_waiter(raw_msg, waiter.get());
     natsMsg_Destroy(sent);
     return s;
   }
-  std::unique_lock lock(waiter->mutex);
   // nats.c times the attempt out itself after MaxWait; the margin is a backstop.
   auto until = Clock::now() + max_wait + std::chrono::milliseconds(250);
-  if (!waiter->done_cv.wait_until(lock, until, [&] { return waiter->done; })) {
-    lock.unlock();
-    std::lock_guard map_lock(waiters_mutex_);
-    waiters_.erase(raw_msg);
+  if (!waiter->done.wait_until(until)) {
+    // Whoever takes the waiter now completes it for nobody; a late ack is a duplicate later.
+    take_waiter(raw_msg, waiter.get());
     return NATS_TIMEOUT;
   }
   if (waiter->status == NATS_OK) {

@@ -5,6 +5,7 @@
 // deadline, and never for another request's setup.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -17,6 +18,7 @@
 #include "gateway/config/config.hpp"
 #include "gateway/core/error.hpp"
 #include "gateway/core/metrics.hpp"
+#include "gateway/core/one_shot_signal.hpp"
 #include "gateway/nats/nats_handles.hpp"
 #include "gateway/nats/seen_index.hpp"
 
@@ -83,15 +85,28 @@ class Publisher {
   bool wait_for_setup(std::chrono::steady_clock::time_point deadline);
   // Fails every in-flight attempt at once: its ack cannot arrive on a dropped connection.
   void fail_waiters(natsStatus status);
-  // One publish attempt's outcome, filled by the ack handler (a nats.c thread).
+  // One publish attempt's outcome, filled by whoever takes it out of its shard first (the ack
+  // handler on a nats.c thread, or fail_waiters), then signalled to the request thread.
   struct AckWaiter {
-    std::mutex mutex;
-    std::condition_variable done_cv;
-    bool done = false;
     natsStatus status = NATS_OK;
     uint64_t sequence = 0;
     bool duplicate = false;
+    OneShotSignal done;
   };
+  // In-flight attempts by message, spread over shards so that 64 request threads and the ack
+  // handler do not queue on one mutex (measured: that lock was a fifth of the futex calls).
+  struct alignas(64) WaiterShard {
+    std::mutex mutex;
+    std::unordered_map<natsMsg*, std::shared_ptr<AckWaiter>> waiters;
+  };
+  static constexpr size_t kWaiterShards = 16;
+  WaiterShard& shard_of(natsMsg* msg) {
+    return waiter_shards_[(reinterpret_cast<uintptr_t>(msg) >> 6) % kWaiterShards];
+  }
+  // Takes the waiter of `msg` out of its shard (null when none: it gave up, or was failed).
+  // With `only`, only that waiter: a message the ack handler destroyed may have given its
+  // address to another request's message by now.
+  std::shared_ptr<AckWaiter> take_waiter(natsMsg* msg, const AckWaiter* only = nullptr);
   // Sends one attempt with js_PublishMsgAsync and waits for its ack until `until`.
   natsStatus publish_attempt(const std::string& subject, const std::string& id,
                              const std::string& payload, std::chrono::milliseconds max_wait,
@@ -115,8 +130,7 @@ class Publisher {
   // Set before our own natsConnection_Close: the disconnect it causes is a clean stop, not an
   // outage to warn about.
   std::atomic<bool> closing_{false};
-  std::mutex waiters_mutex_;
-  std::unordered_map<natsMsg*, std::shared_ptr<AckWaiter>> waiters_;  // in-flight attempts
+  std::array<WaiterShard, kWaiterShards> waiter_shards_;
   mutable std::mutex setup_mutex_;
   std::condition_variable setup_cv_;
   uint64_t setup_generation_ = 0;  // bumped by every (re)connect and lost stream
