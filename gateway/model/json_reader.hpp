@@ -57,6 +57,8 @@ class JsonNode {
 // `thread_local JsonReader reader;` in a mapping function.
 class JsonReader {
  public:
+  JsonReader();
+
   // The body as a JSON object. bad_request "the body is not a JSON object (<what>)" for
   // anything else, or the depth error of json_input.hpp.
   Result<JsonNode> object(std::string_view body, std::string_view what);
@@ -65,6 +67,9 @@ class JsonReader {
 
  private:
   simdjson::dom::parser parser_;
+  // The parser refuses documents deeper than limits::kMaxJsonDepth itself (set once, kept when
+  // it grows); only if that first allocation failed does value() pre-scan the depth.
+  bool depth_capped_ = false;
 };
 
 }  // namespace omnigate

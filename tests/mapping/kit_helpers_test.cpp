@@ -53,6 +53,24 @@ TEST_CASE("JsonReader refuses what is not a JSON object with a bad_request that 
   auto too_deep = reader.value(deep, "deep");
   REQUIRE_FALSE(too_deep);
   CHECK(too_deep.error().code == ErrorCode::bad_request);
+  CHECK_THAT(too_deep.error().detail, Catch::Contains("nested deeper than 64"));
+}
+
+TEST_CASE("JsonReader: 64 levels of nesting parse, 65 do not, also once the parser has grown",
+          "[kit][json]") {
+  // The parser itself holds the cap (no pre-scan): it must survive the parser growing for a
+  // larger body, which reallocates it.
+  JsonReader reader;
+  auto nested = [](size_t levels, size_t padding) {
+    return std::string(levels, '[') + std::string(padding, ' ') + std::string(levels, ']');
+  };
+  for (size_t padding : {size_t{0}, size_t{200'000}}) {
+    CAPTURE(padding);
+    CHECK(reader.value(nested(64, padding), "deep"));
+    auto refused = reader.value(nested(65, padding), "deep");
+    REQUIRE_FALSE(refused);
+    CHECK_THAT(refused.error().detail, Catch::Contains("nested deeper than 64"));
+  }
 }
 
 TEST_CASE("tracking parameters: utm_* into source.utm (first wins), the rest kept or dropped",
