@@ -77,7 +77,7 @@ void Publisher::on_disconnected(natsConnection*, void* self) {
   auto* p = static_cast<Publisher*>(self);
   p->metrics_.nats_connected = 0;
   p->setup_done_ = false;
-  p->fail_waiters(NATS_CONNECTION_DISCONNECTED);
+  p->reclaim_pending(NATS_CONNECTION_DISCONNECTED);
   if (p->closing_) return;  // our own close at stop: the "stopped" line says it
   log::warn("nats", "disconnected; interactions are spooled or answered 503 until NATS is back");
 }
@@ -110,6 +110,23 @@ void Publisher::fail_waiters(natsStatus status) {
       waiter->status = status;
       waiter->done.set();
     }
+  }
+}
+
+void Publisher::reclaim_pending(natsStatus status) {
+  std::lock_guard lock(reclaim_mutex_);
+  abandoned_ = 0;
+  fail_waiters(status);
+  // nats.c makes its table of pending messages at the first async publish and reads it here
+  // without a check (a crash before any publish).
+  if (!jetstream_ || !published_async_.load()) return;
+  // Every message nats.c still holds for an ack, now ours; a late ack finds none and is dropped.
+  natsMsgList pending{};
+  if (js_PublishAsyncGetPendingList(&pending, jetstream_.get()) == NATS_OK) {
+    if (pending.Count > 0) {
+      metrics_.publish_failures.inc({"ack_lost"}, static_cast<uint64_t>(pending.Count));
+    }
+    natsMsgList_Destroy(&pending);
   }
 }
 
@@ -375,20 +392,20 @@ natsStatus Publisher::publish_attempt(const std::string& subject, const std::str
   jsPubOptions options;
   jsPubOptions_Init(&options);
   options.MsgId = id.c_str();
-  options.MaxWait = to_ms(max_wait);
+  // No MaxWait: see reclaim_pending. The wait below is the attempt's deadline.
   natsMsg* sent = msg.release();
   s = js_PublishMsgAsync(jetstream_.get(), &sent, &options);
+  if (s == NATS_OK && !published_async_.load(std::memory_order_relaxed)) published_async_ = true;
   if (s != NATS_OK) {
     // Not sent: the message is still ours (nats.c leaves `sent` set on failure).
     take_waiter(raw_msg, waiter.get());
     natsMsg_Destroy(sent);
     return s;
   }
-  // nats.c times the attempt out itself after MaxWait; the margin is a backstop.
-  auto until = Clock::now() + max_wait + std::chrono::milliseconds(250);
-  if (!waiter->done.wait_until(until)) {
+  if (!waiter->done.wait_until(Clock::now() + max_wait)) {
     // Whoever takes the waiter now completes it for nobody; a late ack is a duplicate later.
     take_waiter(raw_msg, waiter.get());
+    if (abandoned_.fetch_add(1) + 1 >= kReclaimAfterAbandoned) reclaim_pending(NATS_TIMEOUT);
     return NATS_TIMEOUT;
   }
   if (waiter->status == NATS_OK) {

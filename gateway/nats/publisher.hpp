@@ -85,6 +85,15 @@ class Publisher {
   bool wait_for_setup(std::chrono::steady_clock::time_point deadline);
   // Fails every in-flight attempt at once: its ack cannot arrive on a dropped connection.
   void fail_waiters(natsStatus status);
+  // Attempts are sent without a nats.c MaxWait (its per-message timeout costs a timer entry
+  // and a second message through the ack handler for every publish: measured, bench/README.md),
+  // so nats.c keeps a sent message until its ack comes. One whose ack never comes -- lost in
+  // a disconnect, or dropped by a cluster in an election -- would stay for good. This takes
+  // them all back and fails the attempts still waiting with `status` (they retry with the same
+  // id, and JetStream's duplicate window makes that safe). Run at every disconnect, and when
+  // kReclaimAfterAbandoned attempts have timed out on our side since the last time.
+  void reclaim_pending(natsStatus status);
+  static constexpr uint64_t kReclaimAfterAbandoned = 1024;
   // One publish attempt's outcome, filled by whoever takes it out of its shard first (the ack
   // handler on a nats.c thread, or fail_waiters), then signalled to the request thread.
   struct AckWaiter {
@@ -131,6 +140,9 @@ class Publisher {
   // outage to warn about.
   std::atomic<bool> closing_{false};
   std::array<WaiterShard, kWaiterShards> waiter_shards_;
+  std::atomic<uint64_t> abandoned_{0};        // attempts timed out since the last reclaim_pending
+  std::mutex reclaim_mutex_;                  // one reclaim at a time
+  std::atomic<bool> published_async_{false};  // nats.c's pending table exists
   mutable std::mutex setup_mutex_;
   std::condition_variable setup_cv_;
   uint64_t setup_generation_ = 0;  // bumped by every (re)connect and lost stream

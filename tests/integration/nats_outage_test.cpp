@@ -144,3 +144,28 @@ TEST_CASE("a PubAck timeout is an unknown outcome: retried with the same id, sto
   CHECK(messages[1].body["message"]["native_id"] == "1");
   CHECK(schema_problems(messages).empty());
 }
+
+TEST_CASE("attempts whose ack never comes are taken back from nats.c at the disconnect",
+          "[integration][outage]") {
+  // Attempts go out without a nats.c MaxWait, so nats.c holds each sent message until its ack.
+  // A stalled server that then dies never acks: the disconnect must take those messages back
+  // (counted as ack_lost), or they would stay in nats.c for the life of the process.
+  NatsServer nats;
+  RunningGateway gateway(test_config_yaml(nats.url()));
+  auto& metrics = gateway.gateway().metrics();
+  REQUIRE(gateway.post_api("warm-up", message_body("0"))->status == 202);
+  CHECK(metrics.publish_failures.value({"ack_lost"}) == 0);
+
+  nats.pause();
+  std::thread kill_after_first_timeout([&] {
+    eventually([&] { return metrics.publish_failures.value({"ack_timeout"}) >= 1; });
+    nats.kill();
+  });
+  auto response = gateway.post_api("lost", message_body("1"));
+  kill_after_first_timeout.join();
+  REQUIRE(response);
+  CHECK(response->status == 503);  // the API channel's policy: not durable, retry later
+  CHECK(response->has_header("Retry-After"));
+  // At least the attempt that timed out was still held by nats.c and is taken back.
+  CHECK(eventually([&] { return metrics.publish_failures.value({"ack_lost"}) >= 1; }));
+}
