@@ -10,11 +10,32 @@
 
 namespace omnigate {
 
+namespace {
+const EVP_MD* sha256_algorithm() {
+  static const EVP_MD* fetched = EVP_MD_fetch(nullptr, "SHA2-256", nullptr);  // never freed
+  return fetched != nullptr ? fetched : EVP_sha256();
+}
+struct DigestContextDeleter {
+  void operator()(EVP_MD_CTX* ctx) const { EVP_MD_CTX_free(ctx); }
+};
+}  // namespace
+
+void sha256(std::string_view bytes, unsigned char (&out)[32]) {
+  thread_local std::unique_ptr<EVP_MD_CTX, DigestContextDeleter> context(EVP_MD_CTX_new());
+  unsigned int length = 0;
+  if (context && EVP_DigestInit_ex2(context.get(), sha256_algorithm(), nullptr) == 1 &&
+      EVP_DigestUpdate(context.get(), bytes.data(), bytes.size()) == 1 &&
+      EVP_DigestFinal_ex(context.get(), out, &length) == 1) {
+    return;
+  }
+  // Out of memory for the context: the one-shot path.
+  EVP_Digest(bytes.data(), bytes.size(), out, &length, EVP_sha256(), nullptr);
+}
+
 bool constant_time_equals(std::string_view presented, std::string_view expected) {
   unsigned char a[32], b[32];
-  unsigned int length = 0;
-  EVP_Digest(presented.data(), presented.size(), a, &length, EVP_sha256(), nullptr);
-  EVP_Digest(expected.data(), expected.size(), b, &length, EVP_sha256(), nullptr);
+  sha256(presented, a);
+  sha256(expected, b);
   return CRYPTO_memcmp(a, b, sizeof a) == 0 && !expected.empty();
 }
 
@@ -67,8 +88,7 @@ constexpr size_t kNonceSize = 12, kTagSize = 16;
 
 std::string derive_key(std::string_view key) {
   unsigned char digest[32];
-  unsigned int length = 0;
-  EVP_Digest(key.data(), key.size(), digest, &length, EVP_sha256(), nullptr);
+  sha256(key, digest);
   return std::string(reinterpret_cast<char*>(digest), 32);
 }
 }  // namespace

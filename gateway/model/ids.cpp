@@ -1,6 +1,5 @@
 #include "gateway/model/ids.hpp"
 
-#include <openssl/evp.h>
 #include <uuid/uuid.h>
 
 #include <algorithm>
@@ -9,6 +8,7 @@
 #include <charconv>
 #include <cstdio>
 
+#include "gateway/core/secrets.hpp"
 #include "gateway/core/strings.hpp"
 
 namespace omnigate {
@@ -47,10 +47,9 @@ std::string random_uuid() {
 }
 
 std::string sha256_hex(std::string_view bytes) {
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int length = 0;
-  EVP_Digest(bytes.data(), bytes.size(), digest, &length, EVP_sha256(), nullptr);
-  return hex_lower({reinterpret_cast<const char*>(digest), length});
+  unsigned char digest[32];
+  sha256(bytes, digest);
+  return hex_lower({reinterpret_cast<const char*>(digest), sizeof digest});
 }
 
 }  // namespace omnigate
