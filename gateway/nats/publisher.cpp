@@ -61,6 +61,7 @@ Publisher::~Publisher() {
 
 void Publisher::on_closed(natsConnection*, void* self) {
   auto* p = static_cast<Publisher*>(self);
+  p->connected_ = false;
   std::lock_guard lock(p->closed_mutex_);
   p->closed_ = true;
   p->closed_cv_.notify_all();
@@ -68,6 +69,7 @@ void Publisher::on_closed(natsConnection*, void* self) {
 
 void Publisher::on_connected(natsConnection*, void* self) {
   auto* p = static_cast<Publisher*>(self);
+  p->connected_ = true;
   p->metrics_.nats_connected = 1;
   log::info("nats", "connected");
   p->request_setup();
@@ -75,6 +77,7 @@ void Publisher::on_connected(natsConnection*, void* self) {
 
 void Publisher::on_disconnected(natsConnection*, void* self) {
   auto* p = static_cast<Publisher*>(self);
+  p->connected_ = false;
   p->metrics_.nats_connected = 0;
   p->setup_done_ = false;
   p->reclaim_pending(NATS_CONNECTION_DISCONNECTED);
@@ -84,6 +87,7 @@ void Publisher::on_disconnected(natsConnection*, void* self) {
 
 void Publisher::on_reconnected(natsConnection*, void* self) {
   auto* p = static_cast<Publisher*>(self);
+  p->connected_ = true;
   p->metrics_.nats_connected = 1;
   p->metrics_.nats_reconnects++;
   log::info("nats", "reconnected");
@@ -222,6 +226,7 @@ Result<std::unique_ptr<Publisher>> Publisher::start(const NatsConfig& config, Me
   }
   p->connection_.reset(raw_connection);
   if (s == NATS_OK) {
+    p->connected_ = true;
     metrics.nats_connected = 1;
   } else {
     log::warn("nats",
@@ -262,7 +267,7 @@ Result<std::unique_ptr<Publisher>> Publisher::start(const NatsConfig& config, Me
 }
 
 bool Publisher::connected() const {
-  return connection_ && natsConnection_Status(connection_.get()) == NATS_CONN_STATUS_CONNECTED;
+  return connected_.load(std::memory_order_acquire);
 }
 
 Status Publisher::ensure_stream_and_buckets() {

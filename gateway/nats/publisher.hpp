@@ -139,6 +139,11 @@ class Publisher {
   // Set before our own natsConnection_Close: the disconnect it causes is a clean stop, not an
   // outage to warn about.
   std::atomic<bool> closing_{false};
+  // Kept by the connection callbacks. natsConnection_Status takes the connection's lock, which
+  // the reader, the flusher and every publish contend for: asked twice per interaction it was
+  // ~4 % of a Telegram webhook's CPU. The callbacks run a moment after the change; a publish
+  // in that moment is failed by the disconnect's reclaim_pending and retried.
+  std::atomic<bool> connected_{false};
   std::array<WaiterShard, kWaiterShards> waiter_shards_;
   std::atomic<uint64_t> abandoned_{0};        // attempts timed out since the last reclaim_pending
   std::mutex reclaim_mutex_;                  // one reclaim at a time
