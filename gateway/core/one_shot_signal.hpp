@@ -15,6 +15,7 @@
 #include <chrono>
 #include <cstdint>
 #include <ctime>
+#include <thread>
 
 namespace omnigate {
 
@@ -49,7 +50,12 @@ class OneShotSignal {
       // Returns at once when the word is no longer kSleeping (set() ran), on a wake, on a
       // signal (EINTR: loop) and at the deadline (ETIMEDOUT).
       long r = futex(FUTEX_WAIT_BITSET_PRIVATE, kSleeping, &until);
-      if (r != 0 && errno == ETIMEDOUT) return is_set();
+      if (r == 0 || errno == EAGAIN || errno == EINTR) continue;
+      if (errno == ETIMEDOUT) return is_set();
+      // A futex the kernel refuses (a seccomp filter, say): poll the flag instead, never past
+      // the deadline and never in a busy loop.
+      if (std::chrono::steady_clock::now() >= deadline) return is_set();
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
     }
     return true;
   }
