@@ -61,7 +61,7 @@ Publisher::~Publisher() {
 
 void Publisher::on_closed(natsConnection*, void* self) {
   auto* p = static_cast<Publisher*>(self);
-  p->connected_ = false;
+  p->link_ = Link::down;
   std::lock_guard lock(p->closed_mutex_);
   p->closed_ = true;
   p->closed_cv_.notify_all();
@@ -69,7 +69,7 @@ void Publisher::on_closed(natsConnection*, void* self) {
 
 void Publisher::on_connected(natsConnection*, void* self) {
   auto* p = static_cast<Publisher*>(self);
-  p->connected_ = true;
+  p->link_ = Link::up;
   p->metrics_.nats_connected = 1;
   log::info("nats", "connected");
   p->request_setup();
@@ -77,7 +77,7 @@ void Publisher::on_connected(natsConnection*, void* self) {
 
 void Publisher::on_disconnected(natsConnection*, void* self) {
   auto* p = static_cast<Publisher*>(self);
-  p->connected_ = false;
+  p->link_ = Link::down;
   p->metrics_.nats_connected = 0;
   p->setup_done_ = false;
   p->reclaim_pending(NATS_CONNECTION_DISCONNECTED);
@@ -87,7 +87,7 @@ void Publisher::on_disconnected(natsConnection*, void* self) {
 
 void Publisher::on_reconnected(natsConnection*, void* self) {
   auto* p = static_cast<Publisher*>(self);
-  p->connected_ = true;
+  p->link_ = Link::up;
   p->metrics_.nats_connected = 1;
   p->metrics_.nats_reconnects++;
   log::info("nats", "reconnected");
@@ -119,11 +119,17 @@ void Publisher::fail_waiters(natsStatus status) {
 
 void Publisher::reclaim_pending(natsStatus status) {
   std::lock_guard lock(reclaim_mutex_);
+  // Two threads past the threshold at once: the second finds the work done.
+  if (status == NATS_TIMEOUT && abandoned_.load() < kReclaimAfterAbandoned) return;
   abandoned_ = 0;
+  // No attempt is between registering with nats.c and nats.c's last read of its message (it
+  // registers the message, unlocks, then copies it out): taking the messages back now cannot
+  // free one that is still being sent. Nor can an attempt register between the two steps.
+  std::unique_lock gate(publish_gate_);
   fail_waiters(status);
   // nats.c makes its table of pending messages at the first async publish and reads it here
-  // without a check (a crash before any publish).
-  if (!jetstream_ || !published_async_.load()) return;
+  // without a check (a crash before any publish). jetstream_ is set before any publish.
+  if (!published_async_.load() || !jetstream_) return;
   // Every message nats.c still holds for an ack, now ours; a late ack finds none and is dropped.
   natsMsgList pending{};
   if (js_PublishAsyncGetPendingList(&pending, jetstream_.get()) == NATS_OK) {
@@ -205,6 +211,12 @@ Result<std::unique_ptr<Publisher>> Publisher::start(const NatsConfig& config, Me
   if (s == NATS_OK) s = natsOptions_SetReconnectWait(raw_options, to_ms(config.reconnect_wait));
   if (s == NATS_OK) s = natsOptions_SetPingInterval(raw_options, 5000);
   if (s == NATS_OK) s = natsOptions_SetMaxPingsOut(raw_options, 2);
+  // No reconnect buffer to speak of (1 byte; 0 means nats.c's 8 MB default): a publish made
+  // while nats.c reconnects fails at once instead of waiting in a buffer. The request it
+  // belongs to is answered 503 or spooled, so a buffered copy reaching the stream after the
+  // reconnect would be an interaction published behind the client's back (a test refuses
+  // that: tests/integration/consent_test.cpp).
+  if (s == NATS_OK) s = natsOptions_SetReconnectBufSize(raw_options, 1);
   if (s == NATS_OK)
     s = natsOptions_SetDisconnectedCB(raw_options, &Publisher::on_disconnected, p.get());
   if (s == NATS_OK)
@@ -226,7 +238,9 @@ Result<std::unique_ptr<Publisher>> Publisher::start(const NatsConfig& config, Me
   }
   p->connection_.reset(raw_connection);
   if (s == NATS_OK) {
-    p->connected_ = true;
+    // Up, unless a callback has already said otherwise since the connect returned.
+    Link unknown = Link::unknown;
+    p->link_.compare_exchange_strong(unknown, Link::up);
     metrics.nats_connected = 1;
   } else {
     log::warn("nats",
@@ -267,7 +281,7 @@ Result<std::unique_ptr<Publisher>> Publisher::start(const NatsConfig& config, Me
 }
 
 bool Publisher::connected() const {
-  return connected_.load(std::memory_order_acquire);
+  return link_.load(std::memory_order_acquire) == Link::up;
 }
 
 Status Publisher::ensure_stream_and_buckets() {
@@ -366,10 +380,17 @@ void Publisher::on_ack(jsCtx*, natsMsg* msg, jsPubAck* ack, jsPubAckErr* error, 
   std::shared_ptr<AckWaiter> waiter = publisher->take_waiter(msg);
   natsMsg_Destroy(msg);  // the handler owns the message (nats.c contract)
   if (!waiter) return;   // the request gave up on this attempt already
-  if (ack != nullptr) {
+  // Only our stream's PubAck is a confirmation: a core-NATS responder on the subject (or a
+  // misconfigured account) could answer anything that parses, e.g. {}.
+  const bool from_our_stream = ack != nullptr && ack->Stream != nullptr &&
+                               publisher->config_.stream.name == ack->Stream &&
+                               (ack->Sequence > 0 || ack->Duplicate);
+  if (from_our_stream) {
     waiter->status = NATS_OK;
     waiter->sequence = ack->Sequence;
     waiter->duplicate = ack->Duplicate;
+  } else if (ack != nullptr) {
+    waiter->status = NATS_ERR;
   } else {
     waiter->status = error != nullptr && error->Err != NATS_OK ? error->Err : NATS_ERR;
   }
@@ -389,18 +410,21 @@ natsStatus Publisher::publish_attempt(const std::string& subject, const std::str
 
   auto waiter = std::make_shared<AckWaiter>();
   WaiterShard& shard = shard_of(raw_msg);
-  {
-    // Registered before sending: the ack may arrive before js_PublishMsgAsync returns.
-    std::lock_guard lock(shard.mutex);
-    shard.waiters[raw_msg] = waiter;
-  }
   jsPubOptions options;
   jsPubOptions_Init(&options);
   options.MsgId = id.c_str();
   // No MaxWait: see reclaim_pending. The wait below is the attempt's deadline.
   natsMsg* sent = msg.release();
-  s = js_PublishMsgAsync(jetstream_.get(), &sent, &options);
-  if (s == NATS_OK && !published_async_.load(std::memory_order_relaxed)) published_async_ = true;
+  {
+    std::shared_lock gate(publish_gate_);  // reclaim_pending waits until the send is done
+    {
+      // Registered before sending: the ack may arrive before js_PublishMsgAsync returns.
+      std::lock_guard lock(shard.mutex);
+      shard.waiters[raw_msg] = waiter;
+    }
+    s = js_PublishMsgAsync(jetstream_.get(), &sent, &options);
+    if (s == NATS_OK && !published_async_.load(std::memory_order_relaxed)) published_async_ = true;
+  }
   if (s != NATS_OK) {
     // Not sent: the message is still ours (nats.c leaves `sent` set on failure).
     take_waiter(raw_msg, waiter.get());
@@ -468,7 +492,7 @@ Result<PublishOutcome> Publisher::publish(const std::string& subject, const std:
       if (config_.manage_streams && wait_for_setup(deadline)) continue;
       return not_durable("stream_missing", "no JetStream stream captures " + subject);
     }
-    if (s == NATS_CONNECTION_DISCONNECTED || !connected()) {
+    if (s == NATS_CONNECTION_DISCONNECTED || s == NATS_INSUFFICIENT_BUFFER || !connected()) {
       return not_durable("disconnected", "NATS connection lost; retry later");
     }
     if (s == NATS_MAX_PAYLOAD) {

@@ -11,6 +11,7 @@
 #include <condition_variable>
 #include <memory>
 #include <mutex>
+#include <shared_mutex>
 #include <string>
 #include <thread>
 #include <unordered_map>
@@ -142,11 +143,15 @@ class Publisher {
   // Kept by the connection callbacks. natsConnection_Status takes the connection's lock, which
   // the reader, the flusher and every publish contend for: asked twice per interaction it was
   // ~4 % of a Telegram webhook's CPU. The callbacks run a moment after the change; a publish
-  // in that moment is failed by the disconnect's reclaim_pending and retried.
-  std::atomic<bool> connected_{false};
+  // in that moment finds no reconnect buffer (it fails at once) or is failed by the
+  // disconnect's reclaim_pending. `unknown` until the connect returns or a callback runs.
+  enum class Link { unknown, up, down };
+  std::atomic<Link> link_{Link::unknown};
   std::array<WaiterShard, kWaiterShards> waiter_shards_;
-  std::atomic<uint64_t> abandoned_{0};        // attempts timed out since the last reclaim_pending
-  std::mutex reclaim_mutex_;                  // one reclaim at a time
+  std::atomic<uint64_t> abandoned_{0};  // attempts timed out since the last reclaim_pending
+  std::mutex reclaim_mutex_;            // one reclaim at a time
+  // Held shared by an attempt while it registers and sends, exclusively by reclaim_pending.
+  std::shared_mutex publish_gate_;
   std::atomic<bool> published_async_{false};  // nats.c's pending table exists
   mutable std::mutex setup_mutex_;
   std::condition_variable setup_cv_;
