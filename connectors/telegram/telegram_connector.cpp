@@ -196,7 +196,10 @@ class TelegramConnector : public ChannelConnector<BotConfig> {
     auto accepted =
         context().pipeline.submit_mapped(std::move(parsed.value()), "telegram", request.deadline);
     if (!accepted) return Reply::error(accepted.error());  // Telegram retries a non-2xx
-    return Reply::json(200, {{"ok", true}});
+    // Telegram reads only the status. The body is built once: a JSON object made and dumped per
+    // request was ~1 % of the webhook's CPU.
+    static const std::string kAccepted = R"({"ok":true})";
+    return Reply::text(200, kAccepted, "application/json");
   }
 
   // GET /v1/media/telegram/<account>/<file_id> (the core's media proxy): a bot's media_token

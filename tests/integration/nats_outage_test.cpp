@@ -11,6 +11,23 @@ namespace {
 std::string message_body(const std::string& native_id) {
   return R"({"kind":"message","message":{"native_id":")" + native_id + R"(","text":"Тест"}})";
 }
+
+// Stalls `nats` (SIGSTOP), posts one API message, and runs `then` on another thread once the
+// gateway has seen that message's first attempt time out; the post's answer.
+httplib::Result post_while_stalled(RunningGateway& gateway, NatsServer& nats,
+                                   const std::string& native_id,
+                                   const std::function<void()>& then) {
+  auto& metrics = gateway.gateway().metrics();
+  const uint64_t timeouts_before = metrics.publish_failures.value({"ack_timeout"});
+  nats.pause();
+  std::thread after_first_timeout([&] {
+    eventually([&] { return metrics.publish_failures.value({"ack_timeout"}) > timeouts_before; });
+    then();
+  });
+  auto response = gateway.post_api(native_id, message_body(native_id));
+  after_first_timeout.join();
+  return response;
+}
 }  // namespace
 
 TEST_CASE("NATS stopped: 503 with Retry-After and nothing acked; NATS back: accepted again",
@@ -127,14 +144,8 @@ TEST_CASE("a PubAck timeout is an unknown outcome: retried with the same id, sto
   auto& metrics = gateway.gateway().metrics();
   REQUIRE(gateway.post_api("warm-up", message_body("0"))->status == 202);
 
-  nats.pause();
-  std::thread resume_after_first_timeout([&] {
-    // Resume only once the gateway has seen an attempt time out, so the retry path runs.
-    eventually([&] { return metrics.publish_failures.value({"ack_timeout"}) >= 1; });
-    nats.resume();
-  });
-  auto response = gateway.post_api("stalled", message_body("1"));
-  resume_after_first_timeout.join();
+  // Resumed only once an attempt has timed out, so the retry path runs.
+  auto response = post_while_stalled(gateway, nats, "1", [&] { nats.resume(); });
   REQUIRE(response);
   CHECK(response->status == 202);
   CHECK(metrics.publish_failures.value({"ack_timeout"}) >= 1);
@@ -156,13 +167,7 @@ TEST_CASE("attempts whose ack never comes are taken back from nats.c at the disc
   REQUIRE(gateway.post_api("warm-up", message_body("0"))->status == 202);
   CHECK(metrics.publish_failures.value({"ack_lost"}) == 0);
 
-  nats.pause();
-  std::thread kill_after_first_timeout([&] {
-    eventually([&] { return metrics.publish_failures.value({"ack_timeout"}) >= 1; });
-    nats.kill();
-  });
-  auto response = gateway.post_api("lost", message_body("1"));
-  kill_after_first_timeout.join();
+  auto response = post_while_stalled(gateway, nats, "1", [&] { nats.kill(); });
   REQUIRE(response);
   CHECK(response->status == 503);  // the API channel's policy: not durable, retry later
   CHECK(response->has_header("Retry-After"));
