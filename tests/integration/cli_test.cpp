@@ -61,7 +61,7 @@ TEST_CASE("check-config accepts the example and rejects a misspelt key with its 
   CHECK_THAT(bad.output, Catch::Contains("did you mean 'threads'"));
 }
 
-TEST_CASE("tail prints interactions; a durable consumer resumes where it stopped",
+TEST_CASE("tail prints interactions, a durable consumer resumes where it stopped",
           "[integration][cli][tail]") {
   NatsServer nats;
   RunningGateway gateway(test_config_yaml(nats.url()));
@@ -143,7 +143,7 @@ void check_refused(const std::string& command, const std::vector<std::string>& e
 
 }  // namespace
 
-TEST_CASE("omnigate without a command prints the usage; every command answers --help",
+TEST_CASE("omnigate without a command prints the usage, every command answers --help",
           "[integration][cli][help]") {
   for (const char* ask : {"", " --help", " help", " -h"}) {
     // `timeout`: a binary that started a server here would hang the test instead of failing.
@@ -190,7 +190,7 @@ TEST_CASE("omnigate without a command prints the usage; every command answers --
                 {"unknown option '--short'", "usage: omnigate version"});
 }
 
-TEST_CASE("version names the commit and build date; /metrics has omnigate_build_info",
+TEST_CASE("version names the commit and build date, /metrics has omnigate_build_info",
           "[integration][cli][version]") {
   auto version = run_command(kBinary + " version");
   REQUIRE(version.exit_code == 0);
@@ -234,7 +234,7 @@ TEST_CASE("tail refuses unknown kinds and channels with the valid list, and bad 
   check_refused(tail + "--count many", {"--count needs a whole number"});
 }
 
-TEST_CASE("tail --since replays from a time or a duration ago; --pretty is one line each",
+TEST_CASE("tail --since replays from a time or a duration ago, --pretty is one line each",
           "[integration][cli][tail]") {
   NatsServer nats;
   RunningGateway gateway(test_config_yaml(nats.url()));
@@ -373,7 +373,7 @@ TEST_CASE("the request log line names route, account, status, latency and id, ne
     CHECK_THAT(log, !Catch::Contains(secret));
 }
 
-TEST_CASE("log.requests: false leaves the request line out; text format keeps key=value",
+TEST_CASE("log.requests: false leaves the request line out, text format keeps key=value",
           "[integration][cli][logs]") {
   NatsServer nats;
   std::string yaml = process_config_yaml(nats.url(), "text");

@@ -243,7 +243,7 @@ TEST_CASE("confirmation links that are expired, damaged or of another kind publi
   CHECK(read_stream(nats.url()).empty());
 }
 
-TEST_CASE("NATS stopped: confirming answers a 503 page with Retry-After; the link works later",
+TEST_CASE("NATS stopped: confirming answers a 503 page with Retry-After, the link works later",
           "[integration][consent][outage]") {
   NatsServer nats;
   // The form's account refuses rather than spools (on_nats_down: reject): the 503 page. With

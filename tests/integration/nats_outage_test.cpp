@@ -30,7 +30,7 @@ httplib::Result post_while_stalled(RunningGateway& gateway, NatsServer& nats,
 }
 }  // namespace
 
-TEST_CASE("NATS stopped: 503 with Retry-After and nothing acked; NATS back: accepted again",
+TEST_CASE("NATS stopped: 503 with Retry-After and nothing acked, NATS back: accepted again",
           "[integration][outage]") {
   NatsServer nats;
   RunningGateway gateway(test_config_yaml(nats.url()));

@@ -135,7 +135,7 @@ TEST_CASE("outbox: SMTP down, the mail is retried with back-off and delivered on
   CHECK_THAT(cli("list").output, Catch::Contains("0 pending"));
 }
 
-TEST_CASE("outbox: a gateway restarted with mail pending; the new instance delivers it",
+TEST_CASE("outbox: a gateway restarted with mail pending, the new instance delivers it",
           "[integration][outbox][restart]") {
   NatsServer nats;
   ClosedPort down;
@@ -153,7 +153,7 @@ TEST_CASE("outbox: a gateway restarted with mail pending; the new instance deliv
   CHECK(emails(second, "sent") == 1);
 }
 
-TEST_CASE("outbox: two instances share it; every mail is delivered once",
+TEST_CASE("outbox: two instances share it, every mail is delivered once",
           "[integration][outbox][instances]") {
   NatsServer nats;
   FakeSmtpServer server;

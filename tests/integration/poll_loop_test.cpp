@@ -327,7 +327,7 @@ TEST_CASE("poll loop: a batch-level cursor (VK ts) is stored only when the whole
   CHECK(copies_in_stream(nats.url(), {10, 11}) == once_each({10, 11}));
 }
 
-TEST_CASE("poll loop: a failed submit keeps the cursor; a restart resumes from the stored one",
+TEST_CASE("poll loop: a failed submit keeps the cursor, a restart resumes from the stored one",
           "[integration][poll-loop][cursor][restart]") {
   NatsServer nats;
   {

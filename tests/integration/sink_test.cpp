@@ -184,7 +184,7 @@ std::multiset<std::string> msg_ids(const std::vector<StreamMessage>& messages) {
 
 }  // namespace
 
-TEST_CASE("NATS killed: webhooks and forms are spooled (2xx), the API gets 503; back: drained once",
+TEST_CASE("NATS killed: webhooks and forms are spooled (2xx), the API gets 503, back: drained once",
           "[integration][sink][spool]") {
   NatsServer nats;
   RunningGateway gateway(spooling_config(nats.url()));

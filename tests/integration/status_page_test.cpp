@@ -117,7 +117,7 @@ TEST_CASE("status page: off without http.status_token, 401 without the right bea
   CHECK(page->body.find("http-equiv=\"refresh\"") != std::string::npos);
 }
 
-TEST_CASE("status page: counts, last event and errors per account; pollers; nothing personal",
+TEST_CASE("status page: counts, last event and errors per account, pollers, nothing personal",
           "[integration][status]") {
   NatsServer nats;
   FakeBotApi fake;

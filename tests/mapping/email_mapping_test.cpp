@@ -65,7 +65,7 @@ bool has_tag(const Interaction& in, const std::string& tag) {
 
 }  // namespace
 
-TEST_CASE("bytes without a header block are bad_request; a header block alone is a mail",
+TEST_CASE("bytes without a header block are bad_request, a header block alone is a mail",
           "[email][mapping]") {
   for (std::string raw : {"", "\r\n\r\nhello", "just text without a colon\n", "{\"json\": 1}"}) {
     CAPTURE(raw);
@@ -145,7 +145,7 @@ TEST_CASE("windows-1251 bodies: quoted-printable and base64", "[email][mapping]"
   CHECK(only(parsed(b64)).message->text == std::string("Добрый день! Оплату отправили."));
 }
 
-TEST_CASE("undeclared 8-bit Cyrillic falls back to windows-1251; a wrong UTF-8 claim too",
+TEST_CASE("undeclared 8-bit Cyrillic falls back to windows-1251, a wrong UTF-8 claim too",
           "[email][mapping]") {
   const std::string raw = kHeaders +
                           "Subject: \xc2\xee\xef\xf0\xee\xf1\r\n"
@@ -333,7 +333,7 @@ TEST_CASE("threads: the first References id is the root, In-Reply-To the reply",
   CHECK(only(parsed(no_refs)).conversation->id == std::string("p2@x"));
 }
 
-TEST_CASE("a DSN becomes one bounced status per failed recipient; other actions are ignored",
+TEST_CASE("a DSN becomes one bounced status per failed recipient, other actions are ignored",
           "[email][mapping]") {
   const std::string raw =
       "From: Mail Delivery System <MAILER-DAEMON@mx.example.ru>\r\n"

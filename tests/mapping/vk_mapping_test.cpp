@@ -50,7 +50,7 @@ TEST_CASE("a body that is not a VK event is bad_request", "[vk][mapping]") {
   }
 }
 
-TEST_CASE("the envelope is read for the connector's checks; confirmation maps nothing",
+TEST_CASE("the envelope is read for the connector's checks, confirmation maps nothing",
           "[vk][mapping]") {
   Callback c = parsed(
       R"({"group_id":218765432,"type":"confirmation","event_id":"e1","v":"5.199","secret":"k"})");
@@ -125,7 +125,7 @@ TEST_CASE("in a chat, the reply names the replied message by conversation_messag
   CHECK(in.conversation->reply_to == "39");
 }
 
-TEST_CASE("a callback payload object keeps VK's key order; a string is kept as is",
+TEST_CASE("a callback payload object keeps VK's key order, a string is kept as is",
           "[vk][mapping]") {
   Callback object = parsed(event(
       "message_event", R"({"user_id":5,"peer_id":5,"payload":{"z":1,"a":{"y":[1,2],"b":"щ"}}})"));
@@ -156,7 +156,7 @@ TEST_CASE("attachments: the largest photo by area, unknown types named, docs wit
   CHECK_FALSE(m.attachments[3].url);  // VK's links expire: the CRM fetches by provider_ref
 }
 
-TEST_CASE("stop words: any case withdraws marketing; an edit to a stop word does not",
+TEST_CASE("stop words: any case withdraws marketing, an edit to a stop word does not",
           "[vk][mapping]") {
   Callback stop = parsed(message_new(R"("from_id":5,"id":7,"peer_id":5,"text":"  СТОП ")"));
   REQUIRE(stop.mapped.submissions[0].interaction.consent.size() == 1);

@@ -21,7 +21,7 @@ std::string change_with(const std::string& value_members) {
 
 }  // namespace
 
-TEST_CASE("a body that is not a WhatsApp webhook is bad_request; an empty entry[] is nothing",
+TEST_CASE("a body that is not a WhatsApp webhook is bad_request, an empty entry[] is nothing",
           "[whatsapp][mapping]") {
   for (std::string body : {"", "[]", "{\"entry\":{}}", "{\"object\":\"page\"}", "{\"entry\":[1"}) {
     CAPTURE(body);

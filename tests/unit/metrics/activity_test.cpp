@@ -91,7 +91,7 @@ TEST_CASE("error details are cut at a UTF-8 character boundary", "[activity][met
   CHECK(odd.rfind(kept, 0) == 0);
 }
 
-TEST_CASE("pollers register and unregister; pollers() reads each", "[activity][metrics]") {
+TEST_CASE("pollers register and unregister, pollers() reads each", "[activity][metrics]") {
   ActivityRecorder activity;
   auto first = activity.add_poller([] {
     PollerState state;

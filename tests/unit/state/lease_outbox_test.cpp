@@ -16,7 +16,7 @@ using omnigate::mask_address;
 using omnigate::OutgoingMail;
 using omnigate::telegram::parse_offset;
 
-TEST_CASE("a lease value round-trips; anything else is not a lease", "[lease]") {
+TEST_CASE("a lease value round-trips, anything else is not a lease", "[lease]") {
   LeaseValue value{"host:42:ab12cd34", 15000, 1764570000000};
   auto back = decode_lease(encode_lease(value));
   REQUIRE(back);
@@ -46,7 +46,7 @@ TEST_CASE("a stored poll offset is a non-negative decimal number or nothing", "[
   }
 }
 
-TEST_CASE("outbox: a mail survives its stored form; other bytes are refused", "[outbox]") {
+TEST_CASE("outbox: a mail survives its stored form, other bytes are refused", "[outbox]") {
   OutgoingMail mail{"ivan@пример.рф",
                     "Подтвердите подписку",
                     "Здравствуйте!\nСсылка: https://example.ru/c?t=a\"b\n",

@@ -30,7 +30,7 @@ using Names = std::vector<std::pair<std::string, std::string>>;
 
 }  // namespace
 
-TEST_CASE("name cache: keys keep to the KV alphabet; entries expire and the oldest is evicted",
+TEST_CASE("name cache: keys keep to the KV alphabet, entries expire and the oldest is evicted",
           "[state][names]") {
   CHECK(NameCache::key("vk", "512345678") == "vk.512345678");
   CHECK(NameCache::key("vk", "").empty());

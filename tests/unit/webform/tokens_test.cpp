@@ -140,7 +140,7 @@ TEST_CASE("seal_token / open_token: round trip, confidential, tamper-proof", "[t
   }
 }
 
-TEST_CASE("ConsentLinks: claims survive signing; kind and expiry are enforced",
+TEST_CASE("ConsentLinks: claims survive signing, kind and expiry are enforced",
           "[tokens][consent]") {
   omnigate::Config config;
   config.consent.signing_key = kKey;
