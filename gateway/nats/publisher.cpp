@@ -397,12 +397,10 @@ void Publisher::on_ack(jsCtx*, natsMsg* msg, jsPubAck* ack, jsPubAckErr* error, 
   waiter->done.set();  // no lock held: the request thread runs on at once
 }
 
-natsStatus Publisher::publish_attempt(const std::string& subject, const std::string& id,
-                                      const std::string& payload,
-                                      std::chrono::milliseconds max_wait, PublishOutcome& outcome) {
+natsStatus Publisher::send_attempt(const PublishItem& item, Attempt& attempt) {
   natsMsg* raw_msg = nullptr;
-  natsStatus s = natsMsg_Create(&raw_msg, subject.c_str(), nullptr, payload.data(),
-                                static_cast<int>(payload.size()));
+  natsStatus s = natsMsg_Create(&raw_msg, item.subject.c_str(), nullptr, item.payload.data(),
+                                static_cast<int>(item.payload.size()));
   nats::Msg msg(raw_msg);
   if (s == NATS_OK) s = natsMsgHeader_Set(raw_msg, "Content-Type", "application/json");
   if (s == NATS_OK) s = natsMsgHeader_Set(raw_msg, "Omnigate-Schema", "interaction.v1");
@@ -412,8 +410,8 @@ natsStatus Publisher::publish_attempt(const std::string& subject, const std::str
   WaiterShard& shard = shard_of(raw_msg);
   jsPubOptions options;
   jsPubOptions_Init(&options);
-  options.MsgId = id.c_str();
-  // No MaxWait: see reclaim_pending. The wait below is the attempt's deadline.
+  options.MsgId = item.id.c_str();
+  // No MaxWait: see reclaim_pending. The attempt's own wait is its deadline.
   natsMsg* sent = msg.release();
   {
     std::shared_lock gate(publish_gate_);  // reclaim_pending waits until the send is done
@@ -431,77 +429,144 @@ natsStatus Publisher::publish_attempt(const std::string& subject, const std::str
     natsMsg_Destroy(sent);
     return s;
   }
-  if (!waiter->done.wait_until(Clock::now() + max_wait)) {
+  attempt.msg = raw_msg;
+  attempt.waiter = std::move(waiter);
+  return NATS_OK;
+}
+
+natsStatus Publisher::await_attempt(Attempt& attempt, Clock::time_point until,
+                                    PublishOutcome& outcome) {
+  AckWaiter& waiter = *attempt.waiter;
+  if (!waiter.done.wait_until(until)) {
     // Whoever takes the waiter now completes it for nobody; a late ack is a duplicate later.
-    take_waiter(raw_msg, waiter.get());
+    take_waiter(attempt.msg, &waiter);
     if (abandoned_.fetch_add(1) + 1 >= kReclaimAfterAbandoned) reclaim_pending(NATS_TIMEOUT);
     return NATS_TIMEOUT;
   }
-  if (waiter->status == NATS_OK) {
-    outcome.sequence = waiter->sequence;
-    outcome.duplicate = waiter->duplicate;
+  if (waiter.status == NATS_OK) {
+    outcome.sequence = waiter.sequence;
+    outcome.duplicate = waiter.duplicate;
   }
-  return waiter->status;
+  return waiter.status;
 }
 
 Result<PublishOutcome> Publisher::publish(const std::string& subject, const std::string& id,
                                           const std::string& payload, Clock::time_point deadline) {
+  const PublishItem item{subject, id, payload};
+  return std::move(publish_all(std::span<const PublishItem>(&item, 1), deadline).front());
+}
+
+std::vector<Result<PublishOutcome>> Publisher::publish_all(std::span<const PublishItem> items,
+                                                           Clock::time_point deadline) {
+  std::vector<Result<PublishOutcome>> results(
+      items.size(),
+      Result<PublishOutcome>(make_error(ErrorCode::internal, "publish", "not processed")));
   auto not_durable = [&](const std::string& reason, const std::string& detail) {
     metrics_.publish_failures.inc({reason});
     return make_error(ErrorCode::not_durable, "publish", detail);
   };
-  while (true) {
-    // Checked before every attempt: nothing here waits for setup, and an attempt sent on a
+  // Items still to settle, in their order; each round sends up to kPublishWindow of them at
+  // once and then collects their acks, so a batch costs one round trip per window, not one per
+  // item (a WhatsApp POST carries up to 1000 changes).
+  std::vector<size_t> open(items.size());
+  for (size_t i = 0; i < open.size(); ++i) open[i] = i;
+  auto fail_open = [&](const std::string& reason, const std::string& detail) {
+    for (size_t i : open) results[i] = not_durable(reason, detail);  // counted per message
+    open.clear();
+  };
+  std::vector<Attempt> attempts;
+  std::vector<natsStatus> statuses;
+  std::vector<PublishOutcome> outcomes;
+  std::vector<size_t> retry;
+  std::vector<size_t> no_stream;
+  while (!open.empty()) {
+    // Checked before every round: nothing here waits for setup, and an attempt sent on a
     // dropped connection would only sit in the reconnect buffer until its ack timed out.
-    if (!connected()) return not_durable("disconnected", "NATS is not reachable; retry later");
+    if (!connected()) {
+      fail_open("disconnected", "NATS is not reachable; retry later");
+      break;
+    }
     if (!setup_done_ && !wait_for_setup(deadline)) {
-      if (!connected()) return not_durable("disconnected", "NATS is not reachable; retry later");
-      return not_durable("stream_missing", "stream " + config_.stream.name +
-                                               " is not verified since the (re)connect yet");
+      if (!connected()) {
+        fail_open("disconnected", "NATS is not reachable; retry later");
+      } else {
+        fail_open("stream_missing",
+                  "stream " + config_.stream.name + " is not verified since the (re)connect yet");
+      }
+      break;
     }
     auto remaining = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
     if (remaining.count() <= 0) {
-      return not_durable("timeout", "no PubAck from JetStream before the request deadline");
+      fail_open("timeout", "no PubAck from JetStream before the request deadline");
+      break;
     }
-    PublishOutcome outcome;
-    natsStatus s =
-        publish_attempt(subject, id, payload, std::min(config_.ack_wait, remaining), outcome);
-    if (s == NATS_OK && outcome.duplicate && outcome.sequence == 0) {
-      // nats-server 2.10 answers a retry whose first copy is still being replicated with
-      // {"seq":0,"duplicate":true}: the id is known, the message not yet committed, and a
-      // leader lost now loses it. Not a confirmation: try again with the same id.
-      metrics_.publish_failures.inc({"duplicate_unconfirmed"});
-      std::this_thread::sleep_for(std::min(std::chrono::milliseconds(50), remaining));
-      continue;
+    const auto round_until = Clock::now() + std::min(config_.ack_wait, remaining);
+    const size_t window = std::min(open.size(), kPublishWindow);
+    attempts.assign(window, Attempt{});
+    statuses.assign(window, NATS_OK);
+    outcomes.assign(window, PublishOutcome{});
+    for (size_t k = 0; k < window; ++k) statuses[k] = send_attempt(items[open[k]], attempts[k]);
+    for (size_t k = 0; k < window; ++k) {
+      if (statuses[k] == NATS_OK)
+        statuses[k] = await_attempt(attempts[k], round_until, outcomes[k]);
     }
-    if (s == NATS_OK) {
-      // The stream holds the record now; this only spares our own retries the wait for the
-      // stream follower.
-      seen_index_.insert(id);
-      return outcome;
+    retry.clear();
+    no_stream.clear();
+    bool pause = false;
+    for (size_t k = 0; k < window; ++k) {
+      const size_t i = open[k];
+      const natsStatus s = statuses[k];
+      if (s == NATS_OK && outcomes[k].duplicate && outcomes[k].sequence == 0) {
+        // nats-server 2.10 answers a retry whose first copy is still being replicated with
+        // {"seq":0,"duplicate":true}: the id is known, the message not yet committed, and a
+        // leader lost now loses it. Not a confirmation: try again with the same id.
+        metrics_.publish_failures.inc({"duplicate_unconfirmed"});
+        pause = true;
+        retry.push_back(i);
+      } else if (s == NATS_OK) {
+        // The stream holds the record now; this only spares our own retries the wait for the
+        // stream follower.
+        seen_index_.insert(items[i].id);
+        results[i] = outcomes[k];
+      } else if (s == NATS_TIMEOUT) {
+        // Unknown outcome: the message may be stored. Same id again; JetStream dedups.
+        metrics_.publish_failures.inc({"ack_timeout"});
+        retry.push_back(i);
+      } else if (s == NATS_NO_RESPONDERS) {
+        no_stream.push_back(i);
+      } else if (s == NATS_CONNECTION_DISCONNECTED || s == NATS_INSUFFICIENT_BUFFER ||
+                 !connected()) {
+        results[i] = not_durable("disconnected", "NATS connection lost; retry later");
+      } else if (s == NATS_MAX_PAYLOAD) {
+        metrics_.publish_failures.inc({"too_large"});
+        results[i] = make_error(ErrorCode::payload_too_large, "publish",
+                                "the interaction is larger than the NATS server's max_payload");
+      } else {
+        results[i] = not_durable("error", "JetStream publish failed: " + nats_text(s));
+      }
     }
-    if (s == NATS_TIMEOUT) {
-      // Unknown outcome: the message may be stored. Same id again; JetStream dedups.
-      metrics_.publish_failures.inc({"ack_timeout"});
-      continue;
-    }
-    if (s == NATS_NO_RESPONDERS) {
-      // The stream is gone: the setup thread re-creates it; this request waits for that only
-      // within its own deadline, then tries again.
+    if (!no_stream.empty()) {
+      // The stream is gone: the setup thread re-creates it; the items wait for that only
+      // within their own deadline, then try again.
       request_setup();
-      if (config_.manage_streams && wait_for_setup(deadline)) continue;
-      return not_durable("stream_missing", "no JetStream stream captures " + subject);
+      if (config_.manage_streams && wait_for_setup(deadline)) {
+        retry.insert(retry.end(), no_stream.begin(), no_stream.end());
+      } else {
+        for (size_t i : no_stream)
+          results[i] =
+              not_durable("stream_missing", "no JetStream stream captures " + items[i].subject);
+      }
     }
-    if (s == NATS_CONNECTION_DISCONNECTED || s == NATS_INSUFFICIENT_BUFFER || !connected()) {
-      return not_durable("disconnected", "NATS connection lost; retry later");
+    // The items not sent in this round follow the retried ones.
+    retry.insert(retry.end(), open.begin() + static_cast<std::ptrdiff_t>(window), open.end());
+    open.swap(retry);
+    if (pause) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+      if (left.count() > 0)
+        std::this_thread::sleep_for(std::min(std::chrono::milliseconds(50), left));
     }
-    if (s == NATS_MAX_PAYLOAD) {
-      metrics_.publish_failures.inc({"too_large"});
-      return make_error(ErrorCode::payload_too_large, "publish",
-                        "the interaction is larger than the NATS server's max_payload");
-    }
-    return not_durable("error", "JetStream publish failed: " + nats_text(s));
   }
+  return results;
 }
 
 }  // namespace omnigate

@@ -12,9 +12,11 @@
 #include <memory>
 #include <mutex>
 #include <shared_mutex>
+#include <span>
 #include <string>
 #include <thread>
 #include <unordered_map>
+#include <vector>
 
 #include "gateway/config/config.hpp"
 #include "gateway/core/error.hpp"
@@ -24,6 +26,13 @@
 #include "gateway/nats/seen_index.hpp"
 
 namespace omnigate {
+
+// One message for Publisher::publish_all (the strings are the caller's; they outlive the call).
+struct PublishItem {
+  const std::string& subject;
+  const std::string& id;  // Nats-Msg-Id
+  const std::string& payload;
+};
 
 struct PublishOutcome {
   uint64_t sequence = 0;
@@ -58,6 +67,11 @@ class Publisher {
   Result<PublishOutcome> publish(const std::string& subject, const std::string& id,
                                  const std::string& payload,
                                  std::chrono::steady_clock::time_point deadline);
+  // The same for several messages at once: up to kPublishWindow are sent before the first
+  // ack is awaited, so a batch costs a round trip per window, not one per message. One
+  // outcome per item, in order, each as publish() would give it.
+  std::vector<Result<PublishOutcome>> publish_all(std::span<const PublishItem> items,
+                                                  std::chrono::steady_clock::time_point deadline);
 
   bool connected() const;
   // Connected and the stream verified since the last (re)connect; never blocks.
@@ -117,10 +131,18 @@ class Publisher {
   // With `only`, only that waiter: a message the ack handler destroyed may have given its
   // address to another request's message by now.
   std::shared_ptr<AckWaiter> take_waiter(natsMsg* msg, const AckWaiter* only = nullptr);
-  // Sends one attempt with js_PublishMsgAsync and waits for its ack until `until`.
-  natsStatus publish_attempt(const std::string& subject, const std::string& id,
-                             const std::string& payload, std::chrono::milliseconds max_wait,
-                             PublishOutcome& outcome);
+  // One attempt in flight: its message (the key of its waiter) and the waiter.
+  struct Attempt {
+    natsMsg* msg = nullptr;
+    std::shared_ptr<AckWaiter> waiter;
+  };
+  // Registers and sends one attempt with js_PublishMsgAsync; NATS_OK when it is in flight.
+  natsStatus send_attempt(const PublishItem& item, Attempt& attempt);
+  // Waits for a sent attempt's ack until `until` (NATS_TIMEOUT: unknown outcome).
+  natsStatus await_attempt(Attempt& attempt, std::chrono::steady_clock::time_point until,
+                           PublishOutcome& outcome);
+  // How many attempts of one batch are in flight at once.
+  static constexpr size_t kPublishWindow = 256;
   static void on_ack(jsCtx*, natsMsg* msg, jsPubAck* ack, jsPubAckErr* error, void* self);
   static void on_disconnected(natsConnection*, void* self);
   static void on_closed(natsConnection*, void* self);

@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -56,8 +57,13 @@ class JetStreamSink : public Sink {
   explicit JetStreamSink(Publisher& publisher) : publisher_(publisher) {}
   std::vector<Result<SinkOutcome>> put_all(const std::vector<SinkRecord>& records,
                                            Clock::time_point deadline) override;
-  // One record; the spooling sink's replayer uses it too.
+  // One record.
   Result<SinkOutcome> put(const SinkRecord& record, Clock::time_point deadline);
+  // The records at `which` (an outcome each, in that order), published together: up to the
+  // publisher's window in flight at once, so a batch costs a round trip, not one per record.
+  std::vector<Result<SinkOutcome>> put_some(const std::vector<SinkRecord>& records,
+                                            std::span<const size_t> which,
+                                            Clock::time_point deadline);
   bool jetstream_ready() const override;
   Publisher& publisher() { return publisher_; }
 

@@ -1,5 +1,7 @@
 #include "gateway/spool/spooling_sink.hpp"
 
+#include <algorithm>
+
 #include "gateway/core/log.hpp"
 #include "gateway/nats/publisher.hpp"
 
@@ -53,10 +55,13 @@ std::vector<Result<SinkOutcome>> SpoolingSink::put_all(const std::vector<SinkRec
   const auto publish_deadline = deadline - std::min(milliseconds(500), left / 4);
   Publisher& publisher = jetstream_.publisher();
   std::vector<size_t> to_spool;
+  // Published together, by deadline: a spooling record leaves the spool its share.
+  std::vector<size_t> publish_spooling, publish_direct;
+  const bool ready = publisher.ready();
   for (size_t i = 0; i < records.size(); ++i) {
     const SinkRecord& record = records[i];
     // Not ready: do not even try (a publish would fail at once or wait for nothing).
-    if (record.must_not_publish || !publisher.ready()) {
+    if (record.must_not_publish || !ready) {
       if (record.may_spool) {
         to_spool.push_back(i);
       } else {
@@ -68,13 +73,24 @@ std::vector<Result<SinkOutcome>> SpoolingSink::put_all(const std::vector<SinkRec
       }
       continue;
     }
-    auto published = jetstream_.put(record, record.may_spool ? publish_deadline : deadline);
-    if (!published && published.error().code == ErrorCode::not_durable && record.may_spool) {
-      to_spool.push_back(i);  // an unknown outcome is fine: the same Msg-Id on replay
-      continue;
-    }
-    outcomes[i] = std::move(published);
+    (record.may_spool ? publish_spooling : publish_direct).push_back(i);
   }
+  auto publish = [&](const std::vector<size_t>& which, Clock::time_point until) {
+    if (which.empty()) return;
+    auto published = jetstream_.put_some(records, which, until);
+    for (size_t k = 0; k < which.size(); ++k) {
+      const size_t i = which[k];
+      if (!published[k] && published[k].error().code == ErrorCode::not_durable &&
+          records[i].may_spool) {
+        to_spool.push_back(i);  // an unknown outcome is fine: the same Msg-Id on replay
+        continue;
+      }
+      outcomes[i] = std::move(published[k]);
+    }
+  };
+  publish(publish_spooling, publish_deadline);
+  publish(publish_direct, deadline);
+  std::sort(to_spool.begin(), to_spool.end());  // spooled in the request's order
   if (to_spool.empty()) return outcomes;
 
   std::vector<SpoolRecord> spooled;
