@@ -8,6 +8,7 @@
 #   bench/ab.sh build/omnigate LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libmimalloc.so.2
 #   AB_SECONDS=8 AB_PERF=1 bench/ab.sh build/omnigate   # AB_PERF: perf record into $TMPDIR/ab.perf
 #   AB_CHANNEL=api bench/ab.sh build/omnigate          # the API channel (bench/api_message.lua)
+#   AB_CHANNEL=whatsapp100 bench/ab.sh build/omnigate  # signed WhatsApp POSTs of 100 messages each
 #   AB_PERF_CALLGRAPH="--call-graph dwarf" ...         # stacks through code built without frame pointers
 #   AB_COUNT=1 bench/ab.sh build/omnigate   # also syscalls, futex calls, context switches per interaction
 set -euo pipefail
@@ -20,7 +21,8 @@ CHANNEL=${AB_CHANNEL:-telegram}
 case $CHANNEL in
   telegram) SCRIPT=telegram_update.lua ROUTE=/v1/telegram/benchbot ;;
   api) SCRIPT=api_message.lua ROUTE=/v1/api/bench ;;
-  *) echo "AB_CHANNEL must be telegram or api" >&2; exit 2 ;;
+  whatsapp100) SCRIPT=whatsapp_webhook.lua ROUTE=/v1/whatsapp/benchwa ;;  # 100 messages a POST
+  *) echo "AB_CHANNEL must be telegram, api or whatsapp100" >&2; exit 2 ;;
 esac
 ((SECONDS_RUN >= 4)) || { echo "AB_SECONDS must be at least 4" >&2; exit 2; }
 T=$(mktemp -d "${TMPDIR:-/tmp}/omnigate-ab.XXXXXX")
@@ -43,6 +45,13 @@ export OMNIGATE_BENCH_VK_SECRET=$(random_hex 16) OMNIGATE_BENCH_VK_CONFIRMATION=
 export OMNIGATE_BENCH_WA_SECRET=$(random_hex 32) OMNIGATE_BENCH_WA_VERIFY=$(random_hex 24)
 export OMNIGATE_BENCH_PORT=$gw_port OMNIGATE_BENCH_NATS=nats://127.0.0.1:$nats_port
 export OMNIGATE_BENCH_HTTP_THREADS=64
+if [[ $CHANNEL == whatsapp100 ]]; then
+  # Signed bodies for the run's secret, enough for 1000 POSTs a second.
+  export OMNIGATE_BENCH_WA_FILE="$T/whatsapp_100.txt" OMNIGATE_BENCH_WA_THREADS=2
+  python3 "$ROOT/bench/whatsapp_requests.py" --secret "$OMNIGATE_BENCH_WA_SECRET" \
+    --count $((SECONDS_RUN * 1000)) --messages 100 --out "$OMNIGATE_BENCH_WA_FILE"
+  CHANNEL=whatsapp
+fi
 for _ in $(seq 50); do (exec 3<>"/dev/tcp/127.0.0.1/$nats_port") 2>/dev/null && break; sleep 0.1; done
 (cd "$T" && exec env "$@" "$BIN" run --config "$ROOT/bench/bench.yaml" >"$T/omnigate.log" 2>&1) &
 GP=$!
@@ -83,3 +92,5 @@ awk -v g=$((g1 - g0)) -v n=$((n1 - n0)) -v p=$((p1 - p0)) -v hz="$(getconf CLK_T
   END { if (p == 0) { print "nothing published"; exit 1 }
         printf "req/s %s p99 %s non-2xx %d | omnigate %.1f us, nats-server %.1f us per interaction (%d interactions, +-%.1f us)\n",
                rps, p99, bad, g * 1e6 / hz / p, n * 1e6 / hz / p, p, 2 * 1e6 / hz / p }' "$T/wrk.out"
+# bench/whatsapp_webhook.lua says so when it ran out of distinct bodies (repeats are duplicates).
+grep -h '^wrapped around' "$T/wrk.out" || true

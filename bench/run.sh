@@ -118,7 +118,7 @@ fi
 # (every wamid once, or the rest are duplicates), hence DURATION × an upper bound of the req/s;
 # the report checks published messages against 2xx and counts wrap-arounds.
 WA_MAX_RPS=${BENCH_WA_MAX_RPS:-20000}
-WA100_MAX_RPS=${BENCH_WA100_MAX_RPS:-400}
+WA100_MAX_RPS=${BENCH_WA100_MAX_RPS:-1000}
 [[ $WA_MAX_RPS =~ ^[0-9]+$ && $WA100_MAX_RPS =~ ^[0-9]+$ ]] && ((WA_MAX_RPS > 0 && WA100_MAX_RPS > 0)) ||
   die "BENCH_WA_MAX_RPS and BENCH_WA100_MAX_RPS must be positive integers"
 OMNIGATE_BENCH_WA_SECRET=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
