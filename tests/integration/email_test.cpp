@@ -108,7 +108,7 @@ struct CommandFiles {
 }  // namespace
 
 TEST_CASE(
-    "email: the pipe route publishes a mail once; a repeat is a duplicate; bad bearer, "
+    "email: the pipe route publishes a mail once, a repeat is a duplicate, bad bearer, "
     "oversized and non-mail bodies are refused",
     "[integration][email]") {
   NatsServer nats;
@@ -154,7 +154,7 @@ TEST_CASE(
 }
 
 TEST_CASE(
-    "email: with NATS down the route answers 503 with Retry-After; the MTA's retry is "
+    "email: with NATS down the route answers 503 with Retry-After, the MTA's retry is "
     "published once NATS is back",
     "[integration][email][nats-down]") {
   NatsServer nats;
@@ -238,7 +238,7 @@ TEST_CASE(
 }
 
 TEST_CASE(
-    "email config: every key checked with a problem that says what to do; imap is read "
+    "email config: every key checked with a problem that says what to do, imap is read "
     "but refused until the poller is wired",
     "[integration][email][cli]") {
   CommandFiles files;
@@ -410,7 +410,7 @@ TEST_CASE(
 
 TEST_CASE(
     "email: the raw message is archived in the Object Store layout before the interaction is "
-    "published; nats.js reads it, and the media route serves each attachment decoded",
+    "published, nats.js reads it, and the media route serves each attachment decoded",
     "[integration][email][archive]") {
   NatsServer nats;
   RunningGateway gateway(test_config_yaml(nats.url(), "", email_section()));
@@ -479,7 +479,7 @@ TEST_CASE(
 
 TEST_CASE(
     "email: a mail to the mailto: twin of an unsubscribe link withdraws as the link would "
-    "(one interaction whichever came first); a forged token is counted and the mail published",
+    "(one interaction whichever came first), a forged token is counted and the mail published",
     "[integration][email][consent]") {
   NatsServer nats;
   const std::string links_token = "links-token-0123456789abcdef";

@@ -178,7 +178,7 @@ TEST_CASE("cursor writes are compare-and-set on the revision", "[integration][le
 }
 
 TEST_CASE(
-    "leases: one holder of two; a crashed holder is taken over within ttl + 2 checks, a "
+    "leases: one holder of two, a crashed holder is taken over within ttl + 2 checks, a "
     "released one at once",
     "[integration][lease]") {
   NatsServer nats;
@@ -273,7 +273,7 @@ TEST_CASE("leases: an unreadable lease value is taken over after a ttl, not thro
 }
 
 TEST_CASE(
-    "telegram long polling: two gateways on one bot, one polls; a clean stop hands over "
+    "telegram long polling: two gateways on one bot, one polls, a clean stop hands over "
     "from the stored offset",
     "[integration][lease][telegram][poll]") {
   NatsServer nats;
@@ -328,7 +328,7 @@ TEST_CASE(
 }
 
 TEST_CASE(
-    "telegram long polling: the holder is killed (SIGKILL); the other gateway takes over "
+    "telegram long polling: the holder is killed (SIGKILL), the other gateway takes over "
     "within the lease bound and continues from the stored offset",
     "[integration][lease][telegram][poll][crash]") {
   NatsServer nats;

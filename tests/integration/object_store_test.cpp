@@ -105,7 +105,7 @@ TEST_CASE("object store: 5 MiB round trip in 128 KiB chunks, in the NATS Object 
 }
 
 TEST_CASE(
-    "object store: a retry of the same bytes adds nothing; another object reads apart; an "
+    "object store: a retry of the same bytes adds nothing, another object reads apart, an "
     "unknown name is none",
     "[integration][object_store]") {
   NatsServer nats;

@@ -229,7 +229,7 @@ TEST_CASE("outbox: a mail that finally fails is counted, listed masked, and rese
 }
 
 TEST_CASE(
-    "web form: the outbox unavailable → 503 with Retry-After (the lead is stored); the "
+    "web form: the outbox unavailable → 503 with Retry-After (the lead is stored), the "
     "retry queues the mail once",
     "[integration][outbox][webform]") {
   NatsServer nats;

@@ -403,7 +403,7 @@ TEST_CASE("poll loop: stop() aborts a fetch blocked in the source and releases t
 }
 
 TEST_CASE(
-    "poll loop: a lost cursor compare-and-set ends the term; polling resumes from the "
+    "poll loop: a lost cursor compare-and-set ends the term, polling resumes from the "
     "other writer's cursor",
     "[integration][poll-loop][cas][lease]") {
   NatsServer nats;

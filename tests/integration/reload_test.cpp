@@ -109,7 +109,7 @@ size_t polls_since(const FakeBotApi& fake, std::chrono::steady_clock::time_point
 }  // namespace
 
 TEST_CASE(
-    "reload: accounts added, re-keyed and removed take effect at once; an unchanged account, the "
+    "reload: accounts added, re-keyed and removed take effect at once, an unchanged account, the "
     "listener and the NATS connection stay, and what needs a restart is named",
     "[integration][reload]") {
   NatsServer nats;
@@ -196,7 +196,7 @@ TEST_CASE(
 }
 
 TEST_CASE(
-    "reload: a re-keyed poll account's poller restarts with its new token and address; a removed "
+    "reload: a re-keyed poll account's poller restarts with its new token and address, a removed "
     "one stops polling",
     "[integration][reload][telegram]") {
   NatsServer nats;
@@ -251,7 +251,7 @@ TEST_CASE(
 }
 
 TEST_CASE(
-    "reload: new accounts that do not fit the running config are refused whole; nothing changes",
+    "reload: new accounts that do not fit the running config are refused whole, nothing changes",
     "[integration][reload][webform]") {
   NatsServer nats;
   TempDir dir;
@@ -277,7 +277,7 @@ TEST_CASE(
 }
 
 TEST_CASE(
-    "SIGHUP: the binary re-reads its file and the secret files it names; a file that does not "
+    "SIGHUP: the binary re-reads its file and the secret files it names, a file that does not "
     "load is refused with a log line and the running accounts stay",
     "[integration][reload][cli]") {
   NatsServer nats;

@@ -109,7 +109,7 @@ bool asked_for(const FakeBotApi& fake, int64_t offset, size_t from_poll = 0) {
 // ------------------------------------------------------------------------------------ webhook
 
 TEST_CASE(
-    "telegram webhook: the secret token gates it; updates land once with their kind; "
+    "telegram webhook: the secret token gates it, updates land once with their kind, "
     "ignored and broken updates publish nothing",
     "[integration][telegram][webhook]") {
   NatsServer nats;
@@ -245,7 +245,7 @@ TEST_CASE(
 }
 
 TEST_CASE(
-    "telegram webhook: NATS down is 200, spooled (Telegram drops undelivered updates); back, "
+    "telegram webhook: NATS down is 200, spooled (Telegram drops undelivered updates), back, "
     "drained, and Telegram's retries are published exactly once",
     "[integration][telegram][webhook][outage]") {
   NatsServer nats;
@@ -556,7 +556,7 @@ TEST_CASE(
 }
 
 TEST_CASE(
-    "telegram long polling: NATS down confirms nothing; NATS back publishes the "
+    "telegram long polling: NATS down confirms nothing, NATS back publishes the "
     "pending updates once",
     "[integration][telegram][poll][outage]") {
   NatsServer nats;
@@ -595,7 +595,7 @@ TEST_CASE(
 }
 
 TEST_CASE(
-    "telegram long polling: 409, 401 and 429 publish nothing; the poller keeps running and "
+    "telegram long polling: 409, 401 and 429 publish nothing, the poller keeps running and "
     "recovers",
     "[integration][telegram][poll][errors]") {
   NatsServer nats;

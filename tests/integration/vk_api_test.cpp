@@ -355,7 +355,7 @@ TEST_CASE(
 }
 
 TEST_CASE(
-    "vk names: a slow or failing users.get is skipped and counted; the event is answered "
+    "vk names: a slow or failing users.get is skipped and counted, the event is answered "
     "ok and published without a name",
     "[integration][vk][names]") {
   FakeVkApi fake(kGroup, kConfirmation);
@@ -391,7 +391,7 @@ TEST_CASE(
 }
 
 TEST_CASE(
-    "vk names: an id VK has no name for is asked once; after a failed users.get it is asked "
+    "vk names: an id VK has no name for is asked once, after a failed users.get it is asked "
     "again",
     "[integration][vk][names]") {
   FakeVkApi fake(kGroup, kConfirmation);

@@ -42,7 +42,7 @@ json readyz(const RunningGateway& gateway) {
 
 TEST_CASE(
     "vk: NATS stopped during Callback delivery: every event answered ok (spooled), every one in "
-    "the stream once NATS returns; refusals stay refusals",
+    "the stream once NATS returns, refusals stay refusals",
     "[integration][vk][spool]") {
   const FixtureTable table = load_fixture_table(fixture_table_path("vk"));
   NatsServer nats;

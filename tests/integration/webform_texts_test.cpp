@@ -261,7 +261,7 @@ TEST_CASE(
 }
 
 TEST_CASE(
-    "web form: a 20 000-character Cyrillic comment fits the default caps; longer is a 422 "
+    "web form: a 20 000-character Cyrillic comment fits the default caps, longer is a 422 "
     "on the field",
     "[integration][webform][texts]") {
   NatsServer nats;

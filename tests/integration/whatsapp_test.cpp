@@ -252,7 +252,7 @@ TEST_CASE("WhatsApp: the events of one POST share its raw hash, and a message's 
 }
 
 TEST_CASE(
-    "WhatsApp: NATS away → 503 for the batch; Meta's retry then publishes only what is "
+    "WhatsApp: NATS away → 503 for the batch, Meta's retry then publishes only what is "
     "missing",
     "[integration][whatsapp][outage]") {
   NatsServer nats;
@@ -320,7 +320,7 @@ TEST_CASE(
 
 TEST_CASE(
     "WhatsApp: a POST of 1000 messages (3 MB) is answered 200 with all 1000 published in "
-    "order; one byte over max_body is 413",
+    "order, one byte over max_body is 413",
     "[integration][whatsapp][batch]") {
   NatsServer nats;
   RunningGateway gateway(test_config_yaml(nats.url(), "", whatsapp_section()));

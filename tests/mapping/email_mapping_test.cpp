@@ -218,7 +218,7 @@ TEST_CASE("HTML only: text derived from the HTML, scripts and styles dropped", "
 }
 
 TEST_CASE(
-    "multipart/alternative: the last alternative with text/plain; the HTML is no "
+    "multipart/alternative: the last alternative with text/plain, the HTML is no "
     "attachment",
     "[email][mapping]") {
   const std::string raw = kHeaders +

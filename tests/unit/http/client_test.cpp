@@ -420,7 +420,7 @@ TEST_CASE(
 }
 
 TEST_CASE(
-    "media proxy: a source holding its own bytes streams them with their name; a ref with a "
+    "media proxy: a source holding its own bytes streams them with their name, a ref with a "
     "slash reaches only a source that allows nested refs",
     "[http][media]") {
   Metrics metrics;

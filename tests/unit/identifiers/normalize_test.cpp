@@ -254,7 +254,7 @@ TEST_CASE("identifiers other than phone and e-mail are not normalized", "[identi
 }
 
 TEST_CASE(
-    "a number seen again is answered from the phone cache with the same result, per region; "
+    "a number seen again is answered from the phone cache with the same result, per region, "
     "the cache stays within its capacity",
     "[identifiers][phone]") {
   const auto before = omnigate::phone_cache_stats();
