@@ -501,11 +501,19 @@ std::vector<Result<PublishOutcome>> Publisher::publish_all(std::span<const Publi
       break;
     }
     const auto round_until = Clock::now() + std::min(config_.ack_wait, remaining);
-    const size_t window = std::min(open.size(), kPublishWindow);
+    size_t window = std::min(open.size(), kPublishWindow);
     attempts.assign(window, Attempt{});
     statuses.assign(window, NATS_OK);
     outcomes.assign(window, PublishOutcome{});
-    for (size_t k = 0; k < window; ++k) statuses[k] = send_attempt(items[open[k]], attempts[k]);
+    for (size_t k = 0; k < window; ++k) {
+      statuses[k] = send_attempt(items[open[k]], attempts[k]);
+      // nats.c's pending table is full (each further send would stall its StallWait), or the
+      // round's time is up: the rest wait for the next round, unsent.
+      if (statuses[k] == NATS_TIMEOUT || Clock::now() >= round_until) {
+        window = k + 1;
+        break;
+      }
+    }
     for (size_t k = 0; k < window; ++k) {
       if (statuses[k] == NATS_OK)
         statuses[k] = await_attempt(attempts[k], round_until, outcomes[k]);
@@ -545,6 +553,7 @@ std::vector<Result<PublishOutcome>> Publisher::publish_all(std::span<const Publi
         results[i] = not_durable("error", "JetStream publish failed: " + nats_text(s));
       }
     }
+    bool stream_gone = false;
     if (!no_stream.empty()) {
       // The stream is gone: the setup thread re-creates it; the items wait for that only
       // within their own deadline, then try again.
@@ -552,6 +561,7 @@ std::vector<Result<PublishOutcome>> Publisher::publish_all(std::span<const Publi
       if (config_.manage_streams && wait_for_setup(deadline)) {
         retry.insert(retry.end(), no_stream.begin(), no_stream.end());
       } else {
+        stream_gone = true;
         for (size_t i : no_stream)
           results[i] =
               not_durable("stream_missing", "no JetStream stream captures " + items[i].subject);
@@ -560,6 +570,11 @@ std::vector<Result<PublishOutcome>> Publisher::publish_all(std::span<const Publi
     // The items not sent in this round follow the retried ones.
     retry.insert(retry.end(), open.begin() + static_cast<std::ptrdiff_t>(window), open.end());
     open.swap(retry);
+    if (stream_gone) {
+      // Not back (or not ours to re-create): the rest would only wait for it until the deadline.
+      fail_open("stream_missing", "stream " + config_.stream.name + " is missing; retry later");
+      break;
+    }
     if (pause) {
       auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
       if (left.count() > 0)

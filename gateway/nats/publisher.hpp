@@ -69,7 +69,9 @@ class Publisher {
                                  std::chrono::steady_clock::time_point deadline);
   // The same for several messages at once: up to kPublishWindow are sent before the first
   // ack is awaited, so a batch costs a round trip per window, not one per message. One
-  // outcome per item, in order, each as publish() would give it.
+  // outcome per item, in order, each as publish() would give it. The stream stores them in
+  // the batch's order, except a message that is retried (its ack lost or unconfirmed): it is
+  // stored after the later messages of its round.
   std::vector<Result<PublishOutcome>> publish_all(std::span<const PublishItem> items,
                                                   std::chrono::steady_clock::time_point deadline);
 
@@ -108,7 +110,10 @@ class Publisher {
   // id, and JetStream's duplicate window makes that safe). Run at every disconnect, and when
   // kReclaimAfterAbandoned attempts have timed out on our side since the last time.
   void reclaim_pending(natsStatus status);
-  static constexpr uint64_t kReclaimAfterAbandoned = 1024;
+  // Well under nats.c's MaxPending (65536) beside the attempts that may be in flight (64
+  // request threads x a window of 256), and high enough that one stalled round of a batch
+  // does not by itself take back every other request's healthy attempts.
+  static constexpr uint64_t kReclaimAfterAbandoned = 8192;
   // One publish attempt's outcome, filled by whoever takes it out of its shard first (the ack
   // handler on a nats.c thread, or fail_waiters), then signalled to the request thread.
   struct AckWaiter {

@@ -89,32 +89,37 @@ std::vector<Result<SinkOutcome>> SpoolingSink::put_all(const std::vector<SinkRec
     }
   };
   publish(publish_spooling, publish_deadline);
+  // What may be spooled is spooled before the other records publish: they must not use up
+  // the spool's share of the deadline.
+  spool_all(records, to_spool, outcomes);
   publish(publish_direct, deadline);
-  std::sort(to_spool.begin(), to_spool.end());  // spooled in the request's order
-  if (to_spool.empty()) return outcomes;
+  return outcomes;
+}
 
+void SpoolingSink::spool_all(const std::vector<SinkRecord>& records, std::vector<size_t> which,
+                             std::vector<Result<SinkOutcome>>& outcomes) {
+  if (which.empty()) return;
+  std::sort(which.begin(), which.end());  // spooled in the request's order
   std::vector<SpoolRecord> spooled;
-  spooled.reserve(to_spool.size());
-  for (size_t i : to_spool)
-    spooled.push_back({records[i].id, records[i].subject, records[i].payload});
+  spooled.reserve(which.size());
+  for (size_t i : which) spooled.push_back({records[i].id, records[i].subject, records[i].payload});
   auto appended = spool_.append_all(spooled);
   if (!appended) {
     log::error("spool", "cannot spool " + std::to_string(spooled.size()) +
                             " interaction(s): " + appended.error().detail);
     Error refused = appended.error();
     refused.code = ErrorCode::not_durable;  // 503 with Retry-After: the provider retries
-    for (size_t i : to_spool) outcomes[i] = refused;
-    return outcomes;
+    for (size_t i : which) outcomes[i] = refused;
+    return;
   }
-  for (size_t j = 0; j < to_spool.size(); ++j) {
-    outcomes[to_spool[j]] = SinkOutcome{0, !(*appended)[j], true};
+  for (size_t j = 0; j < which.size(); ++j) {
+    outcomes[which[j]] = SinkOutcome{0, !(*appended)[j], true};
   }
   {
     std::lock_guard lock(mutex_);
     appended_ = true;
   }
   wake_.notify_all();
-  return outcomes;
 }
 
 size_t SpoolingSink::replay_batch() {

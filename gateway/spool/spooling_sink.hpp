@@ -42,6 +42,10 @@ class SpoolingSink : public Sink {
   const Spool& spool() const { return spool_; }
 
  private:
+  // Appends the records at `which` to the spool in one transaction and sets their outcomes
+  // (spooled, or not_durable when the spool refuses).
+  void spool_all(const std::vector<SinkRecord>& records, std::vector<size_t> which,
+                 std::vector<Result<SinkOutcome>>& outcomes);
   void replay_loop();
   // Drains what it can of the oldest items; returns how many left the spool (0: back off).
   size_t replay_batch();

@@ -56,16 +56,26 @@ struct Batch {
   std::vector<PublishItem> items;
 };
 
-// Plays a stream that answers nothing until it holds `expected` messages, then acks them all:
-// a publisher that waits for each ack before sending the next never gets one.
+// Plays a stream that answers nothing until it holds `expected` messages, then acks them all
+// (numbered from first_sequence in arrival order): a publisher that waits for each ack before
+// sending the next never gets one. With `drop_first`, the first copy of that id goes unanswered
+// (a lost ack); a later copy is acked at once as retry_sequence.
 struct HoldingResponder {
   std::string stream;
   size_t expected = 0;
   uint64_t first_sequence = 0;
+  std::string drop_first;
+  uint64_t retry_sequence = 5000;
   std::mutex mutex;
   std::vector<std::string> reply_to;
   std::vector<std::string> msg_ids;  // in the order they arrived
   natsConnection* connection = nullptr;
+
+  void ack(natsConnection* nc, const std::string& reply, uint64_t sequence) {
+    const std::string body =
+        R"({"stream":")" + stream + R"(","seq":)" + std::to_string(sequence) + "}";
+    natsConnection_PublishString(nc, reply.c_str(), body.c_str());
+  }
 
   static void on_msg(natsConnection* nc, natsSubscription*, natsMsg* msg, void* self) {
     auto* r = static_cast<HoldingResponder*>(self);
@@ -75,14 +85,32 @@ struct HoldingResponder {
     r->msg_ids.emplace_back(id != nullptr ? id : "");
     r->reply_to.emplace_back(natsMsg_GetReply(msg) != nullptr ? natsMsg_GetReply(msg) : "");
     natsMsg_Destroy(msg);
-    if (r->reply_to.size() != r->expected) return;
-    for (size_t k = 0; k < r->reply_to.size(); ++k) {
-      const std::string ack = R"({"stream":")" + r->stream + R"(","seq":)" +
-                              std::to_string(r->first_sequence + k) + "}";
-      natsConnection_PublishString(nc, r->reply_to[k].c_str(), ack.c_str());
+    if (r->reply_to.size() > r->expected) {
+      r->ack(nc, r->reply_to.back(), r->retry_sequence);  // a retry, after the batch
+    } else if (r->reply_to.size() == r->expected) {
+      for (size_t k = 0; k < r->reply_to.size(); ++k) {
+        if (!r->drop_first.empty() && r->msg_ids[k] == r->drop_first) continue;
+        r->ack(nc, r->reply_to[k], r->first_sequence + k);
+      }
     }
     natsConnection_Flush(nc);
   }
+};
+
+// The responder on `subject` of its own connection, for the life of the value.
+struct RespondingOn {
+  RespondingOn(const std::string& url, const std::string& subject, HoldingResponder& responder) {
+    natsConnection* raw = nullptr;
+    REQUIRE(natsConnection_ConnectTo(&raw, url.c_str()) == NATS_OK);
+    connection.reset(raw);
+    natsSubscription* raw_sub = nullptr;
+    REQUIRE(natsConnection_Subscribe(&raw_sub, raw, subject.c_str(), &HoldingResponder::on_msg,
+                                     &responder) == NATS_OK);
+    sub.reset(raw_sub);
+    REQUIRE(natsConnection_Flush(raw) == NATS_OK);
+  }
+  omnigate::nats::Connection connection;
+  std::unique_ptr<natsSubscription, omnigate::nats::SubscriptionDeleter> sub;
 };
 
 }  // namespace
@@ -97,14 +125,7 @@ TEST_CASE("publish_all sends a batch before it awaits the first ack, each messag
   responder.stream = on.config.stream.name;
   responder.expected = 40;
   responder.first_sequence = 1000;
-  natsConnection* raw = nullptr;
-  REQUIRE(natsConnection_ConnectTo(&raw, on.nats.url().c_str()) == NATS_OK);
-  omnigate::nats::Connection responder_connection(raw);
-  natsSubscription* raw_sub = nullptr;
-  REQUIRE(natsConnection_Subscribe(&raw_sub, raw, "test.batch", &HoldingResponder::on_msg,
-                                   &responder) == NATS_OK);
-  std::unique_ptr<natsSubscription, omnigate::nats::SubscriptionDeleter> sub(raw_sub);
-  REQUIRE(natsConnection_Flush(raw) == NATS_OK);
+  RespondingOn responding(on.nats.url(), "test.batch", responder);
 
   const std::string subject = "test.batch";
   const std::string payload = R"({"n":1})";
@@ -123,6 +144,32 @@ TEST_CASE("publish_all sends a batch before it awaits the first ack, each messag
   }
   std::lock_guard lock(responder.mutex);
   CHECK(responder.msg_ids == ids);  // sent in the batch's order, each once
+}
+
+TEST_CASE("publish_all: a lost ack in a batch is retried with the same id, its outcome the retry's",
+          "[integration][publisher][batch]") {
+  PublisherOnServer on;
+  HoldingResponder responder;
+  responder.stream = on.config.stream.name;
+  responder.expected = 10;
+  responder.first_sequence = 100;
+  Batch batch("test.lost", "{}", responder.expected);
+  responder.drop_first = batch.ids[3];
+  RespondingOn responding(on.nats.url(), "test.lost", responder);
+
+  // ack_wait is 1 s: the round waits that long for message 3, then sends it again.
+  auto outcomes = on.publisher->publish_all(batch.items, Clock::now() + milliseconds(4000));
+  REQUIRE(outcomes.size() == batch.ids.size());
+  for (size_t i = 0; i < outcomes.size(); ++i) {
+    INFO("message " << i);
+    REQUIRE(outcomes[i]);
+    const uint64_t expected = i == 3 ? responder.retry_sequence : responder.first_sequence + i;
+    CHECK(outcomes[i]->sequence == expected);
+  }
+  CHECK(on.metrics.publish_failures.value({"ack_timeout"}) == 1);
+  std::lock_guard lock(responder.mutex);
+  REQUIRE(responder.msg_ids.size() == batch.ids.size() + 1);
+  CHECK(responder.msg_ids.back() == batch.ids[3]);  // the retry: the same Nats-Msg-Id
 }
 
 TEST_CASE(
