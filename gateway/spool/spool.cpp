@@ -321,6 +321,9 @@ Result<std::unique_ptr<Spool>> Spool::open(const SpoolConfig& config) {
       {&spool->begin_, "BEGIN IMMEDIATE"},
       {&spool->commit_, "COMMIT"},
       {&spool->rollback_, "ROLLBACK"},
+      {&spool->savepoint_, "SAVEPOINT request"},
+      {&spool->release_, "RELEASE request"},
+      {&spool->rollback_request_, "ROLLBACK TO request"},
       {&spool->insert_,
        "INSERT INTO spool (id, subject, payload, spooled_at_ms) VALUES (?1, ?2, ?3, ?4) "
        "ON CONFLICT (id) DO NOTHING"},
@@ -389,61 +392,126 @@ Status Spool::fail_transaction(Error error) {
 }
 
 Result<std::vector<bool>> Spool::append_all(const std::vector<SpoolRecord>& records) {
+  if (records.empty()) return std::vector<bool>{};
+  // Group commit: the thread that finds nobody writing writes every request queued so far in
+  // one fsync'd transaction; the others wait for it. Requests spooled at once (an outage under
+  // load) then cost one fsync per group instead of one each, in turn.
+  Appending mine{&records};
+  std::unique_lock lock(group_mutex_);
+  queue_.push_back(&mine);
+  while (!mine.done) {
+    if (writing_) {
+      group_cv_.wait(lock);
+      continue;
+    }
+    writing_ = true;
+    std::vector<Appending*> group;
+    group.swap(queue_);
+    lock.unlock();
+    write_group(group);
+    lock.lock();
+    writing_ = false;
+    for (Appending* appending : group) appending->done = true;
+    group_cv_.notify_all();
+  }
+  return std::move(mine.result);
+}
+
+size_t Spool::queued() const {
+  std::lock_guard lock(group_mutex_);
+  return queue_.size();
+}
+
+void Spool::write_group(const std::vector<Appending*>& group) {
+  if (group_hook_) group_hook_(group.size());
   std::lock_guard lock(mutex_);
-  std::vector<bool> fresh;
-  if (records.empty()) return fresh;
-  fresh.reserve(records.size());
   auto write_error = [&](const char* doing, int rc) {
-    return fail_transaction(
-               spool_error(ErrorCode::not_durable, path_,
-                           std::string(doing) + " failed: " + sqlite_message(db_.get(), rc)))
-        .error();
+    return spool_error(ErrorCode::not_durable, path_,
+                       std::string(doing) + " failed: " + sqlite_message(db_.get(), rc));
+  };
+  auto fail_all = [&](const Error& error) {
+    (void)fail_transaction(error);
+    for (Appending* appending : group) appending->result = error;
   };
   {
     StatementUse begin(begin_);
     if (int rc = sqlite3_step(begin.get()); rc != SQLITE_DONE) {
-      return write_error("starting a transaction", rc);
+      return fail_all(write_error("starting a transaction", rc));
     }
   }
   const int64_t now = now_unix_ms();
-  uint64_t added_bytes = 0;
-  uint64_t added_records = 0;
-  for (const auto& record : records) {
-    StatementUse insert(insert_);
-    bind_text(insert.get(), 1, record.id);
-    bind_text(insert.get(), 2, record.subject);
-    sqlite3_bind_blob64(insert.get(), 3, record.payload.data(), record.payload.size(),
-                        SQLITE_STATIC);
-    sqlite3_bind_int64(insert.get(), 4, now);
-    if (int rc = sqlite3_step(insert.get()); rc != SQLITE_DONE) {
-      return write_error("writing a record", rc);
+  uint64_t group_bytes = 0;
+  uint64_t group_records = 0;
+  std::vector<std::vector<bool>> fresh(group.size());
+  std::vector<bool> written(group.size(), false);
+  for (size_t g = 0; g < group.size(); ++g) {
+    // Each request all-or-nothing within the group: its own savepoint.
+    {
+      StatementUse savepoint(savepoint_);
+      if (int rc = sqlite3_step(savepoint.get()); rc != SQLITE_DONE) {
+        return fail_all(write_error("starting a request's savepoint", rc));
+      }
     }
-    bool is_new = sqlite3_changes(db_.get()) == 1;
-    fresh.push_back(is_new);
-    if (!is_new) continue;
-    added_bytes += record.payload.size();
-    added_records += 1;
-    if (bytes_ + added_bytes > max_bytes_) {
-      return fail_transaction(
-                 spool_error(ErrorCode::not_durable, path_,
-                             "is full: it holds " + std::to_string(bytes_) + " of " +
-                                 std::to_string(max_bytes_) +
-                                 " payload bytes (spool.max_bytes) and this request needs " +
-                                 std::to_string(added_bytes) +
-                                 " more; it empties as JetStream "
-                                 "takes the spooled interactions"))
-          .error();
+    uint64_t added_bytes = 0;
+    uint64_t added_records = 0;
+    std::optional<Error> refused;
+    for (const auto& record : *group[g]->records) {
+      StatementUse insert(insert_);
+      bind_text(insert.get(), 1, record.id);
+      bind_text(insert.get(), 2, record.subject);
+      sqlite3_bind_blob64(insert.get(), 3, record.payload.data(), record.payload.size(),
+                          SQLITE_STATIC);
+      sqlite3_bind_int64(insert.get(), 4, now);
+      if (int rc = sqlite3_step(insert.get()); rc != SQLITE_DONE) {
+        refused = write_error("writing a record", rc);
+        break;
+      }
+      bool is_new = sqlite3_changes(db_.get()) == 1;
+      fresh[g].push_back(is_new);
+      if (!is_new) continue;
+      added_bytes += record.payload.size();
+      added_records += 1;
+      if (bytes_ + group_bytes + added_bytes > max_bytes_) {
+        refused = spool_error(ErrorCode::not_durable, path_,
+                              "is full: it holds " + std::to_string(bytes_ + group_bytes) + " of " +
+                                  std::to_string(max_bytes_) +
+                                  " payload bytes (spool.max_bytes) and this request needs " +
+                                  std::to_string(added_bytes) +
+                                  " more; it empties as JetStream "
+                                  "takes the spooled interactions");
+        break;
+      }
+    }
+    if (refused) {
+      StatementUse rollback(rollback_request_);
+      sqlite3_step(rollback.get());
+      group[g]->result = *refused;
+    } else {
+      written[g] = true;
+      group_bytes += added_bytes;
+      group_records += added_records;
+    }
+    StatementUse release(release_);
+    if (int rc = sqlite3_step(release.get()); rc != SQLITE_DONE) {
+      return fail_all(write_error("ending a request's savepoint", rc));
     }
   }
   {
     StatementUse commit(commit_);
     if (int rc = sqlite3_step(commit.get()); rc != SQLITE_DONE) {
-      return write_error("committing", rc);
+      Error error = write_error("committing", rc);
+      (void)fail_transaction(error);
+      for (size_t g = 0; g < group.size(); ++g) {
+        if (written[g]) group[g]->result = error;
+      }
+      return;
     }
   }
-  bytes_ += added_bytes;
-  depth_ += added_records;
-  return fresh;
+  bytes_ += group_bytes;
+  depth_ += group_records;
+  for (size_t g = 0; g < group.size(); ++g) {
+    if (written[g]) group[g]->result = std::move(fresh[g]);
+  }
 }
 
 bool Spool::contains(std::string_view id) const {

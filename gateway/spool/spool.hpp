@@ -5,8 +5,10 @@
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -83,7 +85,9 @@ class Spool {
   // All records in ONE transaction, fsync'd before return. For each record: true = newly
   // spooled, false = its id was already in the spool, or earlier in `records` (nothing written
   // for it). All-or-nothing: on error (disk full, spool full per max_bytes ->
-  // ErrorCode::not_durable, detail says so) nothing is written.
+  // ErrorCode::not_durable, detail says so) nothing of `records` is written. Calls from
+  // several threads at once share one transaction and its fsync (group commit); each call
+  // is still all-or-nothing on its own.
   Result<std::vector<bool>> append_all(const std::vector<SpoolRecord>& records);
   // Whether a record with this id is held. A read error answers false (append_all still
   // refuses to spool the id twice).
@@ -95,11 +99,30 @@ class Spool {
   // From running totals (recomputed at open) plus one indexed lookup for the oldest record.
   SpoolStats stats() const;
   const std::string& path() const;
+  // For tests of the group commit: `hook` runs with each group's size before it is written;
+  // queued() is how many calls wait for the next group.
+  void set_group_hook(std::function<void(size_t)> hook) { group_hook_ = std::move(hook); }
+  size_t queued() const;
 
  private:
   Spool() = default;
   // Rolls back the open transaction, if any, and returns `error`.
   Status fail_transaction(Error error);
+  // One append_all call waiting in the group commit queue.
+  struct Appending {
+    const std::vector<SpoolRecord>* records;
+    Result<std::vector<bool>> result{make_error(ErrorCode::internal, "spool", "not written")};
+    bool done = false;  // guarded by group_mutex_
+  };
+  // Writes every call of `group` in one transaction: each in a savepoint of its own, so one
+  // that does not fit (spool.max_bytes) or fails is rolled back alone.
+  void write_group(const std::vector<Appending*>& group);
+
+  mutable std::mutex group_mutex_;
+  std::condition_variable group_cv_;
+  std::function<void(size_t)> group_hook_;
+  std::vector<Appending*> queue_;  // calls waiting for the next group (group_mutex_)
+  bool writing_ = false;           // a thread is writing a group (group_mutex_)
 
   std::string path_;
   uint64_t max_bytes_ = 0;
@@ -111,8 +134,8 @@ class Spool {
   uint64_t bytes_ = 0;
   // Declared after db_ so they are finalized before it is closed.
   spool_detail::Database db_;
-  spool_detail::Statement begin_, commit_, rollback_, insert_, contains_, peek_, size_of_, remove_,
-      oldest_;
+  spool_detail::Statement begin_, commit_, rollback_, savepoint_, release_, rollback_request_,
+      insert_, contains_, peek_, size_of_, remove_, oldest_;
 };
 
 }  // namespace omnigate

@@ -17,6 +17,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <mutex>
 #include <random>
 #include <set>
 #include <sstream>
@@ -31,6 +32,8 @@
 namespace fs = std::filesystem;
 using namespace std::chrono;
 using omnigate::ErrorCode;
+using omnigate::make_error;
+using omnigate::Result;
 using omnigate::Spool;
 using omnigate::SpoolConfig;
 using omnigate::SpooledItem;
@@ -582,6 +585,28 @@ TEST_CASE("spool append throughput", "[.][spool-bench]") {
   }
   double batched = rate(kBatches * kBatch, steady_clock::now() - start);
 
+  // Requests spooled at once, as during an outage under load: 32 threads, one record each.
+  constexpr int kThreads = 32, kEach = 50;
+  std::atomic<int> failed{0};
+  std::vector<std::thread> threads;
+  std::mutex make_mutex;
+  start = steady_clock::now();
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < kEach; ++i) {
+        SpoolRecord one;
+        {
+          std::lock_guard lock(make_mutex);
+          one = make();
+        }
+        if (!spool->append_all({one})) ++failed;
+      }
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  double concurrent = rate(kThreads * kEach, steady_clock::now() - start);
+  CHECK(failed == 0);
+
   auto items = all_items(*spool);
   start = steady_clock::now();
   for (const auto& item : items) REQUIRE(spool->remove(item.seq));
@@ -602,9 +627,10 @@ TEST_CASE("spool append throughput", "[.][spool-bench]") {
 
   std::printf(
       "spool on %s: %.0f appends/s (1 record per transaction), %.0f records/s (batches of %d, "
-      "%.0f transactions/s), %.0f removes/s; open of %d records (%.0f MiB): %.2f s\n",
-      dir.path.c_str(), singles, batched, kBatch, batched / kBatch, removes, kDeep,
-      fs::file_size(dir.path / "spool.db") / 1048576.0, open_s);
+      "%.0f transactions/s), %.0f appends/s from %d threads at once (group commit), "
+      "%.0f removes/s; open of %d records (%.0f MiB): %.2f s\n",
+      dir.path.c_str(), singles, batched, kBatch, batched / kBatch, concurrent, kThreads, removes,
+      kDeep, fs::file_size(dir.path / "spool.db") / 1048576.0, open_s);
 }
 
 TEST_CASE("the spool: section of the config", "[spool][config]") {
@@ -632,4 +658,61 @@ TEST_CASE("the spool: section of the config", "[spool][config]") {
   auto unknown = load("spool:\n  max_size: 1GiB\n");
   REQUIRE_FALSE(unknown);
   CHECK_THAT(unknown.error().detail, Catch::Contains("max_size"));
+}
+
+TEST_CASE("appends from several threads at once share one transaction, each all-or-nothing",
+          "[spool]") {
+  TempDir dir;
+  // Room for 6 small requests of 100 bytes, not for the 10 KiB one.
+  auto spool = open_ok(config_at(dir.path / "spool.db", 5000));
+  std::mutex sizes_mutex;
+  std::vector<size_t> group_sizes;
+  std::atomic<bool> first_may_write{false};
+  spool->set_group_hook([&](size_t size) {
+    {
+      std::lock_guard lock(sizes_mutex);
+      group_sizes.push_back(size);
+    }
+    // The first group waits until the others are queued behind it: they form the next group.
+    if (size == 1 && !first_may_write.exchange(true)) {
+      while (spool->queued() < 7) std::this_thread::yield();
+    }
+  });
+  auto first = std::thread([&] { (void)spool->append_all({record("first", 100)}); });
+  while (!first_may_write) std::this_thread::yield();  // the first group is being written
+  std::vector<std::thread> others;
+  std::vector<Result<std::vector<bool>>> results(
+      7, Result<std::vector<bool>>(make_error(ErrorCode::internal, "test", "unset")));
+  for (int t = 0; t < 7; ++t) {
+    others.emplace_back([&, t] {
+      std::vector<SpoolRecord> records;
+      if (t == 3) {
+        records = {record("too-big-a", 100), record("too-big-b", 10 * 1024)};
+      } else {
+        records = {record("r-" + std::to_string(t), 100)};
+      }
+      results[t] = spool->append_all(records);
+    });
+  }
+  first.join();
+  for (auto& thread : others) thread.join();
+
+  CHECK(group_sizes == std::vector<size_t>{1, 7});  // 8 requests, 2 fsync'd transactions
+  for (int t = 0; t < 7; ++t) {
+    INFO("request " << t);
+    if (t == 3) {
+      REQUIRE_FALSE(results[t]);
+      CHECK(results[t].error().code == ErrorCode::not_durable);
+      CHECK_THAT(results[t].error().detail, Catch::Contains("is full"));
+    } else {
+      REQUIRE(results[t]);
+      CHECK(results[t].value() == std::vector<bool>{true});
+    }
+  }
+  // The refused request left nothing behind, not even its first record.
+  auto ids = ids_of(all_items(*spool));
+  std::set<std::string> held(ids.begin(), ids.end());
+  CHECK(held == std::set<std::string>{"first", "r-0", "r-1", "r-2", "r-4", "r-5", "r-6"});
+  CHECK(spool->stats().depth == 7);
+  CHECK(spool->stats().bytes == 700);
 }
