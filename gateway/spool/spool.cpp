@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <exception>
 #include <filesystem>
 #include <limits>
 #include <system_error>
@@ -408,7 +409,18 @@ Result<std::vector<bool>> Spool::append_all(const std::vector<SpoolRecord>& reco
     std::vector<Appending*> group;
     group.swap(queue_);
     lock.unlock();
-    write_group(group);
+    try {
+      write_group(group);
+    } catch (const std::exception& e) {
+      // Out of memory, say: every call of the group is refused, and the next one may write.
+      Error error = spool_error(ErrorCode::not_durable, path_,
+                                std::string("writing to the spool failed: ") + e.what());
+      {
+        std::lock_guard db_lock(mutex_);
+        (void)fail_transaction(error);
+      }
+      for (Appending* appending : group) appending->result = error;
+    }
     lock.lock();
     writing_ = false;
     for (Appending* appending : group) appending->done = true;
@@ -484,7 +496,11 @@ void Spool::write_group(const std::vector<Appending*>& group) {
     }
     if (refused) {
       StatementUse rollback(rollback_request_);
-      sqlite3_step(rollback.get());
+      const int rc = sqlite3_step(rollback.get());
+      // SQLite may have rolled the whole transaction back itself (disk full, I/O error), or
+      // the savepoint cannot be undone: then nothing of the group is written.
+      if (sqlite3_get_autocommit(db_.get()) != 0) return fail_all(*refused);
+      if (rc != SQLITE_DONE) return fail_all(write_error("undoing a refused request", rc));
       group[g]->result = *refused;
     } else {
       written[g] = true;
@@ -547,29 +563,51 @@ Result<std::vector<SpooledItem>> Spool::peek(size_t limit) const {
 }
 
 Status Spool::remove(int64_t seq) {
+  return remove_all(std::span<const int64_t>(&seq, 1));
+}
+
+Status Spool::remove_all(std::span<const int64_t> seqs) {
+  if (seqs.empty()) return ok_status();
   std::lock_guard lock(mutex_);
-  uint64_t size = 0;
+  auto failed = [&](const char* doing, int rc) {
+    return fail_transaction(
+        spool_error(ErrorCode::internal, path_,
+                    std::string(doing) + " failed: " + sqlite_message(db_.get(), rc)));
+  };
   {
-    StatementUse query(size_of_);
-    sqlite3_bind_int64(query.get(), 1, seq);
-    int rc = sqlite3_step(query.get());
-    if (rc == SQLITE_DONE) return ok_status();  // already gone
-    if (rc != SQLITE_ROW) {
-      return spool_error(ErrorCode::internal, path_,
-                         "reading a record failed: " + sqlite_message(db_.get(), rc));
+    StatementUse begin(begin_);
+    if (int rc = sqlite3_step(begin.get()); rc != SQLITE_DONE) {
+      return failed("starting a transaction", rc);
     }
-    size = static_cast<uint64_t>(sqlite3_column_int64(query.get(), 0));
   }
-  StatementUse remove(remove_);
-  sqlite3_bind_int64(remove.get(), 1, seq);
-  if (int rc = sqlite3_step(remove.get()); rc != SQLITE_DONE) {
-    return spool_error(ErrorCode::internal, path_,
-                       "removing a record failed: " + sqlite_message(db_.get(), rc));
+  uint64_t removed_bytes = 0;
+  uint64_t removed_records = 0;
+  for (int64_t seq : seqs) {
+    uint64_t size = 0;
+    {
+      StatementUse query(size_of_);
+      sqlite3_bind_int64(query.get(), 1, seq);
+      int rc = sqlite3_step(query.get());
+      if (rc == SQLITE_DONE) continue;  // already gone
+      if (rc != SQLITE_ROW) return failed("reading a record", rc);
+      size = static_cast<uint64_t>(sqlite3_column_int64(query.get(), 0));
+    }
+    StatementUse remove(remove_);
+    sqlite3_bind_int64(remove.get(), 1, seq);
+    if (int rc = sqlite3_step(remove.get()); rc != SQLITE_DONE) {
+      return failed("removing a record", rc);
+    }
+    if (sqlite3_changes(db_.get()) == 1) {
+      removed_bytes += size;
+      removed_records += 1;
+    }
   }
-  if (sqlite3_changes(db_.get()) == 1) {
-    bytes_ -= std::min(bytes_, size);
-    depth_ -= std::min<uint64_t>(depth_.load(), 1);
+  {
+    StatementUse commit(commit_);
+    if (int rc = sqlite3_step(commit.get()); rc != SQLITE_DONE) return failed("committing", rc);
   }
+  bytes_ -= std::min(bytes_, removed_bytes);
+  depth_ -= std::min<uint64_t>(depth_.load(), removed_records);
   return ok_status();
 }
 

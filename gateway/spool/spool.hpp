@@ -12,6 +12,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -87,7 +88,8 @@ class Spool {
   // for it). All-or-nothing: on error (disk full, spool full per max_bytes ->
   // ErrorCode::not_durable, detail says so) nothing of `records` is written. Calls from
   // several threads at once share one transaction and its fsync (group commit); each call
-  // is still all-or-nothing on its own.
+  // is still all-or-nothing on its own ("already in the spool" then includes a record of
+  // another call in the same transaction), and a failed BEGIN or COMMIT fails them all.
   Result<std::vector<bool>> append_all(const std::vector<SpoolRecord>& records);
   // Whether a record with this id is held. A read error answers false (append_all still
   // refuses to spool the id twice).
@@ -96,11 +98,14 @@ class Spool {
   Result<std::vector<SpooledItem>> peek(size_t limit) const;
   // After JetStream acknowledged it. Removing an absent seq is not an error.
   Status remove(int64_t seq);
+  // The same for several, in one transaction (one fsync): all or none.
+  Status remove_all(std::span<const int64_t> seqs);
   // From running totals (recomputed at open) plus one indexed lookup for the oldest record.
   SpoolStats stats() const;
   const std::string& path() const;
-  // For tests of the group commit: `hook` runs with each group's size before it is written;
-  // queued() is how many calls wait for the next group.
+  // For tests of the group commit: `hook` runs with each group's size before it is written
+  // (set it before any append_all: it is not guarded); queued() is how many calls wait for
+  // the next group.
   void set_group_hook(std::function<void(size_t)> hook) { group_hook_ = std::move(hook); }
   size_t queued() const;
 

@@ -128,42 +128,58 @@ size_t SpoolingSink::replay_batch() {
     log::error("spool", "cannot read the spool: " + items.error().detail);
     return 0;
   }
-  size_t removed_count = 0;
-  for (const auto& item : *items) {
-    {
-      std::lock_guard lock(mutex_);
-      if (stopping_) return removed_count;
-    }
-    // Published before a crash but not removed, or published by a retry meanwhile: the
-    // stream has it already.
-    bool in_stream = seen_.contains(item.id);
-    if (!in_stream) {
-      SinkRecord record{item.id, item.subject, item.payload, "", false, false};
-      auto published = jetstream_.put(record, Clock::now() + config_.nats.publish_timeout);
-      if (!published) {
-        if (published.error().code == ErrorCode::not_durable) return removed_count;  // NATS away
+  {
+    std::lock_guard lock(mutex_);
+    if (stopping_) return 0;
+  }
+  // Published before a crash but not removed, or published by a retry meanwhile: the stream
+  // has it already. The rest are published together, oldest first (one round trip for the
+  // batch, not one each).
+  std::vector<bool> in_stream(items->size());
+  std::vector<SinkRecord> records;
+  std::vector<size_t> to_publish;
+  for (size_t k = 0; k < items->size(); ++k) {
+    const SpooledItem& item = (*items)[k];
+    in_stream[k] = seen_.contains(item.id);
+    if (in_stream[k]) continue;
+    to_publish.push_back(records.size());
+    records.push_back(SinkRecord{item.id, item.subject, item.payload, "", false, false});
+  }
+  auto published =
+      jetstream_.put_some(records, to_publish, Clock::now() + config_.nats.publish_timeout);
+  // Removed in the spool's order up to the first item NATS did not take: the items after it
+  // stay, and the next pass finds those already published in the stream.
+  std::vector<int64_t> drained;
+  size_t next_published = 0;
+  for (size_t k = 0; k < items->size(); ++k) {
+    const SpooledItem& item = (*items)[k];
+    bool duplicate = in_stream[k];
+    if (!in_stream[k]) {
+      auto& outcome = published[next_published++];
+      if (!outcome) {
+        if (outcome.error().code == ErrorCode::not_durable) break;  // NATS away
         // JetStream refuses it for good (e.g. above a lowered max_payload): it stays in the
         // spool, /readyz stays degraded, and the log says which one.
         log::error("spool", "spooled interaction " + item.id + " cannot be published: " +
-                                published.error().detail + "; it stays in " + spool_.path());
+                                outcome.error().detail + "; it stays in " + spool_.path());
         metrics_.publish_failures.inc({"replay_refused"});
         continue;
       }
-      in_stream = published->duplicate;
-      if (!in_stream) {
+      duplicate = outcome->duplicate;
+      if (!duplicate) {
         auto [channel, kind] = channel_and_kind(item.subject);
         metrics_.interactions_published.inc({channel, kind});
       }
     }
-    metrics_.spool_replayed.inc({in_stream ? "duplicate" : "published"});
-    if (auto removed = spool_.remove(item.seq); !removed) {
-      // Stays in the spool; the next pass finds it in the stream and removes it then.
-      log::warn("spool", "cannot remove a drained item: " + removed.error().detail);
-      return removed_count;
-    }
-    ++removed_count;
+    metrics_.spool_replayed.inc({duplicate ? "duplicate" : "published"});
+    drained.push_back(item.seq);
   }
-  return removed_count;
+  if (auto removed = spool_.remove_all(drained); !removed) {
+    // They stay in the spool; the next pass finds them in the stream and removes them then.
+    log::warn("spool", "cannot remove drained items: " + removed.error().detail);
+    return 0;
+  }
+  return drained.size();
 }
 
 void SpoolingSink::replay_loop() {

@@ -217,6 +217,21 @@ TEST_CASE("removing by seq, and removing what is absent", "[spool]") {
   CHECK(append_ok(*spool, {record("b")}) == std::vector<bool>{true});
 }
 
+TEST_CASE("removing several in one transaction, absent ones among them", "[spool]") {
+  TempDir dir;
+  auto spool = open_ok(config_at(dir.path / "spool.db"));
+  append_ok(*spool, {record("a", 10), record("b", 20), record("c", 30), record("d", 40)});
+  auto items = all_items(*spool);
+  REQUIRE(items.size() == 4);
+  const std::vector<int64_t> seqs{items[0].seq, items[2].seq, 987654321, items[0].seq};
+  REQUIRE(spool->remove_all(seqs));
+  CHECK(ids_of(all_items(*spool)) == std::vector<std::string>{"b", "d"});
+  CHECK(spool->stats().depth == 2);
+  CHECK(spool->stats().bytes == 60);
+  CHECK(spool->remove_all(std::vector<int64_t>{}));
+  CHECK(spool->stats().depth == 2);
+}
+
 TEST_CASE("the spool's stats: depth, bytes, oldest", "[spool]") {
   TempDir dir;
   auto spool = open_ok(config_at(dir.path / "spool.db"));
@@ -663,7 +678,7 @@ TEST_CASE("the spool: section of the config", "[spool][config]") {
 TEST_CASE("appends from several threads at once share one transaction, each all-or-nothing",
           "[spool]") {
   TempDir dir;
-  // Room for 6 small requests of 100 bytes, not for the 10 KiB one.
+  // Room for every small request of 100 bytes, not for the 10 KiB one.
   auto spool = open_ok(config_at(dir.path / "spool.db", 5000));
   std::mutex sizes_mutex;
   std::vector<size_t> group_sizes;
@@ -675,7 +690,8 @@ TEST_CASE("appends from several threads at once share one transaction, each all-
     }
     // The first group waits until the others are queued behind it: they form the next group.
     if (size == 1 && !first_may_write.exchange(true)) {
-      while (spool->queued() < 7) std::this_thread::yield();
+      const auto until = steady_clock::now() + seconds(20);
+      while (spool->queued() < 7 && steady_clock::now() < until) std::this_thread::yield();
     }
   });
   auto first = std::thread([&] { (void)spool->append_all({record("first", 100)}); });
