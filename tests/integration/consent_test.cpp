@@ -272,14 +272,17 @@ TEST_CASE("NATS stopped: confirming answers a 503 page with Retry-After, the lin
         return ready && ready->status == 200 && json::parse(ready->body)["status"] == "ready";
       },
       std::chrono::seconds(20)));
-  // Nothing of the refused click reached the stream (not even later, from a client buffer).
-  CHECK(read_stream(nats.url()).empty());
+  // The 503 is an unknown outcome: a click handed to nats.c in the moment NATS died can still
+  // reach the stream after the reconnect (docs/ARCHITECTURE.md, Durability). At most that one.
+  const bool stored_anyway = !read_stream(nats.url()).empty();
 
-  // The person tries again: granted now, as a first confirmation.
+  // The person tries again: granted now -- as a first confirmation, or recognised as the one
+  // the 503'd click stored after all; either way one confirmation in the stream.
   auto again = client.Post(path, browser(), "", "application/x-www-form-urlencoded");
   REQUIRE(again);
   CHECK(again->status == 200);
-  CHECK_THAT(again->body, Catch::Contains("Спасибо, подписка подтверждена"));
+  CHECK_THAT(again->body, Catch::Contains(stored_anyway ? "Подписка уже подтверждена"
+                                                        : "Спасибо, подписка подтверждена"));
   auto messages = read_stream(nats.url());
   REQUIRE(messages.size() == 1);
   CHECK(messages[0].msg_id == kConfirmId);
