@@ -108,13 +108,17 @@ void PollLoop::start() {
   thread_ = std::thread([this] { run(); });
 }
 
-void PollLoop::stop() {
+void PollLoop::request_stop() {
   {
     std::lock_guard lock(mutex_);
     stopping_ = true;
     abort_ = true;
   }
   wake_.notify_all();
+}
+
+void PollLoop::stop() {
+  request_stop();
   if (thread_.joinable()) thread_.join();
   lease_->stop();  // after the last write: the next holder starts from our last stored cursor
 }

@@ -154,6 +154,9 @@ class PollLoop {
   // Aborts a fetch in flight (its cancel flag), ends any wait, joins the thread and releases
   // the lease, so another instance resumes from the last stored cursor at once.
   void stop();
+  // What stop() does before it waits for the poll thread: the loop ends after the batch in
+  // hand. Callable from the poll thread itself (a source's callback).
+  void request_stop();
 
   const PollLoopSettings& settings() const { return settings_; }
   // For GET /status (every loop registers it with metrics.activity): lease, last poll, errors,

@@ -132,7 +132,16 @@ struct Instance {
         pipeline(config, seen, sink, metrics) {}
   explicit Instance(const std::string& nats_url) : Instance(nats_url, nats_url) {}
 
-  void start(ImapSourceSettings settings, PollSleeper sleeper = {}) {
+  // `stop_at`: the mapping of that message (1-based, in fetch order) asks the poller to stop,
+  // so a test stops an instance mid-mailbox however fast it publishes (0: never).
+  void start(ImapSourceSettings settings, PollSleeper sleeper = {}, int stop_at = 0) {
+    MailMapper mapper = test_mapper(mapped);
+    if (stop_at > 0) {
+      mapper = [this, inner = std::move(mapper), stop_at](std::string_view raw, SysMillis now) {
+        if (mapped->load() + 1 == stop_at) poller->request_stop();
+        return inner(raw, now);
+      };
+    }
     PollLoopSettings loop;
     loop.channel = "email";
     loop.account = kAccount;
@@ -142,7 +151,7 @@ struct Instance {
     loop.backoff = PollBackoff{milliseconds(100), milliseconds(400)};
     loop.jitter_seed = 7;
     poller = std::make_unique<PollLoop>(
-        std::make_unique<ImapSource>(std::move(settings), test_mapper(mapped)), cursors, pipeline,
+        std::make_unique<ImapSource>(std::move(settings), std::move(mapper)), cursors, pipeline,
         metrics, loop, std::move(sleeper));
     poller->start();
   }
@@ -238,8 +247,9 @@ TEST_CASE("imap: a mailbox is read in batches, and a restart mid-mailbox loses a
   uint64_t stopped_at = 0;
   {
     Instance first(nats.url());
-    first.start(source_settings(dovecot));
-    REQUIRE(eventually([&] { return first.cursor_uid() >= 50; }));
+    // The first mail of the second batch asks for the stop: the instance stops mid-mailbox.
+    first.start(source_settings(dovecot), {}, 51);
+    REQUIRE(eventually([&] { return first.mapped->load() >= 51; }));
     first.stop();
     stopped_at = first.cursor_uid();
     // The first batch was at most 50 messages: the cursor moved in steps, not all at once.
