@@ -406,8 +406,12 @@ Result<std::vector<bool>> Spool::append_all(const std::vector<SpoolRecord>& reco
       continue;
     }
     writing_ = true;
-    std::vector<Appending*> group;
-    group.swap(queue_);
+    // Oldest first, at most kMaxGroup calls: one transaction holds the spool's lock (the
+    // replayer's peek and remove wait behind it) for a bounded time.
+    const size_t take = std::min(queue_.size(), kMaxGroup);
+    std::vector<Appending*> group(queue_.begin(),
+                                  queue_.begin() + static_cast<std::ptrdiff_t>(take));
+    queue_.erase(queue_.begin(), queue_.begin() + static_cast<std::ptrdiff_t>(take));
     lock.unlock();
     try {
       write_group(group);

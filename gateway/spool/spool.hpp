@@ -127,7 +127,8 @@ class Spool {
   std::condition_variable group_cv_;
   std::function<void(size_t)> group_hook_;
   std::vector<Appending*> queue_;  // calls waiting for the next group (group_mutex_)
-  bool writing_ = false;           // a thread is writing a group (group_mutex_)
+  static constexpr size_t kMaxGroup = 256;
+  bool writing_ = false;  // a thread is writing a group (group_mutex_)
 
   std::string path_;
   uint64_t max_bytes_ = 0;
