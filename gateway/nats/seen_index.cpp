@@ -94,62 +94,47 @@ std::optional<IdTable::Key> SeenIndex::key_of(std::string_view id) {
   return key;
 }
 
-bool SeenIndex::holds(const Shard& shard, const IdTable::Key& key) {
-  for (auto it = shard.slices.rbegin(); it != shard.slices.rend(); ++it) {
-    if (it->second.contains(key)) return true;
-  }
-  return false;
-}
-
 bool SeenIndex::contains(std::string_view id) const {
   auto key = key_of(id);
   if (!key) return false;
-  const Shard& shard = shard_of(*key);
-  std::shared_lock lock(shard.mutex);
-  return holds(shard, *key);
+  std::shared_lock lock(mutex_);
+  for (auto it = slices_.rbegin(); it != slices_.rend(); ++it) {
+    if (it->second.contains(*key)) return true;
+  }
+  return false;
 }
 
 void SeenIndex::insert(std::string_view id, SysClock::time_point at) {
   auto key = key_of(id);
   if (!key) return;
   int64_t slice = slice_index(at);
-  Shard& shard = shard_of(*key);
-  // Our own PubAck and the stream's delivery both insert: keep one copy. The common case (the
-  // follower reading back this instance's own ids) needs only the shared lock.
-  {
-    std::shared_lock lock(shard.mutex);
-    if (holds(shard, *key)) return;
+  std::unique_lock lock(mutex_);
+  // Our own PubAck and the stream's delivery both insert: keep one copy.
+  for (auto it = slices_.rbegin(); it != slices_.rend(); ++it) {
+    if (it->second.contains(*key)) return;
   }
-  std::unique_lock lock(shard.mutex);
-  if (holds(shard, *key)) return;
-  shard.slices[slice].insert(*key);
+  slices_[slice].insert(*key);
 }
 
 size_t SeenIndex::size() const {
+  std::shared_lock lock(mutex_);
   size_t n = 0;
-  for (const Shard& shard : shards_) {
-    std::shared_lock lock(shard.mutex);
-    for (const auto& [slice, table] : shard.slices) n += table.size();
-  }
+  for (const auto& [slice, table] : slices_) n += table.size();
   return n;
 }
 
 size_t SeenIndex::memory_bytes() const {
+  std::shared_lock lock(mutex_);
   size_t n = 0;
-  for (const Shard& shard : shards_) {
-    std::shared_lock lock(shard.mutex);
-    for (const auto& [slice, table] : shard.slices) n += table.memory_bytes();
-  }
+  for (const auto& [slice, table] : slices_) n += table.memory_bytes();
   return n;
 }
 
 void SeenIndex::prune(SysClock::time_point now) {
   // A slice is dropped only when all of it is past the horizon.
   int64_t oldest_kept = slice_index(now - horizon_);
-  for (Shard& shard : shards_) {
-    std::unique_lock lock(shard.mutex);
-    shard.slices.erase(shard.slices.begin(), shard.slices.lower_bound(oldest_kept));
-  }
+  std::unique_lock lock(mutex_);
+  slices_.erase(slices_.begin(), slices_.lower_bound(oldest_kept));
 }
 
 void SeenIndex::mark_caught_up() {

@@ -97,18 +97,8 @@ class SeenIndex : public DedupIndex {
 
   const std::chrono::milliseconds horizon_;
   const std::chrono::milliseconds slice_;
-  // The ids in shards by key, each with its own lock: a table's growth (a rehash of up to a
-  // sixteenth of the ids) holds up only the lookups of its shard, and 64 request threads
-  // inserting and looking up do not all queue on one lock.
-  struct alignas(64) Shard {
-    mutable std::shared_mutex mutex;
-    std::map<int64_t, IdTable> slices;  // slice number since the epoch -> ids stored then
-  };
-  static constexpr size_t kShards = 16;
-  Shard& shard_of(const IdTable::Key& key) { return shards_[key[1] % kShards]; }
-  const Shard& shard_of(const IdTable::Key& key) const { return shards_[key[1] % kShards]; }
-  static bool holds(const Shard& shard, const IdTable::Key& key);  // shard's lock held
-  std::array<Shard, kShards> shards_;
+  mutable std::shared_mutex mutex_;
+  std::map<int64_t, IdTable> slices_;  // slice number since the epoch -> ids stored then
   std::atomic<bool> caught_up_{false};
   mutable std::mutex caught_up_mutex_;
   mutable std::condition_variable caught_up_cv_;
