@@ -3,10 +3,14 @@
 // ctest checks its dynamic dependencies).
 #include <catch2/catch.hpp>
 
+#include <functional>
+#include <string>
+
 #include "gateway/core/error.hpp"
 #include "gateway/http/request.hpp"
 #include "gateway/http/verify.hpp"
 #include "gateway/model/json_reader.hpp"
+#include "gateway/model/json_scan.hpp"
 #include "gateway/model/keyword_consent.hpp"
 #include "gateway/model/tracking.hpp"
 
@@ -178,4 +182,120 @@ TEST_CASE("shared secrets and bearer tokens are compared by the kit, with the ki
   CHECK(verify::bearer(request, "token-0123456789abcdef"));
   request.headers = {{"Authorization", "Basic token-0123456789abcdef"}};
   CHECK_FALSE(verify::bearer(request, "token-0123456789abcdef"));
+}
+
+// ------------------------------------------------ JsonScan: one forward pass, no tree
+
+namespace {
+
+// Every member of a test body, each read the way `read` says, as "key=value" lines.
+std::string scan_members(JsonScan& scan, std::string_view body,
+                         const std::function<std::string(JsonScan&, JsonScan::Value)>& read,
+                         Status* status = nullptr) {
+  std::string out;
+  Status scanned = scan.object(body, "a test body", [&](std::string_view key, JsonScan::Value v) {
+    out += std::string(key) + "=" + read(scan, v) + "\n";
+  });
+  if (status) *status = scanned;
+  return scanned ? out : "error: " + scanned.error().detail;
+}
+
+}  // namespace
+
+TEST_CASE("JsonScan reads each member once, in order; another type reads as absent",
+          "[kit][json]") {
+  JsonScan scan;
+  const std::string body =
+      R"({"s":"текст","i":42,"big":18446744073709551615,"d":1.5,"b":true,"z":null,"a":[1,"x"],)"
+      R"("o":{"k":"v","n":{"deeper":1}},"id_s":"A-1"})";
+  auto describe = [](JsonScan& s, JsonScan::Value v) -> std::string {
+    // Everything as an integer first would consume it: ask the type the value has.
+    if (s.is_null(v)) return "null";
+    return s.to_json(v).dump();
+  };
+  CHECK(scan_members(scan, body, describe) ==
+        "s=\"текст\"\ni=42\nbig=18446744073709551615\nd=1.5\nb=true\nz=null\na=[1,\"x\"]\n"
+        "o={\"k\":\"v\",\"n\":{\"deeper\":1}}\nid_s=\"A-1\"\n");
+
+  auto as_int = [](JsonScan& s, JsonScan::Value v) {
+    auto n = s.i64(v);
+    return n ? std::to_string(*n) : std::string("-");
+  };
+  // Strings, 2^64-1 (past int64), 1.5, booleans, null, arrays, objects: not integers.
+  CHECK(scan_members(scan, body, as_int) == "s=-\ni=42\nbig=-\nd=-\nb=-\nz=-\na=-\no=-\nid_s=-\n");
+
+  auto as_id = [](JsonScan& s, JsonScan::Value v) {
+    std::optional<int64_t> integer;
+    auto id = s.id_text(v, &integer);
+    return id.value_or("-") + "/" + (integer ? std::to_string(*integer) : std::string("-"));
+  };
+  CHECK(scan_members(scan, body, as_id) ==
+        "s=текст/-\ni=42/42\nbig=-/-\nd=-/-\nb=-/-\nz=-/-\na=-/-\no=-/-\nid_s=A-1/-\n");
+
+  auto as_text = [](JsonScan& s, JsonScan::Value v) { return s.str(v).value_or("-"); };
+  CHECK(scan_members(scan, R"({"s":"a\"b\u0416","n":1,"o":{}})", as_text) == "s=a\"bЖ\nn=-\no=-\n");
+
+  // fields() of a non-object and items() of a non-array see nothing and fail nothing.
+  auto nested = [](JsonScan& s, JsonScan::Value v) {
+    std::string seen;
+    if (s.is_null(v)) return std::string("null");
+    s.fields(v, [&](std::string_view key, JsonScan::Value) { seen += "k:" + std::string(key); });
+    return seen.empty() ? std::string("none") : seen;
+  };
+  CHECK(scan_members(scan, R"({"o":{"x":1,"y":[2]},"a":[1],"s":"t"})", nested) ==
+        "o=k:xk:y\na=none\ns=none\n");
+}
+
+TEST_CASE("JsonScan refuses what is not one JSON object, and a malformed value it reads",
+          "[kit][json]") {
+  JsonScan scan;
+  auto ignore = [](JsonScan&, JsonScan::Value) { return std::string(); };
+  for (std::string body : {"", "{", "[1,2]", "\"text\"", "{\"a\":1}garbage", "{\"a\":1} {\"b\":2}",
+                           "{\"a\":1,}", "{\"a\" 1}", "{\"a\":{\"b\":1}"}) {
+    CAPTURE(body);
+    Status status = ok_status();
+    scan_members(scan, body, ignore, &status);
+    REQUIRE_FALSE(status);
+    CHECK(status.error().code == ErrorCode::bad_request);
+    CHECK_THAT(status.error().detail, Catch::Contains("a test body"));
+  }
+  // A value that is read is checked whole: a broken literal, number or escape fails the body.
+  auto read_all = [](JsonScan& s, JsonScan::Value v) { return s.to_json(v).dump(); };
+  for (std::string body : {R"({"a":tru})", R"({"a":12x})", R"({"a":"\q"})", R"({"a":1e400})",
+                           R"({"a":[1,{"b":nul}]})"}) {
+    CAPTURE(body);
+    Status status = ok_status();
+    scan_members(scan, body, read_all, &status);
+    REQUIRE_FALSE(status);
+    CHECK_THAT(status.error().detail, Catch::Contains("not valid JSON"));
+  }
+  // The scan is usable again after a refusal.
+  CHECK(scan_members(scan, R"({"a":[true]})", read_all) == "a=[true]\n");
+}
+
+TEST_CASE("JsonScan: 64 levels where it descends, 65 refused; skipped members do not recurse",
+          "[kit][json]") {
+  JsonScan scan;
+  auto nested = [](size_t levels) {
+    return std::string(levels, '[') + "1" + std::string(levels, ']');
+  };
+  auto read_all = [](JsonScan& s, JsonScan::Value v) {
+    return s.is_null(v) ? "" : s.to_json(v).dump();
+  };
+  // The root object is level 1.
+  Status status = ok_status();
+  scan_members(scan, "{\"a\":" + nested(63) + "}", read_all, &status);
+  CHECK(status);
+  scan_members(scan, "{\"a\":" + nested(64) + "}", read_all, &status);
+  REQUIRE_FALSE(status);
+  CHECK_THAT(status.error().detail, Catch::Contains("nested deeper than 64"));
+  // 40 000 levels in a member nobody reads: On-Demand skips it by counting brackets (no
+  // recursion), and nothing of it is kept.
+  auto only_b = [](JsonScan& s, JsonScan::Value v) { return s.str(v).value_or("skipped"); };
+  CHECK(scan_members(scan, "{\"a\":" + nested(40000) + ",\"b\":\"kept\"}", only_b) ==
+        "a=skipped\nb=kept\n");
+  // The same depth in a member that is read is refused, without a stack overflow.
+  scan_members(scan, "{\"a\":" + nested(40000) + "}", read_all, &status);
+  REQUIRE_FALSE(status);
+  CHECK_THAT(status.error().detail, Catch::Contains("nested deeper than 64"));
 }

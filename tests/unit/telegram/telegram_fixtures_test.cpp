@@ -74,3 +74,44 @@ TEST_CASE("the same Telegram update parsed twice gives the same id and the same 
   }
   CHECK(compared >= 25);
 }
+
+// The Update is read in one pass, in the sender's key order (connectors/telegram/
+// telegram_payload.cpp): which part counts must not depend on that order.
+TEST_CASE("a Telegram update maps the same whatever order its members arrive in",
+          "[telegram][parse]") {
+  omnigate::telegram::BotSettings bot;
+  bot.account = kAccount;
+  const std::string message =
+      R"({"message_id":7,"date":1772780400,"chat":{"id":42,"type":"private"},"text":"hi"})";
+  const std::string edited =
+      R"({"message_id":6,"date":1772780000,"edit_date":1772780300,"chat":{"id":42,"type":"private"},"text":"edit"})";
+  for (const std::string& body :
+       {R"({"update_id":1,"message":)" + message + R"(,"edited_message":)" + edited + "}",
+        R"({"edited_message":)" + edited + R"(,"message":)" + message + R"(,"update_id":1})"}) {
+    INFO(body);
+    auto parsed = omnigate::telegram::parse_update(body, bot, kNow);
+    REQUIRE(parsed.ok());
+    CHECK(parsed->update_id == 1);
+    REQUIRE(parsed->submissions.size() == 1);
+    const auto& in = parsed->submissions.front().interaction;
+    CHECK(in.kind == "message");  // `message` wins over `edited_message`, as it always did
+    REQUIRE(in.message);
+    CHECK(in.message->native_id == "7");
+  }
+  // Of the types acknowledged without publishing, the first in the mapping's list is named,
+  // not the first in the body.
+  for (const std::string& body : {std::string(R"({"update_id":2,"poll":{},"channel_post":{}})"),
+                                  std::string(R"({"channel_post":{},"update_id":2,"poll":{}})")}) {
+    INFO(body);
+    auto parsed = omnigate::telegram::parse_update(body, bot, kNow);
+    REQUIRE(parsed.ok());
+    CHECK(parsed->submissions.empty());
+    CHECK(parsed->ignored == std::vector<std::string>{"channel_post"});
+  }
+  // A member of the wrong type reads as absent: a string chat id is not the required integer.
+  auto string_chat = omnigate::telegram::parse_update(
+      R"({"update_id":3,"message":{"message_id":1,"date":1772780400,"chat":{"id":"42"}}})", bot,
+      kNow);
+  REQUIRE_FALSE(string_chat.ok());
+  CHECK(string_chat.error().detail == "message.chat.id: is required");
+}
