@@ -309,6 +309,19 @@ bool FixtureRunner::wait_ready(std::chrono::milliseconds timeout) const {
       timeout);
 }
 
+bool FixtureRunner::wait_nats_lost(std::chrono::milliseconds timeout) const {
+  return eventually(
+      [&] {
+        auto ready = gateway_->client().Get("/readyz");
+        if (!ready) return false;
+        // A spooling gateway stays ready (200) without NATS; the body says what it sees.
+        auto body = json::parse(ready->body, nullptr, false);
+        return body.is_object() && body["nats"].is_object() &&
+               body["nats"].value("connected", true) == false;
+      },
+      timeout);
+}
+
 std::map<std::string, double> FixtureRunner::metrics() const {
   std::map<std::string, double> out;
   auto exposition = gateway_->client().Get("/metrics");

@@ -142,6 +142,8 @@ class FixtureRunner {
 
   // Waits for /readyz 200 (NATS connected, stream present, dedup index caught up).
   bool wait_ready(std::chrono::milliseconds timeout = std::chrono::seconds(20)) const;
+  // Waits until /readyz says NATS is not connected: the gateway has seen the server go.
+  bool wait_nats_lost(std::chrono::milliseconds timeout = std::chrono::seconds(20)) const;
   std::map<std::string, double> metrics() const;  // the /metrics exposition, series -> value
 
   NatsServer& nats() { return *nats_; }
