@@ -1,46 +1,49 @@
 #include "connectors/whatsapp/whatsapp_parse.hpp"
 
+#include "connectors/whatsapp/whatsapp_payload.hpp"
+
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <optional>
 #include <utility>
 
 #include "gateway/model/formats.hpp"
-#include "gateway/model/json_reader.hpp"
 #include "gateway/model/keyword_consent.hpp"
 #include "gateway/model/tracking.hpp"
 
 namespace omnigate::whatsapp {
 namespace {
 
-using Node = JsonNode;
+namespace wa = payload;
 constexpr std::string_view kChannel = "whatsapp";
 
-// A WhatsApp timestamp (unix seconds; a string in messages and statuses, an integer in
-// user_preferences). Absent or out of range: SysMillis{} -- the pipeline then uses received_at.
-SysMillis time_of(const Node& timestamp) {
-  auto seconds = timestamp.integer_or_numeric_string();
-  if (!seconds) return SysMillis{};
-  return formats::from_unix_seconds(*seconds).value_or(SysMillis::min());
+// A WhatsApp timestamp (unix seconds). Absent or out of range: SysMillis{} -- the pipeline then
+// uses received_at.
+SysMillis time_of(const wa::Timestamp& timestamp) {
+  if (!timestamp.seconds) return SysMillis{};
+  return formats::from_unix_seconds(*timestamp.seconds).value_or(SysMillis::min());
 }
 
 // The person a message, status or preference is about. `contacts` is the change's contacts[]
 // (matched by wa_id or user_id, never by position: Meta does not promise the order).
 // wa_id is WhatsApp's id for the number and the number itself, so both are verified.
-Contact contact_of(const Node& contacts, const std::optional<std::string>& wa_id,
+Contact contact_of(const std::vector<wa::ContactEntry>& contacts,
+                   const std::optional<std::string>& wa_id,
                    const std::optional<std::string>& user_id) {
-  Node entry;
-  for (const Node& c : contacts.array()) {
-    if ((wa_id && c["wa_id"].str() == wa_id) || (user_id && c["user_id"].str() == user_id)) {
-      entry = c;
+  static const wa::ContactEntry kNone;
+  const wa::ContactEntry* entry = &kNone;
+  for (const auto& c : contacts) {
+    if ((wa_id && c.wa_id == wa_id) || (user_id && c.user_id == user_id)) {
+      entry = &c;
       break;
     }
   }
-  auto id = wa_id ? wa_id : entry["wa_id"].str();
-  auto bsuid = user_id ? user_id : entry["user_id"].str();
+  const auto& id = wa_id ? wa_id : entry->wa_id;
+  const auto& bsuid = user_id ? user_id : entry->user_id;
   Contact contact;
-  if (auto name = entry["profile"]["name"].str(); name && !name->empty())
-    contact.display_name = *name;
+  if (entry->profile_name && !entry->profile_name->empty())
+    contact.display_name = *entry->profile_name;
   if (id && !id->empty()) {
     contact.identifiers.push_back({"whatsapp_wa_id", *id, true, std::nullopt});
     contact.identifiers.push_back({"phone", "+" + *id, true, std::nullopt});
@@ -77,53 +80,50 @@ Interaction base(const AccountSettings& account, std::string kind, SysMillis at,
 }
 
 // image|video|audio|document|sticker: the media id and sha256 are what the Graph API needs.
-Attachment media_attachment(const Node& media, std::string type) {
+Attachment media_attachment(wa::Media& media, std::string type) {
   Attachment a;
   a.type = std::move(type);
-  a.mime_type = media["mime_type"].str();
-  a.file_name = media["filename"].str();
-  a.caption = media["caption"].str();
+  a.mime_type = std::move(media.mime_type);
+  a.file_name = std::move(media.filename);
+  a.caption = std::move(media.caption);
   a.provider_ref = nlohmann::json::object();
-  if (auto id = media["id"].id_text()) a.provider_ref["id"] = *id;
-  if (auto sha = media["sha256"].str()) a.provider_ref["sha256"] = *sha;
+  if (media.id) a.provider_ref["id"] = std::move(*media.id);
+  if (media.sha256) a.provider_ref["sha256"] = std::move(*media.sha256);
   return a;
 }
 
-Attachment contact_card(const Node& card) {
+Attachment contact_card(const wa::Card& card) {
   Attachment a;
   a.type = "contact";
   a.contact = nlohmann::json::object();
-  auto name = card["name"]["formatted_name"].str();
+  auto name = card.formatted_name;
   if (!name) {
-    std::string joined = card["name"]["first_name"].str().value_or("");
-    if (auto last = card["name"]["last_name"].str()) joined += (joined.empty() ? "" : " ") + *last;
+    std::string joined = card.first_name.value_or("");
+    if (card.last_name) joined += (joined.empty() ? "" : " ") + *card.last_name;
     if (!joined.empty()) name = joined;
   }
   if (name) a.contact["name"] = *name;
-  auto phones = card["phones"].array();
-  if (!phones.empty()) {
-    if (auto phone = phones.front()["phone"].str()) a.contact["phone"] = *phone;
-  }
-  if (auto vcard = card["vcard"].str()) a.contact["vcard"] = *vcard;
+  if (card.first_phone) a.contact["phone"] = *card.first_phone;
+  if (card.vcard) a.contact["vcard"] = *card.vcard;
   return a;
 }
 
 // context.forwarded / context.frequently_forwarded, as given.
-nlohmann::json forwarding_of(const Node& context) {
+nlohmann::json forwarding_of(const wa::Message& msg) {
   nlohmann::json flags = nlohmann::json::object();
-  for (const char* flag : {"forwarded", "frequently_forwarded"}) {
-    if (context[flag].boolean() == true) flags[flag] = true;
-  }
+  if (msg.forwarded) flags["forwarded"] = true;
+  if (msg.frequently_forwarded) flags["frequently_forwarded"] = true;
   return flags.empty() ? nlohmann::json() : flags;
 }
 
 // A click-to-WhatsApp ad: the referral is the lead's source, its click id a tracking parameter.
-std::optional<Source> source_of(const Node& referral) {
+std::optional<Source> source_of(nlohmann::json& referral) {
   if (!referral.is_object()) return std::nullopt;
   Source source;
-  source.ad = referral.to_json();
-  if (auto clid = referral["ctwa_clid"].str())
-    route_tracking_params(source, {{"ctwa_clid", *clid}}, OtherParams::keep);
+  auto clid = referral.find("ctwa_clid");
+  if (clid != referral.end() && clid->is_string())
+    route_tracking_params(source, {{"ctwa_clid", clid->get<std::string>()}}, OtherParams::keep);
+  source.ad = std::move(referral);
   return source;
 }
 
@@ -138,32 +138,34 @@ struct Batch {
   }
   void ignore(std::string type) { out.ignored.push_back(std::move(type)); }
 
-  void message(const Node& msg, const Node& contacts) {
-    auto wamid = msg["id"].str();
+  void message(wa::Message& msg, const std::vector<wa::ContactEntry>& contacts) {
+    const auto& wamid = msg.id;
     if (!wamid || wamid->empty()) return ignore("message_without_id");
-    std::string type = msg["type"].str().value_or("unknown");
-    Contact contact = contact_of(contacts, msg["from"].str(), msg["from_user_id"].str());
-    SysMillis at = time_of(msg["timestamp"]);
-    Node context = msg["context"];
-    auto replied_to = context["id"].str();
+    std::string type = msg.type.value_or("unknown");
+    Contact contact = contact_of(contacts, msg.from, msg.from_user_id);
+    SysMillis at = time_of(msg.timestamp);
+    const auto& replied_to = msg.context_id;
 
     if (type == "interactive" || type == "button") {
       Action action;
       if (type == "button") {
         action.type = "button";
-        action.data = msg["button"]["payload"].str();
-        action.title = msg["button"]["text"].str();
+        action.data = std::move(msg.button_payload);
+        action.title = std::move(msg.button_text);
       } else {
-        std::string which = msg["interactive"]["type"].str().value_or("unknown");
-        Node reply = msg["interactive"][which];
-        if (which == "button_reply")
+        std::string which = msg.interactive_type.value_or("unknown");
+        wa::Reply* reply = nullptr;
+        if (which == "button_reply") {
           action.type = "button";
-        else if (which == "list_reply")
+          reply = &msg.button_reply;
+        } else if (which == "list_reply") {
           action.type = "list";
-        else
+          reply = &msg.list_reply;
+        } else {
           return ignore("interactive_" + which);  // nfm_reply (Flows) and newer kinds
-        action.data = reply["id"].str();
-        action.title = reply["title"].str();
+        }
+        action.data = std::move(reply->id);
+        action.title = std::move(reply->title);
       }
       action.of = replied_to;
       Interaction in = base(account, "action", at, std::move(contact));
@@ -171,12 +173,12 @@ struct Batch {
       return publish(std::move(in), *wamid);
     }
     if (type == "reaction") {
-      auto of = msg["reaction"]["message_id"].str();
+      const auto& of = msg.reaction_message_id;
       if (!of || of->empty()) return ignore("reaction_without_message_id");
       Reaction reaction;
       reaction.of = *of;
       // Meta documents a removal as no emoji field; older payloads send "".
-      reaction.emoji = msg["reaction"]["emoji"].str().value_or("");
+      reaction.emoji = msg.reaction_emoji.value_or("");
       reaction.removed = reaction.emoji.empty();
       Interaction in = base(account, "reaction", at, std::move(contact));
       in.reaction = std::move(reaction);
@@ -185,111 +187,100 @@ struct Batch {
 
     Message message;
     message.native_id = *wamid;
+    const auto media_type = std::find(wa::kMediaTypes.begin(), wa::kMediaTypes.end(), type);
     if (type == "text") {
-      message.text = msg["text"]["body"].str();
-    } else if (type == "image" || type == "video" || type == "document" || type == "sticker" ||
-               type == "audio") {
-      Node media = msg[type];
-      std::string kind = type == "audio" && media["voice"].boolean() == true ? "voice" : type;
+      message.text = std::move(msg.text_body);
+    } else if (media_type != wa::kMediaTypes.end()) {
+      wa::Media& media = msg.media[media_type - wa::kMediaTypes.begin()];
+      std::string kind = type == "audio" && media.voice ? "voice" : type;
       message.attachments.push_back(media_attachment(media, kind));
       // As for Telegram: the caption is the message's text too, so a CRM shows it as one.
       message.text = message.attachments.back().caption;
     } else if (type == "location") {
-      Node place = msg["location"];
+      const wa::Location& place = msg.location;
       Attachment a;
       a.type = "location";
       a.location = nlohmann::json::object();
-      if (auto v = place["latitude"].num()) a.location["latitude"] = *v;
-      if (auto v = place["longitude"].num()) a.location["longitude"] = *v;
-      if (auto v = place["name"].str()) a.location["title"] = *v;
-      if (auto v = place["address"].str()) a.location["address"] = *v;
+      if (place.latitude) a.location["latitude"] = *place.latitude;
+      if (place.longitude) a.location["longitude"] = *place.longitude;
+      if (place.name) a.location["title"] = *place.name;
+      if (place.address) a.location["address"] = *place.address;
       message.attachments.push_back(std::move(a));
     } else if (type == "contacts") {
-      for (const Node& card : msg["contacts"].array())
-        message.attachments.push_back(contact_card(card));
+      for (const auto& card : msg.contacts) message.attachments.push_back(contact_card(card));
     } else {
       // unsupported (edits, polls, ...), system (number changes), order (catalog carts: not a
       // lead in v1, its items do not fit lead.fields without inventing a flattening), and
       // types newer than this code.
       return ignore(type);
     }
-    message.forwarded = forwarding_of(context);
+    message.forwarded = forwarding_of(msg);
     Interaction in = base(account, "message", at, std::move(contact));
     if (replied_to && message.forwarded.is_null()) in.conversation->reply_to = replied_to;
     if (type == "text" && message.text && account.stop_words.matches(*message.text))
       in.consent.push_back(stop_word_withdrawal(std::string(kChannel), at));
-    in.source = source_of(msg["referral"]);
+    in.source = source_of(msg.referral);
     in.message = std::move(message);
     publish(std::move(in), *wamid);
   }
 
-  void status(const Node& st, const Node& contacts) {
-    auto wamid = st["id"].str();
-    auto state = st["status"].str();
+  void status(wa::StatusEvent& st, const std::vector<wa::ContactEntry>& contacts) {
+    const auto& wamid = st.id;
+    const auto& state = st.status;
     if (!wamid || wamid->empty() || !state) return ignore("status_without_id");
     if (*state != "sent" && *state != "delivered" && *state != "read" && *state != "failed" &&
         *state != "played")
       return ignore("status_" + *state);  // e.g. "deleted" of old API versions
-    std::string timestamp = st["timestamp"].id_text().value_or("");
+    std::string timestamp = st.timestamp.text.value_or("");
     StatusUpdate update;
     update.of = *wamid;
     update.state = *state;
-    auto recipient = st["recipient_id"].str();
-    auto recipient_user = st["recipient_user_id"].str();
-    update.recipient = recipient ? recipient : recipient_user;
-    auto errors = st["errors"].array();
-    if (!errors.empty()) {
-      const Node& e = errors.front();
+    update.recipient = st.recipient_id ? st.recipient_id : st.recipient_user_id;
+    if (st.error) {
+      const wa::StatusError& e = *st.error;
       update.error = nlohmann::json::object();
-      if (auto code = e["code"].i64()) update.error["code"] = *code;
-      for (const char* key : {"title", "message", "href"}) {
-        if (auto v = e[key].str()) update.error[key] = *v;
-      }
-      if (auto details = e["error_data"]["details"].str()) update.error["details"] = *details;
+      if (e.code) update.error["code"] = *e.code;
+      if (e.title) update.error["title"] = *e.title;
+      if (e.message) update.error["message"] = *e.message;
+      if (e.href) update.error["href"] = *e.href;
+      if (e.details) update.error["details"] = *e.details;
     }
-    Interaction in = base(account, "status", time_of(st["timestamp"]),
-                          contact_of(contacts, recipient, recipient_user));
+    Interaction in = base(account, "status", time_of(st.timestamp),
+                          contact_of(contacts, st.recipient_id, st.recipient_user_id));
     in.status = std::move(update);
     publish(std::move(in), status_key(*wamid, *state, timestamp));
   }
 
   // marketing_messages stop / resume: the customer's own decision in WhatsApp's UI.
-  void preference(const Node& pref, const Node& contacts) {
-    std::string category = pref["category"].str().value_or("");
-    std::string value = pref["value"].str().value_or("");
+  void preference(const wa::Preference& pref, const std::vector<wa::ContactEntry>& contacts) {
+    std::string category = pref.category.value_or("");
+    std::string value = pref.value.value_or("");
     if (category != "marketing_messages" || (value != "stop" && value != "resume"))
       return ignore("user_preferences_" + (value.empty() ? std::string("unknown") : value));
-    auto wa_id = pref["wa_id"].str();
-    auto user_id = pref["user_id"].str();
-    if (!wa_id && !user_id) return ignore("user_preferences_without_user");
-    SysMillis at = time_of(pref["timestamp"]);
-    Interaction in = base(account, "consent", at, contact_of(contacts, wa_id, user_id));
+    if (!pref.wa_id && !pref.user_id) return ignore("user_preferences_without_user");
+    SysMillis at = time_of(pref.timestamp);
+    Interaction in = base(account, "consent", at, contact_of(contacts, pref.wa_id, pref.user_id));
     in.consent.push_back(channel_consent(std::string(kChannel), "marketing",
                                          value == "stop" ? "withdrawn" : "granted",
                                          "platform_event", at, "user_preferences"));
-    std::string who = user_id ? *user_id : *wa_id;
-    publish(std::move(in), "user_preferences|" + who + "|" + value + "|" +
-                               pref["timestamp"].id_text().value_or(""));
+    std::string who = pref.user_id ? *pref.user_id : *pref.wa_id;
+    publish(std::move(in),
+            "user_preferences|" + who + "|" + value + "|" + pref.timestamp.text.value_or(""));
   }
 
-  void change(const Node& change) {
-    std::string field = change["field"].str().value_or("unknown");
-    Node value = change["value"];
+  void change(wa::Change& change) {
+    std::string field = change.field.value_or("unknown");
     if (field != "messages" && field != "user_preferences") return ignore(field);
-    if (value["metadata"]["phone_number_id"].id_text() != account.phone_number_id)
-      return ignore("other_phone_number_id");
-    Node contacts = value["contacts"];
+    if (change.phone_number_id != account.phone_number_id) return ignore("other_phone_number_id");
     if (field == "user_preferences") {
-      for (const Node& pref : value["user_preferences"].array()) preference(pref, contacts);
+      for (const auto& pref : change.preferences) preference(pref, change.contacts);
       return;
     }
-    auto messages = value["messages"].array();
-    auto statuses = value["statuses"].array();
-    for (const Node& msg : messages) message(msg, contacts);
-    for (const Node& st : statuses) status(st, contacts);
+    for (auto& msg : change.messages) message(msg, change.contacts);
+    for (auto& st : change.statuses) status(st, change.contacts);
     // A change of only value.errors[]: a problem on Meta's side with nothing to publish.
-    if (messages.empty() && statuses.empty())
-      ignore(value["errors"].present() ? "errors" : "empty");
+    if (change.messages.empty() && change.statuses.empty())
+      ignore(change.has_errors ? "errors" : "empty");
   }
 };
 
@@ -302,16 +293,12 @@ std::string status_key(std::string_view wamid, std::string_view state, std::stri
 }
 
 Result<Mapped> parse_webhook(std::string_view body, const AccountSettings& account) {
-  thread_local JsonReader reader;
-  auto root = reader.object(body, "a WhatsApp webhook");
-  if (!root) return root.error();
-  Node entries = root.value()["entry"];
-  if (!entries.is_array())
+  auto read = payload::read_webhook(body);
+  if (!read) return read.error();
+  if (!read->entry_is_array)
     return make_error(ErrorCode::bad_request, "parse", "entry: is required and must be an array");
   Batch batch{account, body, {}};
-  for (const Node& entry : entries.array()) {
-    for (const Node& change : entry["changes"].array()) batch.change(change);
-  }
+  for (auto& change : read->changes) batch.change(change);
   return std::move(batch.out);
 }
 

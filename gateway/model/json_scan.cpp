@@ -1,5 +1,7 @@
 #include "gateway/model/json_scan.hpp"
 
+#include <charconv>
+
 #include "gateway/core/limits.hpp"
 #include "gateway/model/json_input.hpp"
 
@@ -7,6 +9,13 @@ namespace omnigate {
 
 using simdjson::SUCCESS;
 using simdjson::ondemand::json_type;
+
+std::optional<int64_t> integer_of_text(std::string_view text) {
+  int64_t out = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), out);
+  if (text.empty() || ec != std::errc() || end != text.data() + text.size()) return std::nullopt;
+  return out;
+}
 
 JsonScan::JsonScan() {
   // A capacity that holds a webhook body without growing; a larger body grows the parser in
@@ -85,6 +94,10 @@ bool JsonScan::is_null(Value value) {
   if (failed(value.is_null().get(null))) return false;
   if (!null) failed(simdjson::N_ATOM_ERROR);
   return null;
+}
+
+bool JsonScan::is_array(Value value) {
+  return type_of(value) == json_type::array;
 }
 
 std::optional<std::string> JsonScan::id_text(Value value, std::optional<int64_t>* integer) {

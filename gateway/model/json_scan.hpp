@@ -34,6 +34,10 @@
 
 namespace omnigate {
 
+// The integer a numeric string spells, all of it ("1700000000"; not "", "12a", " 1"): providers
+// write ids and timestamps as strings as often as numbers.
+std::optional<int64_t> integer_of_text(std::string_view text);
+
 class JsonScan {
  public:
   using Value = simdjson::ondemand::value;
@@ -59,6 +63,7 @@ class JsonScan {
   std::optional<double> num(Value value);   // any number
   std::optional<bool> boolean(Value value);
   bool is_null(Value value);
+  bool is_array(Value value);  // reads nothing: items() may follow
   // An id as interaction.v1 keeps it (a string): integers are printed, strings kept. With
   // `integer`, also the id as an integer when it was one (a value is read only once).
   std::optional<std::string> id_text(Value value, std::optional<int64_t>* integer = nullptr);
