@@ -91,8 +91,9 @@ if [[ $build_type != Release ]]; then
   cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release >"$TMP/configure.log" 2>&1 ||
     { tail -n 30 "$TMP/configure.log" >&2; die "cmake configure failed"; }
 fi
-log "building omnigate, jetstream_publish_bench and email_bench"
-cmake --build "$BUILD" -j2 --target omnigate jetstream_publish_bench email_bench >"$TMP/build.log" 2>&1 ||
+log "building omnigate, jetstream_publish_bench, email_bench and telegram_parse_bench"
+cmake --build "$BUILD" -j2 --target omnigate jetstream_publish_bench email_bench \
+  telegram_parse_bench >"$TMP/build.log" 2>&1 ||
   { grep -E 'error|Error' "$TMP/build.log" | head -n 20 >&2; die "build failed (see above)"; }
 OMNIGATE="$BUILD/omnigate"
 RAW_BENCH="$BUILD/jetstream_publish_bench"
@@ -472,6 +473,18 @@ else
 fi
 email_field() { sed -n "s/.*\"$2\":\([0-9.]*\).*/\1/p" <<<"$1"; }
 
+# (g) the Telegram mapping alone, one thread, thread CPU time (bench/telegram_parse_bench.cpp):
+# the share of (d)'s CPU that is parsing and serializing, steadier than any HTTP run.
+log "(g) Telegram mapping alone: parse_update and serialize on one thread"
+PARSE_SHAPE="" PARSE_ALL=""
+if (cd "$ROOT" && "$BUILD/telegram_parse_bench") >"$TMP/parse.out" 2>"$TMP/parse.err"; then
+  PARSE_SHAPE=$(grep '"set":"bench_shape"' "$TMP/parse.out" || true)
+  PARSE_ALL=$(grep '"set":"all_fixtures"' "$TMP/parse.out" || true)
+else
+  FAILED+=("Telegram mapping: telegram_parse_bench failed: $(head -n 3 "$TMP/parse.err" | tr '\n' ' ')")
+fi
+parse_us() { awk -v ns="$(email_field "$1" "$2")" 'BEGIN { if (ns == "") print "n/a"; else printf "%.2f", ns / 1000 }'; }
+
 # Answers the HTTP layer writes itself (per-address connection cap, header timeout...) never
 # reach a route's counter; when a run shows non-2xx, these say which it was.
 curl -fsS --max-time 2 "$URL/metrics" >"$TMP/metrics-end.txt" 2>/dev/null || true
@@ -581,6 +594,13 @@ REPORT="$TMP/report.md"
   echo "|---|---:|---:|---:|"
   echo "| pipe route \`POST /v1/email/support\`, $(or_na "$(email_field "$EMAIL_PIPE" clients)") clients | $(or_na "$(email_field "$EMAIL_PIPE" mails_per_s)") | $(or_na "$(email_field "$EMAIL_PIPE" mb_per_s)") | $(or_na "$(email_field "$EMAIL_PIPE" seconds)") |"
   echo "| IMAP from dovecot (one poller, BODY.PEEK, 50 a batch; gateway start included) | $(or_na "$(email_field "$EMAIL_IMAP" mails_per_s)") | $(or_na "$(email_field "$EMAIL_IMAP" mb_per_s)") | $(or_na "$(email_field "$EMAIL_IMAP" seconds)") |"
+  echo
+  echo "Telegram mapping alone (g), one thread, CPU µs per update (bench/telegram_parse_bench):"
+  echo
+  echo "| updates | parse_update | parse_update + serialize |"
+  echo "|---|---:|---:|"
+  echo "| the update of (d) (private text, Cyrillic, emoji, entities) | $(parse_us "$PARSE_SHAPE" parse_ns) | $(parse_us "$PARSE_SHAPE" parse_serialize_ns) |"
+  echo "| all $(or_na "$(email_field "$PARSE_ALL" updates)") Telegram fixtures | $(parse_us "$PARSE_ALL" parse_ns) | $(parse_us "$PARSE_ALL" parse_serialize_ns) |"
   echo
   echo "omnigate RSS: idle $(mb "$RSS_IDLE_KB") MB ($THREADS_IDLE threads); after load $(mb "$RSS_LOAD_KB") MB," \
     "peak (VmHWM) $(mb "$HWM_KB") MB ($THREADS_LOAD threads)."
