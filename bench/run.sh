@@ -98,6 +98,19 @@ cmake --build "$BUILD" -j2 --target omnigate jetstream_publish_bench email_bench
 OMNIGATE="$BUILD/omnigate"
 RAW_BENCH="$BUILD/jetstream_publish_bench"
 
+# (g) the Telegram mapping alone, one thread, thread CPU time (bench/telegram_parse_bench.cpp):
+# the share of (d)'s CPU that is parsing and serializing, steadier than any HTTP run. First,
+# on a quiet machine: after the load runs it read 50 % higher (the servers still winding down).
+log "(g) Telegram mapping alone: parse_update and serialize on one thread"
+PARSE_SHAPE="" PARSE_ALL="" PARSE_FAILED=()
+if (cd "$ROOT" && "$BUILD/telegram_parse_bench") >"$TMP/parse.out" 2>"$TMP/parse.err"; then
+  PARSE_SHAPE=$(grep '"set":"bench_shape"' "$TMP/parse.out" || true)
+  PARSE_ALL=$(grep '"set":"all_fixtures"' "$TMP/parse.out" || true)
+else
+  PARSE_FAILED=("Telegram mapping: telegram_parse_bench failed: $(head -n 3 "$TMP/parse.err" | tr '\n' ' ')")
+fi
+parse_us() { awk -v ns="$(email_field "$1" "$2")" 'BEGIN { if (ns == "") print "n/a"; else printf "%.2f", ns / 1000 }'; }
+
 # --- the Node peer (n) ---------------------------------------------------------------------
 # Installed here, not by scripts/install-deps.sh: only the benchmark needs it. npm ci installs
 # exactly package-lock.json, again whenever the lock is newer than what node_modules holds.
@@ -331,7 +344,7 @@ THREADS_IDLE=$(status_kb "$GW_PID" Threads)
 log "omnigate ready, idle RSS $(mb "$RSS_IDLE_KB") MB"
 
 # --- scenarios ---------------------------------------------------------------------------
-FAILED=()
+FAILED=("${PARSE_FAILED[@]}")  # (g) ran before the servers started
 URL="http://127.0.0.1:$GW_PORT"
 wrk_cmd=(wrk "-t$WRK_THREADS" "-c$CONN" "-d${DURATION}s" --latency)
 
@@ -473,17 +486,6 @@ else
 fi
 email_field() { sed -n "s/.*\"$2\":\([0-9.]*\).*/\1/p" <<<"$1"; }
 
-# (g) the Telegram mapping alone, one thread, thread CPU time (bench/telegram_parse_bench.cpp):
-# the share of (d)'s CPU that is parsing and serializing, steadier than any HTTP run.
-log "(g) Telegram mapping alone: parse_update and serialize on one thread"
-PARSE_SHAPE="" PARSE_ALL=""
-if (cd "$ROOT" && "$BUILD/telegram_parse_bench") >"$TMP/parse.out" 2>"$TMP/parse.err"; then
-  PARSE_SHAPE=$(grep '"set":"bench_shape"' "$TMP/parse.out" || true)
-  PARSE_ALL=$(grep '"set":"all_fixtures"' "$TMP/parse.out" || true)
-else
-  FAILED+=("Telegram mapping: telegram_parse_bench failed: $(head -n 3 "$TMP/parse.err" | tr '\n' ' ')")
-fi
-parse_us() { awk -v ns="$(email_field "$1" "$2")" 'BEGIN { if (ns == "") print "n/a"; else printf "%.2f", ns / 1000 }'; }
 
 # Answers the HTTP layer writes itself (per-address connection cap, header timeout...) never
 # reach a route's counter; when a run shows non-2xx, these say which it was.
