@@ -59,29 +59,68 @@ std::optional<json_type> JsonScan::type_of(Value& value) {
   return type;
 }
 
+void JsonScan::check_scalar(Value& value, std::optional<json_type> type) {
+  if (!type) return;
+  switch (*type) {
+    case json_type::string: {
+      std::string_view text;
+      failed(value.get_string().get(text));
+      break;
+    }
+    case json_type::number: {
+      simdjson::ondemand::number number;
+      failed(value.get_number().get(number));
+      break;
+    }
+    case json_type::boolean: {
+      bool flag = false;
+      failed(value.get_bool().get(flag));
+      break;
+    }
+    case json_type::null:
+      is_null(value);
+      break;
+    case json_type::object:
+    case json_type::array:
+      break;  // skipped by structure, as any member not read
+  }
+}
+
 std::optional<std::string> JsonScan::str(Value value) {
-  if (type_of(value) != json_type::string) return std::nullopt;
+  if (auto type = type_of(value); type != json_type::string) {
+    check_scalar(value, type);
+    return std::nullopt;
+  }
   std::string_view text;
   if (failed(value.get_string().get(text))) return std::nullopt;
   return std::string(text);
 }
 
 std::optional<int64_t> JsonScan::i64(Value value) {
-  if (type_of(value) != json_type::number) return std::nullopt;
+  if (auto type = type_of(value); type != json_type::number) {
+    check_scalar(value, type);
+    return std::nullopt;
+  }
   simdjson::ondemand::number number;
   if (failed(value.get_number().get(number)) || !number.is_int64()) return std::nullopt;
   return number.get_int64();
 }
 
 std::optional<double> JsonScan::num(Value value) {
-  if (type_of(value) != json_type::number) return std::nullopt;
+  if (auto type = type_of(value); type != json_type::number) {
+    check_scalar(value, type);
+    return std::nullopt;
+  }
   simdjson::ondemand::number number;
   if (failed(value.get_number().get(number))) return std::nullopt;
   return number.as_double();
 }
 
 std::optional<bool> JsonScan::boolean(Value value) {
-  if (type_of(value) != json_type::boolean) return std::nullopt;
+  if (auto type = type_of(value); type != json_type::boolean) {
+    check_scalar(value, type);
+    return std::nullopt;
+  }
   bool flag = false;
   if (failed(value.get_bool().get(flag))) return std::nullopt;
   return flag;
@@ -103,7 +142,10 @@ bool JsonScan::is_array(Value value) {
 std::optional<std::string> JsonScan::id_text(Value value, std::optional<int64_t>* integer) {
   auto type = type_of(value);
   if (type == json_type::string) return str(value);
-  if (type != json_type::number) return std::nullopt;
+  if (type != json_type::number) {
+    check_scalar(value, type);
+    return std::nullopt;
+  }
   auto number = i64(value);
   if (integer) *integer = number;
   if (number) return std::to_string(*number);

@@ -4,11 +4,12 @@
 // never fails for a value of another type: `str` of a number is nullopt and the value is
 // skipped. What does fail the whole body, with the JsonReader's bad_request:
 //
-// - bytes that are not JSON where the scan reads them (a broken string escape, a malformed
-//   number, a truncated or unbalanced document) -- On-Demand checks the structure and UTF-8 of
-//   the whole body, but the grammar of a value only when that value is read: `{"a":[1 2]}` in a
-//   member no mapping reads is accepted. The body came with a valid signature or secret, and
-//   the raw archive keeps it as sent; the interaction holds only values that were read.
+// - bytes that are not JSON where the scan reads them: a broken string escape, number or
+//   literal (also one read as another type: `"text":tru` fails, it does not read as absent), a
+//   truncated document, trailing content. On-Demand checks the UTF-8 of the whole body, but of a
+//   member no mapping reads only that its brackets balance in number, not in kind:
+//   `{"a":[1 2]}` and `{"a":[1}}` with "a" unread are accepted. The body came with a valid
+//   signature or secret, and the interaction holds only values that were read.
 // - nesting deeper than limits::kMaxJsonDepth where the scan descends (fields, items, to_json
 //   -- the only recursion). Where it skips, On-Demand counts brackets without recursing, and
 //   what it skips goes nowhere: the interaction holds only values that were read, and a
@@ -78,6 +79,8 @@ class JsonScan {
     return error_ != simdjson::SUCCESS;
   }
   std::optional<simdjson::ondemand::json_type> type_of(Value& value);
+  // A scalar read as another type is still checked (a broken literal fails the body).
+  void check_scalar(Value& value, std::optional<simdjson::ondemand::json_type> type);
   template <typename OnField>
   void fields_of(simdjson::ondemand::object object, OnField& on_field);
   Status begin(std::string_view body, std::string_view what, simdjson::ondemand::object& root);

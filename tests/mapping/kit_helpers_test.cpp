@@ -202,7 +202,7 @@ std::string scan_members(JsonScan& scan, std::string_view body,
 
 }  // namespace
 
-TEST_CASE("JsonScan reads each member once, in order; another type reads as absent",
+TEST_CASE("JsonScan reads each member once, in order, and another type reads as absent",
           "[kit][json]") {
   JsonScan scan;
   const std::string body =
@@ -269,11 +269,26 @@ TEST_CASE("JsonScan refuses what is not one JSON object, and a malformed value i
     REQUIRE_FALSE(status);
     CHECK_THAT(status.error().detail, Catch::Contains("not valid JSON"));
   }
+  // Also when the broken value is read as another type: it does not read as absent.
+  auto as_text = [](JsonScan& s, JsonScan::Value v) { return s.str(v).value_or("-"); };
+  auto as_int = [](JsonScan& s, JsonScan::Value v) {
+    return s.i64(v) ? std::string("n") : std::string("-");
+  };
+  for (std::string body : {R"({"a":tru})", R"({"a":nul})", R"({"a":fals})", R"({"a":12x})"}) {
+    CAPTURE(body);
+    Status status = ok_status();
+    scan_members(scan, body, as_text, &status);
+    CHECK_FALSE(status);
+    scan_members(scan, body, as_int, &status);
+    CHECK_FALSE(status);
+  }
+  // A broken escape in a string read as a number.
+  CHECK(scan_members(scan, R"({"a":"\q"})", as_int).rfind("error: ", 0) == 0);
   // The scan is usable again after a refusal.
   CHECK(scan_members(scan, R"({"a":[true]})", read_all) == "a=[true]\n");
 }
 
-TEST_CASE("JsonScan: 64 levels where it descends, 65 refused; skipped members do not recurse",
+TEST_CASE("JsonScan: 64 levels where it descends, 65 refused, and skipped members do not recurse",
           "[kit][json]") {
   JsonScan scan;
   auto nested = [](size_t levels) {
