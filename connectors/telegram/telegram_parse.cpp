@@ -72,7 +72,7 @@ void add_attachments(tg::Message& msg, Message& message) {
     tg::File* best = &msg.photo.front();
     for (auto& size : msg.photo)
       if (area(size) > area(*best)) best = &size;
-    const tg::OptInt width = best->width, height = best->height;
+    const OptInt width = best->width, height = best->height;
     Attachment a = file_attachment(*best, "image", "image/jpeg");
     if (width) a.provider_ref["width"] = *width;
     if (height) a.provider_ref["height"] = *height;
@@ -149,13 +149,13 @@ Result<Interaction> message_interaction(tg::Message& msg, bool edited, const Bot
   in.kind = edited ? "message_edit" : "message";
   in.occurred_at = from_unix(edited ? msg.edit_date.value_or(*msg.date) : *msg.date);
   // Read before contact_of moves the sender's strings out.
-  const tg::OptInt from_id = msg.from ? msg.from->id : std::nullopt;
+  const OptInt from_id = msg.from ? msg.from->id : std::nullopt;
   if (msg.from) in.contact = contact_of(*msg.from);
   Conversation conversation = conversation_of(*msg.chat);
   const bool private_chat = conversation.type == std::optional<std::string>("private");
   // In a forum, every topic message "replies" to the topic's first message: that is the
   // thread, not a reply. Outside forums message_thread_id marks reply chains, not topics.
-  const tg::OptInt thread = msg.message_thread_id;
+  const OptInt thread = msg.message_thread_id;
   if (msg.reply_to_message && msg.reply_to_message->message_id) {
     const int64_t reply = *msg.reply_to_message->message_id;
     bool topic_root = msg.reply_to_message->forum_topic_created ||
@@ -188,7 +188,7 @@ Result<Interaction> message_interaction(tg::Message& msg, bool edited, const Bot
   add_attachments(msg, message);
 
   // The user shared their own contact: Telegram vouches for that phone number.
-  if (msg.contact && from_id && msg.contact->user_id && *msg.contact->user_id == *from_id) {
+  if (msg.contact && from_id && msg.contact->user_id == from_id) {
     if (msg.contact->phone_number) {
       std::string raw = *msg.contact->phone_number;
       if (!raw.empty() && raw.front() != '+') raw = "+" + raw;  // the API sends it without '+'

@@ -13,11 +13,9 @@
 #include <vector>
 
 #include "gateway/core/error.hpp"
+#include "gateway/model/interaction.hpp"  // OptString, OptInt
 
 namespace omnigate::telegram::payload {
-
-using OptString = std::optional<std::string>;
-using OptInt = std::optional<int64_t>;
 
 struct User {
   OptInt id;

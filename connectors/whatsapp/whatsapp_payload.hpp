@@ -16,11 +16,9 @@
 #include <vector>
 
 #include "gateway/core/error.hpp"
+#include "gateway/model/interaction.hpp"  // OptString, OptInt
 
 namespace omnigate::whatsapp::payload {
-
-using OptString = std::optional<std::string>;
-using OptInt = std::optional<int64_t>;
 
 // A unix time as Meta writes it: a string in messages and statuses, an integer in
 // user_preferences. `text` as it goes into a native key, `seconds` when it is an integer.

@@ -6,6 +6,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -18,6 +19,7 @@
 namespace omnigate {
 
 using OptString = std::optional<std::string>;
+using OptInt = std::optional<int64_t>;
 // Keeps the order it was built in (connectors); read back from JSON it is sorted by key.
 using StringPairs = std::vector<std::pair<std::string, std::string>>;
 
