@@ -367,9 +367,12 @@ TEST_CASE("the request log line names route, account, status, latency and id, ne
   CHECK(find("stopped", "") != nullptr);
   for (const auto& line : lines) CHECK(line["level"] != "warn");  // no NATS warning at stop
 
-  // Nothing the person sent is in the log, in any form.
-  for (const char* secret : {"Анна", "Секретова", "912", "345-67-89", "79123456789", "anna.s",
-                             "example.ru", "Перезвоните", "pii-1", kApiToken.c_str()})
+  // Nothing the person sent is in the log, in any form. The phone is matched in forms at least
+  // seven digits long: three digits alone ("912") turn up by chance in an interaction id, a
+  // timestamp's milliseconds or a latency, which failed this test about one run in fifty.
+  for (const char* secret :
+       {"Анна", "Секретова", "912 345", "9123456789", "345-67-89", "79123456789", "anna.s",
+        "example.ru", "Перезвоните", "pii-1", kApiToken.c_str()})
     CHECK_THAT(log, !Catch::Contains(secret));
 }
 
