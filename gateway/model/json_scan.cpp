@@ -2,6 +2,9 @@
 
 #include <charconv>
 
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
 #include "gateway/core/limits.hpp"
 #include "gateway/model/json_input.hpp"
 
@@ -137,6 +140,61 @@ bool JsonScan::is_null(Value value) {
 
 bool JsonScan::is_array(Value value) {
   return type_of(value) == json_type::array;
+}
+
+bool JsonScan::is_object(Value value) {
+  return type_of(value) == json_type::object;
+}
+
+bool JsonScan::is_string(Value value) {
+  return type_of(value) == json_type::string;
+}
+
+template <typename Writer>
+bool JsonScan::write(Value value, Writer& writer) {
+  auto type = type_of(value);
+  if (!type) return false;
+  bool ok = true;
+  switch (*type) {
+    case json_type::object:
+      // fields() and items() stop at limits::kMaxJsonDepth: that bounds this recursion.
+      writer.StartObject();
+      fields(value, [&](std::string_view key, Value member) {
+        ok = ok && writer.Key(key.data(), static_cast<rapidjson::SizeType>(key.size())) &&
+             write(member, writer);
+      });
+      return ok && writer.EndObject();
+    case json_type::array:
+      writer.StartArray();
+      items(value, [&](Value item) { ok = ok && write(item, writer); });
+      return ok && writer.EndArray();
+    case json_type::number: {
+      simdjson::ondemand::number number;
+      if (failed(value.get_number().get(number))) return false;
+      if (number.is_int64()) return writer.Int64(number.get_int64());
+      if (number.is_uint64()) return writer.Uint64(number.get_uint64());
+      return writer.Double(number.get_double());
+    }
+    case json_type::string: {
+      std::string_view text;
+      if (failed(value.get_string().get(text))) return false;
+      return writer.String(text.data(), static_cast<rapidjson::SizeType>(text.size()));
+    }
+    case json_type::boolean: {
+      auto flag = boolean(value);
+      return flag && writer.Bool(*flag);
+    }
+    case json_type::null:
+      return is_null(value) && writer.Null();
+  }
+  return false;
+}
+
+std::optional<std::string> JsonScan::minified(Value value) {
+  rapidjson::StringBuffer buffer;
+  rapidjson::Writer<rapidjson::StringBuffer> writer(buffer);
+  if (!write(value, writer) || error_ != SUCCESS) return std::nullopt;
+  return std::string(buffer.GetString(), buffer.GetSize());
 }
 
 std::optional<std::string> JsonScan::id_text(Value value, std::optional<int64_t>* integer) {

@@ -1,8 +1,8 @@
 // How a connector reads a provider's JSON in one forward pass: simdjson On-Demand, no tree.
 // Each member is seen once, in the sender's order; the mapping keeps what it needs in its own
-// payload structs and never asks for a key twice. Like JsonNode, reading never throws and
-// never fails for a value of another type: `str` of a number is nullopt and the value is
-// skipped. What does fail the whole body, with the JsonReader's bad_request:
+// payload structs and never asks for a key twice. Reading never throws and never fails for a
+// value of another type: `str` of a number is nullopt and the value is skipped. What does fail
+// the whole body, with a bad_request that says so:
 //
 // - bytes that are not JSON where the scan reads them: a broken string escape, number or
 //   literal (also one read as another type: `"text":tru` fails, it does not read as absent), a
@@ -14,7 +14,7 @@
 //   -- the only recursion). Where it skips, On-Demand counts brackets without recursing, and
 //   what it skips goes nowhere: the interaction holds only values that were read, and a
 //   webhook's bytes are hashed (raw.sha256), not kept. A separate pass over every body to
-//   refuse depth there too was 15 % of the Telegram mapping's CPU (bench/telegram_parse_bench).
+//   refuse depth there too was 15 % of the Telegram mapping's CPU (bench/mapping_bench).
 //
 // One per thread: `thread_local JsonScan scan;` in a mapping function. Values and the
 // string_views it hands out are valid until its next object().
@@ -64,13 +64,21 @@ class JsonScan {
   std::optional<double> num(Value value);   // any number
   std::optional<bool> boolean(Value value);
   bool is_null(Value value);
-  bool is_array(Value value);  // reads nothing: items() may follow
+  // Read nothing: a read of the value may follow.
+  bool is_array(Value value);
+  bool is_object(Value value);
+  bool is_string(Value value);
   // An id as interaction.v1 keeps it (a string): integers are printed, strings kept. With
   // `integer`, also the id as an integer when it was one (a value is read only once).
   std::optional<std::string> id_text(Value value, std::optional<int64_t>* integer = nullptr);
   // The value as nlohmann JSON, for the free-form parts interaction.v1 keeps as sent (entities,
   // forward_origin). Object keys sorted, as nlohmann keeps them; null for a JSON null.
   nlohmann::json to_json(Value value);
+  // The value as minified JSON text in the sender's key order (to_json sorts keys), written
+  // by RapidJSON: strings with the writer's escaping (UTF-8 and '/' as they are, so VK's "\/"
+  // reads "/"), numbers as parsed (2.50 is 2.5). A payload a CRM compares byte for byte with
+  // what it put on a button. nullopt when the value is malformed (the body fails).
+  std::optional<std::string> minified(Value value);
 
  private:
   // Records the first error; every loop stops once one is recorded.
@@ -79,6 +87,9 @@ class JsonScan {
     return error_ != simdjson::SUCCESS;
   }
   std::optional<simdjson::ondemand::json_type> type_of(Value& value);
+  // minified()'s walk, into a RapidJSON Writer (defined and used in json_scan.cpp only).
+  template <typename Writer>
+  bool write(Value value, Writer& writer);
   // A scalar read as another type is still checked (a broken literal fails the body).
   void check_scalar(Value& value, std::optional<simdjson::ondemand::json_type> type);
   template <typename OnField>

@@ -9,74 +9,11 @@
 #include "gateway/core/error.hpp"
 #include "gateway/http/request.hpp"
 #include "gateway/http/verify.hpp"
-#include "gateway/model/json_reader.hpp"
 #include "gateway/model/json_scan.hpp"
 #include "gateway/model/keyword_consent.hpp"
 #include "gateway/model/tracking.hpp"
 
 using namespace omnigate;
-
-TEST_CASE("JsonNode reads what is there and nothing else, never throwing", "[kit][json]") {
-  JsonReader reader;
-  auto root = reader.object(
-      R"({"s":"текст","i":42,"n":"1700000000","b":true,"f":false,"a":[1,"x"],"o":{"k":null}})",
-      "a test body");
-  REQUIRE(root);
-  JsonNode doc = root.value();
-  CHECK(doc["s"].str() == "текст");
-  CHECK_FALSE(doc["s"].i64());  // a string is not an integer
-  CHECK(doc["i"].i64() == 42);
-  CHECK(doc["i"].id_text() == "42");
-  CHECK_FALSE(doc["i"].str());
-  CHECK(doc["n"].integer_or_numeric_string() == 1700000000);
-  CHECK_FALSE(doc["s"].integer_or_numeric_string());
-  CHECK(doc["b"].boolean() == true);
-  CHECK(doc["f"].boolean() == false);
-  CHECK_FALSE(doc["i"].boolean());
-  CHECK(doc["a"].array().size() == 2);
-  CHECK(doc["s"].array().empty());
-  CHECK(doc["o"].members().size() == 1);
-  CHECK_FALSE(doc["o"]["k"].present());             // null reads as absent
-  CHECK_FALSE(doc["missing"]["deeper"].present());  // absent all the way down
-  CHECK_FALSE(doc["a"]["key"].present());           // a key of an array
-  CHECK(doc["a"].to_json() == nlohmann::json::array({1, "x"}));
-}
-
-TEST_CASE("JsonReader refuses what is not a JSON object with a bad_request that says so",
-          "[kit][json]") {
-  JsonReader reader;
-  for (std::string body : {"", "{", "[1,2]", "\"text\"", "{\"a\":1}garbage"}) {
-    CAPTURE(body);
-    auto parsed = reader.object(body, "a test body");
-    REQUIRE_FALSE(parsed);
-    CHECK(parsed.error().code == ErrorCode::bad_request);
-    CHECK(parsed.error().detail.find("a test body") != std::string::npos);
-  }
-  std::string deep(100, '[');
-  deep += std::string(100, ']');
-  auto too_deep = reader.value(deep, "deep");
-  REQUIRE_FALSE(too_deep);
-  CHECK(too_deep.error().code == ErrorCode::bad_request);
-  CHECK_THAT(too_deep.error().detail, Catch::Contains("nested deeper than 64"));
-}
-
-TEST_CASE("JsonReader: 64 levels of nesting parse, 65 do not, also once the parser has grown",
-          "[kit][json]") {
-  // The parser itself holds the cap (no pre-scan): it must survive the parser growing for a
-  // larger body, which reallocates it.
-  JsonReader reader;
-  // A value innermost: simdjson does not count an empty [] or {} as a level.
-  auto nested = [](size_t levels, size_t padding) {
-    return std::string(levels, '[') + std::string(padding, ' ') + "1" + std::string(levels, ']');
-  };
-  for (size_t padding : {size_t{0}, size_t{200'000}}) {
-    CAPTURE(padding);
-    CHECK(reader.value(nested(64, padding), "deep"));
-    auto refused = reader.value(nested(65, padding), "deep");
-    REQUIRE_FALSE(refused);
-    CHECK_THAT(refused.error().detail, Catch::Contains("nested deeper than 64"));
-  }
-}
 
 TEST_CASE("tracking parameters: utm_* into source.utm (first wins), the rest kept or dropped",
           "[kit][tracking]") {
@@ -244,6 +181,26 @@ TEST_CASE("JsonScan reads each member once, in order, and another type reads as 
   };
   CHECK(scan_members(scan, R"({"o":{"x":1,"y":[2]},"a":[1],"s":"t"})", nested) ==
         "o=k:xk:y\na=none\ns=none\n");
+}
+
+TEST_CASE("JsonScan minified: the sender's key order, RapidJSON's escaping, a malformed part fails",
+          "[kit][json]") {
+  JsonScan scan;
+  auto as_minified = [](JsonScan& s, JsonScan::Value v) { return s.minified(v).value_or("-"); };
+  CHECK(scan_members(scan,
+                     R"({"o": { "z" : 1, "a" : { "y" : [ 1, -2, 1.50, 18446744073709551615 ] },)"
+                     R"( "s" : "a\/b\u0416\n" }, "n" : null, "t" : true, "x" : "text"})",
+                     as_minified) ==
+        "o={\"z\":1,\"a\":{\"y\":[1,-2,1.5,18446744073709551615]},\"s\":\"a/bЖ\\n\"}\nn=null\n"
+        "t=true\nx=\"text\"\n");
+  Status status = ok_status();
+  scan_members(scan, R"({"o":{"a":[1,{"b":nul}]}})", as_minified, &status);
+  CHECK_FALSE(status);
+  // Deeper than limits::kMaxJsonDepth where it descends: refused as too deep, not recursed.
+  std::string deep = R"({"o":)" + std::string(70, '[') + std::string(70, ']') + "}";
+  scan_members(scan, deep, as_minified, &status);
+  REQUIRE_FALSE(status);
+  CHECK_THAT(status.error().detail, Catch::Contains("nested deeper than"));
 }
 
 TEST_CASE("JsonScan refuses what is not one JSON object, and a malformed value it reads",

@@ -182,3 +182,53 @@ TEST_CASE("a lead without names, ad or form name still keeps every answer", "[vk
   CHECK(in.contact->identifiers[1].raw == std::string("не скажу"));
   CHECK_FALSE(in.source);  // ad_id 0: not from an ad
 }
+
+TEST_CASE("member order is VK's to choose: type after object, an attachment's type after its media",
+          "[vk][mapping]") {
+  const std::string message =
+      R"({"message":{"date":1796018400,"from_id":5,"id":7,"peer_id":5,"text":"фото","attachments":[)"
+      R"({"type":"photo","photo":{"id":1,"owner_id":5,"access_key":"k","sizes":[{"width":4,"height":3,"url":"https://a/z"}]}},)"
+      R"({"type":"sticker","sticker":{"product_id":9,"sticker_id":90}}],)"
+      R"("geo":{"coordinates":{"latitude":55.75,"longitude":37.61},"place":{"title":"Москва"}},)"
+      R"("reply_message":{"id":6}}})";
+  const std::string reordered =
+      R"({"message":{"attachments":[)"
+      R"({"photo":{"sizes":[{"url":"https://a/z","height":3,"width":4}],"access_key":"k","owner_id":5,"id":1},"type":"photo"},)"
+      R"({"sticker":{"sticker_id":90,"product_id":9},"type":"sticker"}],)"
+      R"("reply_message":{"id":6},"geo":{"place":{"title":"Москва"},"coordinates":{"longitude":37.61,"latitude":55.75}},)"
+      R"("text":"фото","peer_id":5,"id":7,"from_id":5,"date":1796018400}})";
+  Callback in_order = parsed(event("message_new", message));
+  Callback type_last = parsed(
+      R"({"object":)" + reordered +
+      R"(,"secret":"s","event_id":"0123456789abcdef0123456789abcdef01234567","group_id":218765432,"type":"message_new"})");
+  REQUIRE(in_order.mapped.submissions.size() == 1);
+  REQUIRE(type_last.mapped.submissions.size() == 1);
+  CHECK(type_last.envelope.type == "message_new");
+  CHECK(type_last.envelope.secret == "s");
+  const Interaction& a = in_order.mapped.submissions[0].interaction;
+  const Interaction& b = type_last.mapped.submissions[0].interaction;
+  REQUIRE(a.message->attachments.size() == 3);  // photo, sticker, location
+  CHECK(a.message->attachments[0].provider_ref["url"] == "https://a/z");
+  CHECK(a.message->attachments[1].provider_ref ==
+        nlohmann::json{{"type", "sticker"}, {"product_id", 9}, {"sticker_id", 90}});
+  CHECK(a.message->attachments[2].location["title"] == "Москва");
+  CHECK(a.conversation->reply_to == std::string("6"));
+  CHECK(serialize(b) == serialize(a));
+}
+
+TEST_CASE(
+    "a keyboard payload that is not a string is minified in VK's key order, escapes rewritten",
+    "[vk][mapping]") {
+  Callback c = parsed(message_new(
+      R"("from_id":5,"id":7,"peer_id":5,"text":"Да","payload": { "b" : "\u0416 https:\/\/x", "a" : [ 1 , 2.50, true, null ] } )"));
+  REQUIRE(c.mapped.submissions.size() == 1);
+  const Interaction& in = c.mapped.submissions[0].interaction;
+  CHECK(in.kind == "action");
+  CHECK(in.action->title == std::string("Да"));
+  // VK writes '/' as "\/": the CRM's own {"b":"Ж https://x"} is what it compares with.
+  CHECK(in.action->data == std::string(R"({"b":"Ж https://x","a":[1,2.5,true,null]})"));
+  Callback number = parsed(message_new(R"("from_id":5,"id":7,"peer_id":5,"payload": 12 )"));
+  CHECK(number.mapped.submissions[0].interaction.action->data == std::string("12"));
+  Callback null = parsed(message_new(R"("from_id":5,"id":7,"peer_id":5,"payload":null)"));
+  CHECK(null.mapped.submissions[0].interaction.kind == "message");
+}
