@@ -231,9 +231,12 @@ with open(sys.argv[2], "w") as out:
     for command in commands:
         out.write(command + "\n\0")
 PY
-  # ccache (shared) makes a second run fast; CMake reads the launcher from the environment, so
-  # the commands run exactly as written.
-  export CMAKE_CXX_COMPILER_LAUNCHER=ccache CMAKE_C_COMPILER_LAUNCHER=ccache
+  # ccache (shared), where installed, makes a second run fast; CMake reads the launcher from the
+  # environment, so the commands run exactly as written. Without it (CI, a bare machine) the
+  # launcher would be a command that does not exist and fail CMake's compiler check.
+  if command -v ccache >/dev/null 2>&1; then
+    export CMAKE_CXX_COMPILER_LAUNCHER=ccache CMAKE_C_COMPILER_LAUNCHER=ccache
+  fi
   # No .git in the image's context: git must not find the checkout around WORK_DIR either.
   export GIT_CEILING_DIRECTORIES="$work"
   local command started
