@@ -91,24 +91,29 @@ if [[ $build_type != Release ]]; then
   cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release >"$TMP/configure.log" 2>&1 ||
     { tail -n 30 "$TMP/configure.log" >&2; die "cmake configure failed"; }
 fi
-log "building omnigate, jetstream_publish_bench, email_bench and telegram_parse_bench"
+log "building omnigate, jetstream_publish_bench, email_bench and mapping_bench"
 cmake --build "$BUILD" -j2 --target omnigate jetstream_publish_bench email_bench \
-  telegram_parse_bench >"$TMP/build.log" 2>&1 ||
+  mapping_bench >"$TMP/build.log" 2>&1 ||
   { grep -E 'error|Error' "$TMP/build.log" | head -n 20 >&2; die "build failed (see above)"; }
 OMNIGATE="$BUILD/omnigate"
 RAW_BENCH="$BUILD/jetstream_publish_bench"
 
-# (g) the Telegram mapping alone, one thread, thread CPU time (bench/telegram_parse_bench.cpp):
-# the share of (d)'s CPU that is parsing and serializing, steadier than any HTTP run. First,
-# on a quiet machine: after the load runs it read 50 % higher (the servers still winding down).
-log "(g) Telegram mapping alone: parse_update and serialize on one thread"
-PARSE_SHAPE="" PARSE_ALL="" PARSE_FAILED=()
-if (cd "$ROOT" && "$BUILD/telegram_parse_bench") >"$TMP/parse.out" 2>"$TMP/parse.err"; then
-  PARSE_SHAPE=$(grep '"set":"bench_shape"' "$TMP/parse.out" || true)
-  PARSE_ALL=$(grep '"set":"all_fixtures"' "$TMP/parse.out" || true)
-else
-  PARSE_FAILED=("Telegram mapping: telegram_parse_bench failed: $(head -n 3 "$TMP/parse.err" | tr '\n' ' ')")
-fi
+# (g) the Telegram and VK mappings alone, one thread, thread CPU time (bench/mapping_bench.cpp):
+# the share of (d)'s and (v)'s CPU that is parsing and serializing, steadier than any HTTP run.
+# First, on a quiet machine: after the load runs it read 50 % higher (the servers still winding
+# down).
+log "(g) Telegram and VK mappings alone: parse and serialize on one thread"
+PARSE_TELEGRAM_SHAPE="" PARSE_TELEGRAM_ALL="" PARSE_VK_SHAPE="" PARSE_VK_ALL="" PARSE_FAILED=()
+for channel in telegram vk; do
+  if (cd "$ROOT" && "$BUILD/mapping_bench" "$channel") >"$TMP/parse_$channel.out" 2>"$TMP/parse.err"; then
+    shape=$(grep '"set":"bench_shape"' "$TMP/parse_$channel.out" || true)
+    all=$(grep '"set":"all_fixtures"' "$TMP/parse_$channel.out" || true)
+    if [ "$channel" = telegram ]; then PARSE_TELEGRAM_SHAPE=$shape PARSE_TELEGRAM_ALL=$all
+    else PARSE_VK_SHAPE=$shape PARSE_VK_ALL=$all; fi
+  else
+    PARSE_FAILED+=("$channel mapping: mapping_bench $channel failed: $(head -n 3 "$TMP/parse.err" | tr '\n' ' ')")
+  fi
+done
 parse_us() { awk -v ns="$(email_field "$1" "$2")" 'BEGIN { if (ns == "") print "n/a"; else printf "%.2f", ns / 1000 }'; }
 
 # --- the Node peer (n) ---------------------------------------------------------------------
@@ -597,12 +602,14 @@ REPORT="$TMP/report.md"
   echo "| pipe route \`POST /v1/email/support\`, $(or_na "$(email_field "$EMAIL_PIPE" clients)") clients | $(or_na "$(email_field "$EMAIL_PIPE" mails_per_s)") | $(or_na "$(email_field "$EMAIL_PIPE" mb_per_s)") | $(or_na "$(email_field "$EMAIL_PIPE" seconds)") |"
   echo "| IMAP from dovecot (one poller, BODY.PEEK, 50 a batch; gateway start included) | $(or_na "$(email_field "$EMAIL_IMAP" mails_per_s)") | $(or_na "$(email_field "$EMAIL_IMAP" mb_per_s)") | $(or_na "$(email_field "$EMAIL_IMAP" seconds)") |"
   echo
-  echo "Telegram mapping alone (g), one thread, CPU µs per update (bench/telegram_parse_bench):"
+  echo "Mappings alone (g), one thread, CPU µs per body (bench/mapping_bench):"
   echo
-  echo "| updates | parse_update | parse_update + serialize |"
+  echo "| bodies | parse | parse + serialize |"
   echo "|---|---:|---:|"
-  echo "| the update of (d) (private text, Cyrillic, emoji, entities) | $(parse_us "$PARSE_SHAPE" parse_ns) | $(parse_us "$PARSE_SHAPE" parse_serialize_ns) |"
-  echo "| all $(or_na "$(email_field "$PARSE_ALL" updates)") Telegram fixtures | $(parse_us "$PARSE_ALL" parse_ns) | $(parse_us "$PARSE_ALL" parse_serialize_ns) |"
+  echo "| the update of (d) (Telegram private text, Cyrillic, emoji, entities) | $(parse_us "$PARSE_TELEGRAM_SHAPE" parse_ns) | $(parse_us "$PARSE_TELEGRAM_SHAPE" parse_serialize_ns) |"
+  echo "| all $(or_na "$(email_field "$PARSE_TELEGRAM_ALL" updates)") Telegram fixtures | $(parse_us "$PARSE_TELEGRAM_ALL" parse_ns) | $(parse_us "$PARSE_TELEGRAM_ALL" parse_serialize_ns) |"
+  echo "| a VK message_new like (v)'s (private text, Cyrillic, emoji) | $(parse_us "$PARSE_VK_SHAPE" parse_ns) | $(parse_us "$PARSE_VK_SHAPE" parse_serialize_ns) |"
+  echo "| all $(or_na "$(email_field "$PARSE_VK_ALL" updates)") VK fixtures | $(parse_us "$PARSE_VK_ALL" parse_ns) | $(parse_us "$PARSE_VK_ALL" parse_serialize_ns) |"
   echo
   echo "omnigate RSS: idle $(mb "$RSS_IDLE_KB") MB ($THREADS_IDLE threads); after load $(mb "$RSS_LOAD_KB") MB," \
     "peak (VmHWM) $(mb "$HWM_KB") MB ($THREADS_LOAD threads)."
