@@ -10,6 +10,9 @@
 #   AB_CHANNEL=api bench/ab.sh build/omnigate          # the API channel (bench/api_message.lua)
 #   AB_CHANNEL=whatsapp100 bench/ab.sh build/omnigate  # signed WhatsApp POSTs of 100 messages each
 #   AB_PERF_CALLGRAPH="--call-graph dwarf" ...         # stacks through code built without frame pointers
+#   bench/ab.sh bench/peers/node/server.mjs           # the Node peer (npm ci on first use)
+#   bench/ab.sh build/epoll_probe                      # the epoll front probe (bench/epoll_probe.cpp)
+#   AB_CHANNEL=noop bench/ab.sh build/omnigate         # the no-op route, the Telegram requests (per request)
 #   AB_COUNT=1 bench/ab.sh build/omnigate   # also syscalls, futex calls, context switches per interaction
 set -euo pipefail
 [[ $# -ge 1 ]] || { echo "usage: bench/ab.sh <omnigate binary> [NAME=value ...]" >&2; exit 2; }
@@ -22,7 +25,9 @@ case $CHANNEL in
   telegram) SCRIPT=telegram_update.lua ROUTE=/v1/telegram/benchbot ;;
   api) SCRIPT=api_message.lua ROUTE=/v1/api/bench ;;
   whatsapp100) SCRIPT=whatsapp_webhook.lua ROUTE=/v1/whatsapp/benchwa ;;  # 100 messages a POST
-  *) echo "AB_CHANNEL must be telegram, api or whatsapp100" >&2; exit 2 ;;
+  # The no-op route sent the Telegram requests: CPU per request (req/s x the sampled window).
+  noop) SCRIPT=noop_telegram.lua ROUTE=/v1/noop ;;
+  *) echo "AB_CHANNEL must be telegram, api, whatsapp100 or noop" >&2; exit 2 ;;
 esac
 ((SECONDS_RUN >= 4)) || { echo "AB_SECONDS must be at least 4" >&2; exit 2; }
 T=$(mktemp -d "${TMPDIR:-/tmp}/omnigate-ab.XXXXXX")
@@ -53,12 +58,29 @@ if [[ $CHANNEL == whatsapp100 ]]; then
   CHANNEL=whatsapp
 fi
 for _ in $(seq 50); do (exec 3<>"/dev/tcp/127.0.0.1/$nats_port") 2>/dev/null && break; sleep 0.1; done
-(cd "$T" && exec env "$@" "$BIN" run --config "$ROOT/bench/bench.yaml" >"$T/omnigate.log" 2>&1) &
+if [[ $(basename "$BIN") == server.mjs ]]; then
+  # The Node peer (bench/peers/node) in omnigate's place, on its own stream as in bench/run.sh.
+  [[ $CHANNEL == telegram ]] || { echo "the Node peer serves the Telegram webhook only" >&2; exit 2; }
+  PEER_DIR=$(dirname "$BIN")
+  if [[ ! -f $PEER_DIR/node_modules/.package-lock.json ]]; then
+    (cd "$PEER_DIR" && npm ci --no-audit --no-fund --fetch-retries=1 --fetch-timeout=30000) >"$T/npm.log" 2>&1 ||
+      { tail -n 15 "$T/npm.log" >&2; echo "npm ci in $PEER_DIR failed" >&2; exit 1; }
+  fi
+  (cd "$T" && PEER_PORT=$gw_port PEER_NATS_URL=$OMNIGATE_BENCH_NATS PEER_TG_SECRET=$OMNIGATE_BENCH_TG_SECRET \
+    PEER_ACCOUNT=benchbot PEER_SUBJECT_ROOT=nodepeer.interactions PEER_STREAM=NODE_PEER_INTERACTIONS \
+    exec env "$@" node "$BIN" >"$T/omnigate.log" 2>&1) &
+else
+  (cd "$T" && exec env "$@" "$BIN" run --config "$ROOT/bench/bench.yaml" >"$T/omnigate.log" 2>&1) &
+fi
 GP=$!
 for _ in $(seq 150); do curl -fs -o /dev/null "http://127.0.0.1:$gw_port/readyz" && break; sleep 0.1; done
 curl -fs -o /dev/null "http://127.0.0.1:$gw_port/readyz" || { tail "$T/omnigate.log" >&2; exit 1; }
 ticks() { sed 's/^.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'; }
 published() {
+  if [[ $(basename "$BIN") == server.mjs ]]; then
+    curl -s "http://127.0.0.1:$gw_port/stats" | sed -n 's/.*"published":\([0-9]*\).*/\1/p'
+    return
+  fi
   curl -s "http://127.0.0.1:$gw_port/metrics" |
     awk -v c="$CHANNEL" '$0 ~ "^omnigate_interactions_published_total\\{channel=\"" c "\"" { s += $2 } END { print s + 0 }'
 }
@@ -87,9 +109,11 @@ if [[ -n ${AB_COUNT:-} ]]; then
     END { if (p > 0) printf "per interaction: %.2f syscalls (%.2f futex), %.2f context switches\n", sc / p, fx / p, cs / p }' \
     "$T/counts.csv"
 fi
-awk -v g=$((g1 - g0)) -v n=$((n1 - n0)) -v p=$((p1 - p0)) -v hz="$(getconf CLK_TCK)" '
+awk -v g=$((g1 - g0)) -v n=$((n1 - n0)) -v p=$((p1 - p0)) -v hz="$(getconf CLK_TCK)" \
+  -v noop="$([[ $CHANNEL == noop ]] && echo $((SECONDS_RUN - 2)))" '
   /Requests\/sec/ { rps = $2 } $1 == "99%" { p99 = $2 } /Non-2xx/ { bad = $4 }
-  END { if (p == 0) { print "nothing published"; exit 1 }
+  END { if (noop != "") p = int(rps * noop)
+        if (p == 0) { print "nothing published"; exit 1 }
         printf "req/s %s p99 %s non-2xx %d | omnigate %.1f us, nats-server %.1f us per interaction (%d interactions, +-%.1f us)\n",
                rps, p99, bad, g * 1e6 / hz / p, n * 1e6 / hz / p, p, 2 * 1e6 / hz / p }' "$T/wrk.out"
 # bench/whatsapp_webhook.lua says so when it ran out of distinct bodies (repeats are duplicates).
