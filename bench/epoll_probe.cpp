@@ -24,6 +24,7 @@
 // PROBE_DEDUP_HORIZON_S (default 7 days; 0 turns the follower off); PROBE_SEND_ASAP=1;
 // PROBE_NO_PUBLISH=1 (everything but the publish, answered at once: no ack path);
 // PROBE_INLINE_FREE=1 (our messages freed on our thread, not by nats.c's GC thread);
+// PROBE_FOLLOW_ON_LOOP=1 with PROBE_NATS_LOOP=1 (the dedup follower read on loop 0);
 // PROBE_NATS_LOOP=1 (each loop owns a NATS connection on nats.c's external event loop
 // adapter and reads its PubAcks itself: no nats.c thread between a request and its answer).
 // POST /v1/noop answers 202 at once: the loop's floor with the same bytes.
@@ -112,6 +113,7 @@ struct Shared {
   telegram::BotSettings bot;
   IdentityConfig identity;
   bool skip_publish = false;
+  std::atomic<uint64_t> followed{0};  // messages the on-loop follower read
   // In-flight publishes by message, sharded as the gateway's Publisher shards its waiters.
   struct alignas(64) Shard {
     std::mutex mutex;
@@ -189,6 +191,7 @@ class Loop {
           if (events[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP)) {
             natsConnection_ProcessReadEvent(nc_);
             drain_inbox();
+            drain_follower();
           }
           if (events[i].events & EPOLLOUT) natsConnection_ProcessWriteEvent(nc_);
         } else if (fd == wake_) {
@@ -506,6 +509,31 @@ class Loop {
     return true;
   }
 
+  // PROBE_FOLLOW_ON_LOOP: the dedup follower's headers-only ordered consumer on this loop's
+  // connection, read here after each read event (the gateway's follower is a thread of its
+  // own waiting in natsSubscription_NextMsg). Same work per message: metadata, the
+  // Nats-Msg-Id header, SeenIndex::insert at the stored time.
+  void drain_follower() {
+    natsSubscription* sub = follower_.load(std::memory_order_acquire);
+    if (sub == nullptr) return;
+    natsMsg* msg = nullptr;
+    while (natsSubscription_NextMsg(&msg, sub, 0) == NATS_OK) {
+      jsMsgMetaData* meta = nullptr;
+      if (natsMsg_GetMetaData(&meta, msg) == NATS_OK) {
+        auto at = SeenIndex::SysClock::time_point(
+            std::chrono::duration_cast<SeenIndex::SysClock::duration>(
+                std::chrono::nanoseconds(meta->Timestamp)));
+        jsMsgMetaData_Destroy(meta);
+        const char* id = nullptr;
+        if (natsMsgHeader_Get(msg, "Nats-Msg-Id", &id) == NATS_OK && id != nullptr) {
+          shared_.seen->insert(id, at);
+          shared_.followed.fetch_add(1, std::memory_order_relaxed);
+        }
+      }
+      destroy_msg(msg);
+    }
+  }
+
   void drain_inbox() {
     natsMsg* msg = nullptr;
     while (natsSubscription_NextMsg(&msg, inbox_, 0) == NATS_OK) {
@@ -526,6 +554,9 @@ class Loop {
   }
 
  public:
+  natsConnection* loop_connection() const { return nc_; }
+  void follow(natsSubscription* sub) { follower_.store(sub, std::memory_order_release); }
+
   // nats.c's external event loop adapter: the connection's socket in this loop's epoll set.
   void connect_on_loop(const std::string& url, int index) {
     natsOptions* options = nullptr;
@@ -584,6 +615,7 @@ class Loop {
 
   natsConnection* nc_ = nullptr;
   natsSubscription* inbox_ = nullptr;
+  std::atomic<natsSubscription*> follower_{nullptr};
   std::atomic<int> nats_fd_{-1};
   std::atomic<bool> nats_read_{false}, nats_write_{false};
   std::string reply_prefix_;
@@ -676,17 +708,50 @@ int main() {
 
   SeenIndex seen{std::chrono::seconds(horizon_s)};
   shared->seen = &seen;
-  seen.start(shared->js, kStream, [] { return true; });
-  seen.wait_caught_up(std::chrono::steady_clock::now() + std::chrono::seconds(10));
+  // What the follower has read, beside what was published: a follower that reads nothing
+  // would make its variant look cheap.
+  shared->metrics.add_gauge("omnigate_probe_seen_ids", "ids in the dedup index",
+                            [&seen] { return static_cast<double>(seen.size()); });
+  shared->metrics.add_gauge("omnigate_probe_followed", "messages the on-loop follower read",
+                            [s = shared.get()] { return static_cast<double>(s->followed.load()); });
+  const bool nats_on_loop = env_or("PROBE_NATS_LOOP", "0") == "1";
+  const bool follow_on_loop = nats_on_loop && env_or("PROBE_FOLLOW_ON_LOOP", "0") == "1";
+  if (follow_on_loop) {
+    seen.mark_caught_up();  // the stream is new: nothing to read back
+  } else {
+    seen.start(shared->js, kStream, [] { return true; });
+    seen.wait_caught_up(std::chrono::steady_clock::now() + std::chrono::seconds(10));
+  }
 
   std::vector<std::unique_ptr<Loop>> all;
-  const bool nats_on_loop = env_or("PROBE_NATS_LOOP", "0") == "1";
   for (int i = 0; i < loops; ++i) {
     all.push_back(std::make_unique<Loop>(*shared, port));
     if (nats_on_loop) all.back()->connect_on_loop(url, i);
   }
   std::vector<std::thread> threads;
   for (auto& loop : all) threads.emplace_back([&loop] { loop->run(); });
+  jsCtx* follower_js = nullptr;
+  natsSubscription* follower = nullptr;
+  if (follow_on_loop) {
+    // Subscribed from here while the loops run: the consumer's creation is a request whose
+    // reply only loop 0 reads.
+    natsConnection_JetStream(&follower_js, all[0]->loop_connection(), nullptr);
+    jsSubOptions sub_options;
+    jsSubOptions_Init(&sub_options);
+    sub_options.Stream = kStream;
+    sub_options.Ordered = true;
+    sub_options.Config.HeadersOnly = true;
+    sub_options.Config.DeliverPolicy = js_DeliverNew;
+    jsErrCode sub_error = static_cast<jsErrCode>(0);
+    if (js_SubscribeSync(&follower, follower_js, "omnigate.interactions.>", nullptr, &sub_options,
+                         &sub_error) != NATS_OK) {
+      std::fprintf(stderr, "epoll_probe: cannot follow the stream: %s\n",
+                   nats_GetLastError(nullptr));
+      return 1;
+    }
+    natsSubscription_SetPendingLimits(follower, -1, 256 * 1024 * 1024);
+    all[0]->follow(follower);
+  }
   for (auto& thread : threads) thread.join();
 
   seen.stop();
