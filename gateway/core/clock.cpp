@@ -23,12 +23,30 @@ std::string format_rfc3339(SysMillis time) {
   auto day = floor<days>(time);
   year_month_day ymd{day};
   hh_mm_ss hms{time - day};
-  char out[32];
-  std::snprintf(out, sizeof out, "%04d-%02u-%02uT%02d:%02d:%02d.%03dZ",
-                static_cast<int>(ymd.year()), static_cast<unsigned>(ymd.month()),
-                static_cast<unsigned>(ymd.day()), static_cast<int>(hms.hours().count()),
-                static_cast<int>(hms.minutes().count()), static_cast<int>(hms.seconds().count()),
-                static_cast<int>(hms.subseconds().count()));
+  const int year = static_cast<int>(ymd.year());
+  if (year < 0 || year > 9999) {
+    // Outside RFC 3339's four-digit years: printed as before ("-001-", "10000-").
+    char out[40];
+    std::snprintf(out, sizeof out, "%04d-%02u-%02uT%02d:%02d:%02d.%03dZ", year,
+                  static_cast<unsigned>(ymd.month()), static_cast<unsigned>(ymd.day()),
+                  static_cast<int>(hms.hours().count()), static_cast<int>(hms.minutes().count()),
+                  static_cast<int>(hms.seconds().count()),
+                  static_cast<int>(hms.subseconds().count()));
+    return out;
+  }
+  // Every interaction formats two of these (occurred_at, received_at): the digits are written in
+  // place, without snprintf parsing its format each time.
+  std::string out = "0000-00-00T00:00:00.000Z";
+  auto digits = [&out](size_t at, size_t width, unsigned value) {
+    for (size_t i = width; i-- > 0; value /= 10) out[at + i] = static_cast<char>('0' + value % 10);
+  };
+  digits(0, 4, static_cast<unsigned>(year));
+  digits(5, 2, static_cast<unsigned>(ymd.month()));
+  digits(8, 2, static_cast<unsigned>(ymd.day()));
+  digits(11, 2, static_cast<unsigned>(hms.hours().count()));
+  digits(14, 2, static_cast<unsigned>(hms.minutes().count()));
+  digits(17, 2, static_cast<unsigned>(hms.seconds().count()));
+  digits(20, 3, static_cast<unsigned>(hms.subseconds().count()));
   return out;
 }
 

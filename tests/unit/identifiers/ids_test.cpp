@@ -121,6 +121,14 @@ TEST_CASE("format_rfc3339 writes UTC with milliseconds and Z", "[ids][time]") {
   CHECK(format_rfc3339(at(2024, 2, 29, 23, 59, 59, 999)) == "2024-02-29T23:59:59.999Z");
 }
 
+TEST_CASE("format_rfc3339 pads small years, goes before 1970 and keeps five-digit years",
+          "[ids][time]") {
+  CHECK(format_rfc3339(SysMillis{std::chrono::milliseconds(-1)}) == "1969-12-31T23:59:59.999Z");
+  CHECK(format_rfc3339(at(5, 6, 7, 8, 9, 10, 11)) == "0005-06-07T08:09:10.011Z");
+  CHECK(format_rfc3339(at(9999, 12, 31, 23, 59, 59, 999)) == "9999-12-31T23:59:59.999Z");
+  CHECK(format_rfc3339(at(10000, 1, 1, 0, 0, 0, 0)) == "10000-01-01T00:00:00.000Z");
+}
+
 TEST_CASE("format_rfc3339 and parse_rfc3339 round-trip with milliseconds", "[ids][time]") {
   auto time = GENERATE(at(2026, 11, 22, 6, 30, 0, 123), at(1999, 12, 31, 23, 59, 59, 1),
                        at(2024, 2, 29, 0, 0, 0, 0), at(2038, 1, 19, 3, 14, 8, 999));
