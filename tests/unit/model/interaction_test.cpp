@@ -537,6 +537,22 @@ TEST_CASE("serialize writes, without a DOM, the very bytes of the DOM serializer
   }
 }
 
+TEST_CASE("serialize: a document many times its first buffer grows and is written whole",
+          "[model][serialize]") {
+  // serialize writes into a 1 KiB string it grows as it goes; every growth path (one character,
+  // a run the writer announces, escapes that double a run) must end with exactly the document.
+  Interaction in = minimal();
+  in.message = message_with_id("m-big");
+  std::string text;
+  while (text.size() < 70'000) text += "Привет \"мир\" \\ \n\t📞 abc ";
+  in.message->text = text;
+  for (int i = 0; i < 300; ++i) in.tags.push_back("tag-" + std::to_string(i));
+  const std::string written = omnigate::serialize(in);
+  CHECK(written.size() > 70'000);
+  CHECK(written == omnigate::to_json(in).dump());
+  CHECK(written.find('\0') == std::string::npos);
+}
+
 TEST_CASE(
     "serialize: control characters are escaped, a repeated pair key keeps its first place and "
     "last value, and invalid UTF-8 is replaced as before",
