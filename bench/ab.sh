@@ -18,6 +18,9 @@ set -euo pipefail
 [[ $# -ge 1 ]] || { echo "usage: bench/ab.sh <omnigate binary> [NAME=value ...]" >&2; exit 2; }
 BIN=$(realpath "$1")
 shift
+# The Node peer (bench/peers/node/server.mjs) runs in omnigate's place and counts on /stats.
+IS_PEER=""
+[[ $(basename "$BIN") == server.mjs ]] && IS_PEER=1
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 SECONDS_RUN=${AB_SECONDS:-8}
 CHANNEL=${AB_CHANNEL:-telegram}
@@ -58,8 +61,8 @@ if [[ $CHANNEL == whatsapp100 ]]; then
   CHANNEL=whatsapp
 fi
 for _ in $(seq 50); do (exec 3<>"/dev/tcp/127.0.0.1/$nats_port") 2>/dev/null && break; sleep 0.1; done
-if [[ $(basename "$BIN") == server.mjs ]]; then
-  # The Node peer (bench/peers/node) in omnigate's place, on its own stream as in bench/run.sh.
+if [[ -n $IS_PEER ]]; then
+  # On its own stream, as in bench/run.sh.
   [[ $CHANNEL == telegram ]] || { echo "the Node peer serves the Telegram webhook only" >&2; exit 2; }
   PEER_DIR=$(dirname "$BIN")
   if [[ ! -f $PEER_DIR/node_modules/.package-lock.json ]]; then
@@ -77,7 +80,7 @@ for _ in $(seq 150); do curl -fs -o /dev/null "http://127.0.0.1:$gw_port/readyz"
 curl -fs -o /dev/null "http://127.0.0.1:$gw_port/readyz" || { tail "$T/omnigate.log" >&2; exit 1; }
 ticks() { sed 's/^.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'; }
 published() {
-  if [[ $(basename "$BIN") == server.mjs ]]; then
+  if [[ -n $IS_PEER ]]; then
     curl -s "http://127.0.0.1:$gw_port/stats" | sed -n 's/.*"published":\([0-9]*\).*/\1/p'
     return
   fi

@@ -20,13 +20,17 @@
 //   bench/ab.sh build/epoll_probe                 # PROBE_LOOPS=1 for one loop
 //
 // Environment (ab.sh exports the first three): OMNIGATE_BENCH_PORT, OMNIGATE_BENCH_NATS,
-// OMNIGATE_BENCH_TG_SECRET; PROBE_LOOPS (default 2, one per core, SO_REUSEPORT);
-// PROBE_DEDUP_HORIZON_S (default 7 days; 0 turns the follower off); PROBE_SEND_ASAP=1;
-// PROBE_NO_PUBLISH=1 (everything but the publish, answered at once: no ack path);
-// PROBE_INLINE_FREE=1 (our messages freed on our thread, not by nats.c's GC thread);
-// PROBE_FOLLOW_ON_LOOP=1 with PROBE_NATS_LOOP=1 (the dedup follower read on loop 0);
-// PROBE_NATS_LOOP=1 (each loop owns a NATS connection on nats.c's external event loop
-// adapter and reads its PubAcks itself: no nats.c thread between a request and its answer).
+// OMNIGATE_BENCH_TG_SECRET. The variants, all off by default:
+//   PROBE_LOOPS=N            loops (default 2, one per core, SO_REUSEPORT)
+//   PROBE_DEDUP_HORIZON_S=S  the follower's horizon (default 7 days; 0 turns it off)
+//   PROBE_SEND_ASAP=1        nats.c's SendAsap on the shared connection
+//   PROBE_NO_PUBLISH=1       everything but the publish, answered at once (no ack path)
+//   PROBE_INLINE_FREE=1      our messages freed on our thread, not by nats.c's collector
+//   PROBE_NATS_LOOP=1        each loop owns a NATS connection on nats.c's external event-loop
+//                            adapter and reads its PubAcks itself (no nats.c thread between a
+//                            request and its answer); with it:
+//     PROBE_LOOP_SEND_ASAP=1 SendAsap on the loops' connections
+//     PROBE_FOLLOW_ON_LOOP=1 the dedup follower read on loop 0
 // POST /v1/noop answers 202 at once: the loop's floor with the same bytes.
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -442,7 +446,9 @@ class Loop {
         shared_.seen->insert(in.id);
       } else if (!publish(c, subject, in.id, payload)) {
         c.failed = true;
+        continue;
       }
+      // Counted when sent (ab.sh divides CPU by this); a run with non-2xx answers says so.
       shared_.metrics.interactions_published.inc({in.channel, in.kind});
     }
     if (c.waiting == 0) {
@@ -454,16 +460,26 @@ class Loop {
     }
   }
 
-  bool publish(Connection& c, const std::string& subject, const std::string& id,
-               const std::string& payload) {
-    if (nc_ != nullptr) return publish_on_loop(c, subject, id, payload);
+  // The interaction as the gateway's Publisher sends it: its headers, and with `reply` (the
+  // loop's own PubAck protocol) the Nats-Msg-Id that js_PublishMsgAsync would add.
+  static natsMsg* interaction_message(const std::string& subject, const char* reply,
+                                      const std::string& id, const std::string& payload) {
     natsMsg* msg = nullptr;
-    if (natsMsg_Create(&msg, subject.c_str(), nullptr, payload.data(),
+    if (natsMsg_Create(&msg, subject.c_str(), reply, payload.data(),
                        static_cast<int>(payload.size())) != NATS_OK) {
-      return false;
+      return nullptr;
     }
     natsMsgHeader_Set(msg, "Content-Type", "application/json");
     natsMsgHeader_Set(msg, "Omnigate-Schema", "interaction.v1");
+    if (reply != nullptr) natsMsgHeader_Set(msg, "Nats-Msg-Id", id.c_str());
+    return msg;
+  }
+
+  bool publish(Connection& c, const std::string& subject, const std::string& id,
+               const std::string& payload) {
+    if (nc_ != nullptr) return publish_on_loop(c, subject, id, payload);
+    natsMsg* msg = interaction_message(subject, nullptr, id, payload);
+    if (msg == nullptr) return false;
     jsPubOptions options;
     jsPubOptions_Init(&options);
     options.MsgId = id.c_str();
@@ -493,14 +509,8 @@ class Loop {
     const uint64_t n = ++next_reply_;
     std::string reply = reply_prefix_;
     reply.append(std::to_string(n));
-    natsMsg* msg = nullptr;
-    if (natsMsg_Create(&msg, subject.c_str(), reply.c_str(), payload.data(),
-                       static_cast<int>(payload.size())) != NATS_OK) {
-      return false;
-    }
-    natsMsgHeader_Set(msg, "Content-Type", "application/json");
-    natsMsgHeader_Set(msg, "Omnigate-Schema", "interaction.v1");
-    natsMsgHeader_Set(msg, "Nats-Msg-Id", id.c_str());
+    natsMsg* msg = interaction_message(subject, reply.c_str(), id, payload);
+    if (msg == nullptr) return false;
     natsStatus s = natsConnection_PublishMsg(nc_, msg);
     destroy_msg(msg);
     if (s != NATS_OK) return false;

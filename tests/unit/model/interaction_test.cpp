@@ -549,8 +549,7 @@ TEST_CASE("serialize: a document many times its first buffer grows and is writte
   for (int i = 0; i < 300; ++i) in.tags.push_back("tag-" + std::to_string(i));
   const std::string written = omnigate::serialize(in);
   CHECK(written.size() > 70'000);
-  CHECK(written == omnigate::to_json(in).dump());
-  CHECK(written.find('\0') == std::string::npos);
+  CHECK(written == omnigate::to_json(in).dump());  // a lost trim would leave NULs behind
 }
 
 TEST_CASE(
