@@ -34,6 +34,47 @@ void warn_if_shorter_than_horizon(const jsStreamInfo* info, const NatsConfig& co
 
 }  // namespace
 
+bool confirms_storage(const std::string& stream, const char* ack_stream, uint64_t sequence,
+                      bool duplicate) {
+  return ack_stream != nullptr && stream == ack_stream && (sequence > 0 || duplicate);
+}
+
+Error publish_failure(Metrics& metrics, const char* reason, std::string detail) {
+  metrics.publish_failures.inc({reason});
+  return make_error(ErrorCode::not_durable, "publish", std::move(detail));
+}
+
+AttemptVerdict judge_attempt(natsStatus status, const PublishOutcome& outcome, bool connected,
+                             Metrics& metrics, Result<PublishOutcome>& result) {
+  if (status == NATS_OK && outcome.duplicate && outcome.sequence == 0) {
+    // nats-server 2.10 answers a retry whose first copy is still being replicated with
+    // {"seq":0,"duplicate":true}: the id is known, the message not yet committed, and a
+    // leader lost now loses it. Not a confirmation: try again with the same id.
+    metrics.publish_failures.inc({"duplicate_unconfirmed"});
+    return AttemptVerdict::retry_after_pause;
+  }
+  if (status == NATS_OK) {
+    result = outcome;
+    return AttemptVerdict::confirmed;
+  }
+  if (status == NATS_TIMEOUT) {
+    // Unknown outcome: the message may be stored. Same id again; JetStream dedups.
+    metrics.publish_failures.inc({"ack_timeout"});
+    return AttemptVerdict::retry;
+  }
+  if (status == NATS_NO_RESPONDERS) return AttemptVerdict::no_stream;
+  if (status == NATS_CONNECTION_DISCONNECTED || status == NATS_INSUFFICIENT_BUFFER || !connected) {
+    result = publish_failure(metrics, "disconnected", "NATS connection lost; retry later");
+  } else if (status == NATS_MAX_PAYLOAD) {
+    metrics.publish_failures.inc({"too_large"});
+    result = make_error(ErrorCode::payload_too_large, "publish",
+                        "the interaction is larger than the NATS server's max_payload");
+  } else {
+    result = publish_failure(metrics, "error", "JetStream publish failed: " + nats_text(status));
+  }
+  return AttemptVerdict::settled;
+}
+
 Publisher::Publisher(const NatsConfig& config, Metrics& metrics)
     : config_(config), metrics_(metrics), seen_index_(config.dedup_horizon) {}
 
@@ -94,13 +135,15 @@ void Publisher::on_reconnected(natsConnection*, void* self) {
   p->request_setup();  // the server may be a new one: verify the stream again
 }
 
-void Publisher::request_setup() {
+uint64_t Publisher::request_setup() {
+  uint64_t generation;
   {
     std::lock_guard lock(setup_mutex_);
     setup_done_ = false;
-    ++setup_generation_;
+    generation = ++setup_generation_;
   }
   setup_cv_.notify_all();
+  return generation;
 }
 
 void Publisher::fail_waiters(natsStatus status) {
@@ -174,7 +217,10 @@ void Publisher::setup_loop() {
     if (verified) {
       setup_problem_.clear();
       // A (re)connect during the setup asks for another round before anyone may publish.
-      if (generation == setup_generation_) setup_done_ = true;
+      if (generation == setup_generation_) {
+        verified_generation_ = static_cast<int64_t>(generation);
+        setup_done_ = true;
+      }
       setup_cv_.notify_all();  // requests waiting for the stream (within their deadlines)
       log::info("nats", "stream " + config_.stream.name + " verified");
     } else {
@@ -268,6 +314,7 @@ Result<std::unique_ptr<Publisher>> Publisher::start(const NatsConfig& config, Me
     auto ready = p->ensure_stream_and_buckets();
     std::lock_guard lock(p->setup_mutex_);
     if (ready) {
+      p->verified_generation_ = static_cast<int64_t>(p->setup_generation_);
       p->setup_done_ = true;
     } else {
       p->setup_problem_ = ready.error().detail;
@@ -380,12 +427,8 @@ void Publisher::on_ack(jsCtx*, natsMsg* msg, jsPubAck* ack, jsPubAckErr* error, 
   std::shared_ptr<AckWaiter> waiter = publisher->take_waiter(msg);
   natsMsg_Destroy(msg);  // the handler owns the message (nats.c contract)
   if (!waiter) return;   // the request gave up on this attempt already
-  // Only our stream's PubAck is a confirmation: a core-NATS responder on the subject (or a
-  // misconfigured account) could answer anything that parses, e.g. {}.
-  const bool from_our_stream = ack != nullptr && ack->Stream != nullptr &&
-                               publisher->config_.stream.name == ack->Stream &&
-                               (ack->Sequence > 0 || ack->Duplicate);
-  if (from_our_stream) {
+  if (ack != nullptr && confirms_storage(publisher->config_.stream.name, ack->Stream, ack->Sequence,
+                                         ack->Duplicate)) {
     waiter->status = NATS_OK;
     waiter->sequence = ack->Sequence;
     waiter->duplicate = ack->Duplicate;
@@ -461,16 +504,15 @@ std::vector<Result<PublishOutcome>> Publisher::publish_all(std::span<const Publi
   std::vector<Result<PublishOutcome>> results(
       items.size(),
       Result<PublishOutcome>(make_error(ErrorCode::internal, "publish", "not processed")));
-  auto not_durable = [&](const std::string& reason, const std::string& detail) {
-    metrics_.publish_failures.inc({reason});
-    return make_error(ErrorCode::not_durable, "publish", detail);
+  auto not_durable = [&](const char* reason, std::string detail) {
+    return publish_failure(metrics_, reason, std::move(detail));
   };
   // Items still to settle, in their order; each round sends up to kPublishWindow of them at
   // once and then collects their acks, so a batch costs one round trip per window, not one per
   // item (a WhatsApp POST carries up to 1000 changes).
   std::vector<size_t> open(items.size());
   for (size_t i = 0; i < open.size(); ++i) open[i] = i;
-  auto fail_open = [&](const std::string& reason, const std::string& detail) {
+  auto fail_open = [&](const char* reason, const std::string& detail) {
     for (size_t i : open) results[i] = not_durable(reason, detail);  // counted per message
     open.clear();
   };
@@ -523,34 +565,24 @@ std::vector<Result<PublishOutcome>> Publisher::publish_all(std::span<const Publi
     bool pause = false;
     for (size_t k = 0; k < window; ++k) {
       const size_t i = open[k];
-      const natsStatus s = statuses[k];
-      if (s == NATS_OK && outcomes[k].duplicate && outcomes[k].sequence == 0) {
-        // nats-server 2.10 answers a retry whose first copy is still being replicated with
-        // {"seq":0,"duplicate":true}: the id is known, the message not yet committed, and a
-        // leader lost now loses it. Not a confirmation: try again with the same id.
-        metrics_.publish_failures.inc({"duplicate_unconfirmed"});
-        pause = true;
-        retry.push_back(i);
-      } else if (s == NATS_OK) {
-        // The stream holds the record now; this only spares our own retries the wait for the
-        // stream follower.
-        seen_index_.insert(items[i].id);
-        results[i] = outcomes[k];
-      } else if (s == NATS_TIMEOUT) {
-        // Unknown outcome: the message may be stored. Same id again; JetStream dedups.
-        metrics_.publish_failures.inc({"ack_timeout"});
-        retry.push_back(i);
-      } else if (s == NATS_NO_RESPONDERS) {
-        no_stream.push_back(i);
-      } else if (s == NATS_CONNECTION_DISCONNECTED || s == NATS_INSUFFICIENT_BUFFER ||
-                 !connected()) {
-        results[i] = not_durable("disconnected", "NATS connection lost; retry later");
-      } else if (s == NATS_MAX_PAYLOAD) {
-        metrics_.publish_failures.inc({"too_large"});
-        results[i] = make_error(ErrorCode::payload_too_large, "publish",
-                                "the interaction is larger than the NATS server's max_payload");
-      } else {
-        results[i] = not_durable("error", "JetStream publish failed: " + nats_text(s));
+      switch (judge_attempt(statuses[k], outcomes[k], connected(), metrics_, results[i])) {
+        case AttemptVerdict::confirmed:
+          // The stream holds the record now; this only spares our own retries the wait for
+          // the stream follower.
+          seen_index_.insert(items[i].id);
+          break;
+        case AttemptVerdict::settled:
+          break;
+        case AttemptVerdict::retry_after_pause:
+          pause = true;
+          retry.push_back(i);
+          break;
+        case AttemptVerdict::retry:
+          retry.push_back(i);
+          break;
+        case AttemptVerdict::no_stream:
+          no_stream.push_back(i);
+          break;
       }
     }
     bool stream_gone = false;
@@ -577,8 +609,7 @@ std::vector<Result<PublishOutcome>> Publisher::publish_all(std::span<const Publi
     }
     if (pause) {
       auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
-      if (left.count() > 0)
-        std::this_thread::sleep_for(std::min(std::chrono::milliseconds(50), left));
+      if (left.count() > 0) std::this_thread::sleep_for(std::min(kUnconfirmedDuplicatePause, left));
     }
   }
   return results;

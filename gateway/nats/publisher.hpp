@@ -39,6 +39,27 @@ struct PublishOutcome {
   bool duplicate = false;  // recognised by JetStream's duplicate window
 };
 
+// What publish_all makes of one attempt's answer. The loop's publisher
+// (gateway/nats/loop_publisher.hpp) judges its attempts with the same function, so both give
+// the same outcome, error and publish_failures label for the same answer.
+enum class AttemptVerdict {
+  settled,            // `result` holds the item's outcome: confirmed, or failed for good
+  confirmed,          // `result` holds the PubAck's outcome; the caller records the id as seen
+  retry,              // no ack in time, an unknown outcome: again with the same id
+  retry_after_pause,  // {"seq":0,"duplicate":true}: known, not committed yet; again after a pause
+  no_stream,          // no responders: the stream is gone (re-created within the deadline, or not)
+};
+AttemptVerdict judge_attempt(natsStatus status, const PublishOutcome& outcome, bool connected,
+                             Metrics& metrics, Result<PublishOutcome>& result);
+// Whether a PubAck confirms a message stored by `stream`: a core-NATS responder on the subject
+// (or a misconfigured account) could answer anything that parses, e.g. {}.
+bool confirms_storage(const std::string& stream, const char* ack_stream, uint64_t sequence,
+                      bool duplicate);
+// The not_durable error of a publish given up for `reason` (a publish_failures label), counted.
+Error publish_failure(Metrics& metrics, const char* reason, std::string detail);
+// How long a retry of {"seq":0,"duplicate":true} waits for the replication to commit.
+inline constexpr std::chrono::milliseconds kUnconfirmedDuplicatePause{50};
+
 // What /readyz reports about NATS, from state kept by callbacks and the setup thread (no
 // server round trip: it answers at once whatever NATS does).
 struct NatsReadiness {
@@ -90,13 +111,29 @@ class Publisher {
   // The KV bucket of looked-up display names (omnigate_names, TTL nats.names_ttl); may be null.
   kvStore* names() const { return names_.get(); }
   SeenIndex& seen_index() { return seen_index_; }
+  const NatsConfig& config() const { return config_; }
+  Metrics& metrics() { return metrics_; }
+
+  // Asks the setup thread to verify the stream again (another connection of the gateway
+  // reconnected, or found no responders); returns the round that will do it.
+  uint64_t request_setup();
+  // Whether a round at or after `generation` has verified the stream, and nothing has asked
+  // again since: a connection that asked with request_setup() may publish once this holds.
+  bool verified_since(uint64_t generation) const {
+    const int64_t verified = verified_generation_.load(std::memory_order_acquire);
+    return ready() && verified >= 0 && static_cast<uint64_t>(verified) >= generation;
+  }
+  // The round the current verification belongs to, for a connection that starts now.
+  uint64_t current_generation() const {
+    std::lock_guard lock(setup_mutex_);
+    return setup_generation_;
+  }
 
  private:
   Publisher(const NatsConfig& config, Metrics& metrics);
   Status ensure_stream_and_buckets();
   // The setup thread: verifies the stream and buckets whenever a (re)connect asks for it.
   void setup_loop();
-  void request_setup();
   // Waits (never past `deadline`) until the setup thread has verified the stream; false when
   // it has not, or the connection is gone.
   bool wait_for_setup(std::chrono::steady_clock::time_point deadline);
@@ -186,6 +223,8 @@ class Publisher {
   std::string setup_problem_;      // the last setup failure, for /readyz
   bool stopping_ = false;
   std::atomic<bool> setup_done_{false};  // stream and buckets verified since the last (re)connect
+  // The setup_generation_ of the last round that verified them (-1: none yet).
+  std::atomic<int64_t> verified_generation_{-1};
   std::thread setup_thread_;
 };
 
