@@ -90,6 +90,24 @@ using PubAck = std::unique_ptr<jsPubAck, PubAckDeleter>;
 using StreamInfo = std::unique_ptr<jsStreamInfo, StreamInfoDeleter>;
 using Subscription = std::unique_ptr<natsSubscription, SubscriptionDeleter>;
 
+// natsMsg_Destroy does not free a message: it queues it for nats.c's one garbage-collector
+// thread, behind a process-wide mutex and a wake-up of that thread whenever it sleeps (on an
+// event loop that was 3.3 futex calls and a third of the CPU per interaction,
+// bench/README.md). A message whose collector callback is cleared is freed by natsMsg_Destroy
+// on the calling thread. nats.c 3.x starts natsMsg with its natsGCItem {next, freeCb}
+// (src/msg.h, src/gc.h) and casts a message to it itself; tests/unit/nats/msg_free_test.cpp
+// fails if a release moves it.
+struct MsgCollectorItem {
+  void* next;
+  void (*free_cb)(void*);
+};
+static_assert(NATS_VERSION_MAJOR == 3, "the natsMsg layout assumed here is nats.c 3.x's");
+inline void destroy_on_this_thread(natsMsg* msg) {
+  if (msg == nullptr) return;
+  reinterpret_cast<MsgCollectorItem*>(msg)->free_cb = nullptr;
+  natsMsg_Destroy(msg);
+}
+
 // A natsMsgList filled by Fetch, destroyed with its messages.
 class MsgList {
  public:
