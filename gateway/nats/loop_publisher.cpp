@@ -87,16 +87,7 @@ Result<std::unique_ptr<LoopPublisher>> LoopPublisher::start(EventLoop& loop, Pub
   }
   nats::Options options(raw_options);
   const std::string name = config.client_name + "-loop" + std::to_string(index);
-  const auto ms = [](std::chrono::milliseconds d) { return static_cast<int64_t>(d.count()); };
-  // The Publisher's connection settings (gateway/nats/publisher.cpp says why each), on the loop.
-  natsStatus s = apply_nats_endpoint(raw_options, config);
-  if (s == NATS_OK) s = natsOptions_SetName(raw_options, name.c_str());
-  if (s == NATS_OK) s = natsOptions_SetTimeout(raw_options, ms(config.connect_timeout));
-  if (s == NATS_OK) s = natsOptions_SetMaxReconnect(raw_options, -1);
-  if (s == NATS_OK) s = natsOptions_SetReconnectWait(raw_options, ms(config.reconnect_wait));
-  if (s == NATS_OK) s = natsOptions_SetPingInterval(raw_options, 5000);
-  if (s == NATS_OK) s = natsOptions_SetMaxPingsOut(raw_options, 2);
-  if (s == NATS_OK) s = natsOptions_SetReconnectBufSize(raw_options, 1);
+  natsStatus s = apply_publishing_connection_settings(raw_options, config, name);
   // Each publish is written at once, on the loop, instead of waking nats.c's flusher (measured:
   // fewer futex calls per interaction, bench/README.md).
   if (s == NATS_OK) s = natsOptions_SetSendAsap(raw_options, true);

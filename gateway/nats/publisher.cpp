@@ -243,6 +243,24 @@ natsStatus apply_nats_endpoint(natsOptions* options, const NatsConfig& config) {
   return s;
 }
 
+natsStatus apply_publishing_connection_settings(natsOptions* options, const NatsConfig& config,
+                                                const std::string& name) {
+  natsStatus s = apply_nats_endpoint(options, config);
+  if (s == NATS_OK) s = natsOptions_SetName(options, name.c_str());
+  if (s == NATS_OK) s = natsOptions_SetTimeout(options, to_ms(config.connect_timeout));
+  if (s == NATS_OK) s = natsOptions_SetMaxReconnect(options, -1);
+  if (s == NATS_OK) s = natsOptions_SetReconnectWait(options, to_ms(config.reconnect_wait));
+  if (s == NATS_OK) s = natsOptions_SetPingInterval(options, 5000);
+  if (s == NATS_OK) s = natsOptions_SetMaxPingsOut(options, 2);
+  // No reconnect buffer to speak of (1 byte; 0 means nats.c's 8 MB default): a publish made
+  // while nats.c reconnects fails at once instead of waiting in a buffer. The request it
+  // belongs to is answered 503 or spooled, so a buffered copy reaching the stream after the
+  // reconnect would be an interaction published behind the client's back (a test refuses
+  // that: tests/integration/consent_test.cpp).
+  if (s == NATS_OK) s = natsOptions_SetReconnectBufSize(options, 1);
+  return s;
+}
+
 Result<std::unique_ptr<Publisher>> Publisher::start(const NatsConfig& config, Metrics& metrics) {
   std::unique_ptr<Publisher> p(new Publisher(config, metrics));
   natsOptions* raw_options = nullptr;
@@ -250,19 +268,7 @@ Result<std::unique_ptr<Publisher>> Publisher::start(const NatsConfig& config, Me
     return make_error(ErrorCode::internal, "publish", "cannot create NATS options");
   }
   nats::Options options(raw_options);
-  natsStatus s = apply_nats_endpoint(raw_options, config);
-  if (s == NATS_OK) s = natsOptions_SetName(raw_options, config.client_name.c_str());
-  if (s == NATS_OK) s = natsOptions_SetTimeout(raw_options, to_ms(config.connect_timeout));
-  if (s == NATS_OK) s = natsOptions_SetMaxReconnect(raw_options, -1);
-  if (s == NATS_OK) s = natsOptions_SetReconnectWait(raw_options, to_ms(config.reconnect_wait));
-  if (s == NATS_OK) s = natsOptions_SetPingInterval(raw_options, 5000);
-  if (s == NATS_OK) s = natsOptions_SetMaxPingsOut(raw_options, 2);
-  // No reconnect buffer to speak of (1 byte; 0 means nats.c's 8 MB default): a publish made
-  // while nats.c reconnects fails at once instead of waiting in a buffer. The request it
-  // belongs to is answered 503 or spooled, so a buffered copy reaching the stream after the
-  // reconnect would be an interaction published behind the client's back (a test refuses
-  // that: tests/integration/consent_test.cpp).
-  if (s == NATS_OK) s = natsOptions_SetReconnectBufSize(raw_options, 1);
+  natsStatus s = apply_publishing_connection_settings(raw_options, config, config.client_name);
   if (s == NATS_OK)
     s = natsOptions_SetDisconnectedCB(raw_options, &Publisher::on_disconnected, p.get());
   if (s == NATS_OK)

@@ -71,6 +71,10 @@ struct NatsReadiness {
 // The servers (nats.url, a comma-separated list for a cluster) and credentials (user and
 // password, token, credentials file) of nats:, as every connection of the gateway uses them.
 natsStatus apply_nats_endpoint(natsOptions* options, const NatsConfig& config);
+// The endpoint and what a publishing connection needs besides: reconnect for ever, pings, no
+// reconnect buffer (publisher.cpp says why), the connection `name` servers show.
+natsStatus apply_publishing_connection_settings(natsOptions* options, const NatsConfig& config,
+                                                const std::string& name);
 
 class Publisher {
  public:
