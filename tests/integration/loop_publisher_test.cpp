@@ -151,7 +151,7 @@ const std::string kStreamAck = R"({"stream":"OMNIGATE_INTERACTIONS","seq":)";
 }  // namespace
 
 TEST_CASE(
-    "LoopPublisher stores a batch in order with the gateway's headers; sent again it is "
+    "LoopPublisher stores a batch in order with the gateway's headers, and sent again it is "
     "all duplicates",
     "[integration][loop_publisher]") {
   LoopOnServer on;
@@ -216,7 +216,7 @@ TEST_CASE("LoopPublisher takes only our stream's PubAck as a confirmation",
   CHECK_FALSE(on.publisher->seen_index().contains(messages[0].id));
 }
 
-TEST_CASE("LoopPublisher sends {\"seq\":0,\"duplicate\":true} again after a pause",
+TEST_CASE("LoopPublisher sends an unconfirmed duplicate (seq 0) again after a pause",
           "[integration][loop_publisher]") {
   LoopOnServer on(milliseconds(2000));
   ScriptedStream stream(
