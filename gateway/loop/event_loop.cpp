@@ -154,7 +154,19 @@ void EventLoop::run() {
       for (Task& task : tasks) task();
     }
     if (stopping_.load()) {
-      run_posted();  // what was posted before stop()
+      // What was posted before stop(), and what those tasks post or defer in turn (a
+      // completion queued by a task must still run).
+      for (;;) {
+        run_posted();
+        if (after_dispatch_.empty()) {
+          std::lock_guard lock(posted_mutex_);
+          if (posted_.empty()) break;
+          continue;
+        }
+        std::vector<Task> tasks;
+        tasks.swap(after_dispatch_);
+        for (Task& task : tasks) task();
+      }
       break;
     }
   }

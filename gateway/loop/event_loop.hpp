@@ -69,7 +69,8 @@ class EventLoop {
 
   // Runs on the calling thread until stop(). Not re-entrant.
   void run();
-  // Any thread: run() returns after the tasks already posted.
+  // Any thread: run() returns after the tasks already posted, and the tasks and
+  // after_dispatch tasks those post in turn.
   void stop();
   bool on_loop_thread() const { return std::this_thread::get_id() == loop_thread_.load(); }
 

@@ -156,9 +156,12 @@ LoopPublisher::~LoopPublisher() {
 
 // --- nats.c's event-loop adapter ---
 
-natsStatus LoopPublisher::on_attach(void** user, void* loop, natsConnection*, natsSock socket) {
+natsStatus LoopPublisher::on_attach(void** user, void* loop, natsConnection* nc, natsSock socket) {
   auto* self = static_cast<LoopPublisher*>(loop);
   *user = self;
+  // The first attach runs inside natsConnection_Connect, before start() has stored the
+  // connection: the socket's events use this one.
+  self->nc_.store(nc, std::memory_order_release);
   std::lock_guard lock(self->socket_mutex_);
   self->socket_ = socket;
   self->want_read_ = true;  // attached means polled for reads (nats.h, natsEvLoop_Attach)
@@ -207,7 +210,7 @@ void LoopPublisher::post(std::function<void()> task) {
 void LoopPublisher::on_connected(natsConnection*, void* self) {
   auto* p = static_cast<LoopPublisher*>(self);
   // The stream is verified again before this connection publishes: set before the link is up.
-  p->needed_generation_ = p->publisher_.request_setup();
+  p->needed_generation_ = p->publisher_.request_verification();
   p->link_up_ = true;
 }
 
@@ -249,11 +252,13 @@ bool LoopPublisher::ready() const {
 }
 
 void LoopPublisher::on_socket_events(uint32_t events) {
+  natsConnection* nc = nc_.load(std::memory_order_acquire);
+  if (nc == nullptr) return;
   if (events & (EPOLLIN | EPOLLERR | EPOLLHUP)) {
-    natsConnection_ProcessReadEvent(connection_.get());
+    natsConnection_ProcessReadEvent(nc);
     drain_inbox();
   }
-  if (events & EPOLLOUT) natsConnection_ProcessWriteEvent(connection_.get());
+  if (events & EPOLLOUT) natsConnection_ProcessWriteEvent(nc);
 }
 
 void LoopPublisher::drain_inbox() {
@@ -307,7 +312,7 @@ void LoopPublisher::on_no_responders() {
   // The stream is gone, and every subject we publish to is one of its: each attempt in flight
   // is answered the same way, and which one this answer was is not known. All of them wait for
   // the stream to be re-created and are sent again with their ids (safe under dedup).
-  if (stream_verified()) needed_generation_ = publisher_.request_setup();
+  if (stream_verified()) needed_generation_ = publisher_.request_verification();
   std::vector<Sent> waiting;
   waiting.reserve(in_flight_.size());
   for (const auto& [token, sent] : in_flight_) waiting.push_back(sent);

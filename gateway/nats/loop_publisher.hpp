@@ -133,6 +133,7 @@ class LoopPublisher {
   bool want_read_ = false;
   bool want_write_ = false;
 
+  std::atomic<natsConnection*> nc_{nullptr};  // set by the first attach
   std::atomic<bool> link_up_{false};
   std::atomic<bool> closing_{false};
   std::mutex closed_mutex_;

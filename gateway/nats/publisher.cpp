@@ -135,6 +135,16 @@ void Publisher::on_reconnected(natsConnection*, void* self) {
   p->request_setup();  // the server may be a new one: verify the stream again
 }
 
+uint64_t Publisher::request_verification() {
+  uint64_t generation;
+  {
+    std::lock_guard lock(setup_mutex_);
+    generation = ++setup_generation_;
+  }
+  setup_cv_.notify_all();
+  return generation;
+}
+
 uint64_t Publisher::request_setup() {
   uint64_t generation;
   {

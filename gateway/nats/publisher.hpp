@@ -121,8 +121,11 @@ class Publisher {
   // Asks the setup thread to verify the stream again (another connection of the gateway
   // reconnected, or found no responders); returns the round that will do it.
   uint64_t request_setup();
-  // Whether a round at or after `generation` has verified the stream, and nothing has asked
-  // again since: a connection that asked with request_setup() may publish once this holds.
+  // The same without withdrawing this Publisher's own readiness meanwhile: another connection
+  // (a loop's, after its reconnect) asks, and this one's verification still holds for itself.
+  uint64_t request_verification();
+  // Whether a round at or after `generation` has verified the stream: a connection that asked
+  // with request_setup() or request_verification() may publish once this holds.
   bool verified_since(uint64_t generation) const {
     const int64_t verified = verified_generation_.load(std::memory_order_acquire);
     return ready() && verified >= 0 && static_cast<uint64_t>(verified) >= generation;

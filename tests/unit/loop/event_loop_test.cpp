@@ -120,3 +120,24 @@ TEST_CASE("EventLoop hands a watched descriptor's events to its watcher, then af
   close(fds[0]);
   close(fds[1]);
 }
+
+TEST_CASE("EventLoop::stop still runs what the last tasks post and defer", "[unit][loop]") {
+  auto created = EventLoop::create();
+  REQUIRE(created);
+  EventLoop& loop = *created.value();
+  bool posted_by_task = false;
+  bool deferred_by_task = false;
+  bool deferred_by_posted = false;
+  loop.post([&] {
+    loop.post([&] {
+      posted_by_task = true;
+      loop.after_dispatch([&] { deferred_by_posted = true; });
+    });
+    loop.after_dispatch([&] { deferred_by_task = true; });
+  });
+  loop.stop();
+  loop.run();  // returns: stop() came first
+  CHECK(posted_by_task);
+  CHECK(deferred_by_task);
+  CHECK(deferred_by_posted);
+}
