@@ -3,6 +3,8 @@
 // in consent evidence.
 #pragma once
 
+#include <sys/socket.h>
+
 #include <array>
 #include <cstdint>
 #include <optional>
@@ -16,6 +18,11 @@ namespace omnigate {
 // by its /64 (one subscriber's prefix: a client rotating within it stays one client). Text that
 // is not an address is its own key.
 std::string client_key(std::string_view ip);
+
+// The address and port of a socket address from accept/getpeername/getsockname, as text
+// ("" and 0 for a family other than IPv4 and IPv6). Both servers use it for the peer.
+std::string socket_address_ip(const sockaddr_storage& addr);
+int socket_address_port(const sockaddr_storage& addr);
 
 class TrustedProxies {
  public:

@@ -20,22 +20,6 @@ namespace omnigate {
 using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 
-std::string_view guard_event_name(GuardEvent event) {
-  switch (event) {
-    case GuardEvent::per_ip_cap:
-      return "per_ip_cap";
-    case GuardEvent::header_timeout:
-      return "header_timeout";
-    case GuardEvent::header_too_large:
-      return "header_too_large";
-    case GuardEvent::bad_framing:
-      return "bad_framing";
-    case GuardEvent::incomplete_body:
-      return "incomplete_body";
-  }
-  return "unknown";
-}
-
 namespace {
 
 thread_local RequestFraming* t_current_framing = nullptr;
@@ -61,110 +45,6 @@ int poll_one(int fd, short events, milliseconds timeout) {
     return r;
   }
 }
-
-std::string address_text(const sockaddr_storage& addr) {
-  char text[INET6_ADDRSTRLEN] = "";
-  if (addr.ss_family == AF_INET) {
-    inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in&>(addr).sin_addr, text, sizeof text);
-  } else if (addr.ss_family == AF_INET6) {
-    inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6&>(addr).sin6_addr, text, sizeof text);
-  }
-  return text;
-}
-
-int address_port(const sockaddr_storage& addr) {
-  if (addr.ss_family == AF_INET) return ntohs(reinterpret_cast<const sockaddr_in&>(addr).sin_port);
-  if (addr.ss_family == AF_INET6)
-    return ntohs(reinterpret_cast<const sockaddr_in6&>(addr).sin6_port);
-  return 0;
-}
-
-bool all_digits(std::string_view s) {
-  return !s.empty() && s.size() <= 19 &&
-         std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
-}
-
-// RFC 9112 §7.1 chunked framing, checked on the bytes as they are read: strict hex sizes, CRLF
-// after every chunk, no trailers (cpp-httplib cannot read them), and the end is the end.
-class ChunkedFraming {
- public:
-  enum class State { size, extension, size_lf, data, data_cr, data_lf, last_cr, last_lf, done };
-  // Consumes bytes up to the end of the body; returns how many, or -1 when the framing is bad.
-  ssize_t feed(const char* data, size_t n) {
-    size_t i = 0;
-    while (i < n && state_ != State::done) {
-      char c = data[i];
-      switch (state_) {
-        case State::size:
-          if (std::isxdigit(static_cast<unsigned char>(c))) {
-            if (++digits_ > 15) return -1;
-            size_ = size_ * 16 + static_cast<uint64_t>(hex_value(c));
-          } else if (digits_ > 0 && c == ';') {
-            state_ = State::extension;
-          } else if (digits_ > 0 && c == '\r') {
-            state_ = State::size_lf;
-          } else {
-            return -1;
-          }
-          ++i;
-          break;
-        case State::extension:
-          if (c == '\n' || ++extension_ > 256) return -1;
-          if (c == '\r') state_ = State::size_lf;
-          ++i;
-          break;
-        case State::size_lf:
-          if (c != '\n') return -1;
-          state_ = size_ == 0 ? State::last_cr : State::data;
-          ++i;
-          break;
-        case State::data: {
-          size_t take = static_cast<size_t>(std::min<uint64_t>(size_, n - i));
-          size_ -= take;
-          i += take;
-          if (size_ == 0) state_ = State::data_cr;
-          break;
-        }
-        case State::data_cr:
-          if (c != '\r') return -1;
-          state_ = State::data_lf;
-          ++i;
-          break;
-        case State::data_lf:
-          if (c != '\n') return -1;
-          state_ = State::size;
-          digits_ = 0;
-          extension_ = 0;
-          ++i;
-          break;
-        case State::last_cr:
-          if (c != '\r') return -1;  // a trailer section: not supported
-          state_ = State::last_lf;
-          ++i;
-          break;
-        case State::last_lf:
-          if (c != '\n') return -1;
-          state_ = State::done;
-          ++i;
-          break;
-        case State::done:
-          break;
-      }
-    }
-    return static_cast<ssize_t>(i);
-  }
-  bool done() const { return state_ == State::done; }
-
- private:
-  static int hex_value(char c) {
-    if (c >= '0' && c <= '9') return c - '0';
-    return (c | 0x20) - 'a' + 10;
-  }
-  State state_ = State::size;
-  uint64_t size_ = 0;
-  int digits_ = 0;
-  int extension_ = 0;
-};
 
 }  // namespace
 
@@ -261,25 +141,28 @@ class GuardedServer::ConnStream final : public httplib::Stream, public RequestFr
   // Called by cpp-httplib once the head is parsed (its setup_request hook).
   void head_complete(const httplib::Request& req) {
     phase_ = Phase::body;
-    size_t lengths = req.get_header_value_count("Content-Length");
-    size_t encodings = req.get_header_value_count("Transfer-Encoding");
-    if (encodings > 0) {
-      if (lengths > 0) {
-        framing_problem_ = "both Content-Length and Transfer-Encoding are present";
-      } else if (encodings > 1 || !iequals(req.get_header_value("Transfer-Encoding"), "chunked")) {
-        framing_problem_ = "Transfer-Encoding other than chunked is not supported";
-      }
-      framing_ = Framing::chunked;
-    } else if (lengths > 1) {
-      framing_problem_ = "more than one Content-Length";
-    } else if (lengths == 1) {
-      std::string value = req.get_header_value("Content-Length");
-      if (!all_digits(value)) {
-        framing_problem_ = "Content-Length is not a number";
-      } else {
+    std::vector<std::string_view> lengths, encodings;
+    auto collect = [&req](const char* name, std::vector<std::string_view>& values) {
+      auto [first, last] = req.headers.equal_range(name);  // case-insensitive, stored values
+      for (auto it = first; it != last; ++it) values.emplace_back(it->second);
+    };
+    collect("Content-Length", lengths);
+    collect("Transfer-Encoding", encodings);
+    BodyFraming framing = body_framing(lengths, encodings);
+    switch (framing.kind) {
+      case BodyFraming::Kind::none:
+        framing_ = Framing::none;
+        break;
+      case BodyFraming::Kind::length:
         framing_ = Framing::length;
-        remaining_ = std::stoull(value);
-      }
+        remaining_ = framing.length;
+        break;
+      case BodyFraming::Kind::chunked:
+        framing_ = Framing::chunked;
+        break;
+      case BodyFraming::Kind::refused:
+        framing_problem_ = framing.problem;
+        break;
     }
     if (!framing_problem_.empty()) {
       framing_ = Framing::refused;
@@ -359,8 +242,8 @@ class GuardedServer::ConnStream final : public httplib::Stream, public RequestFr
       sockaddr_storage addr{};
       socklen_t len = sizeof addr;
       if (getsockname(c_.fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) return;
-      c_.local_ip = address_text(addr);
-      c_.local_port = address_port(addr);
+      c_.local_ip = socket_address_ip(addr);
+      c_.local_port = socket_address_port(addr);
     }
     ip = c_.local_ip;
     port = c_.local_port;
@@ -705,8 +588,8 @@ bool GuardedServer::process_and_close_socket(socket_t sock) {
   sockaddr_storage addr{};
   socklen_t len = sizeof addr;
   if (getpeername(sock, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
-    connection->peer_ip = address_text(addr);
-    connection->peer_port = address_port(addr);
+    connection->peer_ip = socket_address_ip(addr);
+    connection->peer_port = socket_address_port(addr);
   }
   bool exempt = limits_.exempt.trusts(connection->peer_ip);
   bool refused = false;

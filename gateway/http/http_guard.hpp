@@ -30,31 +30,9 @@
 #include <unordered_map>
 
 #include "gateway/http/client_ip.hpp"
+#include "gateway/http/framing.hpp"
 
 namespace omnigate {
-
-struct HttpGuardLimits {
-  size_t threads = 64;
-  std::chrono::milliseconds header_timeout{10'000};
-  std::chrono::milliseconds keep_alive_timeout{5'000};
-  std::chrono::milliseconds read_timeout{10'000};
-  std::chrono::milliseconds write_timeout{10'000};
-  size_t max_headers = 100;
-  size_t max_header_bytes = 32 * 1024;
-  int max_connections_per_ip = 64;
-  int keep_alive_max_requests = 100'000;
-  TrustedProxies exempt;  // trusted proxies: no per-IP connection cap
-};
-
-// Why the guard cut a request or connection short (a metrics label, a bounded set).
-enum class GuardEvent {
-  per_ip_cap,        // connection refused: too many open from one address
-  header_timeout,    // the request head did not arrive within http.header_timeout
-  header_too_large,  // more than http.max_headers lines or http.max_header_bytes
-  bad_framing,       // conflicting Content-Length, unsupported Transfer-Encoding, bad chunk
-  incomplete_body,   // answered before the body was complete: connection closed
-};
-std::string_view guard_event_name(GuardEvent event);
 
 // The framing of the request being served on the calling thread (handlers run on the thread
 // that reads their request). nullptr outside a request.

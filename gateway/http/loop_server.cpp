@@ -1,0 +1,824 @@
+#include "gateway/http/loop_server.hpp"
+
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "gateway/core/log.hpp"
+#include "gateway/core/strings.hpp"
+
+namespace omnigate {
+
+using Clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+
+namespace {
+
+constexpr size_t kReadChunk = 16 * 1024;
+// When accept runs out of descriptors, the listener rests this long instead of spinning.
+constexpr milliseconds kAcceptPause{100};
+constexpr Clock::time_point kNoDeadline = Clock::time_point::max();
+
+bool safe_header_text(std::string_view text) {
+  return text.find_first_of("\r\n", 0) == std::string_view::npos &&
+         text.find('\0') == std::string_view::npos;
+}
+
+// The JSON error body of ARCHITECTURE for the answers the front gives itself.
+std::string error_body(std::string_view code, std::string_view message) {
+  std::string body = R"({"error":{"code":")";
+  body.append(code).append(R"(","message":")");
+  for (char c : message) {
+    if (c == '"' || c == '\\') body.push_back('\\');
+    body.push_back(c);  // our own fixed texts: ASCII without control bytes
+  }
+  body.append("\"}}");
+  return body;
+}
+
+Reply front_error(int status, std::string_view code, std::string_view message) {
+  Reply reply;
+  reply.status = status;
+  reply.body = error_body(code, message);
+  return reply;
+}
+
+}  // namespace
+
+struct LoopServer::Shared {
+  Options options;
+  Handler handler;
+  mutable std::mutex mutex;
+  std::unordered_map<std::string, int> per_ip;  // open connections per client key
+  std::atomic<size_t> open{0};
+
+  void event(GuardEvent e) const {
+    if (options.on_event) options.on_event(e);
+  }
+  // Counts a new connection; false when its client is at the cap (then not counted).
+  bool admit(const std::string& key) {
+    if (key.empty()) return true;
+    std::lock_guard lock(mutex);
+    int& count = per_ip[key];
+    if (count >= options.limits.max_connections_per_ip) {
+      if (count == 0) per_ip.erase(key);
+      return false;
+    }
+    ++count;
+    return true;
+  }
+  void release(const std::string& key) {
+    if (key.empty()) return;
+    std::lock_guard lock(mutex);
+    auto it = per_ip.find(key);
+    if (it != per_ip.end() && --it->second <= 0) per_ip.erase(it);
+  }
+};
+
+namespace {
+
+struct Connection;
+
+}  // namespace
+
+// One loop's state: its EventLoop, listener and connections. Touched only on its loop thread,
+// but for post() through the EventLoop.
+struct Responder::LoopState {
+  std::unique_ptr<EventLoop> loop;
+  std::shared_ptr<LoopServer::Shared> shared;
+  int listen_fd = -1;
+
+  struct Listener final : EventLoop::Watcher {
+    LoopState* state = nullptr;
+    void on_events(uint32_t) override { state->accept_all(); }
+  } listener;
+
+  struct Conn final : EventLoop::Watcher {
+    enum class Phase { head, body, handling, writing, draining, closed };
+
+    LoopState* state = nullptr;
+    uint64_t id = 0;
+    int fd = -1;
+    std::string peer_ip;
+    int peer_port = 0;
+    std::string key;  // per-IP cap key; "" when exempt
+    Phase phase = Phase::head;
+    uint32_t interest = 0;
+
+    std::string in;            // bytes read, from the current request's start
+    size_t skip = 0;           // leading empty lines skipped before the head
+    size_t scanned = 0;        // of the head, searched for its end
+    size_t lines = 0;          // line ends among them
+    bool head_started = true;  // a new connection's head deadline runs from the accept
+    size_t head_end = 0;       // offset in `in` just past the head
+    RequestHead head;
+    BodyFraming framing;
+    uint64_t body_cap = 0;
+    ChunkedFraming chunked;
+    std::string chunked_body;
+    size_t request_end = 0;  // offset in `in` just past the request's body
+    bool keep_alive = true;
+    bool close_after = false;
+    bool continue_sent = false;
+    bool is_head_method = false;
+    bool http10 = false;
+    const char* parsed_base = nullptr;  // in.data() when the head's views were taken
+    int served = 0;
+
+    bool in_dispatch = false;  // the handler is running on this stack
+    bool answered = false;     // an answer arrived while in_dispatch (serialized in `out`)
+    std::string out;
+    size_t out_sent = 0;
+
+    Clock::time_point deadline = kNoDeadline;
+    Clock::time_point timer_at = kNoDeadline;  // when the armed timer fires (max: none armed)
+
+    void on_events(uint32_t events) override { state->on_events(*this, events); }
+  };
+
+  std::unordered_map<uint64_t, std::unique_ptr<Conn>> connections;
+  char scratch[kReadChunk];
+  uint64_t next_id = 0;
+  bool stopping = false;
+
+  // ------------------------------------------------------------------------------------------
+  void set_interest(Conn& c, uint32_t events) {
+    if (c.fd < 0 || c.interest == events) return;
+    c.interest = events;
+    state_loop().modify(c.fd, events, &c);
+  }
+  EventLoop& state_loop() { return *loop; }
+
+  void arm(Conn& c, Clock::time_point when) {
+    c.deadline = when;
+    if (when == kNoDeadline || c.timer_at <= when) return;  // the armed timer comes first
+    c.timer_at = when;
+    uint64_t id = c.id;
+    loop->run_at(when, [this, id, when] { on_timer(id, when); });
+  }
+
+  void on_timer(uint64_t id, Clock::time_point armed_for) {
+    auto it = connections.find(id);
+    if (it == connections.end()) return;
+    Conn& c = *it->second;
+    if (c.timer_at != armed_for) return;  // superseded by an earlier one
+    c.timer_at = kNoDeadline;
+    if (c.deadline == kNoDeadline) return;
+    auto now = Clock::now();
+    if (now < c.deadline) {
+      arm(c, c.deadline);  // moved later since: wait again, one timer per connection
+      return;
+    }
+    expire(c);
+  }
+
+  void expire(Conn& c) {
+    using Phase = Conn::Phase;
+    switch (c.phase) {
+      case Phase::head:
+        if (c.head_started) {
+          shared->event(GuardEvent::header_timeout);
+          answer_and_close(c, front_error(408, "bad_request",
+                                          "the request head did not arrive within "
+                                          "http.header_timeout"));
+        } else {
+          close(c);  // idle past http.keep_alive_timeout
+        }
+        return;
+      case Phase::body:
+        shared->event(GuardEvent::incomplete_body);
+        answer_and_close(c, front_error(408, "bad_request",
+                                        "the request body stalled for longer than "
+                                        "http.read_timeout"));
+        return;
+      case Phase::writing:
+      case Phase::draining:
+        close(c);
+        return;
+      case Phase::handling:
+      case Phase::closed:
+        return;
+    }
+  }
+
+  // ------------------------------------------------------------------------------------------
+  void accept_all() {
+    for (;;) {
+      sockaddr_storage addr{};
+      socklen_t len = sizeof addr;
+      int fd = ::accept4(listen_fd, reinterpret_cast<sockaddr*>(&addr), &len,
+                         SOCK_NONBLOCK | SOCK_CLOEXEC);
+      if (fd < 0) {
+        if (errno == EINTR || errno == ECONNABORTED) continue;
+        if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+          log::warn("http", std::string("accept paused: ") + std::strerror(errno));
+          loop->modify(listen_fd, 0, &listener);
+          loop->run_at(Clock::now() + kAcceptPause, [this] {
+            if (!stopping) loop->modify(listen_fd, EPOLLIN, &listener);
+          });
+        }
+        return;  // EAGAIN: all taken
+      }
+      int one = 1;
+      ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+      auto c = std::make_unique<Conn>();
+      c->state = this;
+      c->id = ++next_id;
+      c->fd = fd;
+      c->peer_ip = socket_address_ip(addr);
+      c->peer_port = socket_address_port(addr);
+      const auto& limits = shared->options.limits;
+      if (!limits.exempt.trusts(c->peer_ip)) c->key = client_key(c->peer_ip);
+      bool admitted = shared->admit(c->key);
+      if (!admitted) c->key.clear();  // not counted, so not to be uncounted
+      shared->open.fetch_add(1, std::memory_order_relaxed);
+      Conn& conn = *c;
+      connections.emplace(conn.id, std::move(c));
+      conn.interest = EPOLLIN;
+      if (!loop->add(fd, EPOLLIN, &conn)) {
+        close(conn);
+        continue;
+      }
+      if (!admitted) {
+        shared->event(GuardEvent::per_ip_cap);
+        Reply refused =
+            front_error(429, "rate_limited", "too many open connections from this address");
+        refused.headers.emplace_back("Retry-After", "1");
+        answer_and_close(conn, std::move(refused));
+        continue;
+      }
+      arm(conn, Clock::now() + limits.header_timeout);
+    }
+  }
+
+  // ------------------------------------------------------------------------------------------
+  void on_events(Conn& c, uint32_t events) {
+    using Phase = Conn::Phase;
+    if (c.phase == Phase::closed) return;
+    if (events & EPOLLERR) {
+      close(c);
+      return;
+    }
+    if (c.phase == Phase::handling) {
+      // The client half-closed (or hung up) while its request is handled: the answer may still
+      // reach it; stop asking, or level-triggered epoll reports it again and again.
+      if (events & EPOLLHUP) {
+        close(c);
+      } else {
+        set_interest(c, 0);
+      }
+      return;
+    }
+    if (c.phase == Phase::writing) {
+      if ((events & (EPOLLOUT | EPOLLHUP)) && write_some(c)) advance(c);
+      return;
+    }
+    if (c.phase == Phase::draining) {
+      drain(c);
+      return;
+    }
+    read_some(c);
+  }
+
+  // Reads what the current phase wants and advances the request as far as the bytes go.
+  void read_some(Conn& c) {
+    for (;;) {
+      if (c.phase != Conn::Phase::head && c.phase != Conn::Phase::body) return;
+      // Into the loop's scratch, then appended: a request of a kilobyte costs a copy of a
+      // kilobyte, not the zeroing of a connection buffer's worth of spare room.
+      ssize_t n = ::recv(c.fd, scratch, sizeof scratch, 0);
+      if (n <= 0) {
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
+        if (n < 0 && errno == EINTR) continue;
+        // EOF or a reset: inside a request it is incomplete, between requests it is the end.
+        if (c.phase == Conn::Phase::body) shared->event(GuardEvent::incomplete_body);
+        close(c);
+        return;
+      }
+      c.in.append(scratch, static_cast<size_t>(n));
+      advance(c);
+      if (static_cast<size_t>(n) < sizeof scratch) return;  // the socket is drained
+    }
+  }
+
+  // Parses, dispatches and answers as many requests as the buffer holds (pipelining), without
+  // recursion: an answer given inside the handler continues this loop.
+  void advance(Conn& c) {
+    using Phase = Conn::Phase;
+    const auto& limits = shared->options.limits;
+    for (;;) {
+      if (c.phase == Phase::head) {
+        // RFC 9112 §2.2: empty lines before a request line are ignored.
+        while (c.scanned == 0 && c.skip < c.in.size() &&
+               (c.in[c.skip] == '\r' || c.in[c.skip] == '\n'))
+          ++c.skip;
+        if (c.skip == c.in.size()) {
+          if (c.skip > 0) {
+            c.in.clear();
+            c.skip = 0;
+          }
+          return;
+        }
+        if (!c.head_started) {
+          c.head_started = true;
+          arm(c, Clock::now() + limits.header_timeout);
+        }
+        std::string_view bytes(c.in.data() + c.skip, c.in.size() - c.skip);
+        size_t end = find_head_end(bytes, c.scanned, c.lines);
+        size_t line_cap = limits.max_headers + (end == std::string_view::npos ? 1 : 2);
+        size_t head_bytes = end == std::string_view::npos ? bytes.size() : end;
+        if (head_bytes > limits.max_header_bytes || c.lines > line_cap) {
+          shared->event(GuardEvent::header_too_large);
+          answer_and_close(c, front_error(431, "bad_request",
+                                          "the request head has too many header lines or bytes "
+                                          "(http.max_headers, http.max_header_bytes)"));
+          return;
+        }
+        if (end == std::string_view::npos) return;  // wait for the rest of the head
+        c.head_end = c.skip + end;
+        if (!start_body(c)) return;
+      }
+      if (c.phase == Phase::body) {
+        if (!read_body(c)) return;
+        dispatch(c);
+      }
+      if (c.phase == Phase::handling) {
+        if (!c.answered) return;  // the answer comes later, from any thread
+        c.answered = false;
+        if (!write_some(c)) return;
+        continue;  // written: the next pipelined request, if any
+      }
+      return;
+    }
+  }
+
+  // The head is complete: parse it and decide how its body is framed. False when answered.
+  bool start_body(Conn& c) {
+    std::string_view head(c.in.data() + c.skip, c.head_end - c.skip);
+    HeadParse parsed = parse_request_head(head, c.head);
+    if (parsed.status != 0) {
+      answer_and_close(c, front_error(parsed.status, "bad_request", parsed.problem));
+      return false;
+    }
+    std::vector<std::string_view> lengths, encodings;
+    for (const auto& [name, value] : c.head.headers) {
+      if (iequals(name, "Content-Length")) lengths.push_back(value);
+      if (iequals(name, "Transfer-Encoding")) encodings.push_back(value);
+    }
+    c.framing = body_framing(lengths, encodings);
+    if (c.framing.kind == BodyFraming::Kind::refused) {
+      shared->event(GuardEvent::bad_framing);
+      answer_and_close(c, front_error(400, "bad_request", c.framing.problem));
+      return false;
+    }
+    const auto& cap = shared->options.body_cap;
+    c.body_cap = cap ? cap(c.head) : 0;
+    if (c.framing.kind == BodyFraming::Kind::length && c.framing.length > c.body_cap) {
+      answer_and_close(c, too_large(c));
+      return false;
+    }
+    c.is_head_method = c.head.method == "HEAD";
+    c.http10 = c.head.minor_version == 0;
+    c.parsed_base = c.in.data();
+    c.phase = Conn::Phase::body;
+    arm(c, Clock::now() + shared->options.limits.read_timeout);
+    bool body_expected = c.framing.kind == BodyFraming::Kind::chunked ||
+                         (c.framing.kind == BodyFraming::Kind::length && c.framing.length > 0);
+    if (body_expected && c.head.expects_continue() && c.in.size() == c.head_end) {
+      // The client waits for this before it sends the body (curl does for large POSTs).
+      static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+      ::send(c.fd, kContinue.data(), kContinue.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+      c.continue_sent = true;
+    }
+    return true;
+  }
+
+  Reply too_large(const Conn& c) const {
+    std::string message = "the body is larger than the ";
+    message.append(std::to_string(c.body_cap)).append(" bytes allowed here");
+    return front_error(413, "payload_too_large", message);
+  }
+
+  // True when the body is complete (request_end set); false when more bytes are needed or the
+  // request was answered.
+  bool read_body(Conn& c) {
+    const size_t have = c.in.size() - c.head_end;
+    switch (c.framing.kind) {
+      case BodyFraming::Kind::none:
+        c.request_end = c.head_end;
+        return true;
+      case BodyFraming::Kind::length:
+        if (have < c.framing.length) {
+          arm(c, Clock::now() + shared->options.limits.read_timeout);
+          return false;
+        }
+        c.request_end = c.head_end + static_cast<size_t>(c.framing.length);
+        return true;
+      case BodyFraming::Kind::chunked: {
+        ssize_t taken = c.chunked.feed(c.in.data() + c.head_end, have, &c.chunked_body);
+        if (taken < 0) {
+          shared->event(GuardEvent::bad_framing);
+          answer_and_close(c, front_error(400, "bad_request", "the chunked body is malformed"));
+          return false;
+        }
+        // The decoded chunks are in chunked_body: only the undecoded tail stays in `in`, so
+        // tiny chunks cannot make the raw bytes many times the body's cap.
+        c.in.erase(c.head_end, static_cast<size_t>(taken));
+        if (c.chunked_body.size() > c.body_cap) {
+          answer_and_close(c, too_large(c));
+          return false;
+        }
+        if (!c.chunked.done()) {
+          arm(c, Clock::now() + shared->options.limits.read_timeout);
+          return false;
+        }
+        c.request_end = c.head_end;
+        return true;
+      }
+      case BodyFraming::Kind::refused:
+        return false;
+    }
+    return false;
+  }
+
+  void dispatch(Conn& c) {
+    c.phase = Conn::Phase::handling;
+    c.deadline = kNoDeadline;  // the handler's own deadline bounds it
+    set_interest(c, EPOLLRDHUP);
+    ++c.served;
+    c.keep_alive = c.head.keep_alive() && c.served < shared->options.limits.keep_alive_max_requests;
+    // The head's views were taken before the body was read; appending may have moved `in`.
+    if (c.in.data() != c.parsed_base) rebase(c.head, c.parsed_base, c.in.data());
+    FrontRequest request;
+    request.head = std::move(c.head);
+    request.body = c.framing.kind == BodyFraming::Kind::chunked
+                       ? std::string_view(c.chunked_body)
+                       : std::string_view(c.in.data() + c.head_end, c.request_end - c.head_end);
+    request.peer_ip = c.peer_ip;
+    request.peer_port = c.peer_port;
+    request.received = Clock::now();
+    c.in_dispatch = true;
+    const uint64_t id = c.id;
+    shared->handler(request, Responder(self.lock(), id));
+    // The handler may have answered, and the connection may be gone (the answer's write
+    // failed): look it up again.
+    auto it = connections.find(id);
+    if (it != connections.end()) {
+      it->second->in_dispatch = false;
+      c.head = std::move(request.head);  // keeps the header vector's capacity
+      if (c.phase == Conn::Phase::closed) erase_later(c);
+    }
+  }
+
+  static void rebase(RequestHead& head, const char* from, const char* to) {
+    auto move = [from, to](std::string_view& view) {
+      if (view.data() == nullptr) return;
+      // Offsets as integers: `from` is freed memory, not to be compared as a pointer.
+      auto offset = reinterpret_cast<uintptr_t>(view.data()) - reinterpret_cast<uintptr_t>(from);
+      view = std::string_view(to + offset, view.size());
+    };
+    move(head.method);
+    move(head.target);
+    move(head.path);
+    move(head.query);
+    for (auto& [name, value] : head.headers) {
+      move(name);
+      move(value);
+    }
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // The answer of the request being handled on connection `id` (loop thread).
+  void deliver(uint64_t id, Reply reply) {
+    auto it = connections.find(id);
+    if (it == connections.end()) return;
+    Conn& c = *it->second;
+    if (c.phase == Conn::Phase::closed) {
+      erase_later(c);  // the client left while we worked: its buffers were kept for this
+      return;
+    }
+    if (c.phase != Conn::Phase::handling || c.answered) return;  // a second answer: ignored
+    if (!c.keep_alive) c.close_after = true;
+    serialize(c, reply);
+    if (c.in_dispatch) {
+      c.answered = true;  // advance() writes it when the handler returns
+      return;
+    }
+    if (write_some(c)) advance(c);
+  }
+
+  void serialize(Conn& c, const Reply& reply) {
+    std::string body_storage;
+    std::string_view body = reply.body;
+    if (reply.stream) {
+      // A body produced while it is sent (the media proxy): gathered here, then sent. The
+      // proxy caps what it fetches; the front does not stream it in pieces yet.
+      bool ok = reply.stream([&](std::string_view chunk) {
+        body_storage.append(chunk);
+        return true;
+      });
+      if (!ok) {
+        c.close_after = true;
+        body_storage.clear();
+      }
+      body = body_storage;
+    }
+    const bool no_body = reply.status < 200 || reply.status == 204 || reply.status == 304;
+    std::string& out = c.out;
+    out.clear();
+    c.out_sent = 0;
+    out.append("HTTP/1.1 ").append(std::to_string(reply.status)).append(" ");
+    out.append(status_reason(reply.status)).append("\r\n");
+    bool has_retry_after = false;
+    for (const auto& [name, value] : reply.headers) {
+      if (!safe_header_text(name) || !safe_header_text(value) || name.empty()) {
+        log::warn("http", "a header with CR, LF or NUL was dropped from an answer");
+        continue;
+      }
+      if (iequals(name, "Connection") && iequals(value, "close")) {
+        c.close_after = true;
+        continue;
+      }
+      if (iequals(name, "Connection") || iequals(name, "Content-Length")) continue;
+      has_retry_after = has_retry_after || iequals(name, "Retry-After");
+      out.append(name).append(": ").append(value).append("\r\n");
+    }
+    if ((reply.status == 429 || reply.status == 503) && !has_retry_after) {
+      out.append("Retry-After: ")
+          .append(std::to_string(shared->options.retry_after.count()))
+          .append("\r\n");
+    }
+    if (!no_body && !reply.content_type.empty() && safe_header_text(reply.content_type))
+      out.append("Content-Type: ").append(reply.content_type).append("\r\n");
+    if (c.close_after) {
+      out.append("Connection: close\r\n");
+    } else if (c.http10) {
+      out.append("Connection: keep-alive\r\n");  // HTTP/1.0 closes unless told otherwise
+    }
+    if (!no_body) out.append("Content-Length: ").append(std::to_string(body.size())).append("\r\n");
+    out.append("\r\n");
+    if (!no_body && !c.is_head_method) out.append(body);
+  }
+
+  // An answer the front gives itself, after which the connection closes.
+  void answer_and_close(Conn& c, Reply reply) {
+    c.close_after = true;
+    c.phase = Conn::Phase::writing;
+    serialize(c, reply);
+    write_some(c);
+  }
+
+  // Sends what `out` holds. True when all of it is sent and the connection is ready for its
+  // next request (phase head); false when it waits for room, drains or closed.
+  bool write_some(Conn& c) {
+    while (c.out_sent < c.out.size()) {
+      ssize_t n = ::send(c.fd, c.out.data() + c.out_sent, c.out.size() - c.out_sent,
+                         MSG_NOSIGNAL | MSG_DONTWAIT);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK) {
+          if (c.phase != Conn::Phase::writing) c.phase = Conn::Phase::writing;
+          set_interest(c, EPOLLOUT);
+          arm(c, Clock::now() + shared->options.limits.write_timeout);
+          return false;
+        }
+        close(c);  // the client is gone
+        return false;
+      }
+      c.out_sent += static_cast<size_t>(n);
+      if (c.out_sent < c.out.size()) arm(c, Clock::now() + shared->options.limits.write_timeout);
+    }
+    c.out.clear();
+    c.out_sent = 0;
+    if (c.close_after) {
+      ::shutdown(c.fd, SHUT_WR);
+      c.phase = Conn::Phase::draining;
+      c.in.clear();
+      c.in.shrink_to_fit();
+      set_interest(c, EPOLLIN);
+      arm(c, Clock::now() + shared->options.linger);
+      return false;
+    }
+    next_request(c);
+    return true;
+  }
+
+  // The answer is out: drop the request's bytes, keep what was pipelined after it.
+  void next_request(Conn& c) {
+    c.in.erase(0, c.request_end);
+    c.skip = c.scanned = c.lines = 0;
+    c.head_end = c.request_end = 0;
+    c.chunked = ChunkedFraming();
+    c.chunked_body.clear();
+    c.continue_sent = false;
+    c.head_started = false;
+    c.phase = Conn::Phase::head;
+    set_interest(c, EPOLLIN);
+    if (c.in.empty() && c.in.capacity() > 4 * kReadChunk) c.in.shrink_to_fit();
+    arm(c, Clock::now() + shared->options.limits.keep_alive_timeout);
+  }
+
+  void drain(Conn& c) {
+    char sink[4096];
+    for (;;) {
+      ssize_t n = ::recv(c.fd, sink, sizeof sink, 0);
+      if (n > 0) continue;
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
+      close(c);  // the client has read the answer and closed too
+      return;
+    }
+  }
+
+  void close(Conn& c) {
+    if (c.phase == Conn::Phase::closed) return;
+    const bool awaiting_answer = c.phase == Conn::Phase::handling && !c.answered;
+    c.phase = Conn::Phase::closed;
+    c.deadline = kNoDeadline;
+    if (c.fd >= 0) {
+      loop->remove(c.fd);
+      ::close(c.fd);
+      c.fd = -1;
+      shared->release(c.key);
+      shared->open.fetch_sub(1, std::memory_order_relaxed);
+    }
+    // A request still handled elsewhere keeps its buffers (its views) until the answer.
+    // At stop too: the Responder keeps this loop's state, and so these buffers, alive.
+    if (!awaiting_answer) erase_later(c);
+  }
+
+  // After the events of this round: a later event of the same batch may still name it.
+  void erase_later(Conn& c) {
+    uint64_t id = c.id;
+    if (c.in_dispatch) return;  // dispatch() looks it up after the handler; erased then
+    loop->after_dispatch([this, id] { connections.erase(id); });
+  }
+
+  void close_all() {
+    stopping = true;
+    if (listen_fd >= 0) {
+      loop->remove(listen_fd);
+      ::close(listen_fd);
+      listen_fd = -1;
+    }
+    std::vector<Conn*> all;
+    for (auto& [id, c] : connections) all.push_back(c.get());
+    for (Conn* c : all) close(*c);
+  }
+
+  std::weak_ptr<LoopState> self;
+};
+
+// ---------------------------------------------------------------------------------------------
+
+Responder::Responder(std::shared_ptr<LoopState> state, uint64_t connection)
+    : state_(std::move(state)), connection_(connection) {}
+
+Responder::Responder(Responder&& other) noexcept
+    : state_(std::move(other.state_)), connection_(other.connection_) {}
+
+Responder& Responder::operator=(Responder&& other) noexcept {
+  if (this != &other) {
+    if (state_) answer(front_error(500, "internal", "the request was not answered"));
+    state_ = std::move(other.state_);
+    connection_ = other.connection_;
+  }
+  return *this;
+}
+
+Responder::~Responder() {
+  if (state_) answer(front_error(500, "internal", "the request was not answered"));
+}
+
+EventLoop& Responder::loop() const {
+  return *state_->loop;
+}
+
+void Responder::answer(Reply reply) {
+  if (!state_) return;
+  std::shared_ptr<LoopState> state = std::move(state_);
+  state_.reset();
+  if (state->loop->on_loop_thread()) {
+    state->deliver(connection_, std::move(reply));
+    return;
+  }
+  // Tasks run only while the loop runs, and the server keeps the state while it does.
+  LoopState* raw = state.get();
+  uint64_t id = connection_;
+  state->loop->post(
+      [raw, id, reply = std::move(reply)]() mutable { raw->deliver(id, std::move(reply)); });
+}
+
+// ---------------------------------------------------------------------------------------------
+
+namespace {
+
+// A listening socket on host:port with SO_REUSEPORT, so each loop accepts its own share.
+Result<int> listen_on(const std::string& host, int port) {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+  addrinfo* found = nullptr;
+  std::string service = std::to_string(port);
+  int rc = ::getaddrinfo(host.empty() ? nullptr : host.c_str(), service.c_str(), &hints, &found);
+  if (rc != 0) {
+    return make_error(ErrorCode::internal, "http",
+                      "cannot resolve listen address " + host + ": " + gai_strerror(rc));
+  }
+  std::string last_error = "no address";
+  for (addrinfo* a = found; a; a = a->ai_next) {
+    int fd = ::socket(a->ai_family, a->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, a->ai_protocol);
+    if (fd < 0) {
+      last_error = std::strerror(errno);
+      continue;
+    }
+    int one = 1;
+    ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    ::setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+    if (::bind(fd, a->ai_addr, a->ai_addrlen) == 0 && ::listen(fd, SOMAXCONN) == 0) {
+      ::freeaddrinfo(found);
+      return fd;
+    }
+    last_error = std::strerror(errno);
+    ::close(fd);
+  }
+  ::freeaddrinfo(found);
+  std::string message = "cannot listen on ";
+  message.append(host).append(":").append(service).append(": ").append(last_error);
+  return make_error(ErrorCode::internal, "http", message);
+}
+
+int bound_port(int fd) {
+  sockaddr_storage addr{};
+  socklen_t len = sizeof addr;
+  if (::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) return 0;
+  return socket_address_port(addr);
+}
+
+}  // namespace
+
+Result<std::unique_ptr<LoopServer>> LoopServer::start(const std::string& host, int port,
+                                                      Options options, Handler handler) {
+  std::unique_ptr<LoopServer> server(new LoopServer());
+  size_t count = options.loops ? options.loops : std::max(1u, std::thread::hardware_concurrency());
+  server->shared_ = std::make_shared<Shared>();
+  server->shared_->options = std::move(options);
+  server->shared_->handler = std::move(handler);
+  for (size_t i = 0; i < count; ++i) {
+    auto state = std::make_shared<Responder::LoopState>();
+    state->self = state;
+    state->shared = server->shared_;
+    auto loop = EventLoop::create();
+    if (!loop) return loop.error();
+    state->loop = std::move(*loop);
+    // The first listener picks the port (0: any free one); the others share it.
+    auto fd = listen_on(host, i == 0 ? port : server->port_);
+    if (!fd) return fd.error();
+    state->listen_fd = *fd;
+    if (i == 0) server->port_ = bound_port(*fd);
+    state->listener.state = state.get();
+    if (!state->loop->add(state->listen_fd, EPOLLIN, &state->listener)) {
+      ::close(state->listen_fd);
+      return make_error(ErrorCode::internal, "http",
+                        std::string("cannot watch the listener: ") + std::strerror(errno));
+    }
+    server->loops_.push_back(std::move(state));
+  }
+  for (auto& state : server->loops_) {
+    server->threads_.emplace_back([loop = state->loop.get()] { loop->run(); });
+  }
+  return server;
+}
+
+LoopServer::~LoopServer() {
+  stop();
+}
+
+size_t LoopServer::open_connections() const {
+  return shared_ ? shared_->open.load(std::memory_order_relaxed) : 0;
+}
+
+void LoopServer::stop() {
+  if (stopped_) return;
+  stopped_ = true;
+  for (auto& state : loops_) {
+    Responder::LoopState* raw = state.get();
+    if (threads_.empty()) {
+      raw->close_all();
+      continue;
+    }
+    raw->loop->post([raw] { raw->close_all(); });
+    raw->loop->stop();
+  }
+  for (auto& thread : threads_) thread.join();
+  threads_.clear();
+}
+
+}  // namespace omnigate
