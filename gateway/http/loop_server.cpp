@@ -93,6 +93,7 @@ struct Responder::LoopState {
   std::unique_ptr<EventLoop> loop;
   std::shared_ptr<LoopServer::Shared> shared;
   int listen_fd = -1;
+  size_t index = 0;
 
   struct Listener final : EventLoop::Watcher {
     LoopState* state = nullptr;
@@ -109,7 +110,11 @@ struct Responder::LoopState {
     int peer_port = 0;
     std::string key;  // per-IP cap key; "" when exempt
     Phase phase = Phase::head;
-    uint32_t interest = 0;
+    // Bytes may wait in the socket: an edge came while the connection was not reading, or a
+    // read filled the scratch buffer. Read them once the answer is out (edge-triggered epoll
+    // does not report them again).
+    bool unread = false;
+    bool uncounted = false;  // its per-IP slot and open count released (erase_later)
 
     std::string in;            // bytes read, from the current request's start
     size_t skip = 0;           // leading empty lines skipped before the head
@@ -125,7 +130,6 @@ struct Responder::LoopState {
     size_t request_end = 0;  // offset in `in` just past the request's body
     bool keep_alive = true;
     bool close_after = false;
-    bool continue_sent = false;
     bool is_head_method = false;
     bool http10 = false;
     const char* parsed_base = nullptr;  // in.data() when the head's views were taken
@@ -148,12 +152,9 @@ struct Responder::LoopState {
   bool stopping = false;
 
   // ------------------------------------------------------------------------------------------
-  void set_interest(Conn& c, uint32_t events) {
-    if (c.fd < 0 || c.interest == events) return;
-    c.interest = events;
-    state_loop().modify(c.fd, events, &c);
-  }
-  EventLoop& state_loop() { return *loop; }
+  // Edge-triggered, registered once: a request's phases change what is done with an event,
+  // never the interest, so serving a request costs no epoll_ctl.
+  static constexpr uint32_t kConnectionEvents = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
 
   void arm(Conn& c, Clock::time_point when) {
     c.deadline = when;
@@ -240,8 +241,7 @@ struct Responder::LoopState {
       shared->open.fetch_add(1, std::memory_order_relaxed);
       Conn& conn = *c;
       connections.emplace(conn.id, std::move(c));
-      conn.interest = EPOLLIN;
-      if (!loop->add(fd, EPOLLIN, &conn)) {
+      if (!loop->add(fd, kConnectionEvents, &conn)) {
         close(conn);
         continue;
       }
@@ -265,31 +265,32 @@ struct Responder::LoopState {
       close(c);
       return;
     }
-    if (c.phase == Phase::handling) {
-      // The client half-closed (or hung up) while its request is handled: the answer may still
-      // reach it; stop asking, or level-triggered epoll reports it again and again.
+    if (c.phase == Phase::handling || c.phase == Phase::writing) {
+      // Pipelined bytes, or the client's FIN: left in the socket until the answer is out (a
+      // half-closed client may still read it).
+      if (events & (EPOLLIN | EPOLLRDHUP)) c.unread = true;
       if (events & EPOLLHUP) {
-        close(c);
-      } else {
-        set_interest(c, 0);
+        close(c);  // reset: nothing can reach the client
+        return;
       }
-      return;
-    }
-    if (c.phase == Phase::writing) {
-      if ((events & (EPOLLOUT | EPOLLHUP)) && write_some(c)) advance(c);
+      if (c.phase == Phase::writing && (events & EPOLLOUT) && write_some(c)) resume(c);
       return;
     }
     if (c.phase == Phase::draining) {
       drain(c);
       return;
     }
+    if ((events & EPOLLOUT) && c.out_sent < c.out.size()) flush_interim(c);
     read_some(c);
   }
 
   // Reads what the current phase wants and advances the request as far as the bytes go.
   void read_some(Conn& c) {
     for (;;) {
-      if (c.phase != Conn::Phase::head && c.phase != Conn::Phase::body) return;
+      if (c.phase != Conn::Phase::head && c.phase != Conn::Phase::body) {
+        c.unread = true;  // the last read filled the scratch: there may be more
+        return;
+      }
       // Into the loop's scratch, then appended: a request of a kilobyte costs a copy of a
       // kilobyte, not the zeroing of a connection buffer's worth of spare room.
       ssize_t n = ::recv(c.fd, scratch, sizeof scratch, 0);
@@ -304,6 +305,16 @@ struct Responder::LoopState {
       c.in.append(scratch, static_cast<size_t>(n));
       advance(c);
       if (static_cast<size_t>(n) < sizeof scratch) return;  // the socket is drained
+    }
+  }
+
+  // After an answer: the next request from what is buffered, then from the socket if bytes
+  // may wait there.
+  void resume(Conn& c) {
+    advance(c);
+    if (c.unread && (c.phase == Conn::Phase::head || c.phase == Conn::Phase::body)) {
+      c.unread = false;
+      read_some(c);
     }
   }
 
@@ -366,12 +377,21 @@ struct Responder::LoopState {
       answer_and_close(c, front_error(parsed.status, "bad_request", parsed.problem));
       return false;
     }
+    // Before any answer, the front's own refusals included: a HEAD answer carries no body.
+    c.is_head_method = c.head.method == "HEAD";
+    c.http10 = c.head.minor_version == 0;
     std::vector<std::string_view> lengths, encodings;
     for (const auto& [name, value] : c.head.headers) {
       if (iequals(name, "Content-Length")) lengths.push_back(value);
       if (iequals(name, "Transfer-Encoding")) encodings.push_back(value);
     }
     c.framing = body_framing(lengths, encodings);
+    if (c.http10 && !encodings.empty()) {
+      // RFC 9112 §6.1: an HTTP/1.0 message with Transfer-Encoding has faulty framing (a 1.0
+      // proxy in front would not have read it as chunked).
+      c.framing.kind = BodyFraming::Kind::refused;
+      c.framing.problem = "Transfer-Encoding in an HTTP/1.0 request";
+    }
     if (c.framing.kind == BodyFraming::Kind::refused) {
       shared->event(GuardEvent::bad_framing);
       answer_and_close(c, front_error(400, "bad_request", c.framing.problem));
@@ -383,8 +403,6 @@ struct Responder::LoopState {
       answer_and_close(c, too_large(c));
       return false;
     }
-    c.is_head_method = c.head.method == "HEAD";
-    c.http10 = c.head.minor_version == 0;
     c.parsed_base = c.in.data();
     c.phase = Conn::Phase::body;
     arm(c, Clock::now() + shared->options.limits.read_timeout);
@@ -392,14 +410,31 @@ struct Responder::LoopState {
                          (c.framing.kind == BodyFraming::Kind::length && c.framing.length > 0);
     if (body_expected && c.head.expects_continue() && c.in.size() == c.head_end) {
       // The client waits for this before it sends the body (curl does for large POSTs).
-      static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
-      ::send(c.fd, kContinue.data(), kContinue.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
-      c.continue_sent = true;
+      // Through `out`: what the socket does not take now is sent at EPOLLOUT, or ahead of
+      // the answer, never half of it lost.
+      c.out.assign("HTTP/1.1 100 Continue\r\n\r\n");
+      c.out_sent = 0;
+      flush_interim(c);
     }
     return true;
   }
 
+  // Sends what is left of an interim answer while the body is read (no phase change).
+  void flush_interim(Conn& c) {
+    while (c.out_sent < c.out.size()) {
+      ssize_t n = ::send(c.fd, c.out.data() + c.out_sent, c.out.size() - c.out_sent,
+                         MSG_NOSIGNAL | MSG_DONTWAIT);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) return;  // EAGAIN: EPOLLOUT's edge resumes it; an error shows at the next read
+      c.out_sent += static_cast<size_t>(n);
+    }
+    c.out.clear();
+    c.out_sent = 0;
+  }
+
+  // Counted as the guarded server counts it: an answer before the body was read.
   Reply too_large(const Conn& c) const {
+    shared->event(GuardEvent::incomplete_body);
     std::string message = "the body is larger than the ";
     message.append(std::to_string(c.body_cap)).append(" bytes allowed here");
     return front_error(413, "payload_too_large", message);
@@ -450,7 +485,6 @@ struct Responder::LoopState {
   void dispatch(Conn& c) {
     c.phase = Conn::Phase::handling;
     c.deadline = kNoDeadline;  // the handler's own deadline bounds it
-    set_interest(c, EPOLLRDHUP);
     ++c.served;
     c.keep_alive = c.head.keep_alive() && c.served < shared->options.limits.keep_alive_max_requests;
     // The head's views were taken before the body was read; appending may have moved `in`.
@@ -463,6 +497,7 @@ struct Responder::LoopState {
     request.peer_ip = c.peer_ip;
     request.peer_port = c.peer_port;
     request.received = Clock::now();
+    request.loop_index = index;
     c.in_dispatch = true;
     const uint64_t id = c.id;
     shared->handler(request, Responder(self.lock(), id));
@@ -510,28 +545,14 @@ struct Responder::LoopState {
       c.answered = true;  // advance() writes it when the handler returns
       return;
     }
-    if (write_some(c)) advance(c);
+    if (write_some(c)) resume(c);
   }
 
   void serialize(Conn& c, const Reply& reply) {
-    std::string body_storage;
-    std::string_view body = reply.body;
-    if (reply.stream) {
-      // A body produced while it is sent (the media proxy): gathered here, then sent. The
-      // proxy caps what it fetches; the front does not stream it in pieces yet.
-      bool ok = reply.stream([&](std::string_view chunk) {
-        body_storage.append(chunk);
-        return true;
-      });
-      if (!ok) {
-        c.close_after = true;
-        body_storage.clear();
-      }
-      body = body_storage;
-    }
+    std::string_view body = reply.body;  // a stream was gathered by Responder::answer
     const bool no_body = reply.status < 200 || reply.status == 204 || reply.status == 304;
     std::string& out = c.out;
-    out.clear();
+    out.erase(0, c.out_sent);  // what is left of an interim answer goes first
     c.out_sent = 0;
     out.append("HTTP/1.1 ").append(std::to_string(reply.status)).append(" ");
     out.append(status_reason(reply.status)).append("\r\n");
@@ -583,8 +604,7 @@ struct Responder::LoopState {
       if (n < 0) {
         if (errno == EINTR) continue;
         if (errno == EAGAIN || errno == EWOULDBLOCK) {
-          if (c.phase != Conn::Phase::writing) c.phase = Conn::Phase::writing;
-          set_interest(c, EPOLLOUT);
+          c.phase = Conn::Phase::writing;  // EPOLLOUT's edge resumes it
           arm(c, Clock::now() + shared->options.limits.write_timeout);
           return false;
         }
@@ -601,8 +621,8 @@ struct Responder::LoopState {
       c.phase = Conn::Phase::draining;
       c.in.clear();
       c.in.shrink_to_fit();
-      set_interest(c, EPOLLIN);
       arm(c, Clock::now() + shared->options.linger);
+      drain(c);  // what came meanwhile (no edge will report it again)
       return false;
     }
     next_request(c);
@@ -616,10 +636,10 @@ struct Responder::LoopState {
     c.head_end = c.request_end = 0;
     c.chunked = ChunkedFraming();
     c.chunked_body.clear();
-    c.continue_sent = false;
+    c.is_head_method = false;
+    c.http10 = false;
     c.head_started = false;
     c.phase = Conn::Phase::head;
-    set_interest(c, EPOLLIN);
     if (c.in.empty() && c.in.capacity() > 4 * kReadChunk) c.in.shrink_to_fit();
     arm(c, Clock::now() + shared->options.limits.keep_alive_timeout);
   }
@@ -645,8 +665,6 @@ struct Responder::LoopState {
       loop->remove(c.fd);
       ::close(c.fd);
       c.fd = -1;
-      shared->release(c.key);
-      shared->open.fetch_sub(1, std::memory_order_relaxed);
     }
     // A request still handled elsewhere keeps its buffers (its views) until the answer.
     // At stop too: the Responder keeps this loop's state, and so these buffers, alive.
@@ -654,9 +672,17 @@ struct Responder::LoopState {
   }
 
   // After the events of this round: a later event of the same batch may still name it.
+  // Its place in the per-IP cap and the open count go with it, not with its socket: a client
+  // that resets its connections while their requests are handled still holds their slots (and
+  // the buffers they keep), so it cannot pile up held requests past the cap.
   void erase_later(Conn& c) {
     uint64_t id = c.id;
     if (c.in_dispatch) return;  // dispatch() looks it up after the handler; erased then
+    if (!c.uncounted) {
+      c.uncounted = true;
+      shared->release(c.key);
+      shared->open.fetch_sub(1, std::memory_order_relaxed);
+    }
     loop->after_dispatch([this, id] { connections.erase(id); });
   }
 
@@ -704,6 +730,28 @@ void Responder::answer(Reply reply) {
   if (!state_) return;
   std::shared_ptr<LoopState> state = std::move(state_);
   state_.reset();
+  if (reply.stream) {
+    // A body produced while it is sent (the media proxy) waits on its source: gathered here,
+    // on the answering worker, never on the loop, which would stall every connection it owns.
+    // The proxy caps what it fetches; the front does not send it in pieces yet.
+    if (state->loop->on_loop_thread()) {
+      log::warn("http", "a streamed answer was given on the loop thread: refused");
+      reply = front_error(500, "internal", "a streamed answer cannot be given on the loop");
+    } else {
+      std::string gathered;
+      bool ok = reply.stream([&gathered](std::string_view chunk) {
+        gathered.append(chunk);
+        return true;
+      });
+      reply.stream = nullptr;
+      if (ok) {
+        reply.body = std::move(gathered);
+      } else {
+        reply = front_error(502, "bad_gateway", "the transfer of the answer's body failed");
+        reply.headers.emplace_back("Connection", "close");
+      }
+    }
+  }
   if (state->loop->on_loop_thread()) {
     state->deliver(connection_, std::move(reply));
     return;
@@ -774,6 +822,7 @@ Result<std::unique_ptr<LoopServer>> LoopServer::start(const std::string& host, i
   for (size_t i = 0; i < count; ++i) {
     auto state = std::make_shared<Responder::LoopState>();
     state->self = state;
+    state->index = i;
     state->shared = server->shared_;
     auto loop = EventLoop::create();
     if (!loop) return loop.error();
@@ -799,6 +848,10 @@ Result<std::unique_ptr<LoopServer>> LoopServer::start(const std::string& host, i
 
 LoopServer::~LoopServer() {
   stop();
+}
+
+EventLoop& LoopServer::loop(size_t index) const {
+  return *loops_.at(index)->loop;
 }
 
 size_t LoopServer::open_connections() const {

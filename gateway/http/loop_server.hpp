@@ -22,7 +22,9 @@
 // parsed as a request (CWE-444).
 //
 // Pipelined requests are served one at a time, in order: while a request is being handled its
-// connection reads nothing more, so a client cannot make it buffer without bound.
+// connection reads nothing more, so a client cannot make it buffer without bound. A connection
+// the client resets meanwhile keeps its per-IP slot (and its buffers) until the answer.
+// Connections are edge-triggered and registered once: serving a request costs no epoll_ctl.
 #pragma once
 
 #include <atomic>
@@ -53,6 +55,9 @@ struct FrontRequest {
   std::string_view peer_ip;
   int peer_port = 0;
   std::chrono::steady_clock::time_point received;  // when its body was complete
+  // Which of the server's loops serves it (0 .. loops-1): per-loop state such as the loop's
+  // publisher is picked by it, with no lock.
+  size_t loop_index = 0;
 };
 
 class LoopServer;
@@ -68,6 +73,8 @@ class Responder {
   Responder& operator=(const Responder&) = delete;
   ~Responder();
 
+  // A streamed reply (Reply::stream, the media proxy) is gathered on the calling thread before
+  // it is posted; given on the loop thread it is refused (500): it would stall the loop.
   void answer(Reply reply);
   // The loop the request's connection lives on: its publisher answers on this loop.
   EventLoop& loop() const;
@@ -112,6 +119,9 @@ class LoopServer {
   LoopServer& operator=(const LoopServer&) = delete;
 
   int port() const { return port_; }
+  size_t loop_count() const { return loops_.size(); }
+  // The loop of that index, to start what lives on it (its publisher) while it runs.
+  EventLoop& loop(size_t index) const;
   // Open connections right now, on every loop.
   size_t open_connections() const;
   // Closes the listeners and every connection, stops and joins the loops. Handlers must be done
