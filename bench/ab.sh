@@ -12,6 +12,7 @@
 #   AB_PERF_CALLGRAPH="--call-graph dwarf" ...         # stacks through code built without frame pointers
 #   bench/ab.sh bench/peers/node/server.mjs           # the Node peer (npm ci on first use)
 #   bench/ab.sh build/epoll_probe                      # the epoll front probe (bench/epoll_probe.cpp)
+#   bench/ab.sh build/front_probe                      # the webhook on LoopServer + LoopPublisher
 #   AB_CHANNEL=noop bench/ab.sh build/omnigate         # the no-op route, the Telegram requests (per request)
 #   AB_COUNT=1 bench/ab.sh build/omnigate   # also syscalls, futex calls, context switches per interaction
 set -euo pipefail
