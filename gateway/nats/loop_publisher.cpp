@@ -178,7 +178,17 @@ void LoopPublisher::update_interest() {
 natsStatus LoopPublisher::on_read(void* user, bool add) {
   auto* self = static_cast<LoopPublisher*>(user);
   std::lock_guard lock(self->socket_mutex_);
-  self->want_read_ = add;
+  if (!add) {
+    // nats.c stops polling just before it closes a dropped socket, and does not detach it: the
+    // number is forgotten now, while it is still ours, or a later modify or remove (a detach
+    // at close) would hit whatever the number names then -- on this loop, a client's
+    // connection.
+    if (self->socket_ >= 0) self->loop_.remove(self->socket_);
+    self->socket_ = -1;
+    self->want_read_ = self->want_write_ = false;
+    return NATS_OK;
+  }
+  self->want_read_ = true;
   self->update_interest();
   return NATS_OK;
 }
