@@ -1,6 +1,7 @@
 #include "gateway/http/framing.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cctype>
 #include <cstring>
 
@@ -36,10 +37,17 @@ bool all_digits(std::string_view s) {
          std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
 }
 
-// RFC 9110 §5.6.2 tchar.
+// RFC 9110 §5.6.2 tchar, as a table: no locale lookup per byte of every header name.
+constexpr std::array<bool, 256> kTokenChars = [] {
+  std::array<bool, 256> table{};
+  for (int c = '0'; c <= '9'; ++c) table[c] = true;
+  for (int c = 'a'; c <= 'z'; ++c) table[c] = table[c - 'a' + 'A'] = true;
+  for (char c : std::string_view("!#$%&'*+-.^_`|~")) table[static_cast<unsigned char>(c)] = true;
+  return table;
+}();
+
 bool is_token_char(unsigned char c) {
-  if (std::isalnum(c)) return true;
-  return std::strchr("!#$%&'*+-.^_`|~", c) != nullptr && c != 0;
+  return kTokenChars[c];
 }
 
 bool is_token(std::string_view s) {

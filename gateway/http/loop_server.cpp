@@ -4,10 +4,13 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <condition_variable>
+#include <cstdio>
 #include <cstring>
 
 #include "gateway/core/log.hpp"
@@ -56,22 +59,57 @@ struct LoopServer::Shared {
   Handler handler;
   mutable std::mutex mutex;
   std::unordered_map<std::string, int> per_ip;  // open connections per client key
+  // The sockets of those connections not closed yet, whichever loop owns them, each with its
+  // connection's `busy` flag (a request of it is handled or answered).
+  struct Counted {
+    int fd;
+    const std::atomic<bool>* busy;
+  };
+  std::unordered_map<std::string, std::vector<Counted>> sockets;
   std::atomic<size_t> open{0};
+  // Set when stop() begins: a streamed answer's producer that no loop took yet stops waiting.
+  std::atomic<bool> stopped{false};
 
   void event(GuardEvent e) const {
     if (options.on_event) options.on_event(e);
   }
-  // Counts a new connection; false when its client is at the cap (then not counted).
-  bool admit(const std::string& key) {
+  // Counts a new connection; false when its client is at the cap (then not counted). A client
+  // that opens a connection per request closes each right after its answer, and another loop
+  // may not have read that FIN yet: connections whose client has hung up are not counted
+  // against it (as the guarded server does) -- unless a request of theirs is still handled
+  // or answered: a client that half-closes after each request must not pile up held
+  // requests past the cap. Sockets are only polled here, under the lock that forget() takes
+  // before a socket is closed, so no number is reused meanwhile.
+  bool admit(const std::string& key, int fd, const std::atomic<bool>* busy) {
     if (key.empty()) return true;
     std::lock_guard lock(mutex);
     int& count = per_ip[key];
     if (count >= options.limits.max_connections_per_ip) {
-      if (count == 0) per_ip.erase(key);
-      return false;
+      int gone = 0;
+      for (const Counted& other : sockets[key]) {
+        if (other.busy->load(std::memory_order_acquire)) continue;
+        pollfd p{other.fd, POLLRDHUP, 0};
+        if (::poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0) ++gone;
+      }
+      if (count - gone >= options.limits.max_connections_per_ip) {
+        if (count == 0) per_ip.erase(key);
+        return false;
+      }
     }
     ++count;
+    sockets[key].push_back({fd, busy});
     return true;
+  }
+  // Before its socket is closed (its count goes later, with its buffers: erase_later).
+  void forget(const std::string& key, int fd) {
+    if (key.empty()) return;
+    std::lock_guard lock(mutex);
+    auto it = sockets.find(key);
+    if (it == sockets.end()) return;
+    auto& fds = it->second;
+    fds.erase(std::remove_if(fds.begin(), fds.end(), [fd](const Counted& c) { return c.fd == fd; }),
+              fds.end());
+    if (fds.empty()) sockets.erase(it);
   }
   void release(const std::string& key) {
     if (key.empty()) return;
@@ -86,6 +124,30 @@ namespace {
 struct Connection;
 
 }  // namespace
+
+// A streamed answer's body between the thread producing it (a media download on a worker)
+// and the loop sending it. About kStreamWindow bytes wait here and as much in the connection's
+// output (plus a piece), so a slow client slows the source instead of filling memory, and a
+// client that leaves stops the source at its next piece.
+struct StreamPipe {
+  std::mutex mutex;
+  std::condition_variable room;
+  std::string pending;    // body bytes the loop has not taken yet
+  bool finished = false;  // the producer is done: the body is complete
+  bool failed = false;    // the producer failed: the answer is cut
+  bool gone = false;      // the client left or the answer was dropped: the producer stops
+  bool attached = false;  // a loop took the answer: from now its connection's close stops us
+
+  void stop_producer() {
+    {
+      std::lock_guard lock(mutex);
+      gone = true;
+    }
+    room.notify_all();
+  }
+};
+
+constexpr size_t kStreamWindow = 256 * 1024;
 
 // One loop's state: its EventLoop, listener and connections. Touched only on its loop thread,
 // but for post() through the EventLoop.
@@ -114,7 +176,12 @@ struct Responder::LoopState {
     // read filled the scratch buffer. Read them once the answer is out (edge-triggered epoll
     // does not report them again).
     bool unread = false;
+    // EPOLLRDHUP seen: the client's FIN is behind the bytes, so a short read does not mean
+    // the socket is drained (edge-triggered: no later event would report the end).
+    bool fin_seen = false;
     bool uncounted = false;  // its per-IP slot and open count released (erase_later)
+    // From dispatch until the answer is out: read by another loop's admission (Shared::admit).
+    std::atomic<bool> busy{false};
 
     std::string in;            // bytes read, from the current request's start
     size_t skip = 0;           // leading empty lines skipped before the head
@@ -139,6 +206,8 @@ struct Responder::LoopState {
     bool answered = false;     // an answer arrived while in_dispatch (serialized in `out`)
     std::string out;
     size_t out_sent = 0;
+    std::shared_ptr<StreamPipe> stream;  // a streamed answer still being produced
+    bool stream_chunked = false;         // its body goes out chunked (else until close: 1.0)
 
     Clock::time_point deadline = kNoDeadline;
     Clock::time_point timer_at = kNoDeadline;  // when the armed timer fires (max: none armed)
@@ -147,6 +216,10 @@ struct Responder::LoopState {
   };
 
   std::unordered_map<uint64_t, std::unique_ptr<Conn>> connections;
+  // The time at the start of the current event (a read, an answer, a timer): every deadline
+  // set while handling it counts from here, one clock read per event instead of one per
+  // deadline. Handlers do not block, so it is never older than the event's own work.
+  Clock::time_point tick = Clock::now();
   char scratch[kReadChunk];
   uint64_t next_id = 0;
   bool stopping = false;
@@ -171,8 +244,8 @@ struct Responder::LoopState {
     if (c.timer_at != armed_for) return;  // superseded by an earlier one
     c.timer_at = kNoDeadline;
     if (c.deadline == kNoDeadline) return;
-    auto now = Clock::now();
-    if (now < c.deadline) {
+    tick = Clock::now();
+    if (tick < c.deadline) {
       arm(c, c.deadline);  // moved later since: wait again, one timer per connection
       return;
     }
@@ -194,9 +267,11 @@ struct Responder::LoopState {
         return;
       case Phase::body:
         shared->event(GuardEvent::incomplete_body);
-        answer_and_close(c, front_error(408, "bad_request",
+        // A body that ends early is refused as the guarded server refuses it: 400, nothing
+        // processed (README, "The HTTP layer against hostile clients").
+        answer_and_close(c, front_error(400, "bad_request",
                                         "the request body stalled for longer than "
-                                        "http.read_timeout"));
+                                        "http.read_timeout: nothing was processed"));
         return;
       case Phase::writing:
       case Phase::draining:
@@ -210,6 +285,7 @@ struct Responder::LoopState {
 
   // ------------------------------------------------------------------------------------------
   void accept_all() {
+    tick = Clock::now();
     for (;;) {
       sockaddr_storage addr{};
       socklen_t len = sizeof addr;
@@ -236,7 +312,7 @@ struct Responder::LoopState {
       c->peer_port = socket_address_port(addr);
       const auto& limits = shared->options.limits;
       if (!limits.exempt.trusts(c->peer_ip)) c->key = client_key(c->peer_ip);
-      bool admitted = shared->admit(c->key);
+      bool admitted = shared->admit(c->key, fd, &c->busy);
       if (!admitted) c->key.clear();  // not counted, so not to be uncounted
       shared->open.fetch_add(1, std::memory_order_relaxed);
       Conn& conn = *c;
@@ -253,13 +329,14 @@ struct Responder::LoopState {
         answer_and_close(conn, std::move(refused));
         continue;
       }
-      arm(conn, Clock::now() + limits.header_timeout);
+      arm(conn, tick + limits.header_timeout);
     }
   }
 
   // ------------------------------------------------------------------------------------------
   void on_events(Conn& c, uint32_t events) {
     using Phase = Conn::Phase;
+    tick = Clock::now();
     if (c.phase == Phase::closed) return;
     if (events & EPOLLERR) {
       close(c);
@@ -269,11 +346,17 @@ struct Responder::LoopState {
       // Pipelined bytes, or the client's FIN: left in the socket until the answer is out (a
       // half-closed client may still read it).
       if (events & (EPOLLIN | EPOLLRDHUP)) c.unread = true;
+      if (events & EPOLLRDHUP) c.fin_seen = true;
       if (events & EPOLLHUP) {
         close(c);  // reset: nothing can reach the client
         return;
       }
-      if (c.phase == Phase::writing && (events & EPOLLOUT) && write_some(c)) resume(c);
+      if (c.phase == Phase::writing && (events & EPOLLOUT)) {
+        if (c.stream)
+          pump(c);
+        else if (write_some(c))
+          resume(c);
+      }
       return;
     }
     if (c.phase == Phase::draining) {
@@ -281,6 +364,7 @@ struct Responder::LoopState {
       return;
     }
     if ((events & EPOLLOUT) && c.out_sent < c.out.size()) flush_interim(c);
+    if (events & EPOLLRDHUP) c.fin_seen = true;
     read_some(c);
   }
 
@@ -298,13 +382,22 @@ struct Responder::LoopState {
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
         if (n < 0 && errno == EINTR) continue;
         // EOF or a reset: inside a request it is incomplete, between requests it is the end.
-        if (c.phase == Conn::Phase::body) shared->event(GuardEvent::incomplete_body);
+        // A client that half-closed inside a body may still read why nothing was processed.
+        if (c.phase == Conn::Phase::body) {
+          shared->event(GuardEvent::incomplete_body);
+          if (n == 0) {
+            answer_and_close(c, front_error(400, "bad_request",
+                                            "the body ended before its Content-Length or its "
+                                            "last chunk: nothing was processed"));
+            return;
+          }
+        }
         close(c);
         return;
       }
       c.in.append(scratch, static_cast<size_t>(n));
       advance(c);
-      if (static_cast<size_t>(n) < sizeof scratch) return;  // the socket is drained
+      if (static_cast<size_t>(n) < sizeof scratch && !c.fin_seen) return;  // drained
     }
   }
 
@@ -338,7 +431,7 @@ struct Responder::LoopState {
         }
         if (!c.head_started) {
           c.head_started = true;
-          arm(c, Clock::now() + limits.header_timeout);
+          arm(c, tick + limits.header_timeout);
         }
         std::string_view bytes(c.in.data() + c.skip, c.in.size() - c.skip);
         size_t end = find_head_end(bytes, c.scanned, c.lines);
@@ -405,7 +498,7 @@ struct Responder::LoopState {
     }
     c.parsed_base = c.in.data();
     c.phase = Conn::Phase::body;
-    arm(c, Clock::now() + shared->options.limits.read_timeout);
+    arm(c, tick + shared->options.limits.read_timeout);
     bool body_expected = c.framing.kind == BodyFraming::Kind::chunked ||
                          (c.framing.kind == BodyFraming::Kind::length && c.framing.length > 0);
     if (body_expected && c.head.expects_continue() && c.in.size() == c.head_end) {
@@ -433,8 +526,16 @@ struct Responder::LoopState {
   }
 
   // Counted as the guarded server counts it: an answer before the body was read.
-  Reply too_large(const Conn& c) const {
+  Reply too_large(Conn& c) {
     shared->event(GuardEvent::incomplete_body);
+    if (shared->options.too_large) {
+      // A chunked body is refused while it is read: appending may have moved the head's bytes.
+      if (c.phase == Conn::Phase::body && c.in.data() != c.parsed_base) {
+        rebase(c.head, c.parsed_base, c.in.data());
+        c.parsed_base = c.in.data();
+      }
+      return shared->options.too_large(c.head, c.body_cap);
+    }
     std::string message = "the body is larger than the ";
     message.append(std::to_string(c.body_cap)).append(" bytes allowed here");
     return front_error(413, "payload_too_large", message);
@@ -450,7 +551,7 @@ struct Responder::LoopState {
         return true;
       case BodyFraming::Kind::length:
         if (have < c.framing.length) {
-          arm(c, Clock::now() + shared->options.limits.read_timeout);
+          arm(c, tick + shared->options.limits.read_timeout);
           return false;
         }
         c.request_end = c.head_end + static_cast<size_t>(c.framing.length);
@@ -470,7 +571,7 @@ struct Responder::LoopState {
           return false;
         }
         if (!c.chunked.done()) {
-          arm(c, Clock::now() + shared->options.limits.read_timeout);
+          arm(c, tick + shared->options.limits.read_timeout);
           return false;
         }
         c.request_end = c.head_end;
@@ -484,6 +585,7 @@ struct Responder::LoopState {
 
   void dispatch(Conn& c) {
     c.phase = Conn::Phase::handling;
+    c.busy.store(true, std::memory_order_release);
     c.deadline = kNoDeadline;  // the handler's own deadline bounds it
     ++c.served;
     c.keep_alive = c.head.keep_alive() && c.served < shared->options.limits.keep_alive_max_requests;
@@ -496,7 +598,7 @@ struct Responder::LoopState {
                        : std::string_view(c.in.data() + c.head_end, c.request_end - c.head_end);
     request.peer_ip = c.peer_ip;
     request.peer_port = c.peer_port;
-    request.received = Clock::now();
+    request.received = tick;
     request.loop_index = index;
     c.in_dispatch = true;
     const uint64_t id = c.id;
@@ -531,6 +633,7 @@ struct Responder::LoopState {
   // ------------------------------------------------------------------------------------------
   // The answer of the request being handled on connection `id` (loop thread).
   void deliver(uint64_t id, Reply reply) {
+    tick = Clock::now();
     auto it = connections.find(id);
     if (it == connections.end()) return;
     Conn& c = *it->second;
@@ -548,8 +651,105 @@ struct Responder::LoopState {
     if (write_some(c)) resume(c);
   }
 
-  void serialize(Conn& c, const Reply& reply) {
-    std::string_view body = reply.body;  // a stream was gathered by Responder::answer
+  // The head of a streamed answer (Responder::answer); its body follows through the pipe.
+  void deliver_stream(uint64_t id, Reply reply, std::shared_ptr<StreamPipe> pipe) {
+    tick = Clock::now();
+    auto it = connections.find(id);
+    if (it == connections.end()) {
+      pipe->stop_producer();
+      return;
+    }
+    Conn& c = *it->second;
+    if (c.phase == Conn::Phase::closed) {
+      pipe->stop_producer();
+      erase_later(c);
+      return;
+    }
+    if (c.phase != Conn::Phase::handling || c.answered) {
+      pipe->stop_producer();
+      return;
+    }
+    if (!c.keep_alive) c.close_after = true;
+    serialize(c, reply, true);
+    const bool no_body =
+        c.is_head_method || reply.status < 200 || reply.status == 204 || reply.status == 304;
+    if (no_body) {
+      pipe->stop_producer();  // a HEAD answer: the head is all that is sent
+    } else {
+      {
+        std::lock_guard lock(pipe->mutex);
+        pipe->attached = true;
+      }
+      c.stream = std::move(pipe);
+      c.stream_chunked = !c.http10;
+    }
+    c.phase = Conn::Phase::writing;
+    if (write_some(c)) resume(c);
+  }
+
+  void pump_posted(uint64_t id) {
+    tick = Clock::now();
+    auto it = connections.find(id);
+    if (it != connections.end() && it->second->stream) pump(*it->second);
+  }
+
+  // Moves what the producer has into `out` while the client keeps up, sends it, and ends the
+  // answer once the body is complete. Runs at the producer's post and at EPOLLOUT.
+  void pump(Conn& c) {
+    for (;;) {
+      if (c.phase != Conn::Phase::writing || !c.stream) return;
+      bool took = false;
+      const bool room = c.out.size() - c.out_sent < kStreamWindow;
+      if (room) {
+        std::string chunk;
+        bool finished = false, failed = false;
+        {
+          std::lock_guard lock(c.stream->mutex);
+          chunk.swap(c.stream->pending);
+          finished = c.stream->finished;
+          failed = c.stream->failed;
+        }
+        c.stream->room.notify_all();
+        if (failed) {
+          // The source broke off: the body is cut, which the client sees (no last chunk, or
+          // fewer bytes than a 1.0 client was promised by nothing): the connection closes.
+          close(c);
+          return;
+        }
+        took = !chunk.empty() || finished;
+        if (!chunk.empty()) {
+          if (c.stream_chunked) {
+            char size[20];
+            int n = std::snprintf(size, sizeof size, "%zx\r\n", chunk.size());
+            c.out.append(size, static_cast<size_t>(n)).append(chunk).append("\r\n");
+          } else {
+            c.out.append(chunk);
+          }
+        }
+        if (finished) {
+          if (c.stream_chunked) c.out.append("0\r\n\r\n");
+          c.stream.reset();
+        }
+      }
+      if (!send_out(c)) return;  // EPOLLOUT continues it, or the connection closed
+      if (!c.stream) {
+        if (finish_answer(c)) resume(c);
+        return;
+      }
+      // All sent. Nothing new was there: the producer's next piece posts a pump. (When the
+      // output was too full to look, look now: the producer may be waiting for room.)
+      if (room && !took) {
+        c.deadline = kNoDeadline;  // waiting for the producer: its own timeouts bound it
+        return;
+      }
+    }
+  }
+
+  // `streamed`: the body follows in pieces (pump), chunked -- or, to an HTTP/1.0 client,
+  // until the connection closes.
+  void serialize(Conn& c, const Reply& reply, bool streamed = false) {
+    std::string_view body = reply.body;
+    if (streamed && c.http10) c.close_after = true;
     const bool no_body = reply.status < 200 || reply.status == 204 || reply.status == 304;
     std::string& out = c.out;
     out.erase(0, c.out_sent);  // what is left of an interim answer goes first
@@ -582,7 +782,11 @@ struct Responder::LoopState {
     } else if (c.http10) {
       out.append("Connection: keep-alive\r\n");  // HTTP/1.0 closes unless told otherwise
     }
-    if (!no_body) out.append("Content-Length: ").append(std::to_string(body.size())).append("\r\n");
+    if (streamed) {
+      if (!no_body && !c.http10) out.append("Transfer-Encoding: chunked\r\n");
+    } else if (!no_body) {
+      out.append("Content-Length: ").append(std::to_string(body.size())).append("\r\n");
+    }
     out.append("\r\n");
     if (!no_body && !c.is_head_method) out.append(body);
   }
@@ -598,6 +802,17 @@ struct Responder::LoopState {
   // Sends what `out` holds. True when all of it is sent and the connection is ready for its
   // next request (phase head); false when it waits for room, drains or closed.
   bool write_some(Conn& c) {
+    if (!send_out(c)) return false;
+    if (c.stream) {
+      pump(c);  // the rest of a streamed body: pump() finishes the answer when it is done
+      return false;
+    }
+    return finish_answer(c);
+  }
+
+  // Sends what `out` holds: true when all of it is sent; false when it waits for room
+  // (EPOLLOUT) or the connection closed.
+  bool send_out(Conn& c) {
     while (c.out_sent < c.out.size()) {
       ssize_t n = ::send(c.fd, c.out.data() + c.out_sent, c.out.size() - c.out_sent,
                          MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -605,23 +820,28 @@ struct Responder::LoopState {
         if (errno == EINTR) continue;
         if (errno == EAGAIN || errno == EWOULDBLOCK) {
           c.phase = Conn::Phase::writing;  // EPOLLOUT's edge resumes it
-          arm(c, Clock::now() + shared->options.limits.write_timeout);
+          arm(c, tick + shared->options.limits.write_timeout);
           return false;
         }
         close(c);  // the client is gone
         return false;
       }
       c.out_sent += static_cast<size_t>(n);
-      if (c.out_sent < c.out.size()) arm(c, Clock::now() + shared->options.limits.write_timeout);
+      if (c.out_sent < c.out.size()) arm(c, tick + shared->options.limits.write_timeout);
     }
     c.out.clear();
     c.out_sent = 0;
+    return true;
+  }
+
+  // The answer is out: the connection closes (drains) or reads its next request (true).
+  bool finish_answer(Conn& c) {
     if (c.close_after) {
       ::shutdown(c.fd, SHUT_WR);
       c.phase = Conn::Phase::draining;
       c.in.clear();
       c.in.shrink_to_fit();
-      arm(c, Clock::now() + shared->options.linger);
+      arm(c, tick + shared->options.linger);
       drain(c);  // what came meanwhile (no edge will report it again)
       return false;
     }
@@ -631,6 +851,7 @@ struct Responder::LoopState {
 
   // The answer is out: drop the request's bytes, keep what was pipelined after it.
   void next_request(Conn& c) {
+    c.busy.store(false, std::memory_order_release);
     c.in.erase(0, c.request_end);
     c.skip = c.scanned = c.lines = 0;
     c.head_end = c.request_end = 0;
@@ -641,7 +862,7 @@ struct Responder::LoopState {
     c.head_started = false;
     c.phase = Conn::Phase::head;
     if (c.in.empty() && c.in.capacity() > 4 * kReadChunk) c.in.shrink_to_fit();
-    arm(c, Clock::now() + shared->options.limits.keep_alive_timeout);
+    arm(c, tick + shared->options.limits.keep_alive_timeout);
   }
 
   void drain(Conn& c) {
@@ -660,9 +881,14 @@ struct Responder::LoopState {
     if (c.phase == Conn::Phase::closed) return;
     const bool awaiting_answer = c.phase == Conn::Phase::handling && !c.answered;
     c.phase = Conn::Phase::closed;
+    if (c.stream) {
+      c.stream->stop_producer();
+      c.stream.reset();
+    }
     c.deadline = kNoDeadline;
     if (c.fd >= 0) {
       loop->remove(c.fd);
+      shared->forget(c.key, c.fd);
       ::close(c.fd);
       c.fd = -1;
     }
@@ -730,27 +956,50 @@ void Responder::answer(Reply reply) {
   if (!state_) return;
   std::shared_ptr<LoopState> state = std::move(state_);
   state_.reset();
+  if (reply.stream && state->loop->on_loop_thread()) {
+    // A body produced while it is sent waits on its source: it would stall every connection
+    // the loop owns.
+    log::warn("http", "a streamed answer was given on the loop thread: refused");
+    reply = front_error(500, "internal", "a streamed answer cannot be given on the loop");
+  }
   if (reply.stream) {
-    // A body produced while it is sent (the media proxy) waits on its source: gathered here,
-    // on the answering worker, never on the loop, which would stall every connection it owns.
-    // The proxy caps what it fetches; the front does not send it in pieces yet.
-    if (state->loop->on_loop_thread()) {
-      log::warn("http", "a streamed answer was given on the loop thread: refused");
-      reply = front_error(500, "internal", "a streamed answer cannot be given on the loop");
-    } else {
-      std::string gathered;
-      bool ok = reply.stream([&gathered](std::string_view chunk) {
-        gathered.append(chunk);
-        return true;
-      });
-      reply.stream = nullptr;
-      if (ok) {
-        reply.body = std::move(gathered);
-      } else {
-        reply = front_error(502, "bad_gateway", "the transfer of the answer's body failed");
-        reply.headers.emplace_back("Connection", "close");
+    // The body is produced here, on the answering thread (the media proxy's worker), and
+    // handed to the loop through a bounded pipe: the head goes first, then each piece as the
+    // client takes it. A producer that fails cuts the answer.
+    auto producer = std::move(reply.stream);
+    reply.stream = nullptr;
+    auto pipe = std::make_shared<StreamPipe>();
+    LoopState* raw = state.get();
+    const uint64_t id = connection_;
+    EventLoop& loop = *state->loop;
+    auto wake_loop = [&loop, raw, id] { loop.post([raw, id] { raw->pump_posted(id); }); };
+    loop.post([raw, id, reply = std::move(reply), pipe]() mutable {
+      raw->deliver_stream(id, std::move(reply), std::move(pipe));
+    });
+    const LoopServer::Shared& shared = *state->shared;
+    const bool ok = producer([&pipe, &wake_loop, &shared](std::string_view piece) {
+      if (piece.empty()) return true;
+      std::unique_lock lock(pipe->mutex);
+      // Once a loop has the answer, its connection's close (the client left, a write timeout,
+      // the server stopping) stops us. Before that, a server that stops may never run the
+      // task that would hand it over: then we stop rather than wait forever.
+      while (!pipe->gone && pipe->pending.size() >= kStreamWindow) {
+        pipe->room.wait_for(lock, std::chrono::milliseconds(100));
+        if (!pipe->attached && shared.stopped.load()) pipe->gone = true;
       }
+      if (pipe->gone) return false;
+      const bool was_empty = pipe->pending.empty();
+      pipe->pending.append(piece);
+      lock.unlock();
+      if (was_empty) wake_loop();
+      return true;
+    });
+    {
+      std::lock_guard lock(pipe->mutex);
+      (ok ? pipe->finished : pipe->failed) = true;
     }
+    wake_loop();
+    return;
   }
   if (state->loop->on_loop_thread()) {
     state->deliver(connection_, std::move(reply));
@@ -861,6 +1110,7 @@ size_t LoopServer::open_connections() const {
 void LoopServer::stop() {
   if (stopped_) return;
   stopped_ = true;
+  shared_->stopped.store(true);
   for (auto& state : loops_) {
     Responder::LoopState* raw = state.get();
     if (threads_.empty()) {

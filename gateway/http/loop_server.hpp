@@ -10,7 +10,7 @@
 //   connection), http.max_headers lines and http.max_header_bytes (else 431, closed);
 // - a body framed by exactly one Content-Length or by chunked (framing.hpp; else 400, closed),
 //   no larger than the route's cap (Options::body_cap; else 413, closed), each read within
-//   http.read_timeout of the last (else 408, closed);
+//   http.read_timeout of the last, and not cut by the client's half-close (else 400, closed);
 // - an answer written within http.write_timeout of its last progress (else closed);
 // - an idle connection closed after http.keep_alive_timeout, any connection after
 //   http.keep_alive_max_requests answers;
@@ -67,14 +67,17 @@ class LoopServer;
 // that has closed meanwhile is dropped (the work it stands for is not undone).
 class Responder {
  public:
+  Responder() = default;  // answers nothing: a placeholder to move an answer into
   Responder(Responder&& other) noexcept;
   Responder& operator=(Responder&& other) noexcept;
   Responder(const Responder&) = delete;
   Responder& operator=(const Responder&) = delete;
   ~Responder();
 
-  // A streamed reply (Reply::stream, the media proxy) is gathered on the calling thread before
-  // it is posted; given on the loop thread it is refused (500): it would stall the loop.
+  // A streamed reply (Reply::stream, the media proxy) is produced on the calling thread, which
+  // this blocks until the body is sent, the client leaves or the server stops: the body goes
+  // out chunked through a bounded window (a slow client slows the producer). Given on the loop
+  // thread it is refused (500): it would stall the loop.
   void answer(Reply reply);
   // The loop the request's connection lives on: its publisher answers on this loop.
   EventLoop& loop() const;
@@ -93,7 +96,8 @@ class LoopServer {
  public:
   using EventSink = std::function<void(GuardEvent)>;
   // Called on the connection's loop thread, with the request's body complete. It must not
-  // block: answer at once, or hand the Responder to whatever answers later.
+  // block: answer at once, or hand the Responder to whatever answers later. The FrontRequest
+  // object lives for the call (its views until the answer): move it along to use it later.
   using Handler = std::function<void(FrontRequest& request, Responder responder)>;
 
   struct Options {
@@ -102,6 +106,9 @@ class LoopServer {
     // The largest body a request may have, decided from its head (the route's max_body); 0
     // refuses every body.
     std::function<uint64_t(const RequestHead& head)> body_cap;
+    // The 413 for a body over its cap, worded by whoever owns the route (a web form answers in
+    // the visitor's language, with CORS headers); unset: the front's own JSON error.
+    std::function<Reply(const RequestHead& head, uint64_t cap)> too_large;
     // What a 429 or 503 without its own Retry-After says (http.retry_after).
     std::chrono::seconds retry_after{1};
     // How long a closing connection's late bytes are read and dropped (see above); the guarded
@@ -124,8 +131,9 @@ class LoopServer {
   EventLoop& loop(size_t index) const;
   // Open connections right now, on every loop.
   size_t open_connections() const;
-  // Closes the listeners and every connection, stops and joins the loops. Handlers must be done
-  // with their requests' views by then (answers that come later are dropped).
+  // Closes the listeners and every connection, stops and joins the loops. A request still
+  // being handled keeps its connection's buffers, so its views stay valid until its Responder
+  // answers or is dropped; answers that come later are dropped, and streamed ones stop.
   void stop();
 
   struct Shared;  // the per-IP count and the options, shared by the loops

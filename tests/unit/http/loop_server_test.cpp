@@ -46,6 +46,7 @@ class Client {
   ~Client() {
     if (fd_ >= 0) ::close(fd_);
   }
+  void shutdown_write() { ::shutdown(fd_, SHUT_WR); }
   void send(std::string_view bytes) {
     while (!bytes.empty()) {
       ssize_t n = ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL);
@@ -81,6 +82,25 @@ class Client {
         return head;
       }
       if (!fill()) return "";
+    }
+  }
+  // A chunked answer: its head and its decoded body; the body is "<cut>" when the connection
+  // ended before the last chunk.
+  std::pair<std::string, std::string> chunked_answer() {
+    std::string head = head_only();
+    std::string body;
+    for (;;) {
+      size_t eol;
+      while ((eol = buffer_.find("\r\n")) == std::string::npos) {
+        if (!fill()) return {head, "<cut>"};
+      }
+      const size_t size = std::stoul(buffer_.substr(0, eol), nullptr, 16);
+      while (buffer_.size() < eol + 2 + size + 2) {
+        if (!fill()) return {head, "<cut>"};
+      }
+      body.append(buffer_, eol + 2, size);
+      buffer_.erase(0, eol + 2 + size + 2);
+      if (size == 0) return {head, body};
     }
   }
   // Whether the server closes the connection (EOF) with nothing more to read.
@@ -317,7 +337,7 @@ TEST_CASE("a body over the route's cap is answered 413 before it is read", "[htt
   CHECK(events.count(GuardEvent::incomplete_body) == 2);
 }
 
-TEST_CASE("a slow head or a stalled body is answered 408 and closed", "[http][front]") {
+TEST_CASE("a slow head is answered 408 and a stalled body 400 and both closed", "[http][front]") {
   Events events;
   auto options = small_limits(events);
   options.limits.header_timeout = milliseconds(300);
@@ -333,11 +353,30 @@ TEST_CASE("a slow head or a stalled body is answered 408 and closed", "[http][fr
   {
     Client client(server->port());
     client.send("POST / HTTP/1.1\r\nContent-Length: 10\r\n\r\n12345");
-    CHECK(status_of(client.answer()) == 408);
+    CHECK(status_of(client.answer()) == 400);
   }
   CHECK(events.count(GuardEvent::header_timeout) == 1);
   CHECK(events.count(GuardEvent::incomplete_body) == 1);
   CHECK(eventually([&] { return server->open_connections() == 0; }));
+}
+
+TEST_CASE("a body the client cuts by half-closing is answered 400 and not handled",
+          "[http][front]") {
+  Events events;
+  std::atomic<int> handled{0};
+  auto server = start(small_limits(events), [&](FrontRequest&, Responder responder) {
+    ++handled;
+    responder.answer(Reply::text(200, "handled"));
+  });
+  Client client(server->port());
+  client.send("POST / HTTP/1.1\r\nContent-Length: 10\r\n\r\n12345");
+  client.shutdown_write();
+  const std::string answer = client.answer();
+  CHECK(status_of(answer) == 400);
+  CHECK(answer.find("nothing was processed") != std::string::npos);
+  CHECK(client.closed_by_server());
+  CHECK(handled == 0);
+  CHECK(events.count(GuardEvent::incomplete_body) == 1);
 }
 
 TEST_CASE("an idle keep-alive connection is closed without an answer", "[http][front]") {
@@ -615,7 +654,8 @@ TEST_CASE("a body read after its head keeps the head's values", "[http][front]")
   CHECK(seen_length == body.size());
 }
 
-TEST_CASE("a streamed answer is gathered off the loop and refused on it", "[http][front]") {
+TEST_CASE("a streamed answer is sent chunked from off the loop and refused on it",
+          "[http][front]") {
   Events events;
   std::mutex workers_mutex;
   std::vector<std::thread> workers;
@@ -631,9 +671,89 @@ TEST_CASE("a streamed answer is gathered off the loop and refused on it", "[http
   });
   Client client(server->port());
   client.send("GET /worker HTTP/1.1\r\n\r\n");
-  CHECK(body_of(client.answer()) == "first,second");
+  auto [head, body] = client.chunked_answer();
+  CHECK(status_of(head) == 200);
+  CHECK(head.find("Transfer-Encoding: chunked") != std::string::npos);
+  CHECK(body == "first,second");
+  // The connection is kept: the next request on it is answered.
   client.send("GET /on-loop HTTP/1.1\r\n\r\n");
   CHECK(status_of(client.answer()) == 500);
   std::lock_guard lock(workers_mutex);
   for (auto& t : workers) t.join();
+}
+
+// 64 MiB produced as fast as the producer can, for a client that first reads nothing.
+struct BigStream {
+  static constexpr size_t kPiece = 64 * 1024;
+  static constexpr size_t kPieces = 1024;
+  std::atomic<size_t> produced{0};
+  std::atomic<bool> refused{false};  // the writer said stop
+  std::atomic<bool> returned{false};
+  std::thread worker;
+
+  LoopServer::Handler handler() {
+    return [this](FrontRequest&, Responder responder) {
+      worker = std::thread([this, responder = std::move(responder)]() mutable {
+        Reply reply;
+        reply.content_type = "application/octet-stream";
+        reply.stream = [this](const Reply::Writer& write) {
+          const std::string piece(kPiece, 'x');
+          for (size_t i = 0; i < kPieces; ++i) {
+            if (!write(piece)) {
+              refused = true;
+              return false;
+            }
+            produced += kPiece;
+          }
+          return true;
+        };
+        responder.answer(std::move(reply));
+        returned = true;
+      });
+    };
+  }
+  ~BigStream() {
+    if (worker.joinable()) worker.join();
+  }
+};
+
+TEST_CASE("a streamed answer waits for a slow client instead of buffering the whole body",
+          "[http][front]") {
+  Events events;
+  BigStream stream;
+  auto server = start(small_limits(events), stream.handler());
+  Client client(server->port());
+  client.send("GET /big HTTP/1.1\r\n\r\n");
+  // The producer runs until the pipe, the connection's output and the socket buffers are
+  // full, then waits: far from the 64 MiB a gathering server would hold by now.
+  size_t before = 0;
+  CHECK(eventually([&] {
+    const size_t now = stream.produced.load();
+    const bool settled = now > 0 && now == before;
+    before = now;
+    return settled;
+  }));
+  CHECK(stream.produced.load() < BigStream::kPiece * BigStream::kPieces / 4);
+  CHECK_FALSE(stream.returned.load());
+  auto [head, body] = client.chunked_answer();
+  CHECK(status_of(head) == 200);
+  CHECK(body.size() == BigStream::kPiece * BigStream::kPieces);
+  CHECK(body.find_first_not_of('x') == std::string::npos);
+  CHECK(eventually([&] { return stream.returned.load(); }));
+  CHECK_FALSE(stream.refused.load());
+}
+
+TEST_CASE("a client that leaves mid-stream stops the producer at its next piece", "[http][front]") {
+  Events events;
+  BigStream stream;
+  auto server = start(small_limits(events), stream.handler());
+  {
+    Client client(server->port());
+    client.send("GET /big HTTP/1.1\r\n\r\n");
+    CHECK(client.head_only().find("200") != std::string::npos);
+  }  // closed with the body mostly unread
+  CHECK(eventually([&] { return stream.returned.load(); }));
+  CHECK(stream.refused.load());
+  CHECK(stream.produced.load() < BigStream::kPiece * BigStream::kPieces);
+  CHECK(eventually([&] { return server->open_connections() == 0; }));
 }
