@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 
 #include <algorithm>
+#include <optional>
 #include <regex>
 #include <set>
 
@@ -13,7 +14,10 @@
 #include "gateway/core/log.hpp"
 #include "gateway/core/secrets.hpp"
 #include "gateway/core/strings.hpp"
+#include "gateway/core/work_pool.hpp"
+#include "gateway/http/form_data.hpp"
 #include "gateway/http/http_guard.hpp"
+#include "gateway/http/loop_server.hpp"
 #include "gateway/http/verify.hpp"
 
 namespace omnigate {
@@ -177,6 +181,8 @@ InboundRequest inbound_from(const httplib::Request& req, const RequestBody& body
   in.body = body.data;
   in.remote_addr = req.remote_addr;
   in.deadline = deadline;
+  in.body_bytes = body.data.size();
+  for (const auto& part : body.parts) in.body_bytes += part.content.size();
   in.headers.reserve(req.headers.size());
   for (const auto& [name, value] : req.headers) in.headers.emplace_back(name, value);
   for (const auto& [name, value] : req.params) in.query.emplace_back(name, value);
@@ -276,77 +282,112 @@ Result<std::unique_ptr<Gateway>> Gateway::create(Config config) {
   return gateway;
 }
 
-Gateway::RouteCap Gateway::route_for(const std::string& method, const std::string& path) const {
-  for (const auto& route : routes_) {
-    bool is_prefix = !route.path.empty() && route.path.back() == '/';
-    bool matches = is_prefix ? path.rfind(route.path, 0) == 0 : path == route.path;
-    if (route.method == method && matches) {
-      const uint64_t cap = route.max_body->load(std::memory_order_relaxed);
-      return {route.method, route.path, cap ? cap : config_.http.max_body};
-    }
-  }
-  return {method, "unmatched", config_.http.max_body};
+Gateway::RouteCap Gateway::route_for(std::string_view method, std::string_view path) const {
+  std::string_view account;
+  if (const Route* route = find_route(method, path, account))
+    return {route->method, route->path, route->cap->load(std::memory_order_relaxed)};
+  return {std::string(method), "unmatched", config_.http.max_body};
 }
 
-void Gateway::register_handler(
-    const std::string& method, const std::string& pattern, const std::string& label,
-    const std::string& channel, SharedCap shared_cap,
-    std::function<Reply(const httplib::Request&, const RequestBody&, Clock::time_point)> fn) {
-  auto respond = [this, label, channel, shared_cap, fn](
-                     const httplib::Request& req, const RequestBody& body, httplib::Response& res) {
-    const uint64_t cap = shared_cap->load(std::memory_order_relaxed);
-    Reply reply;
-    log::request_route(label, "");  // a channel handler adds the account once it is known
-    const std::string client = client_key(config_.http.trusted_proxies.client_ip(
-        req.remote_addr, req.get_header_value("X-Forwarded-For")));
-    const auto now = Clock::now();
-    if (body.too_large || body.data.size() > cap) {
-      reply = Reply::error(make_error(
-          ErrorCode::payload_too_large, "route",
-          "the body is larger than " + std::to_string(cap) + " bytes allowed for this route"));
-    } else if (body.incomplete) {
-      reply = Reply::error(make_error(ErrorCode::bad_request, "route",
-                                      "the body ended before its Content-Length, or its chunked "
-                                      "framing is broken: nothing was processed"));
-    } else if (auto wait = auth_throttle_->retry_after(client, now)) {
-      // Too many failed authentications from this client: the handler does not run at all.
-      metrics_.http_refused.inc({"auth_throttled"});
-      reply = Reply::error(make_error(ErrorCode::rate_limited, "route",
-                                      "too many failed authentications from this address"),
-                           std::chrono::seconds(*wait));
-    } else {
-      reply = fn(req, body, now + config_.nats.publish_timeout);
-      if (reply.status == 401 || reply.status == 403) {
-        auth_throttle_->record_failure(client, now);
-        metrics_.auth_failures.inc({label});
-      }
+const Gateway::Route* Gateway::find_route(std::string_view method, std::string_view path,
+                                          std::string_view& account) const {
+  // HEAD is served by the GET route (the server drops the body), as cpp-httplib does.
+  if (method == "HEAD") method = "GET";
+  for (const auto& route : routes_) {
+    if (route.method != method) continue;
+    if (!route.prefix) {
+      if (path == route.path) return &route;
+      continue;
     }
-    if (reply.status == 503 || reply.status == 429) {
-      // Handlers may set their own Retry-After; fill in the configured one when they did not.
-      bool has_retry = std::any_of(reply.headers.begin(), reply.headers.end(),
-                                   [](const auto& h) { return iequals(h.first, "Retry-After"); });
-      if (!has_retry) {
-        auto seconds = std::chrono::duration_cast<std::chrono::seconds>(config_.http.retry_after);
-        reply.headers.emplace_back("Retry-After", std::to_string(seconds.count()));
-      }
+    if (path.size() <= route.path.size() || path.compare(0, route.path.size(), route.path) != 0)
+      continue;
+    const std::string_view rest = path.substr(route.path.size());
+    if (route.channel.empty()) return &route;                // "/v1/media/" + any rest
+    if (rest.find('/') != std::string_view::npos) continue;  // "/v1/<channel>/" + one segment
+    account = rest;
+    return &route;
+  }
+  return nullptr;
+}
+
+Gateway::Route& Gateway::add_route_entry(Route route) {
+  routes_.push_back(std::move(route));
+  return routes_.back();
+}
+
+Reply Gateway::answer_route(const Route& route, InboundRequest& request, BodyState body) {
+  log::request_route(route.label, "");  // a channel handler adds the account once it is known
+  const auto now = Clock::now();
+  request.deadline = now + config_.nats.publish_timeout;
+  Reply reply;
+  const uint64_t cap = route.cap->load(std::memory_order_relaxed);
+  // Built-in routes are not throttled (a health check must not be refused for its address).
+  const std::string client =
+      route.guarded ? client_key(config_.http.trusted_proxies.client_ip(
+                          request.remote_addr, request.header_joined("X-Forwarded-For")))
+                    : std::string();
+  if (body.too_large || request.body.size() > cap) {
+    reply = Reply::error(make_error(
+        ErrorCode::payload_too_large, "route",
+        "the body is larger than " + std::to_string(cap) + " bytes allowed for this route"));
+  } else if (body.incomplete) {
+    reply = Reply::error(make_error(ErrorCode::bad_request, "route",
+                                    "the body ended before its Content-Length, or its chunked "
+                                    "framing is broken: nothing was processed"));
+  } else if (body.problem) {
+    reply = Reply::error(make_error(ErrorCode::bad_request, "route",
+                                    std::string(body.problem) + ": nothing was processed"));
+  } else if (!route.guarded) {
+    reply = route.handler(request);
+  } else if (auto wait = auth_throttle_->retry_after(client, now)) {
+    // Too many failed authentications from this client: the handler does not run at all.
+    metrics_.http_refused.inc({"auth_throttled"});
+    reply = Reply::error(make_error(ErrorCode::rate_limited, "route",
+                                    "too many failed authentications from this address"),
+                         std::chrono::seconds(*wait));
+  } else {
+    reply = route.handler(request);
+    if (reply.status == 401 || reply.status == 403) {
+      auth_throttle_->record_failure(client, now);
+      metrics_.auth_failures.inc({route.label});
     }
-    metrics_.http_requests.inc({label, std::to_string(reply.status)});
-    if (!channel.empty() && req.matches.size() > 1)
-      record_activity(metrics_.activity, channel, req.matches[1].str(), reply);
-    write_reply(reply, res);
+  }
+  if (reply.status == 503 || reply.status == 429) {
+    // Handlers may set their own Retry-After; fill in the configured one when they did not.
+    bool has_retry = std::any_of(reply.headers.begin(), reply.headers.end(),
+                                 [](const auto& h) { return iequals(h.first, "Retry-After"); });
+    if (!has_retry) {
+      auto seconds = std::chrono::duration_cast<std::chrono::seconds>(config_.http.retry_after);
+      reply.headers.emplace_back("Retry-After", std::to_string(seconds.count()));
+    }
+  }
+  metrics_.http_requests.inc({route.label, std::to_string(reply.status)});
+  if (!route.channel.empty())
+    record_activity(metrics_.activity, route.channel, std::string(request.account), reply);
+  return reply;
+}
+
+void Gateway::register_handler(const Route& route, const std::string& pattern) {
+  auto respond = [this, &route](const httplib::Request& req, const RequestBody& body,
+                                httplib::Response& res) {
+    const std::string account =
+        !route.channel.empty() && req.matches.size() > 1 ? req.matches[1].str() : "";
+    InboundRequest request = inbound_from(req, body, account, Clock::now());
+    write_reply(answer_route(route, request, {body.too_large, body.incomplete, nullptr}), res);
   };
-  // The channel's accounts as they are when the request is routed, for the whole request.
-  const Connector* connector = channel.empty() ? nullptr : config_.connector(channel);
+  const std::string& method = route.method;
   if (method == "POST" || method == "PUT") {
     // We read bodies ourselves: Debian's cpp-httplib refuses urlencoded bodies above 8 KB
     // before any handler runs (a long Cyrillic comment is ~6 bytes a letter), and reading
     // lets the route's own cap stop an oversized body early.
-    auto reading = [respond, shared_cap, connector, requests_in_flight = &requests_in_flight_](
+    auto reading = [respond, &route, requests_in_flight = &requests_in_flight_](
                        const httplib::Request& req, httplib::Response& res,
                        const httplib::ContentReader& reader) {
-      auto pin = connector ? connector->pin_accounts() : nullptr;
-      InFlight in_flight(*requests_in_flight);
-      const uint64_t cap = shared_cap->load(std::memory_order_relaxed);
+      // The channel's accounts as they are when the request is routed, for the whole request.
+      auto pin = route.connector ? route.connector->pin_accounts() : nullptr;
+      std::optional<InFlight> in_flight;
+      if (route.guarded) in_flight.emplace(*requests_in_flight);
+      const uint64_t cap = route.cap->load(std::memory_order_relaxed);
       RequestBody body;
       uint64_t received = 0;
       auto within_cap = [&](size_t n) {
@@ -386,10 +427,11 @@ void Gateway::register_handler(
       server_->Put(pattern, reading);
     return;
   }
-  auto plain = [respond, connector, requests_in_flight = &requests_in_flight_](
+  auto plain = [respond, &route, requests_in_flight = &requests_in_flight_](
                    const httplib::Request& req, httplib::Response& res) {
-    auto pin = connector ? connector->pin_accounts() : nullptr;
-    InFlight in_flight(*requests_in_flight);
+    auto pin = route.connector ? route.connector->pin_accounts() : nullptr;
+    std::optional<InFlight> in_flight;
+    if (route.guarded) in_flight.emplace(*requests_in_flight);
     RequestBody body;
     body.data = req.body;
     respond(req, body, res);
@@ -401,7 +443,7 @@ void Gateway::register_handler(
   else if (method == "OPTIONS")
     server_->Options(pattern, plain);
   else
-    log::error("http", "unsupported method " + method + " for " + label);
+    log::error("http", "unsupported method " + method + " for " + route.label);
 }
 
 uint64_t Gateway::channel_read_cap(const Connector* connector, uint64_t spec_max_body) const {
@@ -425,12 +467,17 @@ void Gateway::add_channel_route(RouteSpec spec) {
   // While reading, the account is not known yet: the largest cap of any account; each
   // account's own cap is checked below, before its handler runs.
   auto cap = std::make_shared<std::atomic<uint64_t>>(channel_read_cap(connector, spec.max_body));
-  routes_.push_back({spec.method, "/v1/" + spec.channel + "/", cap});
   channel_caps_.push_back({connector, spec.max_body, cap});
-  auto handle = [this, spec, connector, account_cap](const httplib::Request& req,
-                                                     const RequestBody& body,
-                                                     Clock::time_point deadline) {
-    const std::string& account = req.matches[1].str();
+  Route route;
+  route.method = spec.method;
+  route.path = "/v1/" + spec.channel + "/";
+  route.prefix = true;
+  route.label = spec.method + " /v1/" + spec.channel + "/:account";
+  route.channel = spec.channel;
+  route.connector = connector;
+  route.cap = cap;
+  route.handler = [this, spec, connector, account_cap](InboundRequest& request) {
+    const std::string account(request.account);
     if (!valid_account_segment(account) || !connector || !connector->has_account(account)) {
       return Reply::error(make_error(ErrorCode::unknown_account, "route",
                                      "no " + spec.channel + " account named '" +
@@ -438,39 +485,41 @@ void Gateway::add_channel_route(RouteSpec spec) {
                                          "' is configured"));
     }
     log::request_route(spec.method + " /v1/" + spec.channel + "/:account", account);
-    uint64_t size = body.data.size();
-    for (const auto& part : body.parts) size += part.content.size();
+    uint64_t size = request.body.size();
+    for (const auto& part : request.multipart) size += part.second.size();
+    size = std::max(size, request.body_bytes);  // files of a multipart body count too
     if (const uint64_t limit = account_cap(account); size > limit) {
       metrics_.rejected.inc({spec.channel, "payload_too_large"});
       Reply reply = Reply::error(make_error(ErrorCode::payload_too_large, "route",
                                             "the body is larger than " + std::to_string(limit) +
                                                 " bytes allowed for this account (max_body)"));
-      connector->decorate_refusal(inbound_from(req, body, account, deadline), reply);
+      connector->decorate_refusal(request, reply);
       return reply;
     }
-    return spec.handler(inbound_from(req, body, account, deadline));
+    return spec.handler(request);
   };
-  register_handler(spec.method, "/v1/" + spec.channel + "/([^/]+)",
-                   spec.method + " /v1/" + spec.channel + "/:account", spec.channel, cap, handle);
+  register_handler(add_route_entry(std::move(route)), "/v1/" + spec.channel + "/([^/]+)");
 }
 
 void Gateway::add_route(std::string method, std::string path, uint64_t max_body,
                         RouteHandler handler) {
-  auto cap = std::make_shared<std::atomic<uint64_t>>(max_body ? max_body : config_.http.max_body);
-  routes_.push_back({method, path, std::make_shared<std::atomic<uint64_t>>(max_body)});
+  Route route;
+  route.method = method;
+  route.label = method + " " + path;
+  route.cap = std::make_shared<std::atomic<uint64_t>>(max_body ? max_body : config_.http.max_body);
   // httplib matches routes as regular expressions: escape the fixed path.
   static const std::regex special(R"([.^$|()\[\]{}*+?\\])");
-  bool prefix = path.size() >= 2 && path.compare(path.size() - 2, 2, "/*") == 0;
-  if (prefix) {
+  route.prefix = path.size() >= 2 && path.compare(path.size() - 2, 2, "/*") == 0;
+  if (route.prefix) {
     path.pop_back();  // ".../" : body caps and metrics treat it as a prefix
-    routes_.back().path = path;
+    route.label = method + " " + path;
   }
-  std::string pattern = std::regex_replace(path, special, R"(\$&)") + (prefix ? ".+" : "");
-  auto handle = [handler = std::move(handler)](const httplib::Request& req, const RequestBody& body,
-                                               Clock::time_point deadline) {
-    return handler(inbound_from(req, body, "", deadline));
+  route.path = path;
+  std::string pattern = std::regex_replace(path, special, R"(\$&)") + (route.prefix ? ".+" : "");
+  route.handler = [handler = std::move(handler)](InboundRequest& request) {
+    return handler(request);
   };
-  register_handler(method, pattern, method + " " + path, "", cap, handle);
+  register_handler(add_route_entry(std::move(route)), pattern);
 }
 
 void Gateway::create_media_proxy() {
@@ -493,32 +542,28 @@ void Gateway::add_media_source(std::string channel, MediaSource source) {
 }
 
 void Gateway::add_builtin_routes() {
-  auto counted = [this](std::string label, std::function<Reply(const httplib::Request&)> fn) {
-    return [this, label = std::move(label), fn = std::move(fn)](const httplib::Request& req,
-                                                                httplib::Response& res) {
-      log::request_route(label, "");
-      Reply reply = fn(req);
-      metrics_.http_requests.inc({label, std::to_string(reply.status)});
-      write_reply(reply, res);
-    };
+  auto builtin = [this](std::string method, std::string path,
+                        std::function<Reply(InboundRequest&)> handler) {
+    Route route;
+    route.method = std::move(method);
+    route.path = std::move(path);
+    route.label = route.method + " " + route.path;
+    route.cap = std::make_shared<std::atomic<uint64_t>>(config_.http.max_body);
+    route.guarded = false;
+    route.handler = std::move(handler);
+    const std::string pattern = route.path;  // no regex specials in these paths
+    register_handler(add_route_entry(std::move(route)), pattern);
   };
-  server_->Get("/healthz", counted("GET /healthz", [](const httplib::Request&) {
-                 return Reply::json(200, {{"status", "ok"}});
-               }));
-  server_->Get("/readyz", counted("GET /readyz",
-                                  [this](const httplib::Request&) { return readiness_reply(); }));
-  server_->Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
-    log::request_route("GET /metrics", "");
-    metrics_.http_requests.inc({"GET /metrics", "200"});
-    res.set_content(metrics_.render(), "text/plain; version=0.0.4; charset=utf-8");
+  builtin("GET", "/healthz", [](InboundRequest&) { return Reply::json(200, {{"status", "ok"}}); });
+  builtin("GET", "/readyz", [this](InboundRequest&) { return readiness_reply(); });
+  builtin("GET", "/metrics", [this](InboundRequest&) {
+    return Reply::text(200, metrics_.render(), "text/plain; version=0.0.4; charset=utf-8");
   });
   if (config_.http.noop_route) {
     // The benchmark's ceiling: the same server, plumbing and metrics, no parse or publish.
-    auto noop = counted("POST /v1/noop", [](const httplib::Request&) {
-      return Reply::json(202, {{"status", "accepted"}});
-    });
-    server_->Post("/v1/noop", noop);
-    server_->Get("/v1/noop", noop);
+    auto noop = [](InboundRequest&) { return Reply::json(202, {{"status", "accepted"}}); };
+    builtin("POST", "/v1/noop", noop);
+    builtin("GET", "/v1/noop", noop);
   }
 }
 
@@ -638,13 +683,56 @@ void Gateway::add_dedup_gauges() {
                      [&index] { return index.caught_up() ? 1.0 : 0.0; });
 }
 
+Reply Gateway::too_large_reply(std::string_view method, std::string_view path, uint64_t cap,
+                               InboundRequest& request) {
+  std::string_view account;
+  const Route* found = find_route(method, path, account);
+  // The label is the route, never the request's own path: labels must stay a bounded set.
+  const std::string label = found ? found->label : std::string(method) + " unmatched";
+  log::request_route(label, "");
+  metrics_.http_requests.inc({label, "413"});
+  Reply reply = Reply::error(make_error(
+      ErrorCode::payload_too_large, "route",
+      "the body is larger than " + std::to_string(cap) + " bytes allowed for this route"));
+  // Refused before the body is read, so before any connector ran: its channel still words
+  // the refusal for its callers (the web form: the visitor's language and CORS headers, or a
+  // page on another origin could not even read the 413).
+  if (found && !found->channel.empty() && found->connector) {
+    const std::string name(account);
+    if (valid_account_segment(name) && found->connector->has_account(name)) {
+      request.account = account;
+      request.deadline = Clock::now() + config_.nats.publish_timeout;
+      found->connector->decorate_refusal(request, reply);
+    }
+  }
+  return reply;
+}
+
+void Gateway::log_request(std::string_view method, int status) {
+  log::RequestRecord record = log::request_end();
+  if (!config_.log.requests || !log::enabled(log::Level::info)) return;
+  std::string route = record.route;
+  if (route.size() > method.size() && route.compare(0, method.size(), method) == 0 &&
+      route[method.size()] == ' ')
+    route.erase(0, method.size() + 1);
+  log::Fields fields = {{"method", std::string(method)}, {"route", route}};
+  if (!record.account.empty()) fields.emplace_back("account", record.account);
+  fields.emplace_back("status", int64_t{status});
+  if (record.latency_ms >= 0) fields.emplace_back("latency_ms", record.latency_ms);
+  if (!record.first_interaction.empty())
+    fields.emplace_back("interaction_id", record.first_interaction);
+  if (record.interactions > 1) fields.emplace_back("interactions", record.interactions);
+  log::write(log::Level::info, "http", "request", fields);
+}
+
 Result<int> Gateway::bind() {
   const HttpConfig& http = config_.http;
+  uint64_t largest_cap = http.max_body;
+  for (const auto& route : routes_) largest_cap = std::max(largest_cap, route.cap->load());
+  payload_ceiling_ = largest_cap;
+  if (http.server == "loop") return bind_front();
   // Threads, keep-alive and timeouts are the guard's (gateway/http/http_guard.hpp).
   server_->set_tcp_nodelay(http.tcp_nodelay);
-  uint64_t largest_cap = http.max_body;
-  for (const auto& route : routes_) largest_cap = std::max(largest_cap, route.max_body->load());
-  payload_ceiling_ = largest_cap;
   server_->set_payload_max_length(static_cast<size_t>(largest_cap));
 
   // Refuse an ambiguous framing, and an oversized declared body, before reading it. Either
@@ -661,31 +749,10 @@ Result<int> Gateway::bind() {
     }
     if (!req.has_header("Content-Length")) return httplib::Server::HandlerResponse::Unhandled;
     uint64_t length = std::strtoull(req.get_header_value("Content-Length").c_str(), nullptr, 10);
-    RouteCap route = route_for(req.method, req.path);
-    uint64_t cap = route.max_body;
+    const uint64_t cap = route_for(req.method, req.path).max_body;
     if (length <= cap) return httplib::Server::HandlerResponse::Unhandled;
-    // The label is the route, never the request's own path: labels must stay a bounded set.
-    log::request_route(route.method + " " + route.path, "");
-    metrics_.http_requests.inc({route.method + " " + route.path, "413"});
-    Reply reply = Reply::error(make_error(
-        ErrorCode::payload_too_large, "route",
-        "the body is larger than " + std::to_string(cap) + " bytes allowed for this route"));
-    // Refused before the body is read, so before any connector ran: its channel still words
-    // the refusal for its callers (the web form: the visitor's language and CORS headers, or a
-    // page on another origin could not even read the 413).
-    const std::string_view path = req.path;
-    if (route.path.rfind("/v1/", 0) == 0 && route.path.size() > 5 && route.path.back() == '/') {
-      const std::string channel = route.path.substr(4, route.path.size() - 5);
-      const size_t from = route.path.size();
-      const size_t end = std::min(path.find('/', from), path.size());
-      const std::string account(path.substr(from, end - from));
-      Connector* connector = config_.connector(channel);
-      if (connector && valid_account_segment(account) && connector->has_account(account)) {
-        connector->decorate_refusal(
-            inbound_from(req, RequestBody{}, account, Clock::now() + config_.nats.publish_timeout),
-            reply);
-      }
-    }
+    InboundRequest request = inbound_from(req, RequestBody{}, "", Clock::now());
+    Reply reply = too_large_reply(req.method, req.path, cap, request);
     write_reply(reply, res);
     return httplib::Server::HandlerResponse::Handled;
   });
@@ -725,18 +792,7 @@ Result<int> Gateway::bind() {
   // After every response is written: the one request log line (never a path, query or body:
   // the route pattern, the account, the interaction id, the status and the time taken).
   server_->set_logger([this](const httplib::Request& req, const httplib::Response& res) {
-    log::RequestRecord record = log::request_end();
-    if (!config_.log.requests || !log::enabled(log::Level::info)) return;
-    std::string route = record.route;
-    if (route.rfind(req.method + " ", 0) == 0) route.erase(0, req.method.size() + 1);
-    log::Fields fields = {{"method", req.method}, {"route", route}};
-    if (!record.account.empty()) fields.emplace_back("account", record.account);
-    fields.emplace_back("status", int64_t{res.status});
-    if (record.latency_ms >= 0) fields.emplace_back("latency_ms", record.latency_ms);
-    if (!record.first_interaction.empty())
-      fields.emplace_back("interaction_id", record.first_interaction);
-    if (record.interactions > 1) fields.emplace_back("interactions", record.interactions);
-    log::write(log::Level::info, "http", "request", fields);
+    log_request(req.method, res.status);
   });
 
   // Debian's cpp-httplib is built with a listen backlog of 5: a burst of provider connections
@@ -845,11 +901,195 @@ Result<ReloadOutcome> Gateway::reload(Config next) {
   return outcome;
 }
 
+namespace {
+// cpp-httplib's req.path is decoded; so is the front's (an account, a media reference). A
+// malformed escape stays as sent, as cpp-httplib keeps it: that path then matches no route.
+std::string_view decoded_path(std::string_view raw, std::optional<std::string>& storage) {
+  if (raw.find('%') == std::string_view::npos) return raw;
+  storage = percent_decode_path(raw);
+  return storage ? std::string_view(*storage) : raw;
+}
+}  // namespace
+
+Result<int> Gateway::bind_front() {
+  const HttpConfig& http = config_.http;
+  workers_ = std::make_unique<WorkPool>(static_cast<size_t>(http.threads));
+  max_queued_ = static_cast<size_t>(http.threads) * 4;
+  LoopServer::Options options;
+  options.limits = guard_limits(http);
+  options.loops = static_cast<size_t>(http.loops);
+  options.retry_after = std::chrono::duration_cast<std::chrono::seconds>(http.retry_after);
+  options.on_event = [this](GuardEvent e) {
+    metrics_.http_refused.inc({std::string(guard_event_name(e))});
+  };
+  // On the loop thread, before the body is read: the route's cap, and its channel's 413.
+  options.body_cap = [this](const RequestHead& head) -> uint64_t {
+    std::optional<std::string> decoded;
+    return route_for(head.method, decoded_path(head.path, decoded)).max_body;
+  };
+  options.too_large = [this](const RequestHead& head, uint64_t cap) {
+    std::optional<std::string> decoded;
+    const std::string_view path = decoded_path(head.path, decoded);
+    InboundRequest request;
+    request.method = head.method;
+    request.path = path;
+    request.headers = head.headers;
+    log::request_begin();
+    Reply reply = too_large_reply(head.method, path, cap, request);
+    log_request(head.method, reply.status);
+    return reply;
+  };
+  auto front = LoopServer::start(http.address, http.port, std::move(options),
+                                 [this](FrontRequest& request, Responder responder) {
+                                   handle_front(request, std::move(responder));
+                                 });
+  if (!front) {
+    return make_error(ErrorCode::internal, "route",
+                      "cannot listen on " + http.address + ":" + std::to_string(http.port) + ": " +
+                          front.error().detail);
+  }
+  front_ = std::move(front.value());
+  return front_->port();
+}
+
+void Gateway::handle_front(FrontRequest& request, Responder responder) {
+  // On the request's loop: routed here (cheap), handled on a worker, because a handler may
+  // wait for its PubAck. The request's views stay valid until it is answered
+  // (loop_server.hpp); the FrontRequest itself lives for this call only: it moves along.
+  struct Job {
+    FrontRequest request;
+    Responder responder;
+    std::optional<std::string> decoded;
+    std::string_view path;
+    std::string_view account;
+    const Route* route = nullptr;
+    std::unique_ptr<InFlight> in_flight;  // counted from routing to the answer
+  };
+  auto job = std::make_shared<Job>();
+  job->path = decoded_path(request.head.path, job->decoded);
+  job->route = find_route(request.head.method, job->path, job->account);
+  if (!job->route) {
+    log::request_begin(request.received);
+    metrics_.http_requests.inc({"unmatched", "404"});
+    responder.answer(Reply::error(make_error(
+        ErrorCode::not_found, "route",
+        "no route for " + std::string(request.head.method) + " " + std::string(job->path))));
+    log_request(request.head.method, 404);
+    return;
+  }
+  if (job->route->guarded) job->in_flight = std::make_unique<InFlight>(requests_in_flight_);
+  job->request = std::move(request);
+  auto refuse = [this, &job, &responder](const char* why) {
+    log::request_begin(job->request.received);
+    log::request_route(job->route->label, "");
+    metrics_.http_requests.inc({job->route->label, "503"});
+    responder.answer(Reply::error(make_error(ErrorCode::not_durable, "route", why)));
+    log_request(job->request.head.method, 503);
+  };
+  // The responder moves into the job only once it is posted: a refused request is answered
+  // here, on its loop.
+  Responder* answer_to = &job->responder;
+  auto run = [this, job] {
+    // The request's time counts from when its body was complete, its wait for a worker too.
+    log::request_begin(job->request.received);
+    const std::string method(job->request.head.method);
+    int status = 500;
+    try {
+      Reply reply = front_reply(*job->route, job->request, job->path, job->account);
+      status = reply.status;
+      // A streamed reply (a media download) is produced and sent from this worker.
+      job->responder.answer(std::move(reply));
+    } catch (const std::exception&) {
+      log::error("http", "unhandled exception on " + method + " " + job->route->label);
+      metrics_.http_requests.inc({"exception", "500"});
+      status = 500;
+      job->responder.answer(
+          Reply::error(make_error(ErrorCode::internal, "route", "internal error")));
+    }
+    job->in_flight.reset();
+    log_request(method, status);
+  };
+  *answer_to = std::move(responder);
+  switch (workers_->try_post(std::move(run), max_queued_)) {
+    case WorkPool::Admission::posted:
+      return;
+    case WorkPool::Admission::closed:
+      responder = std::move(*answer_to);
+      refuse("the gateway is shutting down");
+      return;
+    case WorkPool::Admission::full:
+      // Every worker busy and this many waiting: a provider retries a 503 (Retry-After); a
+      // request that waited longer would only miss its deadline.
+      responder = std::move(*answer_to);
+      refuse("the gateway is at capacity: every worker is busy");
+      return;
+  }
+}
+
+Reply Gateway::front_reply(const Route& route, FrontRequest& front, std::string_view path,
+                           std::string_view account) {
+  const RequestHead& head = front.head;
+  // The channel's accounts as they are when the request is routed, for the whole request.
+  auto pin = route.connector ? route.connector->pin_accounts() : nullptr;
+  InboundRequest request;
+  request.method = head.method;
+  request.path = path;
+  request.account = account;
+  request.body = front.body;
+  request.body_bytes = front.body.size();
+  request.remote_addr = front.peer_ip;
+  request.headers = head.headers;
+  std::vector<std::pair<std::string, std::string>> query;
+  if (!head.query.empty()) {
+    query = parse_urlencoded(head.query);
+    request.query.reserve(query.size());
+    for (const auto& [name, value] : query) request.query.emplace_back(name, value);
+  }
+  BodyState body;
+  FormParse form;
+  if (request.media_type() == "multipart/form-data") {
+    // As cpp-httplib hands them over: the fields, not the files; the body itself is not kept.
+    form = parse_multipart_form(request.header("Content-Type"), front.body,
+                                limits::kMaxMapEntries + 1);
+    body.problem = form.problem;
+    request.body = {};
+    for (const auto& part : form.parts) {
+      if (part.filename.empty()) request.multipart.emplace_back(part.name, part.content);
+    }
+  }
+  return answer_route(route, request, body);
+}
+
 void Gateway::serve() {
-  server_->listen_after_bind();
+  if (!front_) {
+    server_->listen_after_bind();
+    return;
+  }
+  std::unique_lock lock(front_mutex_);
+  front_stopped_signal_.wait(lock, [this] { return front_stopped_; });
 }
 
 void Gateway::stop() {
+  if (front_) {
+    {
+      std::lock_guard lock(front_mutex_);
+      if (front_stopping_) return;
+      front_stopping_ = true;
+    }
+    workers_->close_intake();  // from here a request is refused on its loop (503)
+    // What is being handled is answered first, within the time a handler has for its PubAck;
+    // then the connections close (a download still streaming stops at its next piece; a
+    // request still handled keeps its bytes until it is done) and the rest is waited for.
+    workers_->drain_until(Clock::now() + config_.nats.publish_timeout + std::chrono::seconds(1));
+    front_->stop();
+    workers_->drain();
+    {
+      std::lock_guard lock(front_mutex_);
+      front_stopped_ = true;
+    }
+    front_stopped_signal_.notify_all();
+    return;
+  }
   if (server_ && server_->is_running()) server_->stop();
 }
 

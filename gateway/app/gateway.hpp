@@ -1,13 +1,18 @@
-// The running gateway: HTTP plumbing (cpp-httplib, tuned), the built-in routes, and the
-// connectors' routes behind one wrapper that enforces body caps, counts requests by route
-// and status, and turns every failure into the JSON error format.
+// The running gateway: HTTP plumbing (cpp-httplib, tuned, or the event-loop front: http.server),
+// the built-in routes, and the connectors' routes behind one wrapper that enforces body caps,
+// counts requests by route and status, and turns every failure into the JSON error format.
+// Both servers serve the same route table through the same wrapper (answer_route).
 #pragma once
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
+#include <deque>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "gateway/config/config.hpp"
@@ -33,6 +38,11 @@ namespace omnigate {
 struct RequestBody;
 class GuardedServer;
 class AuthThrottle;
+class LoopServer;
+class Responder;
+class WorkPool;
+struct FrontRequest;
+struct RequestHead;
 
 // What a reload did: one line per account added, changed or removed ("telegram/support added"),
 // and the settings it could not apply because they need a restart ("nats.url").
@@ -87,25 +97,50 @@ class Gateway : public Router {
   // GET /status (gateway/app/status_page.hpp) behind http.status_token; 404 when it is empty.
   void add_status_route();
   Reply status_reply(const InboundRequest& request) const;
-  // One wrapper for every route: body cap, Retry-After on 429/503, metrics by route/status.
-  // `channel` is set for a channel route (its account is the first match): each answer is
-  // recorded in metrics.activity for that account.
   using SharedCap = std::shared_ptr<std::atomic<uint64_t>>;
-  void register_handler(const std::string& method, const std::string& pattern,
-                        const std::string& label, const std::string& channel, SharedCap cap,
-                        std::function<Reply(const httplib::Request&, const RequestBody&,
-                                            std::chrono::steady_clock::time_point)>
-                            fn);
+  // One route as both servers serve it.
+  struct Route {
+    std::string method;
+    std::string path;     // an exact path, or a prefix ending in '/'
+    bool prefix = false;  // the path continues: one segment (a channel's account) or any rest
+    std::string label;    // "POST /v1/telegram/:account": metrics and the request log
+    std::string channel;  // set for a channel route: the segment after `path` is its account
+    Connector* connector = nullptr;  // its accounts are pinned while a request is handled
+    SharedCap cap;                   // the body cap while reading (a channel's follows reloads)
+    // false for /healthz, /readyz, /metrics and /v1/noop: no throttle, not counted in flight.
+    bool guarded = true;
+    std::function<Reply(InboundRequest&)> handler;
+  };
+  struct BodyState {
+    bool too_large = false;
+    bool incomplete = false;        // shorter than its Content-Length, a broken chunked framing
+    const char* problem = nullptr;  // a malformed multipart body
+  };
+  // One wrapper for every route: body cap, auth throttle, Retry-After on 429/503, metrics by
+  // route/status, and for a channel route each answer in metrics.activity for its account.
+  Reply answer_route(const Route& route, InboundRequest& request, BodyState body);
+  Route& add_route_entry(Route route);
+  // cpp-httplib's registration of a route (its pattern a regular expression of the path).
+  void register_handler(const Route& route, const std::string& pattern);
+  // The first route for method and (decoded) path; `account` is set for a channel route.
+  const Route* find_route(std::string_view method, std::string_view path,
+                          std::string_view& account) const;
+  // The 413 of a body refused before it was read, worded by its channel when it has one.
+  Reply too_large_reply(std::string_view method, std::string_view path, uint64_t cap,
+                        InboundRequest& request);
+  // The one log line of a request, after its answer (never a path, query or body).
+  void log_request(std::string_view method, int status);
+  // The event-loop front (http.server: loop): a request is handed from its loop to a worker,
+  // which runs the route and answers.
+  Result<int> bind_front();
+  void handle_front(FrontRequest& request, Responder responder);
+  Reply front_reply(const Route& route, FrontRequest& request, std::string_view path,
+                    std::string_view account);
 
   struct RouteCap {
     std::string method;
     std::string path;  // exact path, or a prefix ending in '/' (channel routes)
     uint64_t max_body;
-  };
-  struct RouteEntry {
-    std::string method;
-    std::string path;
-    SharedCap max_body;  // a channel route's changes with its accounts (reload)
   };
   // A channel route's read cap: its spec's max_body, or the largest of the accounts' caps.
   uint64_t channel_read_cap(const Connector* connector, uint64_t spec_max_body) const;
@@ -115,7 +150,7 @@ class Gateway : public Router {
     SharedCap cap;
   };
   // The route a request would reach (for body caps before the body is read), or "unmatched".
-  RouteCap route_for(const std::string& method, const std::string& path) const;
+  RouteCap route_for(std::string_view method, std::string_view path) const;
 
   Config config_;
   Metrics metrics_;
@@ -133,7 +168,15 @@ class Gateway : public Router {
   std::unique_ptr<GatewayContext> context_;
   std::unique_ptr<AuthThrottle> auth_throttle_;
   std::unique_ptr<GuardedServer> server_;
-  std::vector<RouteEntry> routes_;  // fixed once serving; only the caps change
+  // http.server: loop. Workers before the front: the front stops (joins its loops) first.
+  std::unique_ptr<WorkPool> workers_;
+  std::unique_ptr<LoopServer> front_;
+  std::mutex front_mutex_;  // guards the two flags below (serve() waits on them)
+  std::condition_variable front_stopped_signal_;
+  bool front_stopping_ = false;
+  size_t max_queued_ = 0;  // requests waiting for a worker before the front answers 503
+  bool front_stopped_ = false;
+  std::deque<Route> routes_;  // fixed once serving (references stay valid); only caps change
   std::vector<ChannelCap> channel_caps_;
   uint64_t payload_ceiling_ = 0;  // cpp-httplib's own body limit, set in bind()
   std::atomic<int64_t> requests_in_flight_{0};

@@ -32,6 +32,10 @@ milliseconds ms_at_least(ConfigMap& map, const std::string& key, milliseconds fa
 void read_http(ConfigMap map, HttpConfig& http) {
   http.address = map.string("address", http.address);
   http.port = static_cast<int>(map.integer("port", http.port, 0, 65535));
+  http.server = map.string("server", http.server);
+  if (http.server != "threads" && http.server != "loop")
+    map.problem("server", "must be threads (cpp-httplib) or loop (the event-loop front)");
+  http.loops = static_cast<int>(map.integer("loops", http.loops, 0, 256));
   http.threads = static_cast<int>(map.integer("threads", http.threads, 2, 4096));
   http.listen_backlog =
       static_cast<int>(map.integer("listen_backlog", http.listen_backlog, 16, 65535));

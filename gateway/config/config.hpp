@@ -41,7 +41,12 @@ struct SpoolConfig {                  // top-level `spool:` section of the confi
 struct HttpConfig {
   std::string address = "127.0.0.1";
   int port = 8080;
-  int threads = 64;  // one per concurrent keep-alive connection (cpp-httplib's model)
+  // "threads": cpp-httplib, a worker per request being read or handled (the default);
+  // "loop": the event-loop front, one loop per core reading every connection, `threads`
+  // workers running the handlers (gateway/http/loop_server.hpp).
+  std::string server = "threads";
+  int loops = 0;     // event loops of server: loop; 0 = one per core
+  int threads = 64;  // requests read or handled at once (server: threads), handled (loop)
   int listen_backlog = 1024;
   bool tcp_nodelay = true;
   milliseconds keep_alive_timeout{5'000};

@@ -76,9 +76,13 @@ std::string format_line(Format format, Level level, std::string_view component,
 }
 
 void request_begin() {
+  request_begin(std::chrono::steady_clock::now());
+}
+
+void request_begin(std::chrono::steady_clock::time_point started) {
   current_request = RequestRecord{};
   current_request.active = true;
-  request_started = std::chrono::steady_clock::now();
+  request_started = started;
 }
 
 void request_route(std::string_view route, std::string_view account) {

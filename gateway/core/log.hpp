@@ -45,6 +45,8 @@ struct RequestRecord {
   double latency_ms = -1;  // since request_begin(); -1 when it was never called
 };
 void request_begin();
+// A request whose time started earlier (the event-loop front: when its body was complete).
+void request_begin(std::chrono::steady_clock::time_point started);
 void request_route(std::string_view route, std::string_view account);
 void request_interaction(std::string_view id);
 RequestRecord request_end();  // the record, and this thread is outside a request again

@@ -59,6 +59,28 @@ int hex_value(char c) {
   return -1;
 }
 
+}  // namespace
+
+std::optional<std::string> percent_decode_path(std::string_view path) {
+  std::string out;
+  out.reserve(path.size());
+  for (size_t i = 0; i < path.size(); ++i) {
+    if (path[i] != '%') {
+      out.push_back(path[i]);
+      continue;
+    }
+    if (path.size() - i < 3) return std::nullopt;
+    const int high = hex_value(path[i + 1]);
+    const int low = hex_value(path[i + 2]);
+    if (high < 0 || low < 0) return std::nullopt;
+    out.push_back(static_cast<char>(high * 16 + low));
+    i += 2;
+  }
+  return out;
+}
+
+namespace {
+
 std::string percent_decode(std::string_view text) {
   std::string out;
   out.reserve(text.size());

@@ -3,6 +3,7 @@
 // here), and the codecs of URLs and HTML.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -29,6 +30,9 @@ std::string hex_lower(std::string_view bytes);
 std::vector<std::pair<std::string, std::string>> parse_urlencoded(
     std::string_view text, size_t max_pairs = limits::kMaxMapEntries + 1);
 std::string url_encode(std::string_view text);
+// A request path's "%2F" and the like decoded, '+' kept (a path is not a form); nullopt for a
+// malformed escape.
+std::optional<std::string> percent_decode_path(std::string_view path);
 // HTML text and attribute escaping of & < > " '.
 std::string html_escape(std::string_view text);
 

@@ -24,6 +24,9 @@ struct InboundRequest {
   std::string_view account;  // the <account> path segment of /v1/<channel>/<account>
   std::string_view body;
   std::string_view remote_addr;
+  // The body's size as received, multipart files included (what an account's max_body caps);
+  // `body` is empty for a multipart body, whose fields are in `multipart`.
+  uint64_t body_bytes = 0;
   std::vector<std::pair<std::string_view, std::string_view>> headers;
   std::vector<std::pair<std::string_view, std::string_view>> query;
   // multipart/form-data fields as parsed by the server (name, content); files are not kept.

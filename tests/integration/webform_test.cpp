@@ -517,3 +517,31 @@ TEST_CASE("a urlencoded body far above 8 KB (a 20 KB Cyrillic comment) is accept
   for (const auto& m : messages) CHECK(m.body["lead"]["fields"]["comment"] == comment);
   CHECK(schema_problems(messages).empty());
 }
+
+TEST_CASE("a multipart post is one lead with its fields and its files count against max_body",
+          "[integration][webform]") {
+  NatsServer nats;
+  RunningGateway gateway(webform_config(nats.url()));
+  auto client = gateway.client();
+  httplib::MultipartFormDataItems items;
+  for (const auto& [key, value] :
+       valid({{"comment", "Перезвоните после 18:00"}, {"_submission_id", "multipart-1"}}))
+    items.push_back({key, value, "", ""});
+  items.push_back({"cv", std::string(2000, 'f'), "cv.txt", "text/plain"});
+  auto accepted = client.Post("/v1/webform/main", kJsonAccept, items);
+  REQUIRE(accepted);
+  INFO(accepted->body);
+  CHECK(accepted->status == 202);
+  // The same fields and a 10 KiB file to an account capped at 4 KiB: refused before its
+  // handler, although the fields alone would fit.
+  items.back().content = std::string(10 * 1024, 'f');
+  auto refused = client.Post("/v1/webform/tiny", kJsonAccept, items);
+  REQUIRE(refused);
+  CHECK(refused->status == 413);
+  auto messages = read_stream(nats.url());
+  REQUIRE(messages.size() == 1);
+  const json& fields = messages[0].body["lead"]["fields"];
+  CHECK(fields["comment"] == "Перезвоните после 18:00");
+  CHECK_FALSE(fields.contains("cv"));  // files are not kept
+  CHECK(schema_problems(messages).empty());
+}

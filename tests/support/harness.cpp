@@ -414,9 +414,19 @@ std::string test_config_yaml(const std::string& nats_url, const std::string& ext
          extra;
 }
 
+std::string with_test_http_server(std::string yaml) {
+  const char* server = std::getenv("OMNIGATE_TEST_HTTP_SERVER");
+  if (!server || !*server) return yaml;
+  const std::string line = std::string("  server: ") + server + "\n";
+  const size_t section = yaml.rfind("http:\n", 0) == 0 ? 0 : yaml.find("\nhttp:\n");
+  if (section == std::string::npos) return "http:\n" + line + yaml;
+  yaml.insert(section == 0 ? 6 : section + 7, line);
+  return yaml;
+}
+
 RunningGateway::RunningGateway(const std::string& config_yaml) {
   ConfigContext context("test.yaml");
-  std::string yaml = config_yaml;
+  std::string yaml = with_test_http_server(config_yaml);
   if (yaml.rfind("spool:", 0) != 0 && yaml.find("\nspool:") == std::string::npos) {
     if (!yaml.empty() && yaml.back() != '\n') yaml += '\n';
     yaml += "spool:\n  path: " + spool_dir_.path() + "/spool.db\n";
@@ -458,7 +468,7 @@ GatewayProcess::GatewayProcess(std::string config_yaml,
     : port_(free_tcp_port()) {
   {
     std::ofstream out(dir_.path() + "/omnigate.yaml");
-    out << config_yaml;
+    out << with_test_http_server(config_yaml);
   }
   env.emplace_back("OMNIGATE_HTTP_PORT", std::to_string(port_));
   for (char** e = environ; *e; ++e) {
