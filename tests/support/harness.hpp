@@ -129,13 +129,14 @@ inline const std::string kApiToken = "test-token-0123456789abcdef";
 // The bytes of connectors/<channel>/fixtures/<name>, exactly as stored; throws when missing.
 std::string channel_fixture(const std::string& channel, const std::string& name);
 
-// The config of the tests: port 0, the given NATS, one API account "crm"; `extra_nats`
-// lines are appended to the nats: section, `extra` at the end of the file.
 // The config with `http.server: <$OMNIGATE_TEST_HTTP_SERVER>` added to its http: section when
-// that is set: ctest runs the HTTP-facing suites once more on the event-loop front ("front: ").
-// RunningGateway and GatewayProcess apply it to every config they start.
+// that is set: ctest runs the HTTP-facing suites and the fault suite once more on the
+// event-loop front ("front: ", "faults on the front: "). RunningGateway and GatewayProcess
+// apply it to every config they start.
 std::string with_test_http_server(std::string yaml);
 
+// The config of the tests: port 0, the given NATS, one API account "crm"; `extra_nats`
+// lines are appended to the nats: section, `extra` at the end of the file.
 std::string test_config_yaml(const std::string& nats_url, const std::string& extra_nats = "",
                              const std::string& extra = "");
 
