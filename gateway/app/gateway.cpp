@@ -911,6 +911,30 @@ std::string_view decoded_path(std::string_view raw, std::optional<std::string>& 
 }
 }  // namespace
 
+// A front request's route, decided from its head before its body is read -- as cpp-httplib's
+// routing does -- so the accounts it routes to are pinned and it counts as in flight while its
+// body arrives (a reload meanwhile does not take its account away).
+struct Gateway::FrontRoute {
+  std::string path;  // decoded
+  std::string_view account;
+  const Route* route = nullptr;
+  std::shared_ptr<const void> accounts;  // the route's accounts as they were: pinned on a worker
+  std::unique_ptr<InFlight> in_flight;
+};
+
+std::shared_ptr<Gateway::FrontRoute> Gateway::route_front(const RequestHead& head) {
+  auto routed = std::make_shared<FrontRoute>();
+  std::optional<std::string> decoded;
+  routed->path = decoded_path(head.path, decoded);
+  routed->route = find_route(head.method, routed->path, routed->account);
+  if (routed->route) {
+    // Held here, on the loop; pinned on the worker that runs the handler (a pin is per thread).
+    if (routed->route->connector) routed->accounts = routed->route->connector->snapshot_accounts();
+    if (routed->route->guarded) routed->in_flight = std::make_unique<InFlight>(requests_in_flight_);
+  }
+  return routed;
+}
+
 Result<int> Gateway::bind_front() {
   const HttpConfig& http = config_.http;
   workers_ = std::make_unique<WorkPool>(static_cast<size_t>(http.threads));
@@ -926,6 +950,9 @@ Result<int> Gateway::bind_front() {
   options.body_cap = [this](const RequestHead& head) -> uint64_t {
     std::optional<std::string> decoded;
     return route_for(head.method, decoded_path(head.path, decoded)).max_body;
+  };
+  options.on_head = [this](const RequestHead& head) -> std::shared_ptr<void> {
+    return route_front(head);
   };
   options.too_large = [this](const RequestHead& head, uint64_t cap) {
     std::optional<std::string> decoded;
@@ -959,30 +986,26 @@ void Gateway::handle_front(FrontRequest& request, Responder responder) {
   struct Job {
     FrontRequest request;
     Responder responder;
-    std::optional<std::string> decoded;
-    std::string_view path;
-    std::string_view account;
-    const Route* route = nullptr;
-    std::unique_ptr<InFlight> in_flight;  // counted from routing to the answer
+    std::shared_ptr<FrontRoute> routed;
   };
   auto job = std::make_shared<Job>();
-  job->path = decoded_path(request.head.path, job->decoded);
-  job->route = find_route(request.head.method, job->path, job->account);
-  if (!job->route) {
+  job->routed = std::static_pointer_cast<FrontRoute>(request.context);
+  if (!job->routed) job->routed = route_front(request.head);
+  const Route* route = job->routed->route;
+  if (!route) {
     log::request_begin(request.received);
     metrics_.http_requests.inc({"unmatched", "404"});
-    responder.answer(Reply::error(make_error(
-        ErrorCode::not_found, "route",
-        "no route for " + std::string(request.head.method) + " " + std::string(job->path))));
+    responder.answer(Reply::error(
+        make_error(ErrorCode::not_found, "route",
+                   "no route for " + std::string(request.head.method) + " " + job->routed->path)));
     log_request(request.head.method, 404);
     return;
   }
-  if (job->route->guarded) job->in_flight = std::make_unique<InFlight>(requests_in_flight_);
   job->request = std::move(request);
   auto refuse = [this, &job, &responder](const char* why) {
     log::request_begin(job->request.received);
-    log::request_route(job->route->label, "");
-    metrics_.http_requests.inc({job->route->label, "503"});
+    log::request_route(job->routed->route->label, "");
+    metrics_.http_requests.inc({job->routed->route->label, "503"});
     responder.answer(Reply::error(make_error(ErrorCode::not_durable, "route", why)));
     log_request(job->request.head.method, 503);
   };
@@ -995,18 +1018,22 @@ void Gateway::handle_front(FrontRequest& request, Responder responder) {
     const std::string method(job->request.head.method);
     int status = 500;
     try {
-      Reply reply = front_reply(*job->route, job->request, job->path, job->account);
+      const FrontRoute& routed = *job->routed;
+      auto pin = routed.route->connector && routed.accounts
+                     ? routed.route->connector->pin_snapshot(routed.accounts)
+                     : nullptr;
+      Reply reply = front_reply(*routed.route, job->request, routed.path, routed.account);
       status = reply.status;
       // A streamed reply (a media download) is produced and sent from this worker.
       job->responder.answer(std::move(reply));
     } catch (const std::exception&) {
-      log::error("http", "unhandled exception on " + method + " " + job->route->label);
+      log::error("http", "unhandled exception on " + method + " " + job->routed->route->label);
       metrics_.http_requests.inc({"exception", "500"});
       status = 500;
       job->responder.answer(
           Reply::error(make_error(ErrorCode::internal, "route", "internal error")));
     }
-    job->in_flight.reset();
+    job->routed.reset();  // the pin and the in-flight count end with the answer
     log_request(method, status);
   };
   *answer_to = std::move(responder);
@@ -1029,8 +1056,6 @@ void Gateway::handle_front(FrontRequest& request, Responder responder) {
 Reply Gateway::front_reply(const Route& route, FrontRequest& front, std::string_view path,
                            std::string_view account) {
   const RequestHead& head = front.head;
-  // The channel's accounts as they are when the request is routed, for the whole request.
-  auto pin = route.connector ? route.connector->pin_accounts() : nullptr;
   InboundRequest request;
   request.method = head.method;
   request.path = path;

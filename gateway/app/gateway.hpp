@@ -133,6 +133,8 @@ class Gateway : public Router {
   // The event-loop front (http.server: loop): a request is handed from its loop to a worker,
   // which runs the route and answers.
   Result<int> bind_front();
+  struct FrontRoute;
+  std::shared_ptr<FrontRoute> route_front(const RequestHead& head);
   void handle_front(FrontRequest& request, Responder responder);
   Reply front_reply(const Route& route, FrontRequest& request, std::string_view path,
                     std::string_view account);

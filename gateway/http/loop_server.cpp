@@ -207,6 +207,7 @@ struct Responder::LoopState {
     std::string out;
     size_t out_sent = 0;
     std::shared_ptr<StreamPipe> stream;  // a streamed answer still being produced
+    std::shared_ptr<void> context;       // Options::on_head's, until the request is dispatched
     bool stream_chunked = false;         // its body goes out chunked (else until close: 1.0)
 
     Clock::time_point deadline = kNoDeadline;
@@ -490,6 +491,7 @@ struct Responder::LoopState {
       answer_and_close(c, front_error(400, "bad_request", c.framing.problem));
       return false;
     }
+    if (shared->options.on_head) c.context = shared->options.on_head(c.head);
     const auto& cap = shared->options.body_cap;
     c.body_cap = cap ? cap(c.head) : 0;
     if (c.framing.kind == BodyFraming::Kind::length && c.framing.length > c.body_cap) {
@@ -600,6 +602,7 @@ struct Responder::LoopState {
     request.peer_port = c.peer_port;
     request.received = tick;
     request.loop_index = index;
+    request.context = std::move(c.context);
     c.in_dispatch = true;
     const uint64_t id = c.id;
     shared->handler(request, Responder(self.lock(), id));
@@ -881,6 +884,7 @@ struct Responder::LoopState {
     if (c.phase == Conn::Phase::closed) return;
     const bool awaiting_answer = c.phase == Conn::Phase::handling && !c.answered;
     c.phase = Conn::Phase::closed;
+    c.context.reset();  // a request whose body never completed lets go of its route at once
     if (c.stream) {
       c.stream->stop_producer();
       c.stream.reset();

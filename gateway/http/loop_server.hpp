@@ -54,6 +54,8 @@ struct FrontRequest {
   std::string_view body;  // decoded when chunked
   std::string_view peer_ip;
   int peer_port = 0;
+  // What Options::on_head returned for this request's head (null without the hook).
+  std::shared_ptr<void> context;
   std::chrono::steady_clock::time_point received;  // when its body was complete
   // Which of the server's loops serves it (0 .. loops-1): per-loop state such as the loop's
   // publisher is picked by it, with no lock.
@@ -106,6 +108,10 @@ class LoopServer {
     // The largest body a request may have, decided from its head (the route's max_body); 0
     // refuses every body.
     std::function<uint64_t(const RequestHead& head)> body_cap;
+    // Called on the loop when a head is parsed, before its body is read: what the owner
+    // decides then (its route, a pin of the accounts the route serves) travels with the
+    // request as FrontRequest::context, and is dropped if the body never completes.
+    std::function<std::shared_ptr<void>(const RequestHead& head)> on_head;
     // The 413 for a body over its cap, worded by whoever owns the route (a web form answers in
     // the visitor's language, with CORS headers); unset: the front's own JSON error.
     std::function<Reply(const RequestHead& head, uint64_t cap)> too_large;

@@ -116,13 +116,18 @@ class ChannelConnector : public Connector {
     for (auto& [name, worker] : workers) worker->stop();
   }
 
-  std::shared_ptr<const void> pin_accounts() const final {
+  std::shared_ptr<const void> pin_accounts() const final { return pin_snapshot(snapshot()); }
+
+  std::shared_ptr<const void> snapshot_accounts() const final { return snapshot(); }
+
+  std::shared_ptr<const void> pin_snapshot(std::shared_ptr<const void> held) const final {
     struct Pin {
       std::shared_ptr<const Table> table;
       const Table* previous;
       ~Pin() { pinned_ = previous; }
     };
-    auto pin = std::make_shared<Pin>(Pin{snapshot(), pinned_});
+    // `held` is a snapshot_accounts() of this connector: a Table.
+    auto pin = std::make_shared<Pin>(Pin{std::static_pointer_cast<const Table>(held), pinned_});
     pinned_ = pin->table.get();
     return pin;
   }

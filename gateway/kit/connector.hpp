@@ -113,6 +113,13 @@ class Connector {
   // they are now: the core takes one when a request is routed (before its body is read), so a
   // reload meanwhile never changes or removes the account under a request in flight.
   virtual std::shared_ptr<const void> pin_accounts() const { return nullptr; }
+  // The same in two halves, for a request routed on one thread and handled on another (the
+  // event-loop front): the accounts as they are now, held but pinned nowhere; then, on the
+  // handling thread, pinned there while the returned guard lives (destroyed on that thread).
+  virtual std::shared_ptr<const void> snapshot_accounts() const { return nullptr; }
+  virtual std::shared_ptr<const void> pin_snapshot(std::shared_ptr<const void> snapshot) const {
+    return nullptr;
+  }
   // `omnigate <channel> <args...>`: operator commands (e.g. registering a webhook). Returns a
   // process exit code; 2 with a usage line for unknown arguments.
   virtual int command(const std::vector<std::string>& args, const Config& config) { return 2; }

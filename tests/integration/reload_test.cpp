@@ -51,7 +51,8 @@ std::string config_yaml(const std::string& nats_url, const std::string& spool_pa
 
 Config load(const std::string& yaml) {
   ConfigContext context("reload.yaml");
-  auto config = load_config_text(yaml, "reload.yaml", context);
+  // The file as the running gateway was given it (the server ctest runs these cases on).
+  auto config = load_config_text(with_test_http_server(yaml), "reload.yaml", context);
   if (!config) throw std::runtime_error("test config invalid: " + config.error().detail);
   return std::move(config.value());
 }
