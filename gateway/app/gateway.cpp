@@ -1066,7 +1066,8 @@ Reply Gateway::front_reply(const Route& route, FrontRequest& front, std::string_
   request.headers = head.headers;
   std::vector<std::pair<std::string, std::string>> query;
   if (!head.query.empty()) {
-    query = parse_urlencoded(head.query);
+    // Every pair, as cpp-httplib keeps them: the head's own cap bounds how many there are.
+    query = parse_urlencoded(head.query, head.query.size() + 1);
     request.query.reserve(query.size());
     for (const auto& [name, value] : query) request.query.emplace_back(name, value);
   }

@@ -9,6 +9,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include "tests/support/fake_bot_api.hpp"
@@ -336,4 +337,52 @@ TEST_CASE("media proxy: a client that goes away mid-stream cancels the upstream 
   CHECK(upstream.endless_sent() < kEndless / 4);
   CHECK(eventually([&] { return media_outcome(gateway, "client_gone") == 1; }));
   INFO("sent by the upstream before the cancel: " << upstream.endless_sent());
+}
+
+TEST_CASE("event-loop front: every worker busy and the queue full is a 503 at once",
+          "[integration][media][front]") {
+  // http.server: loop, 2 workers (4 x 2 = 8 may wait): two hanging downloads hold both
+  // workers, requests queue behind them, and once 8 wait the next is refused on its loop.
+  NatsServer nats;
+  FakeUpstream upstream;
+  std::string yaml = media_config(nats.url(), upstream.url(),
+                                  "  server: loop\n  media_workers: 4\n  media_queue: 16\n"
+                                  "  media_first_byte_timeout: 20s\n");
+  yaml.replace(yaml.find("  threads: 8\n"), 13, "  threads: 2\n");
+  RunningGateway gateway(yaml);
+  std::vector<int> statuses(2, 0);
+  std::vector<std::thread> holders;
+  for (int i = 0; i < 2; ++i) {
+    holders.emplace_back([&, i] {
+      auto response = gateway.client().Get("/v1/media/telegram/shopbot/hang", kBearer);
+      statuses[static_cast<size_t>(i)] = response ? response->status : -1;
+    });
+  }
+  REQUIRE(eventually([&] { return upstream.hanging() == 2; }, seconds(10)));
+  // Each probe either waits in the queue (its client gives up after 300 ms; the request stays
+  // queued) or, once 8 wait, is refused at once.
+  std::optional<httplib::Response> refused;
+  int probes = 0;
+  for (; probes < 20 && !refused; ++probes) {
+    httplib::Client client("127.0.0.1", gateway.port());
+    client.set_read_timeout(0, 300'000);
+    auto response = client.Get("/healthz");
+    if (response) refused = *response;
+  }
+  REQUIRE(refused);
+  CHECK(refused->status == 503);
+  CHECK(refused->body.find("at capacity") != std::string::npos);
+  CHECK(refused->get_header_value("Retry-After") == "7");
+  // 8 wait, then one is refused (a probe that had not reached the queue within its 300 ms
+  // makes it a later one).
+  CHECK(probes >= 9);
+  CHECK(probes <= 12);
+  CHECK(gateway.gateway().metrics().http_requests.value({"GET /healthz", "503"}) == 1);
+  upstream.release_hangs();
+  for (auto& holder : holders) holder.join();
+  CHECK(statuses == std::vector<int>{200, 200});
+  // The queued probes ran once the workers were free (their clients had left).
+  CHECK(eventually([&] {
+    return gateway.gateway().metrics().http_requests.value({"GET /healthz", "200"}) >= 9;
+  }));
 }

@@ -417,6 +417,7 @@ std::string test_config_yaml(const std::string& nats_url, const std::string& ext
 std::string with_test_http_server(std::string yaml) {
   const char* server = std::getenv("OMNIGATE_TEST_HTTP_SERVER");
   if (!server || !*server) return yaml;
+  if (yaml.find("\n  server: ") != std::string::npos) return yaml;  // the test chose its own
   const std::string line = std::string("  server: ") + server + "\n";
   const size_t section = yaml.rfind("http:\n", 0) == 0 ? 0 : yaml.find("\nhttp:\n");
   if (section == std::string::npos) return "http:\n" + line + yaml;
