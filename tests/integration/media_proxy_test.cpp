@@ -185,6 +185,27 @@ std::string error_code(const httplib::Result& response) {
   return body.is_object() && body.contains("error") ? body["error"].value("code", "") : "";
 }
 
+// `count` downloads of the "hang" file, each on its own client thread; join() gives their
+// statuses once the upstream lets them go.
+struct HangingDownloads {
+  HangingDownloads(RunningGateway& gateway, size_t count) : statuses(count, 0) {
+    for (size_t i = 0; i < count; ++i) {
+      threads.emplace_back([this, &gateway, i] {
+        auto response = gateway.client().Get("/v1/media/telegram/shopbot/hang", kBearer);
+        statuses[i] = response ? response->status : -1;
+      });
+    }
+  }
+  ~HangingDownloads() { join(); }
+  std::vector<int> join() {
+    for (auto& thread : threads)
+      if (thread.joinable()) thread.join();
+    return statuses;
+  }
+  std::vector<int> statuses;
+  std::vector<std::thread> threads;
+};
+
 }  // namespace
 
 TEST_CASE("media proxy: unknown accounts 404, a wrong bearer 401, before anything is fetched",
@@ -269,14 +290,7 @@ TEST_CASE("media proxy: a full pool answers 503 with Retry-After, not one more t
     return at == std::string::npos ? -1 : std::atoi(metrics.c_str() + at + 26);
   };
   // One download holds the only worker, one waits in the queue of one.
-  std::vector<int> statuses(2, 0);
-  std::vector<std::thread> holders;
-  for (int i = 0; i < 2; ++i) {
-    holders.emplace_back([&, i] {
-      auto response = gateway.client().Get("/v1/media/telegram/shopbot/hang", kBearer);
-      statuses[static_cast<size_t>(i)] = response ? response->status : -1;
-    });
-  }
+  HangingDownloads holders(gateway, 2);
   REQUIRE(eventually([&] { return upstream.hanging() == 1 && in_flight() == 2; }, seconds(10)));
 
   auto refused = gateway.client().Get("/v1/media/telegram/shopbot/big", kBearer);
@@ -287,8 +301,8 @@ TEST_CASE("media proxy: a full pool answers 503 with Retry-After, not one more t
   CHECK(upstream.hanging() == 1);                          // the pool did not grow
 
   upstream.release_hangs();
-  for (auto& holder : holders) holder.join();
-  CHECK(statuses == std::vector<int>{200, 200});  // both were served once the upstream answered
+  CHECK(holders.join() ==
+        std::vector<int>{200, 200});  // both were served once the upstream answered
   CHECK(media_outcome(gateway, "overloaded") == 1);
   CHECK(eventually([&] { return in_flight() == 0; }));
 }
@@ -350,14 +364,7 @@ TEST_CASE("event-loop front: every worker busy and the queue full is a 503 at on
                                   "  media_first_byte_timeout: 20s\n");
   yaml.replace(yaml.find("  threads: 8\n"), 13, "  threads: 2\n");
   RunningGateway gateway(yaml);
-  std::vector<int> statuses(2, 0);
-  std::vector<std::thread> holders;
-  for (int i = 0; i < 2; ++i) {
-    holders.emplace_back([&, i] {
-      auto response = gateway.client().Get("/v1/media/telegram/shopbot/hang", kBearer);
-      statuses[static_cast<size_t>(i)] = response ? response->status : -1;
-    });
-  }
+  HangingDownloads holders(gateway, 2);
   REQUIRE(eventually([&] { return upstream.hanging() == 2; }, seconds(10)));
   // Each probe either waits in the queue (its client gives up after 300 ms; the request stays
   // queued) or, once 8 wait, is refused at once.
@@ -379,8 +386,7 @@ TEST_CASE("event-loop front: every worker busy and the queue full is a 503 at on
   CHECK(probes <= 12);
   CHECK(gateway.gateway().metrics().http_requests.value({"GET /healthz", "503"}) == 1);
   upstream.release_hangs();
-  for (auto& holder : holders) holder.join();
-  CHECK(statuses == std::vector<int>{200, 200});
+  CHECK(holders.join() == std::vector<int>{200, 200});
   // The queued probes ran once the workers were free (their clients had left).
   CHECK(eventually([&] {
     return gateway.gateway().metrics().http_requests.value({"GET /healthz", "200"}) >= 9;
