@@ -149,7 +149,7 @@ int main() {
 
   LoopServer::Options options;  // the guard's defaults, as omnigate's http section has them
   options.loops = loops;
-  options.body_cap = [](const RequestHead&) -> uint64_t { return 1 << 20; };
+  options.body_cap = [](const RequestHead&, const void*) -> uint64_t { return 1 << 20; };
   auto server = LoopServer::start("127.0.0.1", port, std::move(options),
                                   [&webhook](FrontRequest& request, Responder responder) {
                                     webhook.handle(request, std::move(responder));

@@ -947,9 +947,11 @@ Result<int> Gateway::bind_front() {
     metrics_.http_refused.inc({std::string(guard_event_name(e))});
   };
   // On the loop thread, before the body is read: the route's cap, and its channel's 413.
-  options.body_cap = [this](const RequestHead& head) -> uint64_t {
-    std::optional<std::string> decoded;
-    return route_for(head.method, decoded_path(head.path, decoded)).max_body;
+  // The cap of the route on_head found (no second lookup), the default where none matched.
+  options.body_cap = [this](const RequestHead&, const void* context) -> uint64_t {
+    const auto* routed = static_cast<const FrontRoute*>(context);
+    return routed && routed->route ? routed->route->cap->load(std::memory_order_relaxed)
+                                   : config_.http.max_body;
   };
   options.on_head = [this](const RequestHead& head) -> std::shared_ptr<void> {
     return route_front(head);

@@ -493,7 +493,7 @@ struct Responder::LoopState {
     }
     if (shared->options.on_head) c.context = shared->options.on_head(c.head);
     const auto& cap = shared->options.body_cap;
-    c.body_cap = cap ? cap(c.head) : 0;
+    c.body_cap = cap ? cap(c.head, c.context.get()) : 0;
     if (c.framing.kind == BodyFraming::Kind::length && c.framing.length > c.body_cap) {
       answer_and_close(c, too_large(c));
       return false;

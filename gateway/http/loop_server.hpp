@@ -105,9 +105,9 @@ class LoopServer {
   struct Options {
     HttpGuardLimits limits;  // `threads` is not used: see `loops`
     size_t loops = 0;        // 0: one per core
-    // The largest body a request may have, decided from its head (the route's max_body); 0
-    // refuses every body.
-    std::function<uint64_t(const RequestHead& head)> body_cap;
+    // The largest body a request may have, decided from its head (the route's max_body) and
+    // what on_head made of it (null without on_head); 0 refuses every body.
+    std::function<uint64_t(const RequestHead& head, const void* context)> body_cap;
     // Called on the loop when a head is parsed, before its body is read: what the owner
     // decides then (its route, a pin of the accounts the route serves) travels with the
     // request as FrontRequest::context, and is dropped if the body never completes.

@@ -170,7 +170,7 @@ LoopServer::Options small_limits(Events& events) {
   options.limits.max_header_bytes = 1024;
   options.limits.max_connections_per_ip = 4;
   options.linger = milliseconds(200);
-  options.body_cap = [](const RequestHead& head) -> uint64_t {
+  options.body_cap = [](const RequestHead& head, const void*) -> uint64_t {
     return head.path == "/small" ? 8 : 1 << 20;
   };
   options.on_event = [&events](GuardEvent e) { events.add(e); };
