@@ -108,7 +108,7 @@ struct Webhook {
     auto answer = std::make_shared<Responder>(std::move(responder));
     loop_publishers[request.loop_index]->publish_all(
         std::move(messages), request.received + std::chrono::seconds(10),
-        [answer](LoopPublisher::Outcomes outcomes) {
+        [answer](LoopPublisher::Outcomes outcomes, std::vector<PublishMessage>) {
           for (const auto& outcome : outcomes) {
             if (!outcome) return answer->answer(Reply::error(outcome.error()));
           }

@@ -130,7 +130,7 @@ struct LoopDriver {
     std::vector<PublishMessage> batch;
     batch.push_back(PublishMessage{kSubject, random_uuid(), payload_of(n++)});
     publisher->publish_all(std::move(batch), Clock::now() + std::chrono::seconds(5),
-                           [this](LoopPublisher::Outcomes outcomes) {
+                           [this](LoopPublisher::Outcomes outcomes, std::vector<PublishMessage>) {
                              // At the end of a run the loop publisher answers what is still in
                              // flight "stopping": not a failure of the run.
                              if (stopping) return;

@@ -3,7 +3,6 @@
 #include "connectors/api/api_parse.hpp"
 #include "gateway/http/verify.hpp"
 #include "gateway/kit/accounts.hpp"
-#include "gateway/pipeline/pipeline.hpp"
 
 namespace omnigate::api {
 namespace {
@@ -26,12 +25,12 @@ class ApiConnector : public ChannelConnector<ApiAccount> {
   }
 
   void start_channel(GatewayContext& context, Router& router) override {
-    router.add_channel_route(
-        {"POST", "api", 0, [this](const InboundRequest& request) { return handle(request); }});
+    router.add_channel_route({"POST", "api", 0, nullptr,
+                              [this](const InboundRequest& request) { return handle(request); }});
   }
 
  private:
-  Reply handle(const InboundRequest& request) {
+  Intake handle(const InboundRequest& request) {
     AccountRef api = account(request.account);
     if (!api) return unknown_account(request.account);
     if (auto auth = verify::bearer(request, api->token); !auth) return reject(auth.error());
@@ -48,10 +47,12 @@ class ApiConnector : public ChannelConnector<ApiAccount> {
     }
     auto submission = parse_submission(request.body, request.account, key);
     if (!submission) return reject(submission.error());
-    auto accepted = context().pipeline.submit(std::move(submission.value()), request.deadline);
-    if (!accepted) return Reply::error(accepted.error());
+    Mapped mapped;
+    mapped.submissions.push_back(std::move(submission.value()));
     // The same answer for the first delivery and every retry of the same key.
-    return Reply::json(202, {{"id", accepted->id}, {"status", "accepted"}});
+    return Intake(std::move(mapped), [](const std::vector<Accepted>& accepted) {
+      return Reply::json(202, {{"id", accepted.front().id}, {"status", "accepted"}});
+    });
   }
 };
 

@@ -10,7 +10,6 @@
 #include "gateway/http/verify.hpp"
 #include "gateway/kit/accounts.hpp"
 #include "gateway/model/formats.hpp"
-#include "gateway/pipeline/pipeline.hpp"
 
 namespace omnigate::whatsapp {
 namespace {
@@ -99,8 +98,9 @@ class WhatsAppConnector : public ChannelConnector<NumberAccount> {
   void start_channel(GatewayContext&, Router& router) override {
     router.add_channel_route(
         {"GET", "whatsapp", 0, [this](const InboundRequest& r) { return subscribe(r); }});
-    router.add_channel_route(
-        {"POST", "whatsapp", 0, [this](const InboundRequest& r) { return webhook(r); }});
+    RouteSpec callback{"POST", "whatsapp"};
+    callback.intake = [this](const InboundRequest& r) { return webhook(r); };
+    router.add_channel_route(std::move(callback));
     router.add_media_source("whatsapp", media_source());
   }
 
@@ -153,7 +153,7 @@ class WhatsAppConnector : public ChannelConnector<NumberAccount> {
     return Reply::text(200, std::string(challenge), "text/plain");
   }
 
-  Reply webhook(const InboundRequest& request) {
+  Intake webhook(const InboundRequest& request) {
     AccountRef found = account(request.account);
     if (!found) return unknown_account(request.account);
     const NumberAccount& a = *found;
@@ -165,11 +165,9 @@ class WhatsAppConnector : public ChannelConnector<NumberAccount> {
     }
     auto mapped = parse_webhook(request.body, a.settings());
     if (!mapped) return reject(mapped.error());
-    auto accepted =
-        context().pipeline.submit_mapped(std::move(mapped.value()), "whatsapp", request.deadline);
     // Meta retries a non-200 for 7 days; the retry publishes only what is missing.
-    if (!accepted) return Reply::error(accepted.error());
-    return Reply::text(200, "");
+    return Intake(std::move(mapped.value()),
+                  [](const std::vector<Accepted>&) { return Reply::text(200, ""); });
   }
 };
 

@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 
 #include <algorithm>
+#include <future>
 #include <optional>
 #include <regex>
 #include <set>
@@ -19,6 +20,8 @@
 #include "gateway/http/http_guard.hpp"
 #include "gateway/http/loop_server.hpp"
 #include "gateway/http/verify.hpp"
+#include "gateway/nats/loop_publisher.hpp"
+#include "gateway/spool/loop_sink.hpp"
 
 namespace omnigate {
 
@@ -315,42 +318,47 @@ Gateway::Route& Gateway::add_route_entry(Route route) {
   return routes_.back();
 }
 
-Reply Gateway::answer_route(const Route& route, InboundRequest& request, BodyState body) {
+std::optional<Reply> Gateway::admit(const Route& route, InboundRequest& request, BodyState body,
+                                    std::string& client) {
   log::request_route(route.label, "");  // a channel handler adds the account once it is known
   const auto now = Clock::now();
   request.deadline = now + config_.nats.publish_timeout;
-  Reply reply;
   const uint64_t cap = route.cap->load(std::memory_order_relaxed);
   // Built-in routes are not throttled (a health check must not be refused for its address).
-  const std::string client =
-      route.guarded ? client_key(config_.http.trusted_proxies.client_ip(
-                          request.remote_addr, request.header_joined("X-Forwarded-For")))
-                    : std::string();
+  if (route.guarded) {
+    client = client_key(config_.http.trusted_proxies.client_ip(
+        request.remote_addr, request.header_joined("X-Forwarded-For")));
+  }
   if (body.too_large || request.body.size() > cap) {
-    reply = Reply::error(make_error(
+    return Reply::error(make_error(
         ErrorCode::payload_too_large, "route",
         "the body is larger than " + std::to_string(cap) + " bytes allowed for this route"));
-  } else if (body.incomplete) {
-    reply = Reply::error(make_error(ErrorCode::bad_request, "route",
-                                    "the body ended before its Content-Length, or its chunked "
-                                    "framing is broken: nothing was processed"));
-  } else if (body.problem) {
-    reply = Reply::error(make_error(ErrorCode::bad_request, "route",
-                                    std::string(body.problem) + ": nothing was processed"));
-  } else if (!route.guarded) {
-    reply = route.handler(request);
-  } else if (auto wait = auth_throttle_->retry_after(client, now)) {
+  }
+  if (body.incomplete) {
+    return Reply::error(make_error(ErrorCode::bad_request, "route",
+                                   "the body ended before its Content-Length, or its chunked "
+                                   "framing is broken: nothing was processed"));
+  }
+  if (body.problem) {
+    return Reply::error(make_error(ErrorCode::bad_request, "route",
+                                   std::string(body.problem) + ": nothing was processed"));
+  }
+  if (!route.guarded) return std::nullopt;
+  if (auto wait = auth_throttle_->retry_after(client, now)) {
     // Too many failed authentications from this client: the handler does not run at all.
     metrics_.http_refused.inc({"auth_throttled"});
-    reply = Reply::error(make_error(ErrorCode::rate_limited, "route",
-                                    "too many failed authentications from this address"),
-                         std::chrono::seconds(*wait));
-  } else {
-    reply = route.handler(request);
-    if (reply.status == 401 || reply.status == 403) {
-      auth_throttle_->record_failure(client, now);
-      metrics_.auth_failures.inc({route.label});
-    }
+    return Reply::error(make_error(ErrorCode::rate_limited, "route",
+                                   "too many failed authentications from this address"),
+                        std::chrono::seconds(*wait));
+  }
+  return std::nullopt;
+}
+
+void Gateway::settle(const Route& route, std::string_view account, const std::string& client,
+                     Reply& reply) {
+  if (route.guarded && (reply.status == 401 || reply.status == 403)) {
+    auth_throttle_->record_failure(client, Clock::now());
+    metrics_.auth_failures.inc({route.label});
   }
   if (reply.status == 503 || reply.status == 429) {
     // Handlers may set their own Retry-After; fill in the configured one when they did not.
@@ -363,7 +371,14 @@ Reply Gateway::answer_route(const Route& route, InboundRequest& request, BodySta
   }
   metrics_.http_requests.inc({route.label, std::to_string(reply.status)});
   if (!route.channel.empty())
-    record_activity(metrics_.activity, route.channel, std::string(request.account), reply);
+    record_activity(metrics_.activity, route.channel, std::string(account), reply);
+}
+
+Reply Gateway::answer_route(const Route& route, InboundRequest& request, BodyState body) {
+  std::string client;
+  std::optional<Reply> refused = admit(route, request, body, client);
+  Reply reply = refused ? std::move(*refused) : route.handler(request);
+  settle(route, request.account, client, reply);
   return reply;
 }
 
@@ -458,14 +473,43 @@ uint64_t Gateway::channel_read_cap(const Connector* connector, uint64_t spec_max
   return cap ? cap : config_.http.max_body;
 }
 
+std::optional<Reply> Gateway::channel_refusal(const RouteSpec& spec, Connector* connector,
+                                              InboundRequest& request) {
+  const std::string account(request.account);
+  if (!valid_account_segment(account) || !connector || !connector->has_account(account)) {
+    return Reply::error(make_error(ErrorCode::unknown_account, "route",
+                                   "no " + spec.channel + " account named '" +
+                                       (valid_account_segment(account) ? account : "?") +
+                                       "' is configured"));
+  }
+  log::request_route(spec.method + " /v1/" + spec.channel + "/:account", account);
+  uint64_t size = request.body.size();
+  for (const auto& part : request.multipart) size += part.second.size();
+  size = std::max(size, request.body_bytes);  // files of a multipart body count too
+  uint64_t limit = connector->max_body(account);
+  if (limit == 0) limit = config_.http.max_body;
+  if (size > limit) {
+    metrics_.rejected.inc({spec.channel, "payload_too_large"});
+    Reply reply = Reply::error(make_error(ErrorCode::payload_too_large, "route",
+                                          "the body is larger than " + std::to_string(limit) +
+                                              " bytes allowed for this account (max_body)"));
+    connector->decorate_refusal(request, reply);
+    return reply;
+  }
+  return std::nullopt;
+}
+
+Reply Gateway::submit_intake(Intake intake, std::string_view channel, Clock::time_point deadline) {
+  if (intake.answer) return std::move(*intake.answer);
+  auto accepted = pipeline_->submit_mapped(std::move(intake.mapped), channel, deadline);
+  if (!accepted) return Reply::error(accepted.error());
+  return intake.durable(*accepted);
+}
+
 void Gateway::add_channel_route(RouteSpec spec) {
   Connector* connector = config_.connector(spec.channel);
-  auto account_cap = [this, connector](std::string_view account) {
-    uint64_t cap = connector ? connector->max_body(account) : 0;
-    return cap ? cap : config_.http.max_body;
-  };
   // While reading, the account is not known yet: the largest cap of any account; each
-  // account's own cap is checked below, before its handler runs.
+  // account's own cap is checked before its handler runs (channel_refusal).
   auto cap = std::make_shared<std::atomic<uint64_t>>(channel_read_cap(connector, spec.max_body));
   channel_caps_.push_back({connector, spec.max_body, cap});
   Route route;
@@ -476,28 +520,20 @@ void Gateway::add_channel_route(RouteSpec spec) {
   route.channel = spec.channel;
   route.connector = connector;
   route.cap = cap;
-  route.handler = [this, spec, connector, account_cap](InboundRequest& request) {
-    const std::string account(request.account);
-    if (!valid_account_segment(account) || !connector || !connector->has_account(account)) {
-      return Reply::error(make_error(ErrorCode::unknown_account, "route",
-                                     "no " + spec.channel + " account named '" +
-                                         (valid_account_segment(account) ? account : "?") +
-                                         "' is configured"));
-    }
-    log::request_route(spec.method + " /v1/" + spec.channel + "/:account", account);
-    uint64_t size = request.body.size();
-    for (const auto& part : request.multipart) size += part.second.size();
-    size = std::max(size, request.body_bytes);  // files of a multipart body count too
-    if (const uint64_t limit = account_cap(account); size > limit) {
-      metrics_.rejected.inc({spec.channel, "payload_too_large"});
-      Reply reply = Reply::error(make_error(ErrorCode::payload_too_large, "route",
-                                            "the body is larger than " + std::to_string(limit) +
-                                                " bytes allowed for this account (max_body)"));
-      connector->decorate_refusal(request, reply);
-      return reply;
-    }
-    return spec.handler(request);
-  };
+  if (spec.intake) {
+    route.intake = [this, spec, connector](InboundRequest& request) -> Intake {
+      if (auto refused = channel_refusal(spec, connector, request)) return std::move(*refused);
+      return spec.intake(request);
+    };
+    route.handler = [this, intake = route.intake, channel = spec.channel](InboundRequest& request) {
+      return submit_intake(intake(request), channel, request.deadline);
+    };
+  } else {
+    route.handler = [this, spec, connector](InboundRequest& request) {
+      if (auto refused = channel_refusal(spec, connector, request)) return std::move(*refused);
+      return spec.handler(request);
+    };
+  }
   register_handler(add_route_entry(std::move(route)), "/v1/" + spec.channel + "/([^/]+)");
 }
 
@@ -978,6 +1014,7 @@ Result<int> Gateway::bind_front() {
                           front.error().detail);
   }
   front_ = std::move(front.value());
+  start_loop_sinks();
   return front_->port();
 }
 
@@ -1003,6 +1040,7 @@ void Gateway::handle_front(FrontRequest& request, Responder responder) {
     log_request(request.head.method, 404);
     return;
   }
+  if (route->intake && intake_on_loop(request, responder, job->routed)) return;
   job->request = std::move(request);
   auto refuse = [this, &job, &responder](const char* why) {
     log::request_begin(job->request.received);
@@ -1055,10 +1093,19 @@ void Gateway::handle_front(FrontRequest& request, Responder responder) {
   }
 }
 
-Reply Gateway::front_reply(const Route& route, FrontRequest& front, std::string_view path,
-                           std::string_view account) {
-  const RequestHead& head = front.head;
+struct Gateway::FrontInbound {
   InboundRequest request;
+  std::vector<std::pair<std::string, std::string>> query;  // request.query's views point here
+  FormParse form;                                          // and request.multipart's here
+  BodyState body;
+  FrontInbound() = default;
+  FrontInbound(const FrontInbound&) = delete;  // the views above would dangle
+};
+
+void Gateway::front_inbound(FrontRequest& front, std::string_view path, std::string_view account,
+                            FrontInbound& out) {
+  const RequestHead& head = front.head;
+  InboundRequest& request = out.request;
   request.method = head.method;
   request.path = path;
   request.account = account;
@@ -1066,26 +1113,176 @@ Reply Gateway::front_reply(const Route& route, FrontRequest& front, std::string_
   request.body_bytes = front.body.size();
   request.remote_addr = front.peer_ip;
   request.headers = head.headers;
-  std::vector<std::pair<std::string, std::string>> query;
   if (!head.query.empty()) {
     // Every pair, as cpp-httplib keeps them: the head's own cap bounds how many there are.
-    query = parse_urlencoded(head.query, head.query.size() + 1);
-    request.query.reserve(query.size());
-    for (const auto& [name, value] : query) request.query.emplace_back(name, value);
+    out.query = parse_urlencoded(head.query, head.query.size() + 1);
+    request.query.reserve(out.query.size());
+    for (const auto& [name, value] : out.query) request.query.emplace_back(name, value);
   }
-  BodyState body;
-  FormParse form;
   if (request.media_type() == "multipart/form-data") {
     // As cpp-httplib hands them over: the fields, not the files; the body itself is not kept.
-    form = parse_multipart_form(request.header("Content-Type"), front.body,
-                                limits::kMaxMapEntries + 1);
-    body.problem = form.problem;
+    out.form = parse_multipart_form(request.header("Content-Type"), front.body,
+                                    limits::kMaxMapEntries + 1);
+    out.body.problem = out.form.problem;
     request.body = {};
-    for (const auto& part : form.parts) {
+    for (const auto& part : out.form.parts) {
       if (part.filename.empty()) request.multipart.emplace_back(part.name, part.content);
     }
   }
-  return answer_route(route, request, body);
+}
+
+Reply Gateway::front_reply(const Route& route, FrontRequest& front, std::string_view path,
+                           std::string_view account) {
+  FrontInbound inbound;
+  front_inbound(front, path, account, inbound);
+  return answer_route(route, inbound.request, inbound.body);
+}
+
+bool Gateway::intake_on_loop(FrontRequest& front, Responder& responder,
+                             std::shared_ptr<FrontRoute>& routed) {
+  if (!loop_sinks_ready_.load(std::memory_order_acquire)) return false;
+  const Route* route = routed->route;
+  // A request between its route and its answer; its views (head, body) stay valid until then.
+  struct Pending {
+    Responder responder;
+    std::shared_ptr<FrontRoute> routed;  // its pin and in-flight count end with the answer
+    std::string method;
+    std::string client;
+    Reply (*durable)(const std::vector<Accepted>&) = nullptr;
+    log::SuspendedRequest log;
+    std::function<void()> gone;  // set once submitted: stop() waits for every submitted one
+    ~Pending() {
+      if (gone) gone();
+    }
+  };
+  auto pending = std::make_shared<Pending>();
+  pending->responder = std::move(responder);
+  pending->routed = routed;
+  pending->method = front.head.method;
+  log::request_begin(front.received);
+  // Every answer, here or later, on this loop or a worker: what answer_route gives each.
+  auto answer = [this, route](Pending& p, Reply reply) {
+    settle(*route, p.routed->account, p.client, reply);
+    const int status = reply.status;
+    p.responder.answer(std::move(reply));
+    p.routed.reset();
+    log_request(p.method, status);
+  };
+  if (loop_intake_closed_.load(std::memory_order_acquire)) {
+    log::request_route(route->label, "");
+    answer(*pending, Reply::error(make_error(ErrorCode::not_durable, "route",
+                                             "the gateway is shutting down")));
+    return true;
+  }
+  try {
+    // Pinned while the handler runs here (a pin is per thread; a worker pins again).
+    auto pin = route->connector && routed->accounts
+                   ? route->connector->pin_snapshot(routed->accounts)
+                   : nullptr;
+    FrontInbound inbound;
+    front_inbound(front, routed->path, routed->account, inbound);
+    if (auto refused = admit(*route, inbound.request, inbound.body, pending->client)) {
+      answer(*pending, std::move(*refused));
+      return true;
+    }
+    Intake intake = route->intake(inbound.request);
+    if (intake.answer) {
+      answer(*pending, std::move(*intake.answer));
+      return true;
+    }
+    pending->durable = intake.durable;
+    const Clock::time_point deadline = inbound.request.deadline;
+    {
+      std::lock_guard lock(loop_intakes_mutex_);
+      ++loop_intakes_;
+    }
+    pending->gone = [this] {
+      std::lock_guard lock(loop_intakes_mutex_);
+      if (--loop_intakes_ == 0) loop_intakes_idle_.notify_all();
+    };
+    // Suspended while the loop serves others; `done` may run inside the call below.
+    pending->log = log::request_suspend();
+    auto done = [pending, answer](Result<std::vector<Accepted>> accepted) {
+      log::request_resume(std::move(pending->log));
+      Reply reply = accepted ? pending->durable(*accepted) : Reply::error(accepted.error());
+      answer(*pending, std::move(reply));
+    };
+    if (pipeline_->submit_mapped_async(intake.mapped, route->channel, deadline,
+                                       *loop_sinks_[front.loop_index], std::move(done))) {
+      return true;
+    }
+    // Not without blocking (NATS away, the spool holding interactions, the dedup index still
+    // reading the stream, a raw archive write): what was mapped goes through the blocking
+    // pipeline on a worker, as the threaded server's handler does.
+    auto run = [this, pending, answer, intake = std::move(intake), deadline]() mutable {
+      log::request_resume(std::move(pending->log));
+      const FrontRoute& held = *pending->routed;
+      auto pin = held.route->connector && held.accounts
+                     ? held.route->connector->pin_snapshot(held.accounts)
+                     : nullptr;
+      Reply reply = submit_intake(std::move(intake), held.route->channel, deadline);
+      pin.reset();
+      answer(*pending, std::move(reply));
+    };
+    const auto admission = workers_->try_post(std::move(run), max_queued_);
+    if (admission == WorkPool::Admission::posted) return true;
+    log::request_resume(std::move(pending->log));
+    answer(*pending,
+           Reply::error(make_error(ErrorCode::not_durable, "route",
+                                   admission == WorkPool::Admission::closed
+                                       ? "the gateway is shutting down"
+                                       : "the gateway is at capacity: every worker is busy")));
+  } catch (const std::exception&) {
+    log::error("http", "unhandled exception on " + pending->method + " " + route->label);
+    metrics_.http_requests.inc({"exception", "500"});
+    if (pending->routed) {  // not answered yet
+      pending->responder.answer(
+          Reply::error(make_error(ErrorCode::internal, "route", "internal error")));
+      pending->routed.reset();
+    }
+    log_request(pending->method, 500);
+  }
+  return true;
+}
+
+void Gateway::start_loop_sinks() {
+  for (size_t i = 0; i < front_->loop_count(); ++i) {
+    auto started = LoopPublisher::start(front_->loop(i), *publisher_, static_cast<int>(i));
+    if (!started) {
+      // The routes still work, each on a worker with the shared connection.
+      log::warn("http",
+                "webhooks are handled on workers: the event loop's NATS connection "
+                "cannot start: " +
+                    started.error().detail);
+      stop_loop_sinks(Clock::now());
+      return;
+    }
+    loop_sinks_.push_back(
+        std::make_unique<LoopSink>(front_->loop(i), **started, *spooling_sink_, *workers_));
+    loop_publishers_.push_back(std::move(started.value()));
+  }
+  loop_sinks_ready_.store(true, std::memory_order_release);
+}
+
+void Gateway::stop_loop_sinks(Clock::time_point until) {
+  loop_sinks_ready_.store(false, std::memory_order_release);
+  {
+    std::unique_lock lock(loop_intakes_mutex_);
+    loop_intakes_idle_.wait_until(lock, until, [this] { return loop_intakes_ == 0; });
+  }
+  // Each publisher is destroyed on its loop (what it still has open is answered 503 there),
+  // then its sink.
+  for (size_t i = 0; i < loop_publishers_.size(); ++i) {
+    std::promise<void> gone;
+    front_->loop(i).post([this, i, &gone] {
+      loop_publishers_[i].reset();
+      if (i < loop_sinks_.size()) loop_sinks_[i].reset();
+      gone.set_value();
+    });
+    gone.get_future().wait();
+  }
+  loop_publishers_.clear();
+  loop_sinks_.clear();
 }
 
 void Gateway::serve() {
@@ -1105,10 +1302,13 @@ void Gateway::stop() {
       front_stopping_ = true;
     }
     workers_->close_intake();  // from here a request is refused on its loop (503)
+    loop_intake_closed_.store(true, std::memory_order_release);
     // What is being handled is answered first, within the time a handler has for its PubAck;
     // then the connections close (a download still streaming stops at its next piece; a
     // request still handled keeps its bytes until it is done) and the rest is waited for.
-    workers_->drain_until(Clock::now() + config_.nats.publish_timeout + std::chrono::seconds(1));
+    const auto until = Clock::now() + config_.nats.publish_timeout + std::chrono::seconds(1);
+    workers_->drain_until(until);
+    stop_loop_sinks(until);
     front_->stop();
     workers_->drain();
     {

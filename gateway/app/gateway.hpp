@@ -11,6 +11,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -39,6 +40,8 @@ struct RequestBody;
 class GuardedServer;
 class AuthThrottle;
 class LoopServer;
+class LoopPublisher;
+class LoopSink;
 class Responder;
 class WorkPool;
 struct FrontRequest;
@@ -110,6 +113,9 @@ class Gateway : public Router {
     // false for /healthz, /readyz, /metrics and /v1/noop: no throttle, not counted in flight.
     bool guarded = true;
     std::function<Reply(InboundRequest&)> handler;
+    // A channel route that only checks and maps (RouteSpec::intake), behind the same checks as
+    // `handler` (which submits what it returns and answers): the front runs it on the loop.
+    std::function<Intake(InboundRequest&)> intake;
   };
   struct BodyState {
     bool too_large = false;
@@ -119,6 +125,20 @@ class Gateway : public Router {
   // One wrapper for every route: body cap, auth throttle, Retry-After on 429/503, metrics by
   // route/status, and for a channel route each answer in metrics.activity for its account.
   Reply answer_route(const Route& route, InboundRequest& request, BodyState body);
+  // answer_route in two halves around a handler that answers later (an intake on the loop):
+  // the checks before it (a refusal, or none) with the client they throttle, then what every
+  // answer gets (auth failures throttled, Retry-After, metrics, activity).
+  std::optional<Reply> admit(const Route& route, InboundRequest& request, BodyState body,
+                             std::string& client);
+  void settle(const Route& route, std::string_view account, const std::string& client,
+              Reply& reply);
+  // A channel's refusal before its handler runs (an unknown account, a body above the
+  // account's max_body), or none.
+  std::optional<Reply> channel_refusal(const RouteSpec& spec, Connector* connector,
+                                       InboundRequest& request);
+  // What an intake's handler returned, made durable on the calling thread (blocking).
+  Reply submit_intake(Intake intake, std::string_view channel,
+                      std::chrono::steady_clock::time_point deadline);
   Route& add_route_entry(Route route);
   // cpp-httplib's registration of a route (its pattern a regular expression of the path).
   void register_handler(const Route& route, const std::string& pattern);
@@ -138,6 +158,18 @@ class Gateway : public Router {
   void handle_front(FrontRequest& request, Responder responder);
   Reply front_reply(const Route& route, FrontRequest& request, std::string_view path,
                     std::string_view account);
+  // The InboundRequest of a front request (its query and multipart fields kept in `storage`).
+  struct FrontInbound;
+  void front_inbound(FrontRequest& front, std::string_view path, std::string_view account,
+                     FrontInbound& out);
+  // An intake route answered from its loop: checked and mapped here, published on the loop's
+  // own publisher, answered from its PubAck (a worker only to spool). false: not taken here
+  // (no publisher on this loop yet), the caller hands it to a worker as any route.
+  bool intake_on_loop(FrontRequest& request, Responder& responder,
+                      std::shared_ptr<FrontRoute>& routed);
+  // The loops' publishers and their sinks: made after the front starts, gone before it stops.
+  void start_loop_sinks();
+  void stop_loop_sinks(std::chrono::steady_clock::time_point until);
 
   struct RouteCap {
     std::string method;
@@ -183,6 +215,15 @@ class Gateway : public Router {
   uint64_t payload_ceiling_ = 0;  // cpp-httplib's own body limit, set in bind()
   std::atomic<int64_t> requests_in_flight_{0};
   int listen_fd_ = -1;
+  // One per loop, by loop index; read by the loops once loop_sinks_ready_ is set.
+  std::vector<std::unique_ptr<LoopPublisher>> loop_publishers_;
+  std::vector<std::unique_ptr<LoopSink>> loop_sinks_;
+  std::atomic<bool> loop_sinks_ready_{false};
+  std::atomic<bool> loop_intake_closed_{false};  // stopping: the loops refuse 503
+  // Intakes submitted on a loop and not answered yet (stop waits for them).
+  std::mutex loop_intakes_mutex_;
+  std::condition_variable loop_intakes_idle_;
+  size_t loop_intakes_ = 0;
   // Last: destroyed first, so no download outlives the connectors its sources call.
   std::unique_ptr<MediaProxy> media_;
 };

@@ -107,6 +107,17 @@ RequestRecord request_end() {
   return record;
 }
 
+SuspendedRequest request_suspend() {
+  SuspendedRequest suspended{std::move(current_request), request_started};
+  current_request = RequestRecord{};
+  return suspended;
+}
+
+void request_resume(SuspendedRequest request) {
+  current_request = std::move(request.record);
+  request_started = request.started;
+}
+
 void write(Level level, std::string_view component, std::string_view message,
            const Fields& fields) {
   if (!enabled(level)) return;

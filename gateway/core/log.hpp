@@ -50,6 +50,15 @@ void request_begin(std::chrono::steady_clock::time_point started);
 void request_route(std::string_view route, std::string_view account);
 void request_interaction(std::string_view id);
 RequestRecord request_end();  // the record, and this thread is outside a request again
+// A request that waits on an event loop (its PubAck) while the loop's thread serves others:
+// suspended, this thread is outside it; resumed where it goes on (the same thread or another),
+// its record and its start time are back as they were.
+struct SuspendedRequest {
+  RequestRecord record;
+  std::chrono::steady_clock::time_point started;
+};
+SuspendedRequest request_suspend();
+void request_resume(SuspendedRequest request);
 
 inline void debug(std::string_view c, std::string_view m) {
   write(Level::debug, c, m);

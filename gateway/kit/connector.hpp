@@ -5,6 +5,7 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -12,6 +13,7 @@
 #include "gateway/config/config_reader.hpp"
 #include "gateway/http/media_proxy.hpp"
 #include "gateway/http/request.hpp"
+#include "gateway/model/submission.hpp"
 
 namespace omnigate {
 
@@ -25,6 +27,21 @@ class RawArchive;
 
 using RouteHandler = std::function<Reply(const InboundRequest&)>;
 
+// What a webhook's handler makes of one request when all it does is check and map: either an
+// answer of its own (a refusal, a handshake), or the interactions for the core to make durable
+// with the answer to give once every one is (a failure is answered with its error, which the
+// provider retries). The core submits them -- on the event-loop front without a worker thread.
+struct Intake {
+  Intake(Reply reply) : answer(std::move(reply)) {}  // NOLINT: a refusal is returned as is
+  Intake(Mapped mapped, Reply (*durable)(const std::vector<Accepted>& accepted))
+      : mapped(std::move(mapped)), durable(durable) {}
+  std::optional<Reply> answer;
+  Mapped mapped;
+  Reply (*durable)(const std::vector<Accepted>& accepted) = nullptr;
+};
+// Must not block (no provider call, no lock held for long): it may run on an event loop.
+using IntakeHandler = std::function<Intake(const InboundRequest&)>;
+
 struct RouteSpec {
   std::string method;   // GET, POST, ...
   std::string channel;  // the route is /v1/<channel>/<account>
@@ -32,6 +49,8 @@ struct RouteSpec {
   // the connector's accounts (each account's own cap is then enforced by the core).
   uint64_t max_body = 0;
   RouteHandler handler;
+  // Set instead of `handler` for a route that only checks and maps (Telegram's webhook, the API).
+  IntakeHandler intake;
 };
 
 // Where a connector declares its routes; the gateway does the plumbing (body caps,

@@ -150,7 +150,7 @@ LoopPublisher::~LoopPublisher() {
       batch->results[i] =
           publish_failure(metrics_, "disconnected", "the gateway is stopping; retry later");
     }
-    if (batch->done) batch->done(std::move(batch->results));
+    if (batch->done) batch->done(std::move(batch->results), std::move(batch->messages));
   }
 }
 
@@ -569,7 +569,7 @@ void LoopPublisher::finish_if_done(Batch& batch) {
   // After the current dispatch: never inside publish_all, never while a caller above us still
   // walks this batch.
   loop_.after_dispatch([finished] {
-    if (finished->done) finished->done(std::move(finished->results));
+    if (finished->done) finished->done(std::move(finished->results), std::move(finished->messages));
   });
 }
 

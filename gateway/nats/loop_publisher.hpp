@@ -52,7 +52,8 @@ class LoopPublisher {
  public:
   using Clock = std::chrono::steady_clock;
   using Outcomes = std::vector<Result<PublishOutcome>>;
-  using Done = std::function<void(Outcomes)>;
+  // The outcomes, and the messages handed back (a caller spools what was not durable).
+  using Done = std::function<void(Outcomes, std::vector<PublishMessage>)>;
 
   // Connects on `loop` (from any thread, before or while it runs); when NATS is not there yet it
   // keeps trying in the background, as the Publisher does. `index` names the connection

@@ -67,24 +67,27 @@ Interaction enrich(Submission submission, const IdentityConfig& identity) {
   return in;
 }
 
-std::vector<Result<Accepted>> Pipeline::submit_all(std::vector<Submission> submissions,
-                                                   std::chrono::steady_clock::time_point deadline) {
-  using Clock = std::chrono::steady_clock;
-  const size_t n = submissions.size();
-  std::vector<Result<Accepted>> outcomes(
-      n, Result<Accepted>(make_error(ErrorCode::internal, "publish", "not processed")));
-  // Leave the spool time to take what the index wait used up.
-  const auto index_wait_until = deadline - (deadline - Clock::now()) / 4;
-  // Waiting makes sense only while JetStream is there to finish the catch-up.
-  const bool index_complete =
-      seen_.caught_up() || (sink_.jetstream_ready() && seen_.wait_caught_up(index_wait_until));
-
-  std::vector<SinkRecord> records;
-  std::vector<size_t> record_of;            // submission -> index into records, or npos
-  std::vector<size_t> first_with_id(n, n);  // a repeat within the batch -> its first
-  record_of.assign(n, SIZE_MAX);
+struct Pipeline::Batch {
+  size_t n = 0;
+  std::vector<Result<Accepted>> outcomes;
   std::vector<Interaction> enriched;
-  enriched.reserve(n);
+  std::vector<size_t> record_of;      // submission -> index into records, or SIZE_MAX
+  std::vector<size_t> first_with_id;  // a repeat within the batch -> its first, else n
+  std::vector<SinkRecord> records;
+  std::chrono::steady_clock::time_point stored_from;  // when the records went to the sink
+};
+
+void Pipeline::prepare(std::vector<Submission> submissions, bool index_complete,
+                       std::chrono::steady_clock::time_point deadline, Batch& batch) {
+  const size_t n = submissions.size();
+  batch.n = n;
+  batch.outcomes.assign(
+      n, Result<Accepted>(make_error(ErrorCode::internal, "publish", "not processed")));
+  batch.record_of.assign(n, SIZE_MAX);
+  batch.first_with_id.assign(n, n);
+  batch.enriched.reserve(n);
+  auto& outcomes = batch.outcomes;
+  auto& records = batch.records;
   std::unordered_map<std::string, size_t> first_index_of;
   first_index_of.reserve(n);
   // The events of one provider request usually share its bytes (a WhatsApp POST of 1000
@@ -98,8 +101,8 @@ std::vector<Result<Accepted>> Pipeline::submit_all(std::vector<Submission> submi
     if (same_bytes) submissions[i].raw_bytes = {};
     std::string raw_type = submissions[i].raw_content_type;
     const bool archive_raw = submissions[i].archive_raw && !raw.empty();
-    enriched.push_back(enrich(std::move(submissions[i]), config_.identity));
-    Interaction& in = enriched.back();
+    batch.enriched.push_back(enrich(std::move(submissions[i]), config_.identity));
+    Interaction& in = batch.enriched.back();
     if (same_bytes) {
       in.raw = RawInfo{hashed_sha256, raw_type.empty() ? "application/octet-stream" : raw_type,
                        std::nullopt};
@@ -109,7 +112,7 @@ std::vector<Result<Accepted>> Pipeline::submit_all(std::vector<Submission> submi
     }
     // A repeat within the batch (a hash lookup: a 4 MiB POST can hold thousands of events).
     if (auto [it, inserted] = first_index_of.try_emplace(in.id, i); !inserted) {
-      first_with_id[i] = it->second;
+      batch.first_with_id[i] = it->second;
       continue;
     }
     // The last check before anything is stored: invalid optional values are dropped and
@@ -142,28 +145,32 @@ std::vector<Result<Accepted>> Pipeline::submit_all(std::vector<Submission> submi
       }
     }
     bool may_spool = config_.spools_when_nats_down(in.channel, in.account);
-    record_of[i] = records.size();
+    batch.record_of[i] = records.size();
     records.push_back(
         SinkRecord{in.id, subject_for(in), serialize(in), in.channel, may_spool, !index_complete});
   }
+  batch.stored_from = std::chrono::steady_clock::now();
+}
 
-  auto started = Clock::now();
-  auto stored =
-      records.empty() ? std::vector<Result<SinkOutcome>>{} : sink_.put_all(records, deadline);
-  if (!records.empty()) metrics_.publish_latency.observe(Clock::now() - started);
+std::vector<Result<Accepted>> Pipeline::finish(Batch& batch,
+                                               std::vector<Result<SinkOutcome>>& stored) {
+  const size_t n = batch.n;
+  auto& outcomes = batch.outcomes;
+  if (!stored.empty())
+    metrics_.publish_latency.observe(std::chrono::steady_clock::now() - batch.stored_from);
   ActivityRecorder& activity = metrics_.activity;
   for (size_t i = 0; i < n; ++i) {
-    const Interaction& in = enriched[i];
-    if (first_with_id[i] != n) {
+    const Interaction& in = batch.enriched[i];
+    if (batch.first_with_id[i] != n) {
       // The same event twice in one request: durable exactly when its first copy is.
-      auto first = outcomes[first_with_id[i]];
+      auto first = outcomes[batch.first_with_id[i]];
       if (first) first->duplicate = true;
       if (first) metrics_.duplicates.inc({in.channel});
       if (first) activity.durable(in.channel, in.account, "duplicates");
       outcomes[i] = first;
       continue;
     }
-    if (record_of[i] == SIZE_MAX) {
+    if (batch.record_of[i] == SIZE_MAX) {
       // Settled before the sink: a duplicate by the index, or refused (schema, raw archive).
       if (outcomes[i]) {
         activity.durable(in.channel, in.account, "duplicates");
@@ -173,7 +180,7 @@ std::vector<Result<Accepted>> Pipeline::submit_all(std::vector<Submission> submi
       }
       continue;
     }
-    auto& outcome = stored[record_of[i]];
+    auto& outcome = stored[batch.record_of[i]];
     if (!outcome) {
       log::warn("publish", "interaction " + in.id + " (" + in.channel + "/" + in.account +
                                ") not durable: " + outcome.error().detail);
@@ -195,21 +202,68 @@ std::vector<Result<Accepted>> Pipeline::submit_all(std::vector<Submission> submi
     outcomes[i] = Accepted{in.id, outcome->sequence, outcome->duplicate, outcome->spooled};
     log::request_interaction(in.id);  // for the request log line: ids, never contents
   }
-  return outcomes;
+  return std::move(outcomes);
 }
 
-Result<std::vector<Accepted>> Pipeline::submit_mapped(
-    Mapped mapped, std::string_view channel, std::chrono::steady_clock::time_point deadline) {
-  for (const auto& type : mapped.ignored) metrics_.ignored_events.inc({std::string(channel), type});
+std::vector<Result<Accepted>> Pipeline::submit_all(std::vector<Submission> submissions,
+                                                   std::chrono::steady_clock::time_point deadline) {
+  using Clock = std::chrono::steady_clock;
+  // Leave the spool time to take what the index wait used up.
+  const auto index_wait_until = deadline - (deadline - Clock::now()) / 4;
+  // Waiting makes sense only while JetStream is there to finish the catch-up.
+  const bool index_complete =
+      seen_.caught_up() || (sink_.jetstream_ready() && seen_.wait_caught_up(index_wait_until));
+  Batch batch;
+  prepare(std::move(submissions), index_complete, deadline, batch);
+  auto stored = batch.records.empty() ? std::vector<Result<SinkOutcome>>{}
+                                      : sink_.put_all(batch.records, deadline);
+  return finish(batch, stored);
+}
+
+namespace {
+// A provider request's answer: every outcome when all are durable, else the first error.
+Result<std::vector<Accepted>> all_or_first_error(std::vector<Result<Accepted>> outcomes) {
   std::vector<Accepted> accepted;
-  if (mapped.submissions.empty()) return accepted;
-  auto outcomes = submit_all(std::move(mapped.submissions), deadline);
   accepted.reserve(outcomes.size());
   for (auto& outcome : outcomes) {
     if (!outcome) return outcome.error();
     accepted.push_back(std::move(outcome.value()));
   }
   return accepted;
+}
+}  // namespace
+
+bool Pipeline::submit_mapped_async(Mapped& mapped, std::string_view channel,
+                                   std::chrono::steady_clock::time_point deadline, AsyncSink& sink,
+                                   MappedDone done) {
+  const bool archives = std::any_of(mapped.submissions.begin(), mapped.submissions.end(),
+                                    [](const Submission& s) { return s.archive_raw; });
+  if (archives || !seen_.caught_up() || !sink_.holds_nothing() || !sink.ready()) return false;
+  for (const auto& type : mapped.ignored) metrics_.ignored_events.inc({std::string(channel), type});
+  if (mapped.submissions.empty()) {
+    done(std::vector<Accepted>{});
+    return true;
+  }
+  auto batch = std::make_shared<Batch>();
+  prepare(std::move(mapped.submissions), true, deadline, *batch);
+  if (batch->records.empty()) {
+    std::vector<Result<SinkOutcome>> none;
+    done(all_or_first_error(finish(*batch, none)));
+    return true;
+  }
+  std::vector<SinkRecord> records = std::move(batch->records);
+  sink.put_all(std::move(records), deadline,
+               [this, batch, done = std::move(done)](std::vector<Result<SinkOutcome>> stored) {
+                 done(all_or_first_error(finish(*batch, stored)));
+               });
+  return true;
+}
+
+Result<std::vector<Accepted>> Pipeline::submit_mapped(
+    Mapped mapped, std::string_view channel, std::chrono::steady_clock::time_point deadline) {
+  for (const auto& type : mapped.ignored) metrics_.ignored_events.inc({std::string(channel), type});
+  if (mapped.submissions.empty()) return std::vector<Accepted>{};
+  return all_or_first_error(submit_all(std::move(mapped.submissions), deadline));
 }
 
 Result<Accepted> Pipeline::submit(Submission submission,

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -12,9 +13,11 @@
 
 namespace omnigate {
 
+class AsyncSink;
 class DedupIndex;
 class RawArchive;
 class Sink;
+struct SinkOutcome;
 
 // Canonical identifiers in place: phones to E.164 with the default region, e-mails trimmed
 // with a lower-case domain; text that cannot be normalized stays in `raw` with no `value`.
@@ -54,7 +57,25 @@ class Pipeline {
   // One submission (webhooks of one event, API calls, web forms).
   Result<Accepted> submit(Submission submission, std::chrono::steady_clock::time_point deadline);
 
+  // submit_mapped without blocking, on an event loop whose `sink` publishes for it: the same
+  // enrich, dedup and checks here, the sink's answer later. false, with `mapped` untouched, when
+  // the request needs what a loop must not wait for -- the dedup index still catching up, a raw
+  // archive write, a spool holding interactions (its lookups take its lock), `sink` not ready --
+  // then submit_mapped on a worker. Else `done` runs once on the sink's loop (inside this call
+  // when nothing needed the sink) with what submit_mapped would have returned.
+  using MappedDone = std::function<void(Result<std::vector<Accepted>>)>;
+  bool submit_mapped_async(Mapped& mapped, std::string_view channel,
+                           std::chrono::steady_clock::time_point deadline, AsyncSink& sink,
+                           MappedDone done);
+
  private:
+  struct Batch;
+  // submit_all's two halves around the sink: everything before it (the records to store), and
+  // everything after (outcomes, metrics, activity, the request log's ids).
+  void prepare(std::vector<Submission> submissions, bool index_complete,
+               std::chrono::steady_clock::time_point deadline, Batch& batch);
+  std::vector<Result<Accepted>> finish(Batch& batch, std::vector<Result<SinkOutcome>>& stored);
+
   const Config& config_;
   DedupIndex& seen_;
   Sink& sink_;

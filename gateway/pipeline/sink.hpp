@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -46,9 +47,25 @@ class Sink {
                                                    Clock::time_point deadline) = 0;
   // Whether the id is durable in this sink outside the stream (spooled, not yet drained).
   virtual bool holds(std::string_view id) const { return false; }
+  // Whether holds() is false for every id, known without a lock (an empty spool).
+  virtual bool holds_nothing() const { return true; }
   // Whether JetStream can take records now (connected, stream verified): when it cannot,
   // there is no point waiting for the dedup index either.
   virtual bool jetstream_ready() const = 0;
+};
+
+// A sink that answers later, on the event loop it belongs to (gateway/spool/loop_sink.hpp): the
+// pipeline's non-blocking half (Pipeline::submit_mapped_async) hands it records there.
+class AsyncSink {
+ public:
+  using Clock = std::chrono::steady_clock;
+  using Done = std::function<void(std::vector<Result<SinkOutcome>>)>;
+  virtual ~AsyncSink() = default;
+  // Whether put_all can start now without waiting for anything (its connection up, the stream
+  // verified, nothing of its spool to look up): when not, the caller takes the blocking path.
+  virtual bool ready() const = 0;
+  // As Sink::put_all, on the loop's thread: `done` runs there once, never inside this call.
+  virtual void put_all(std::vector<SinkRecord> records, Clock::time_point deadline, Done done) = 0;
 };
 
 // JetStream alone: what a 2xx meant before the spool.

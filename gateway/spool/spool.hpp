@@ -94,6 +94,8 @@ class Spool {
   // Whether a record with this id is held. A read error answers false (append_all still
   // refuses to spool the id twice).
   bool contains(std::string_view id) const;
+  // Nothing spooled (an atomic read: no lock, no query).
+  bool empty() const { return depth_.load(std::memory_order_acquire) == 0; }
   // Oldest first, at most `limit` items.
   Result<std::vector<SpooledItem>> peek(size_t limit) const;
   // After JetStream acknowledged it. Removing an absent seq is not an error.

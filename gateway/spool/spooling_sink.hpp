@@ -34,6 +34,7 @@ class SpoolingSink : public Sink {
   std::vector<Result<SinkOutcome>> put_all(const std::vector<SinkRecord>& records,
                                            Clock::time_point deadline) override;
   bool holds(std::string_view id) const override { return spool_.contains(id); }
+  bool holds_nothing() const override { return spool_.empty(); }
   bool jetstream_ready() const override { return jetstream_.jetstream_ready(); }
 
   SpoolStats stats() const { return spool_.stats(); }
@@ -41,11 +42,13 @@ class SpoolingSink : public Sink {
   bool full() const;
   const Spool& spool() const { return spool_; }
 
- private:
   // Appends the records at `which` to the spool in one transaction and sets their outcomes
-  // (spooled, or not_durable when the spool refuses).
+  // (spooled, or not_durable when the spool refuses); wakes the replayer. Blocks for the fsync
+  // (the event loop's sink calls it from a worker).
   void spool_all(const std::vector<SinkRecord>& records, std::vector<size_t> which,
                  std::vector<Result<SinkOutcome>>& outcomes);
+
+ private:
   void replay_loop();
   // Drains what it can of the oldest items; returns how many left the spool (0: back off).
   size_t replay_batch();

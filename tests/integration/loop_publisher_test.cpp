@@ -74,7 +74,9 @@ struct LoopOnServer {
     loop->post([this, result, messages = std::move(messages), deadline]() mutable {
       loop_publisher->publish_all(
           std::move(messages), deadline,
-          [result](LoopPublisher::Outcomes outcomes) { result->set_value(std::move(outcomes)); });
+          [result](LoopPublisher::Outcomes outcomes, std::vector<PublishMessage>) {
+            result->set_value(std::move(outcomes));
+          });
     });
     return future;
   }

@@ -206,6 +206,24 @@ struct HangingDownloads {
   std::vector<std::thread> threads;
 };
 
+// http.server: loop with 2 workers (so 8 may wait), both held by hanging downloads.
+struct BusyFront {
+  NatsServer nats;
+  FakeUpstream upstream;
+  RunningGateway gateway;
+  HangingDownloads holders;
+  BusyFront() : gateway(config(nats.url(), upstream.url())), holders(gateway, 2) {
+    REQUIRE(eventually([&] { return upstream.hanging() == 2; }, seconds(10)));
+  }
+  static std::string config(const std::string& nats_url, const std::string& upstream) {
+    std::string yaml = media_config(nats_url, upstream,
+                                    "  server: loop\n  media_workers: 4\n  media_queue: 16\n"
+                                    "  media_first_byte_timeout: 20s\n");
+    yaml.replace(yaml.find("  threads: 8\n"), 13, "  threads: 2\n");
+    return yaml;
+  }
+};
+
 }  // namespace
 
 TEST_CASE("media proxy: unknown accounts 404, a wrong bearer 401, before anything is fetched",
@@ -357,15 +375,8 @@ TEST_CASE("event-loop front: every worker busy and the queue full is a 503 at on
           "[integration][media][front]") {
   // http.server: loop, 2 workers (4 x 2 = 8 may wait): two hanging downloads hold both
   // workers, requests queue behind them, and once 8 wait the next is refused on its loop.
-  NatsServer nats;
-  FakeUpstream upstream;
-  std::string yaml = media_config(nats.url(), upstream.url(),
-                                  "  server: loop\n  media_workers: 4\n  media_queue: 16\n"
-                                  "  media_first_byte_timeout: 20s\n");
-  yaml.replace(yaml.find("  threads: 8\n"), 13, "  threads: 2\n");
-  RunningGateway gateway(yaml);
-  HangingDownloads holders(gateway, 2);
-  REQUIRE(eventually([&] { return upstream.hanging() == 2; }, seconds(10)));
+  BusyFront front;
+  auto& [nats, upstream, gateway, holders] = front;
   // Each probe either waits in the queue (its client gives up after 300 ms; the request stays
   // queued) or, once 8 wait, is refused at once.
   std::optional<httplib::Response> refused;
@@ -391,4 +402,41 @@ TEST_CASE("event-loop front: every worker busy and the queue full is a 503 at on
   CHECK(eventually([&] {
     return gateway.gateway().metrics().http_requests.value({"GET /healthz", "200"}) >= 9;
   }));
+}
+
+TEST_CASE("event-loop front: a webhook is answered from its loop while every worker is busy",
+          "[integration][media][front]") {
+  // http.server: loop, 2 workers, both held by hanging downloads: a Telegram update is still
+  // checked, mapped, published on the loop's own NATS connection and answered from its PubAck.
+  // Handed to a worker it would wait behind the downloads (20 s) and its client give up.
+  BusyFront front;
+  auto& [nats, upstream, gateway, holders] = front;
+
+  httplib::Client client("127.0.0.1", gateway.port());
+  client.set_read_timeout(5, 0);
+  const std::string update = channel_fixture("telegram", "message_text_ru_emoji_entities.json");
+  const httplib::Headers secret = {{"X-Telegram-Bot-Api-Secret-Token", kSecret}};
+  auto answered = client.Post("/v1/telegram/shopbot", secret, update, "application/json");
+  REQUIRE(answered);
+  CHECK(answered->status == 200);
+  CHECK(answered->body == R"({"ok":true})");
+  // A wrong secret is refused there too, counted as an auth failure like on a worker.
+  const httplib::Headers wrong = {{"X-Telegram-Bot-Api-Secret-Token", "not-the-secret"}};
+  auto refused = client.Post("/v1/telegram/shopbot", wrong, update, "application/json");
+  REQUIRE(refused);
+  CHECK(refused->status == 401);
+  CHECK(gateway.gateway().metrics().auth_failures.value({"POST /v1/telegram/:account"}) == 1);
+  // The retry of the same update is a duplicate: answered 200, stored once.
+  auto again = client.Post("/v1/telegram/shopbot", secret, update, "application/json");
+  REQUIRE(again);
+  CHECK(again->status == 200);
+  CHECK(gateway.gateway().metrics().http_requests.value({"POST /v1/telegram/:account", "200"}) ==
+        2);
+  CHECK(gateway.gateway().metrics().duplicates.value({"telegram"}) == 1);
+  const auto stored = read_stream(nats.url());
+  REQUIRE(stored.size() == 1);
+  CHECK(stored[0].subject.rfind("omnigate.interactions.telegram.shopbot.", 0) == 0);
+  CHECK(schema_problems(stored).empty());
+  upstream.release_hangs();
+  CHECK(holders.join() == std::vector<int>{200, 200});
 }

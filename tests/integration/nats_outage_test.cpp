@@ -171,6 +171,13 @@ TEST_CASE("attempts whose ack never comes are taken back from nats.c at the disc
   REQUIRE(response);
   CHECK(response->status == 503);  // the API channel's policy: not durable, retry later
   CHECK(response->has_header("Retry-After"));
-  // At least the attempt that timed out was still held by nats.c and is taken back.
-  CHECK(eventually([&] { return metrics.publish_failures.value({"ack_lost"}) >= 1; }));
+  if (gateway.gateway().config().http.server == "loop") {
+    // The front publishes on its loop's own connection, where nats.c holds nothing: what is in
+    // flight fails at the disconnect itself.
+    CHECK(metrics.publish_failures.value({"disconnected"}) >= 1);
+    CHECK(metrics.publish_failures.value({"ack_lost"}) == 0);
+  } else {
+    // At least the attempt that timed out was still held by nats.c and is taken back.
+    CHECK(eventually([&] { return metrics.publish_failures.value({"ack_lost"}) >= 1; }));
+  }
 }
