@@ -458,7 +458,7 @@ void LoopPublisher::judge(Batch& batch, size_t index, natsStatus status,
     case AttemptVerdict::confirmed:
       // The stream holds the record now; this only spares our own retries the wait for the
       // stream follower.
-      publisher_.seen_index().insert(batch.messages[index].id);
+      publisher_.seen_index().confirmed(batch.messages[index].id, result->sequence);
       settle(batch, index, std::move(result));
       return;
     case AttemptVerdict::settled:

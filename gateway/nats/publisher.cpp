@@ -585,7 +585,7 @@ std::vector<Result<PublishOutcome>> Publisher::publish_all(std::span<const Publi
         case AttemptVerdict::confirmed:
           // The stream holds the record now; this only spares our own retries the wait for
           // the stream follower.
-          seen_index_.insert(items[i].id);
+          seen_index_.confirmed(items[i].id, results[i]->sequence);
           break;
         case AttemptVerdict::settled:
           break;

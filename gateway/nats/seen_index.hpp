@@ -82,6 +82,9 @@ class SeenIndex : public DedupIndex {
   // Whether the id (UUID text) was made durable within the horizon. Non-UUID text: false.
   bool contains(std::string_view id) const override;
   void insert(std::string_view id, SysClock::time_point at = SysClock::now());
+  // A PubAck of our stream: the id, and that the stream's message at `sequence` is one the
+  // index knows, so the follower need not read it back (a single instance reads nothing).
+  void confirmed(std::string_view id, uint64_t sequence);
   size_t size() const;
   size_t memory_bytes() const;
   // Drops the slices that are wholly past the horizon.
@@ -103,6 +106,8 @@ class SeenIndex : public DedupIndex {
   mutable std::mutex caught_up_mutex_;
   mutable std::condition_variable caught_up_cv_;
   std::atomic<bool> stopping_{false};
+  std::mutex confirmed_mutex_;
+  std::vector<uint64_t> confirmed_;  // sequences PubAcked since the follower last looked
   std::thread thread_;
 };
 
