@@ -712,6 +712,10 @@ void Gateway::add_dedup_gauges() {
   metrics_.add_gauge("omnigate_dedup_index_ids",
                      "Interaction ids within the dedup horizon held by the dedup index.",
                      [&index] { return static_cast<double>(index.size()); });
+  metrics_.add_gauge("omnigate_dedup_index_read_messages",
+                     "Messages the dedup index has read back from the stream since start (its "
+                     "catch-up, then only what other instances stored).",
+                     [&index] { return static_cast<double>(index.messages_read()); });
   metrics_.add_gauge("omnigate_dedup_index_bytes", "Memory of the dedup index's tables.",
                      [&index] { return static_cast<double>(index.memory_bytes()); });
   metrics_.add_gauge("omnigate_dedup_index_caught_up",

@@ -344,6 +344,7 @@ void SeenIndex::follow_loop(jsCtx* jetstream, const std::string& stream,
         const char* id = nullptr;
         if (natsMsgHeader_Get(raw_msg, "Nats-Msg-Id", &id) == NATS_OK && id != nullptr)
           insert(id, at);
+        read_back_.fetch_add(1, std::memory_order_relaxed);
         next_sequence = sequence + 1;
         if (!caught_up_) ++delivered_before_caught_up;
         // The round ends at the stream's end as it began: what is stored meanwhile is the next

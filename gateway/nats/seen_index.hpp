@@ -87,6 +87,8 @@ class SeenIndex : public DedupIndex {
   void confirmed(std::string_view id, uint64_t sequence);
   size_t size() const;
   size_t memory_bytes() const;
+  // Messages the follower has read back from the stream since start (its catch-up included).
+  uint64_t messages_read() const { return read_back_.load(std::memory_order_relaxed); }
   // Drops the slices that are wholly past the horizon.
   void prune(SysClock::time_point now = SysClock::now());
   // Marks the index complete (tests, and the follower when the stream holds nothing to read).
@@ -106,6 +108,7 @@ class SeenIndex : public DedupIndex {
   mutable std::mutex caught_up_mutex_;
   mutable std::condition_variable caught_up_cv_;
   std::atomic<bool> stopping_{false};
+  std::atomic<uint64_t> read_back_{0};
   std::mutex confirmed_mutex_;
   std::vector<uint64_t> confirmed_;  // sequences PubAcked since the follower last looked
   std::thread thread_;
