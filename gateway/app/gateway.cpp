@@ -978,10 +978,12 @@ std::shared_ptr<Gateway::FrontRoute> Gateway::route_front(const RequestHead& hea
 Result<int> Gateway::bind_front() {
   const HttpConfig& http = config_.http;
   workers_ = std::make_unique<WorkPool>(static_cast<size_t>(http.threads));
+  spoolers_ = std::make_unique<WorkPool>(2);
   max_queued_ = static_cast<size_t>(http.threads) * 4;
   LoopServer::Options options;
   options.limits = guard_limits(http);
   options.loops = static_cast<size_t>(http.loops);
+  options.listen_backlog = http.listen_backlog;
   options.retry_after = std::chrono::duration_cast<std::chrono::seconds>(http.retry_after);
   options.on_event = [this](GuardEvent e) {
     metrics_.http_refused.inc({std::string(guard_event_name(e))});
@@ -1154,9 +1156,18 @@ bool Gateway::intake_on_loop(FrontRequest& front, Responder& responder,
     std::string client;
     Reply (*durable)(const std::vector<Accepted>&) = nullptr;
     log::SuspendedRequest log;
+    bool suspended = false;
     std::function<void()> gone;  // set once submitted: stop() waits for every submitted one
     ~Pending() {
       if (gone) gone();
+    }
+    void suspend() {
+      log = log::request_suspend();
+      suspended = true;
+    }
+    void resume() {
+      if (suspended) log::request_resume(std::move(log));
+      suspended = false;
     }
   };
   auto pending = std::make_shared<Pending>();
@@ -1166,11 +1177,22 @@ bool Gateway::intake_on_loop(FrontRequest& front, Responder& responder,
   log::request_begin(front.received);
   // Every answer, here or later, on this loop or a worker: what answer_route gives each.
   auto answer = [this, route](Pending& p, Reply reply) {
+    if (!p.routed) return;  // answered already (a failure answered 500)
     settle(*route, p.routed->account, p.client, reply);
     const int status = reply.status;
     p.responder.answer(std::move(reply));
     p.routed.reset();
     log_request(p.method, status);
+  };
+  // What an exception leaves: a 500 if nothing was answered, as the threaded server's.
+  auto failed = [this, route](Pending& p) {
+    p.resume();
+    log::error("http", "unhandled exception on " + p.method + " " + route->label);
+    metrics_.http_requests.inc({"exception", "500"});
+    if (!p.routed) return;
+    p.responder.answer(Reply::error(make_error(ErrorCode::internal, "route", "internal error")));
+    p.routed.reset();
+    log_request(p.method, 500);
   };
   if (loop_intake_closed_.load(std::memory_order_acquire)) {
     log::request_route(route->label, "");
@@ -1205,11 +1227,17 @@ bool Gateway::intake_on_loop(FrontRequest& front, Responder& responder,
       if (--loop_intakes_ == 0) loop_intakes_idle_.notify_all();
     };
     // Suspended while the loop serves others; `done` may run inside the call below.
-    pending->log = log::request_suspend();
-    auto done = [pending, answer](Result<std::vector<Accepted>> accepted) {
-      log::request_resume(std::move(pending->log));
-      Reply reply = accepted ? pending->durable(*accepted) : Reply::error(accepted.error());
-      answer(*pending, std::move(reply));
+    pending->suspend();
+    auto done = [pending, answer, failed](Result<std::vector<Accepted>> accepted,
+                                          std::vector<std::string> durable_ids) {
+      try {  // on the loop: nothing may escape (it would end the process)
+        pending->resume();
+        for (const auto& id : durable_ids) log::request_interaction(id);
+        Reply reply = accepted ? pending->durable(*accepted) : Reply::error(accepted.error());
+        answer(*pending, std::move(reply));
+      } catch (const std::exception&) {
+        failed(*pending);
+      }
     };
     if (pipeline_->submit_mapped_async(intake.mapped, route->channel, deadline,
                                        *loop_sinks_[front.loop_index], std::move(done))) {
@@ -1218,33 +1246,30 @@ bool Gateway::intake_on_loop(FrontRequest& front, Responder& responder,
     // Not without blocking (NATS away, the spool holding interactions, the dedup index still
     // reading the stream, a raw archive write): what was mapped goes through the blocking
     // pipeline on a worker, as the threaded server's handler does.
-    auto run = [this, pending, answer, intake = std::move(intake), deadline]() mutable {
-      log::request_resume(std::move(pending->log));
-      const FrontRoute& held = *pending->routed;
-      auto pin = held.route->connector && held.accounts
-                     ? held.route->connector->pin_snapshot(held.accounts)
-                     : nullptr;
-      Reply reply = submit_intake(std::move(intake), held.route->channel, deadline);
-      pin.reset();
-      answer(*pending, std::move(reply));
+    auto run = [this, pending, answer, failed, intake = std::move(intake), deadline]() mutable {
+      try {
+        pending->resume();
+        const FrontRoute& held = *pending->routed;
+        auto pin = held.route->connector && held.accounts
+                       ? held.route->connector->pin_snapshot(held.accounts)
+                       : nullptr;
+        Reply reply = submit_intake(std::move(intake), held.route->channel, deadline);
+        pin.reset();
+        answer(*pending, std::move(reply));
+      } catch (const std::exception&) {
+        failed(*pending);
+      }
     };
     const auto admission = workers_->try_post(std::move(run), max_queued_);
     if (admission == WorkPool::Admission::posted) return true;
-    log::request_resume(std::move(pending->log));
+    pending->resume();
     answer(*pending,
            Reply::error(make_error(ErrorCode::not_durable, "route",
                                    admission == WorkPool::Admission::closed
                                        ? "the gateway is shutting down"
                                        : "the gateway is at capacity: every worker is busy")));
   } catch (const std::exception&) {
-    log::error("http", "unhandled exception on " + pending->method + " " + route->label);
-    metrics_.http_requests.inc({"exception", "500"});
-    if (pending->routed) {  // not answered yet
-      pending->responder.answer(
-          Reply::error(make_error(ErrorCode::internal, "route", "internal error")));
-      pending->routed.reset();
-    }
-    log_request(pending->method, 500);
+    failed(*pending);
   }
   return true;
 }
@@ -1262,7 +1287,7 @@ void Gateway::start_loop_sinks() {
       return;
     }
     loop_sinks_.push_back(
-        std::make_unique<LoopSink>(front_->loop(i), **started, *spooling_sink_, *workers_));
+        std::make_unique<LoopSink>(front_->loop(i), **started, *spooling_sink_, *spoolers_));
     loop_publishers_.push_back(std::move(started.value()));
   }
   loop_sinks_ready_.store(true, std::memory_order_release);

@@ -204,6 +204,7 @@ class Gateway : public Router {
   std::unique_ptr<GuardedServer> server_;
   // http.server: loop. Workers before the front: the front stops (joins its loops) first.
   std::unique_ptr<WorkPool> workers_;
+  std::unique_ptr<WorkPool> spoolers_;  // the loops' spool writes, apart from slow handlers
   std::unique_ptr<LoopServer> front_;
   std::mutex front_mutex_;  // guards the two flags below (serve() waits on them)
   std::condition_variable front_stopped_signal_;

@@ -1021,7 +1021,7 @@ void Responder::answer(Reply reply) {
 namespace {
 
 // A listening socket on host:port with SO_REUSEPORT, so each loop accepts its own share.
-Result<int> listen_on(const std::string& host, int port) {
+Result<int> listen_on(const std::string& host, int port, int backlog) {
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
@@ -1043,7 +1043,7 @@ Result<int> listen_on(const std::string& host, int port) {
     int one = 1;
     ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
     ::setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
-    if (::bind(fd, a->ai_addr, a->ai_addrlen) == 0 && ::listen(fd, SOMAXCONN) == 0) {
+    if (::bind(fd, a->ai_addr, a->ai_addrlen) == 0 && ::listen(fd, backlog) == 0) {
       ::freeaddrinfo(found);
       return fd;
     }
@@ -1081,7 +1081,8 @@ Result<std::unique_ptr<LoopServer>> LoopServer::start(const std::string& host, i
     if (!loop) return loop.error();
     state->loop = std::move(*loop);
     // The first listener picks the port (0: any free one); the others share it.
-    auto fd = listen_on(host, i == 0 ? port : server->port_);
+    auto fd =
+        listen_on(host, i == 0 ? port : server->port_, server->shared_->options.listen_backlog);
     if (!fd) return fd.error();
     state->listen_fd = *fd;
     if (i == 0) server->port_ = bound_port(*fd);

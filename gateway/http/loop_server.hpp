@@ -27,6 +27,8 @@
 // Connections are edge-triggered and registered once: serving a request costs no epoll_ctl.
 #pragma once
 
+#include <sys/socket.h>
+
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -103,8 +105,9 @@ class LoopServer {
   using Handler = std::function<void(FrontRequest& request, Responder responder)>;
 
   struct Options {
-    HttpGuardLimits limits;  // `threads` is not used: see `loops`
-    size_t loops = 0;        // 0: one per core
+    HttpGuardLimits limits;          // `threads` is not used: see `loops`
+    size_t loops = 0;                // 0: one per core
+    int listen_backlog = SOMAXCONN;  // per loop's listener (SO_REUSEPORT: one each)
     // The largest body a request may have, decided from its head (the route's max_body) and
     // what on_head made of it (null without on_head); 0 refuses every body.
     std::function<uint64_t(const RequestHead& head, const void* context)> body_cap;

@@ -75,9 +75,10 @@ struct Pipeline::Batch {
   std::vector<size_t> first_with_id;  // a repeat within the batch -> its first, else n
   std::vector<SinkRecord> records;
   std::chrono::steady_clock::time_point stored_from;  // when the records went to the sink
+  std::vector<std::string> durable_ids;  // for the request log line: ids, never contents
 };
 
-void Pipeline::prepare(std::vector<Submission> submissions, bool index_complete,
+void Pipeline::prepare(std::vector<Submission> submissions, bool index_complete, bool look_in_spool,
                        std::chrono::steady_clock::time_point deadline, Batch& batch) {
   const size_t n = submissions.size();
   batch.n = n;
@@ -123,7 +124,7 @@ void Pipeline::prepare(std::vector<Submission> submissions, bool index_complete,
     }
     // Long-horizon dedup in front of every sink: a provider retry days later, or of an event
     // still in the spool, is a duplicate, not a second message.
-    if (seen_.contains(in.id) || sink_.holds(in.id)) {
+    if (seen_.contains(in.id) || (look_in_spool && sink_.holds(in.id))) {
       metrics_.duplicates.inc({in.channel});
       outcomes[i] = Accepted{in.id, 0, true, false};
       continue;
@@ -200,7 +201,7 @@ std::vector<Result<Accepted>> Pipeline::finish(Batch& batch,
       activity.durable(in.channel, in.account, "published");
     }
     outcomes[i] = Accepted{in.id, outcome->sequence, outcome->duplicate, outcome->spooled};
-    log::request_interaction(in.id);  // for the request log line: ids, never contents
+    batch.durable_ids.push_back(in.id);
   }
   return std::move(outcomes);
 }
@@ -214,10 +215,12 @@ std::vector<Result<Accepted>> Pipeline::submit_all(std::vector<Submission> submi
   const bool index_complete =
       seen_.caught_up() || (sink_.jetstream_ready() && seen_.wait_caught_up(index_wait_until));
   Batch batch;
-  prepare(std::move(submissions), index_complete, deadline, batch);
+  prepare(std::move(submissions), index_complete, true, deadline, batch);
   auto stored = batch.records.empty() ? std::vector<Result<SinkOutcome>>{}
                                       : sink_.put_all(batch.records, deadline);
-  return finish(batch, stored);
+  auto outcomes = finish(batch, stored);
+  for (const auto& id : batch.durable_ids) log::request_interaction(id);
+  return outcomes;
 }
 
 namespace {
@@ -241,20 +244,25 @@ bool Pipeline::submit_mapped_async(Mapped& mapped, std::string_view channel,
   if (archives || !seen_.caught_up() || !sink_.holds_nothing() || !sink.ready()) return false;
   for (const auto& type : mapped.ignored) metrics_.ignored_events.inc({std::string(channel), type});
   if (mapped.submissions.empty()) {
-    done(std::vector<Accepted>{});
+    done(std::vector<Accepted>{}, {});
     return true;
   }
   auto batch = std::make_shared<Batch>();
-  prepare(std::move(mapped.submissions), true, deadline, *batch);
+  // The spool was empty just now, and a lookup would take its lock on the loop. Should another
+  // request spool the same id meanwhile, the replayer finds the copy published here in the
+  // dedup index and drops its own.
+  prepare(std::move(mapped.submissions), true, false, deadline, *batch);
   if (batch->records.empty()) {
     std::vector<Result<SinkOutcome>> none;
-    done(all_or_first_error(finish(*batch, none)));
+    auto outcomes = finish(*batch, none);
+    done(all_or_first_error(std::move(outcomes)), std::move(batch->durable_ids));
     return true;
   }
   std::vector<SinkRecord> records = std::move(batch->records);
   sink.put_all(std::move(records), deadline,
                [this, batch, done = std::move(done)](std::vector<Result<SinkOutcome>> stored) {
-                 done(all_or_first_error(finish(*batch, stored)));
+                 auto outcomes = finish(*batch, stored);
+                 done(all_or_first_error(std::move(outcomes)), std::move(batch->durable_ids));
                });
   return true;
 }

@@ -62,8 +62,11 @@ class Pipeline {
   // the request needs what a loop must not wait for -- the dedup index still catching up, a raw
   // archive write, a spool holding interactions (its lookups take its lock), `sink` not ready --
   // then submit_mapped on a worker. Else `done` runs once on the sink's loop (inside this call
-  // when nothing needed the sink) with what submit_mapped would have returned.
-  using MappedDone = std::function<void(Result<std::vector<Accepted>>)>;
+  // when nothing needed the sink) with what submit_mapped would have returned, and the ids it
+  // made durable for the request log line (log::request_interaction: the caller's record is
+  // suspended meanwhile, so the pipeline cannot note them itself).
+  using MappedDone =
+      std::function<void(Result<std::vector<Accepted>>, std::vector<std::string> durable_ids)>;
   bool submit_mapped_async(Mapped& mapped, std::string_view channel,
                            std::chrono::steady_clock::time_point deadline, AsyncSink& sink,
                            MappedDone done);
@@ -71,8 +74,8 @@ class Pipeline {
  private:
   struct Batch;
   // submit_all's two halves around the sink: everything before it (the records to store), and
-  // everything after (outcomes, metrics, activity, the request log's ids).
-  void prepare(std::vector<Submission> submissions, bool index_complete,
+  // everything after (outcomes, metrics, activity; the ids for the request log in the batch).
+  void prepare(std::vector<Submission> submissions, bool index_complete, bool look_in_spool,
                std::chrono::steady_clock::time_point deadline, Batch& batch);
   std::vector<Result<Accepted>> finish(Batch& batch, std::vector<Result<SinkOutcome>>& stored);
 

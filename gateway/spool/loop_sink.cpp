@@ -12,11 +12,34 @@ struct LoopSink::Put {
   std::vector<size_t> to_spool;  // records JetStream did not take in time, which may spool
   int open_parts = 0;            // publish batches not answered yet
   Done done;
+  // What the completions need, held here rather than through the sink: a completion deferred
+  // by the publisher may run after the sink is gone (the gateway stopping).
+  EventLoop* loop = nullptr;
+  SpoolingSink* spooling = nullptr;
+  WorkPool* spoolers = nullptr;
 };
 
+namespace {
+
+void part_done(const std::shared_ptr<LoopSink::Put>& put) {
+  if (--put->open_parts > 0) return;
+  if (put->to_spool.empty()) {
+    put->done(std::move(put->outcomes));
+    return;
+  }
+  // The fsync on a spooler thread; the answer back on this loop. post(), not try_post(): a
+  // record that JetStream did not take is spooled even while the gateway stops.
+  put->spoolers->post([put] {
+    put->spooling->spool_all(put->records, put->to_spool, put->outcomes);
+    put->loop->post([put] { put->done(std::move(put->outcomes)); });
+  });
+}
+
+}  // namespace
+
 LoopSink::LoopSink(EventLoop& loop, LoopPublisher& publisher, SpoolingSink& spooling,
-                   WorkPool& workers)
-    : loop_(loop), publisher_(publisher), spooling_(spooling), workers_(workers) {}
+                   WorkPool& spoolers)
+    : loop_(loop), publisher_(publisher), spooling_(spooling), spoolers_(spoolers) {}
 
 void LoopSink::put_all(std::vector<SinkRecord> records, Clock::time_point deadline, Done done) {
   auto put = std::make_shared<Put>();
@@ -24,6 +47,9 @@ void LoopSink::put_all(std::vector<SinkRecord> records, Clock::time_point deadli
   put->outcomes.assign(put->records.size(), Result<SinkOutcome>(make_error(
                                                 ErrorCode::internal, "spool", "not processed")));
   put->done = std::move(done);
+  put->loop = &loop_;
+  put->spooling = &spooling_;
+  put->spoolers = &spoolers_;
   // The spool's share of the deadline, as SpoolingSink::put_all leaves it.
   const auto left = std::chrono::duration_cast<milliseconds>(deadline - Clock::now());
   const auto publish_deadline = deadline - std::min(milliseconds(500), left / 4);
@@ -48,8 +74,8 @@ void LoopSink::publish(const std::shared_ptr<Put>& put, std::vector<size_t> whic
   }
   publisher_.publish_all(
       std::move(messages), until,
-      [this, put, which = std::move(which)](LoopPublisher::Outcomes outcomes,
-                                            std::vector<PublishMessage> back) {
+      [put, which = std::move(which)](LoopPublisher::Outcomes outcomes,
+                                      std::vector<PublishMessage> back) {
         for (size_t k = 0; k < which.size(); ++k) {
           const size_t i = which[k];
           SinkRecord& record = put->records[i];
@@ -66,20 +92,6 @@ void LoopSink::publish(const std::shared_ptr<Put>& put, std::vector<size_t> whic
         }
         part_done(put);
       });
-}
-
-void LoopSink::part_done(const std::shared_ptr<Put>& put) {
-  if (--put->open_parts > 0) return;
-  if (put->to_spool.empty()) {
-    put->done(std::move(put->outcomes));
-    return;
-  }
-  // The fsync on a worker; the answer back on this loop. post(), not try_post(): a record that
-  // JetStream did not take is spooled even while the gateway stops.
-  workers_.post([&spooling = spooling_, &loop = loop_, put] {
-    spooling.spool_all(put->records, put->to_spool, put->outcomes);
-    loop.post([put] { put->done(std::move(put->outcomes)); });
-  });
 }
 
 }  // namespace omnigate

@@ -21,22 +21,24 @@ namespace omnigate {
 
 class LoopSink : public AsyncSink {
  public:
-  // All outlive the sink; `publisher` publishes on `loop`. Spool jobs still running when the
-  // sink goes are not cut short: they hold nothing of it.
-  LoopSink(EventLoop& loop, LoopPublisher& publisher, SpoolingSink& spooling, WorkPool& workers);
+  // All outlive the sink; `publisher` publishes on `loop`; `spoolers` write the spool (threads
+  // of their own: behind the request workers, a spool write would wait for slow handlers).
+  // The loop, the spooling sink and the spoolers must also outlive the completions the
+  // publisher still holds: those hold nothing of the sink itself.
+  LoopSink(EventLoop& loop, LoopPublisher& publisher, SpoolingSink& spooling, WorkPool& spoolers);
 
   bool ready() const override { return publisher_.ready(); }
   void put_all(std::vector<SinkRecord> records, Clock::time_point deadline, Done done) override;
 
+  struct Put;  // one put_all in progress
+
  private:
-  struct Put;
   void publish(const std::shared_ptr<Put>& put, std::vector<size_t> which, Clock::time_point until);
-  void part_done(const std::shared_ptr<Put>& put);
 
   EventLoop& loop_;
   LoopPublisher& publisher_;
   SpoolingSink& spooling_;
-  WorkPool& workers_;
+  WorkPool& spoolers_;
 };
 
 }  // namespace omnigate
