@@ -8,6 +8,8 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 export BENCH_SECONDS=${BENCH_SECONDS:-5}
+# What it tunes is cpp-httplib's server (http.server: threads), not the default event-loop front.
+export OMNIGATE_BENCH_HTTP_SERVER=${OMNIGATE_BENCH_HTTP_SERVER:-threads}
 out="$ROOT/bench/results"
 mkdir -p "$out"
 

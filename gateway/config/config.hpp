@@ -41,10 +41,11 @@ struct SpoolConfig {                  // top-level `spool:` section of the confi
 struct HttpConfig {
   std::string address = "127.0.0.1";
   int port = 8080;
-  // "threads": cpp-httplib, a worker per request being read or handled (the default);
-  // "loop": the event-loop front, one loop per core reading every connection, `threads`
-  // workers running the handlers (gateway/http/loop_server.hpp).
-  std::string server = "threads";
+  // "loop" (the default): the event-loop front, one loop per core reading every connection and
+  // answering the webhooks that only map, `threads` workers running the other handlers
+  // (gateway/http/loop_server.hpp); "threads": cpp-httplib, a worker per request being read
+  // or handled.
+  std::string server = "loop";
   int loops = 0;     // event loops of server: loop; 0 = one per core
   int threads = 64;  // requests read or handled at once (server: threads), handled (loop)
   int listen_backlog = 1024;

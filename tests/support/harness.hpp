@@ -130,8 +130,8 @@ inline const std::string kApiToken = "test-token-0123456789abcdef";
 std::string channel_fixture(const std::string& channel, const std::string& name);
 
 // The config with `http.server: <$OMNIGATE_TEST_HTTP_SERVER>` added to its http: section when
-// that is set: ctest runs the HTTP-facing suites and the fault suite once more on the
-// event-loop front ("front: ", "faults on the front: "). RunningGateway and GatewayProcess
+// that is set: ctest runs the HTTP-facing suites and the fault suite once more on cpp-httplib
+// ("threads: ", "faults on threads: "; the default is the event-loop front). RunningGateway and GatewayProcess
 // apply it to every config they start.
 std::string with_test_http_server(std::string yaml);
 
